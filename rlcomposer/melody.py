@@ -1,0 +1,471 @@
+"""The melody: the one value object every part of rlcomposer passes around.
+
+Encoding (the Magenta melody encoding used by RL Tuner): a grid of sixteenth
+notes, one token per step.
+
+* ``REST`` (0): silence starts on this step.
+* ``HOLD`` (1): keep sounding the previous note; after a ``REST`` or at step 0
+  it continues the silence.
+* ``pitch_token(p)`` (2 + p - 48): a note of MIDI pitch ``p`` starts on this step,
+  for ``p`` in ``MIN_PITCH..MAX_PITCH`` (48..84, C3..C6).
+
+A bar is ``STEPS_PER_BAR`` = 16 steps (one bar of 4/4 or 2/2, two bars of 2/4);
+a quarter note is ``STEPS_PER_QUARTER`` = 4 steps.
+
+Several token sequences can sound the same (``REST REST`` and ``REST HOLD``; a
+leading ``HOLD`` and a leading ``REST``). :meth:`Melody.canonical` picks one:
+every silence starts with ``REST`` and continues with ``HOLD``. Conversions *to*
+tokens (from notes, streams, MIDI, MusicXML, JSON of notes) give canonical tokens,
+so ``Melody.from_notes(m.notes(), m.num_steps) == m.canonical()``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REST = 0
+HOLD = 1
+MIN_PITCH = 48
+MAX_PITCH = 84
+NUM_SPECIAL_TOKENS = 2
+VOCAB_SIZE = NUM_SPECIAL_TOKENS + MAX_PITCH - MIN_PITCH + 1  # 39
+STEPS_PER_QUARTER = 4
+STEPS_PER_BAR = 16
+JSON_FORMAT = "rlcomposer.melody"
+JSON_VERSION = 1
+MIDI_TICKS_PER_QUARTER = 480
+DEFAULT_TEMPO_BPM = 120.0
+
+Note = tuple[int, float, float]
+"""A sounding note: ``(midi_pitch, onset_beats, duration_beats)`` in quarter notes."""
+
+
+class MelodyError(ValueError):
+    """A melody, or a file meant to hold one, that cannot be represented.
+
+    ``reason`` is a short machine-readable word (``"chord"``, ``"off-grid"``,
+    ``"pitch-range"``, ...), used by the corpus to count skipped tunes.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
+
+
+def pitch_token(pitch: int) -> int:
+    """The token that starts a note of MIDI ``pitch``."""
+    if not MIN_PITCH <= pitch <= MAX_PITCH:
+        raise MelodyError(
+            f"pitch {pitch} is outside the melody range {MIN_PITCH}-{MAX_PITCH}", "pitch-range"
+        )
+    return NUM_SPECIAL_TOKENS + pitch - MIN_PITCH
+
+
+def token_pitch(token: int) -> int | None:
+    """The MIDI pitch a token starts, or ``None`` for ``REST`` / ``HOLD``."""
+    return None if token < NUM_SPECIAL_TOKENS else token - NUM_SPECIAL_TOKENS + MIN_PITCH
+
+
+def token_name(token: int) -> str:
+    """A readable name: ``REST``, ``HOLD`` or a pitch such as ``C4``."""
+    if token == REST:
+        return "REST"
+    if token == HOLD:
+        return "HOLD"
+    names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+    pitch = token_pitch(token)
+    assert pitch is not None
+    return f"{names[pitch % 12]}{pitch // 12 - 1}"
+
+
+def _grid_steps(beats: float, what: str) -> int:
+    steps = float(beats) * STEPS_PER_QUARTER
+    rounded = round(steps)
+    if abs(steps - rounded) > 1e-6:
+        raise MelodyError(f"{what} {float(beats):g} beats is off the sixteenth-note grid", "off-grid")
+    return int(rounded)
+
+
+@dataclass(frozen=True, eq=False)
+class Melody:
+    """A monophonic melody on the sixteenth-note grid.
+
+    ``tokens`` is a 1-D integer array of token ids (see the module docstring);
+    ``metadata`` carries provenance (title, source, model, seed, ...) as plain
+    JSON values. Two melodies are equal when their tokens are equal.
+    """
+
+    tokens: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        tokens = np.asarray(self.tokens)
+        if tokens.ndim != 1 or tokens.size == 0:
+            raise MelodyError("a melody needs a non-empty 1-D sequence of tokens", "empty")
+        if not np.issubdtype(tokens.dtype, np.integer):
+            if not np.all(np.equal(np.mod(tokens, 1), 0)):
+                raise MelodyError("melody tokens must be integers", "invalid")
+        if tokens.min() < 0 or tokens.max() >= VOCAB_SIZE:
+            bad = int(tokens[(tokens < 0) | (tokens >= VOCAB_SIZE)][0])
+            raise MelodyError(
+                f"token {bad} is outside the vocabulary 0..{VOCAB_SIZE - 1}", "pitch-range"
+            )
+        tokens = tokens.astype(np.int16)
+        tokens.setflags(write=False)
+        object.__setattr__(self, "tokens", tokens)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def num_steps(self) -> int:
+        """Length in sixteenth-note steps."""
+        return int(self.tokens.size)
+
+    @property
+    def num_bars(self) -> float:
+        """Length in 16-step bars (fractional if the melody is not whole bars)."""
+        return self.num_steps / STEPS_PER_BAR
+
+    @property
+    def duration_beats(self) -> float:
+        """Length in quarter notes."""
+        return self.num_steps / STEPS_PER_QUARTER
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Melody) and np.array_equal(self.tokens, other.tokens)
+
+    def __hash__(self) -> int:
+        return hash(self.tokens.tobytes())
+
+    def __len__(self) -> int:
+        return self.num_steps
+
+    def __repr__(self) -> str:
+        head = " ".join(token_name(int(t)) for t in self.tokens[:8])
+        more = " ..." if self.num_steps > 8 else ""
+        return f"Melody({self.num_steps} steps: {head}{more})"
+
+    # ------------------------------------------------------------- tokens/notes
+    @classmethod
+    def from_tokens(cls, tokens: Iterable[int], metadata: dict[str, Any] | None = None) -> Melody:
+        return cls(np.asarray(list(tokens) if not isinstance(tokens, np.ndarray) else tokens),
+                   dict(metadata or {}))
+
+    def notes(self) -> list[Note]:
+        """The sounding notes as ``(midi_pitch, onset_beats, duration_beats)``.
+
+        Beats are quarter notes from the start of the melody (step 0 is 0.0).
+        """
+        result: list[Note] = []
+        current_pitch: int | None = None
+        start = 0
+        for step, token in enumerate(self.tokens.tolist()):
+            if token == HOLD:
+                continue
+            if current_pitch is not None:
+                result.append(_note(current_pitch, start, step))
+            current_pitch = token_pitch(token)
+            start = step
+        if current_pitch is not None:
+            result.append(_note(current_pitch, start, self.num_steps))
+        return result
+
+    @classmethod
+    def from_notes(
+        cls,
+        notes: Iterable[Sequence[float]],
+        num_steps: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Melody:
+        """Build canonical tokens from ``(pitch, onset_beats, duration_beats)`` notes.
+
+        ``num_steps`` defaults to the end of the last note. Raises
+        :class:`MelodyError` for overlapping notes, notes off the grid, pitches
+        out of range, or notes past ``num_steps``.
+        """
+        placed: list[tuple[int, int, int]] = []
+        for pitch, onset, duration in notes:
+            if int(pitch) != pitch:
+                raise MelodyError(f"pitch {pitch} is not a whole MIDI number", "pitch-range")
+            start = _grid_steps(onset, "onset")
+            length = _grid_steps(duration, "duration")
+            if start < 0:
+                raise MelodyError(f"note onset {onset} is negative", "invalid")
+            if length <= 0:
+                raise MelodyError(f"note at beat {onset:g} has no duration", "invalid")
+            placed.append((start, start + length, pitch_token(int(pitch))))
+        placed.sort()
+        end = placed[-1][1] if placed else 0
+        if num_steps is None:
+            num_steps = end
+        if num_steps <= 0:
+            raise MelodyError("a melody needs at least one step", "empty")
+        if end > num_steps:
+            raise MelodyError(
+                f"a note ends at step {end}, after the melody's {num_steps} steps", "invalid"
+            )
+        tokens = np.full(num_steps, HOLD, dtype=np.int16)
+        previous_end = 0
+        for start, stop, token in placed:
+            if start < previous_end:
+                raise MelodyError(
+                    f"notes overlap at beat {start / STEPS_PER_QUARTER:g}: a melody is monophonic",
+                    "chord",
+                )
+            if start > previous_end:
+                tokens[previous_end] = REST
+            tokens[start] = token
+            previous_end = stop
+        if previous_end < num_steps:
+            tokens[previous_end] = REST
+        return cls(tokens, dict(metadata or {}))
+
+    def canonical(self) -> Melody:
+        """The same sound with canonical tokens (silences are ``REST HOLD ...``)."""
+        return Melody.from_notes(self.notes(), self.num_steps, self.metadata)
+
+    def transpose(self, semitones: int) -> Melody:
+        """Shift every pitch; raises :class:`MelodyError` if one leaves the range."""
+        notes = [(p + semitones, o, d) for p, o, d in self.notes()]
+        return Melody.from_notes(notes, self.num_steps, self.metadata)
+
+    def with_metadata(self, **updates: Any) -> Melody:
+        return Melody(self.tokens, {**self.metadata, **updates})
+
+    # --------------------------------------------------------------------- JSON
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "format": JSON_FORMAT,
+            "version": JSON_VERSION,
+            "steps_per_bar": STEPS_PER_BAR,
+            "num_steps": self.num_steps,
+            "tokens": self.tokens.tolist(),
+            "notes": [list(n) for n in self.notes()],
+            "metadata": self.metadata,
+        }
+
+    def to_json(self) -> str:
+        """Deterministic JSON (sorted keys): equal melodies give equal bytes."""
+        return json.dumps(self.to_json_dict(), sort_keys=True, indent=1) + "\n"
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> Melody:
+        if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
+            raise MelodyError(f"not an rlcomposer melody (expected format '{JSON_FORMAT}')")
+        if data.get("version") != JSON_VERSION:
+            raise MelodyError(f"unsupported melody JSON version {data.get('version')!r}")
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise MelodyError("melody JSON 'tokens' must be a list of integers")
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise MelodyError("melody JSON 'metadata' must be an object")
+        return cls(np.asarray(tokens, dtype=np.int64), metadata)
+
+    @classmethod
+    def from_json(cls, text: str) -> Melody:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise MelodyError(f"malformed JSON: {error}") from None
+        return cls.from_json_dict(data)
+
+    # ------------------------------------------------------------------ music21
+    def to_stream(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, title: str | None = None):
+        """A ``music21.stream.Score`` with one part in 4/4, C major / A minor."""
+        from music21 import key, metadata, meter, note, stream, tempo
+
+        part = stream.Part()
+        part.append(meter.TimeSignature("4/4"))
+        part.append(key.KeySignature(0))
+        part.append(tempo.MetronomeMark(number=tempo_bpm))
+        cursor = 0
+        for pitch, onset, duration in self.notes():
+            start = round(onset * STEPS_PER_QUARTER)
+            if start > cursor:
+                part.append(note.Rest(quarterLength=(start - cursor) / STEPS_PER_QUARTER))
+            part.append(note.Note(pitch, quarterLength=duration))
+            cursor = start + round(duration * STEPS_PER_QUARTER)
+        if cursor < self.num_steps:
+            part.append(note.Rest(quarterLength=(self.num_steps - cursor) / STEPS_PER_QUARTER))
+        score = stream.Score()
+        score.insert(0, metadata.Metadata(title=title or self.metadata.get("title", "Melody")))
+        score.insert(0, part)
+        return score
+
+    @classmethod
+    def from_stream(cls, score, metadata: dict[str, Any] | None = None) -> Melody:
+        """Tokens from a monophonic music21 stream (first part of a score).
+
+        Ties are merged and grace notes dropped. Raises :class:`MelodyError` for
+        chords, notes off the grid and pitches out of range.
+        """
+        from music21 import chord, stream
+
+        if isinstance(score, stream.Score) and score.parts:
+            score = score.parts[0]
+        flat = score.stripTies(inPlace=False).flatten()
+        notes: list[Note] = []
+        for element in flat.notesAndRests:
+            if element.duration.isGrace or element.duration.quarterLength == 0:
+                continue
+            if isinstance(element, chord.Chord):
+                raise MelodyError(f"a chord at beat {float(element.offset):g}", "chord")
+            if element.isRest:
+                continue
+            notes.append((int(element.pitch.midi), float(element.offset),
+                          float(element.duration.quarterLength)))
+        end_beats = float(flat.highestTime)
+        num_steps = _grid_steps(end_beats, "length") if end_beats > 0 else None
+        if not notes:
+            raise MelodyError("the stream has no notes", "empty")
+        return cls.from_notes(notes, num_steps, metadata)
+
+    # --------------------------------------------------------------------- MIDI
+    def to_midi_bytes(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, program: int = 0) -> bytes:
+        """A type-0 Standard MIDI File (4/4, the given tempo and GM program)."""
+        import mido
+
+        tick = MIDI_TICKS_PER_QUARTER // STEPS_PER_QUARTER
+        track = mido.MidiTrack()
+        track.append(mido.MetaMessage("track_name", name=str(self.metadata.get("title", "Melody"))))
+        track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
+        track.append(mido.MetaMessage("key_signature", key="C"))
+        track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
+        track.append(mido.Message("program_change", program=program, channel=0))
+        now = 0
+        for pitch, onset, duration in self.notes():
+            start = round(onset * STEPS_PER_QUARTER) * tick
+            stop = start + round(duration * STEPS_PER_QUARTER) * tick
+            track.append(mido.Message("note_on", note=pitch, velocity=80, time=start - now))
+            track.append(mido.Message("note_off", note=pitch, velocity=0, time=stop - start))
+            now = stop
+        track.append(mido.MetaMessage("end_of_track", time=self.num_steps * tick - now))
+        midi = mido.MidiFile(type=0, ticks_per_beat=MIDI_TICKS_PER_QUARTER)
+        midi.tracks.append(track)
+        buffer = io.BytesIO()
+        midi.save(file=buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_midi_bytes(cls, data: bytes, metadata: dict[str, Any] | None = None) -> Melody:
+        """Read a MIDI file, quantised to the sixteenth grid.
+
+        Notes from all tracks and channels are merged (drums on channel 10 are
+        ignored); where notes overlap, the highest of notes starting together is
+        kept and a later onset cuts the sounding note short.
+        """
+        import mido
+
+        try:
+            midi = mido.MidiFile(file=io.BytesIO(data))
+        except Exception as error:  # mido raises OSError, EOFError, KeyError, ValueError...
+            raise MelodyError(f"not a readable MIDI file: {error}", "malformed") from None
+        tick = midi.ticks_per_beat / STEPS_PER_QUARTER
+        raw: list[tuple[int, int, int]] = []  # (start_step, end_step, pitch)
+        end_tick = 0
+        for track in midi.tracks:
+            now = 0
+            sounding: dict[tuple[int, int], int] = {}
+            for message in track:
+                now += message.time
+                if message.type == "note_on" and message.velocity > 0 and message.channel != 9:
+                    sounding[(message.channel, message.note)] = now
+                elif message.type in ("note_off", "note_on") and message.channel != 9:
+                    start = sounding.pop((message.channel, message.note), None)
+                    if start is not None:
+                        raw.append((round(start / tick), round(now / tick), message.note))
+            end_tick = max(end_tick, now)
+        if not raw:
+            raise MelodyError("the MIDI file has no notes", "empty")
+        raw.sort(key=lambda n: (n[0], -n[2]))
+        kept: list[list[int]] = []
+        for start, stop, pitch in raw:
+            if kept and kept[-1][0] == start:
+                continue  # a lower note starting together with a kept one
+            if kept and kept[-1][1] > start:
+                kept[-1][1] = start
+            kept.append([start, max(stop, start + 1), pitch])
+        num_steps = max(round(end_tick / tick), kept[-1][1])
+        notes = [(p, s / STEPS_PER_QUARTER, (e - s) / STEPS_PER_QUARTER) for s, e, p in kept]
+        return cls.from_notes(notes, num_steps, metadata)
+
+    # ----------------------------------------------------------------- MusicXML
+    def to_musicxml_bytes(self, tempo_bpm: float = DEFAULT_TEMPO_BPM) -> bytes:
+        """MusicXML (uncompressed) that opens in MuseScore and other notation programs."""
+        from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+        return GeneralObjectExporter(self.to_stream(tempo_bpm)).parse()
+
+    @classmethod
+    def from_musicxml_bytes(cls, data: bytes, metadata: dict[str, Any] | None = None) -> Melody:
+        from music21 import converter
+
+        try:
+            score = converter.parseData(data.decode("utf-8"), format="musicxml")
+        except Exception as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise MelodyError(f"not a readable MusicXML file: {message}", "malformed") from None
+        return cls.from_stream(score, metadata)
+
+    # -------------------------------------------------------------------- files
+    def save(self, path: str | Path, tempo_bpm: float = DEFAULT_TEMPO_BPM) -> Path:
+        """Write by suffix: ``.json``, ``.mid``/``.midi``, ``.musicxml``/``.xml``, ``.wav``."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            path.write_text(self.to_json(), encoding="utf-8")
+        elif suffix in (".mid", ".midi"):
+            path.write_bytes(self.to_midi_bytes(tempo_bpm))
+        elif suffix in (".musicxml", ".xml"):
+            path.write_bytes(self.to_musicxml_bytes(tempo_bpm))
+        elif suffix == ".wav":
+            from rlcomposer.audio import render_wav_bytes
+
+            path.write_bytes(render_wav_bytes(self, tempo_bpm=tempo_bpm))
+        else:
+            raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Melody:
+        """Read a ``.json``, ``.mid``/``.midi`` or ``.musicxml``/``.xml``/``.mxl`` file."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise MelodyError(f"{path}: {error.strerror}", "missing") from None
+        try:
+            if suffix == ".json":
+                return cls.from_json(data.decode("utf-8"))
+            if suffix in (".mid", ".midi"):
+                return cls.from_midi_bytes(data, {"source": path.name})
+            if suffix in (".musicxml", ".xml"):
+                return cls.from_musicxml_bytes(data, {"source": path.name})
+        except MelodyError as error:
+            raise MelodyError(f"{path}: {error}", error.reason) from None
+        except UnicodeDecodeError:
+            raise MelodyError(f"{path}: not a text file", "malformed") from None
+        raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
+
+
+def _note(pitch: int, start_step: int, stop_step: int) -> Note:
+    return (pitch, start_step / STEPS_PER_QUARTER, (stop_step - start_step) / STEPS_PER_QUARTER)
+
+
+def random_melody(rng: np.random.Generator, num_steps: int = 64) -> Melody:
+    """Uniformly random tokens (the ``random`` model of ``evaluate``)."""
+    return Melody(rng.integers(0, VOCAB_SIZE, size=num_steps))
+
+
+def whole_bars(num_steps: int) -> int:
+    """Round a length up to whole bars."""
+    return int(math.ceil(num_steps / STEPS_PER_BAR) * STEPS_PER_BAR)
