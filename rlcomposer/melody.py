@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from rlcomposer.errors import RLComposerError
+
 REST = 0
 HOLD = 1
 MIN_PITCH = 48
@@ -48,7 +50,7 @@ Note = tuple[int, float, float]
 """A sounding note: ``(midi_pitch, onset_beats, duration_beats)`` in quarter notes."""
 
 
-class MelodyError(ValueError):
+class MelodyError(RLComposerError):
     """A melody, or a file meant to hold one, that cannot be represented.
 
     ``reason`` is a short machine-readable word (``"chord"``, ``"off-grid"``,
@@ -324,7 +326,7 @@ class Melody:
                           float(element.duration.quarterLength)))
         end_beats = float(flat.highestTime)
         num_steps = _grid_steps(end_beats, "length") if end_beats > 0 else None
-        if not notes:
+        if not notes and not num_steps:
             raise MelodyError("the stream has no notes", "empty")
         return cls.from_notes(notes, num_steps, metadata)
 
@@ -383,7 +385,7 @@ class Melody:
                     if start is not None:
                         raw.append((round(start / tick), round(now / tick), message.note))
             end_tick = max(end_tick, now)
-        if not raw:
+        if not raw and round(end_tick / tick) == 0:
             raise MelodyError("the MIDI file has no notes", "empty")
         raw.sort(key=lambda n: (n[0], -n[2]))
         kept: list[list[int]] = []
@@ -393,7 +395,7 @@ class Melody:
             if kept and kept[-1][1] > start:
                 kept[-1][1] = start
             kept.append([start, max(stop, start + 1), pitch])
-        num_steps = max(round(end_tick / tick), kept[-1][1])
+        num_steps = max([round(end_tick / tick)] + [stop for _, stop, _ in kept])
         notes = [(p, s / STEPS_PER_QUARTER, (e - s) / STEPS_PER_QUARTER) for s, e, p in kept]
         return cls.from_notes(notes, num_steps, metadata)
 

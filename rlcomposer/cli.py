@@ -1,0 +1,331 @@
+"""The ``rlcomposer`` command line.
+
+The only module (with the app) that reads ``sys.argv`` and the environment.
+Bad input ends with one line ``rlcomposer: error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rlcomposer.errors import RLComposerError
+
+ENV_CACHE_DIR = "RLCOMPOSER_CACHE_DIR"
+
+
+# --------------------------------------------------------------------- helpers
+def default_cache_dir() -> Path:
+    """Where the parsed corpus is cached: ``$RLCOMPOSER_CACHE_DIR`` or the user cache folder."""
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("rlcomposer")) / "corpus"
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], text: str | None = None) -> None:
+    """Print ``result`` as JSON with ``--json``, else the human-readable ``text``."""
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    elif text is not None:
+        print(text)
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    """Progress and notes: to stderr, so ``--json`` output stays clean."""
+    print(message, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _corpus_config(args: argparse.Namespace):
+    from rlcomposer.corpus import CorpusConfig
+
+    kwargs: dict[str, Any] = {}
+    if getattr(args, "max_tunes", None) is not None:
+        kwargs["max_tunes_per_collection"] = args.max_tunes
+    if getattr(args, "workers", None) is not None:
+        kwargs["workers"] = args.workers
+    return CorpusConfig(**kwargs)
+
+
+def _load_corpus(args: argparse.Namespace):
+    from rlcomposer.corpus import load_corpus
+
+    return load_corpus(Path(args.cache_dir), _corpus_config(args))
+
+
+# -------------------------------------------------------------------- commands
+def cmd_corpus_build(args: argparse.Namespace) -> None:
+    from rlcomposer.corpus import build_corpus
+
+    config = _corpus_config(args)
+    started = time.monotonic()
+    corpus = build_corpus(config, Path(args.cache_dir), force=args.force,
+                          progress=not args.json and not args.quiet)
+    seconds = time.monotonic() - started
+    stats = corpus.stats
+    splits = {split: {"tunes": corpus.num_tunes(split), "steps": corpus.num_steps(split)}
+              for split in ("train", "validation", "test")}
+    result = {
+        "cache_dir": str(args.cache_dir),
+        "parsed": stats.parsed,
+        "kept": stats.kept,
+        "skipped_by_reason": stats.skipped_by_reason,
+        "from_cache": stats.from_cache,
+        "build_seconds": stats.build_seconds,
+        "seconds": seconds,
+        "splits": splits,
+    }
+    lines = [
+        f"corpus {'read from cache' if stats.from_cache else 'built'} in {seconds:.1f} s "
+        f"({args.cache_dir})",
+        f"parsed {stats.parsed} tunes, kept {stats.kept}, skipped {stats.parsed - stats.kept}",
+    ]
+    for reason, count in sorted(stats.skipped_by_reason.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  skipped ({reason}): {count}")
+    for split, info in splits.items():
+        lines.append(f"  {split}: {info['tunes']} tunes, {info['steps']} steps")
+    _emit(args, result, "\n".join(lines))
+
+
+def cmd_prior_train(args: argparse.Namespace) -> None:
+    from rlcomposer.config import config_to_dict, load_config, parse_overrides
+    from rlcomposer.prior_training import PriorTrainingConfig, train_prior
+
+    overrides = parse_overrides(args.set)
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.max_epochs is not None:
+        overrides["max_epochs"] = args.max_epochs
+    config = load_config(PriorTrainingConfig, args.config, overrides)
+    out_dir = Path(args.out)
+    corpus = _load_corpus(args)
+    _say(args, f"training a prior on {corpus.num_tunes('train')} tunes "
+               f"({corpus.num_steps('train')} steps); config: {json.dumps(config_to_dict(config))}")
+    tensorboard_dir = Path(args.tensorboard) if args.tensorboard else out_dir.parent / (out_dir.name + "-tb")
+    _, metrics = train_prior(
+        config,
+        corpus.sequences("train"),
+        corpus.sequences("validation"),
+        corpus.sequences("test"),
+        out_dir=out_dir,
+        tensorboard_dir=tensorboard_dir,
+        progress=not args.json,
+        log=lambda message: _say(args, message),
+    )
+    _emit(args, {"out": str(out_dir), "tensorboard": str(tensorboard_dir), **metrics},
+          _format_prior_report(metrics, out_dir))
+
+
+def _format_prior_report(metrics: dict[str, Any], where: Path | str) -> str:
+    lines = [f"prior: {where}"]
+    test = metrics.get("test")
+    baseline = metrics.get("ngram_baseline")
+    if test:
+        lines.append(
+            f"  test split ({test['num_tunes']} tunes, {test['num_steps']} steps): "
+            f"NLL/step {test['nll_per_step']:.4f}, perplexity {test['perplexity']:.3f}, "
+            f"next-token accuracy {test['accuracy']:.3f}"
+        )
+    if baseline:
+        lines.append(
+            f"  n-gram baseline (order {baseline['order']}, discount {baseline['discount']}): "
+            f"NLL/step {baseline['test_nll_per_step']:.4f}, perplexity {baseline['test_perplexity']:.3f}"
+        )
+    if "perplexity_reduction_vs_ngram" in metrics:
+        lines.append(f"  perplexity reduction vs n-gram: {100 * metrics['perplexity_reduction_vs_ngram']:.1f}%")
+    return "\n".join(lines)
+
+
+def cmd_prior_evaluate(args: argparse.Namespace) -> None:
+    from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
+    from rlcomposer.prior_training import score_ngram_baseline, score_prior
+
+    directory = SHIPPED_PRIOR_DIR if args.model == "prior" else Path(args.model)
+    model = load_prior(directory)
+    corpus = _load_corpus(args)
+    test = corpus.sequences("test")
+    _say(args, f"scoring {directory.name} and the n-gram baseline on {len(test)} test tunes")
+    score = score_prior(model, test)
+    baseline = score_ngram_baseline(corpus.sequences("train"), corpus.sequences("validation"), test)
+    metrics = {
+        "test": {"nll_per_step": score.nll_per_step, "accuracy": score.accuracy,
+                 "perplexity": score.perplexity, "num_steps": score.num_steps, "num_tunes": len(test)},
+        "ngram_baseline": baseline,
+        "perplexity_reduction_vs_ngram": 1 - score.perplexity / baseline["test_perplexity"],
+    }
+    _emit(args, metrics, _format_prior_report(metrics, args.model))
+
+
+def _generation_config(args: argparse.Namespace):
+    from rlcomposer.generation import GenerationConfig
+
+    return GenerationConfig(
+        model=args.model, num_melodies=args.n, seed=args.seed, num_bars=args.bars,
+        temperature=args.temperature, top_k=args.top_k,
+        formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
+        tempo_bpm=args.tempo,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from rlcomposer.generation import export_melodies, sample_melodies
+    from rlcomposer.model_registry import resolve_model
+
+    config = _generation_config(args)
+    model = resolve_model(config.model, lambda: _load_corpus(args).sequences("test"))
+    melodies = sample_melodies(model, config)
+    files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
+                            progress=not args.json and not args.quiet)
+    result = {"out": str(args.out), "model": config.model, "seed": config.seed,
+              "melodies": len(melodies), "files": [str(f) for f in files]}
+    _emit(args, result, f"wrote {len(melodies)} melodies ({len(files)} files) to {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from rlcomposer.evaluation import evaluate_models, format_evaluation
+    from rlcomposer.model_registry import resolve_model
+
+    if args.n < 1:
+        raise RLComposerError(f"--n must be at least 1, got {args.n}")
+    specs = list(args.model or ["prior"])
+    if args.baseline:
+        specs.append(args.baseline)
+    corpus_sequences = None
+
+    def corpus_loader():
+        nonlocal corpus_sequences
+        if corpus_sequences is None:
+            corpus_sequences = _load_corpus(args).sequences("test")
+        return corpus_sequences
+
+    models = [resolve_model(spec, corpus_loader) for spec in specs]
+    for model, spec in zip(models, specs):
+        model.name = spec
+    _say(args, f"sampling {args.n} melodies of {args.bars} bars from {', '.join(specs)}")
+    results = evaluate_models(models, args.n, args.bars * 16, np.random.default_rng(args.seed))
+    _emit(args, results, format_evaluation(results))
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlcomposer",
+        description="Compose melodies and learn from listeners' ratings which ones they like.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(sub: argparse.ArgumentParser, corpus: bool = False) -> None:
+        sub.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        if corpus:
+            sub.add_argument("--cache-dir", default=None,
+                             help=f"corpus cache folder (default: ${ENV_CACHE_DIR} or the user cache folder)")
+            sub.add_argument("--max-tunes", type=_positive_int, default=None,
+                             help="parse at most this many tunes per collection (for quick trials)")
+
+    corpus = commands.add_parser("corpus", help="the bundled folk corpus")
+    corpus_commands = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    build = corpus_commands.add_parser(
+        "build", help="parse the folk collections bundled in music21 into the cache",
+        description="Parse essenFolksong, oneills1850, airdsAirs and ryansMammoth (shipped with "
+                    "music21) on both cores, keep 2/4, 4/4 and 2/2 tunes, transpose to C major / "
+                    "A minor, split by tune and cache compact arrays. A second build reads the cache.")
+    common(build, corpus=True)
+    build.add_argument("--force", action="store_true", help="rebuild even if a cache exists")
+    build.add_argument("--workers", type=_positive_int, default=None, help="parser processes (default 2)")
+    build.set_defaults(handler=cmd_corpus_build)
+
+    prior = commands.add_parser("prior", help="the melody prior")
+    prior_commands = prior.add_subparsers(dest="prior_command", metavar="ACTION", required=True)
+    train = prior_commands.add_parser(
+        "train", help="train a prior on the corpus (the shipped one is the default everywhere)",
+        description="Train a GRU prior by maximum likelihood on the training split, keep the best "
+                    "validation epoch, report the test split beside an n-gram baseline.")
+    common(train, corpus=True)
+    train.add_argument("--config", default=None, help="YAML file of PriorTrainingConfig keys")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override one config key (repeatable), e.g. --set hidden_size=128")
+    train.add_argument("--seed", type=_non_negative_int, default=None, help="random seed (config key seed)")
+    train.add_argument("--max-epochs", type=_positive_int, default=None, help="config key max_epochs")
+    train.add_argument("--out", default="runs/prior", help="model directory to write (default runs/prior)")
+    train.add_argument("--tensorboard", default=None, help="TensorBoard log folder (default OUT-tb)")
+    train.set_defaults(handler=cmd_prior_train)
+    prior_eval = prior_commands.add_parser(
+        "evaluate", help="test-split NLL and accuracy of a prior beside the n-gram baseline")
+    common(prior_eval, corpus=True)
+    prior_eval.add_argument("--model", default="prior", help="prior directory or 'prior' (default)")
+    prior_eval.set_defaults(handler=cmd_prior_evaluate)
+
+    generate = commands.add_parser(
+        "generate", help="sample melodies and write MIDI / MusicXML / WAV / JSON files",
+        description="Sample melodies from a model and write one file per melody per format. "
+                    "The same seed gives byte-identical JSON.")
+    common(generate, corpus=True)
+    generate.add_argument("--model", default="prior",
+                          help="model directory, or prior (default) / corpus / random")
+    generate.add_argument("--n", type=int, default=8, help="number of melodies (default 8)")
+    generate.add_argument("--seed", type=int, default=0, help="random seed, 0 or more (default 0)")
+    generate.add_argument("--out", required=True, help="folder to write the files into")
+    generate.add_argument("--format", default="midi,musicxml,wav,json",
+                          help="comma-separated formats: midi, musicxml, wav, json (default all)")
+    generate.add_argument("--bars", type=int, default=4, help="melody length in 16-step bars (default 4)")
+    generate.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    generate.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
+    generate.add_argument("--tempo", type=float, default=120.0, help="quarter notes per minute (default 120)")
+    generate.set_defaults(handler=cmd_generate)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="music metrics of models side by side (corpus and random are models too)",
+        description="Sample melodies from each model and print the Sequence Tutor music metrics "
+                    "and the shipped prior's log-likelihood per step, side by side.")
+    common(evaluate, corpus=True)
+    evaluate.add_argument("--model", action="append",
+                          help="model directory or prior / corpus / random (repeatable; default prior)")
+    evaluate.add_argument("--baseline", default=None, help="a model to compare against")
+    evaluate.add_argument("--n", type=int, default=1000, help="melodies per model (default 1000)")
+    evaluate.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    evaluate.add_argument("--bars", type=_positive_int, default=4, help="melody length in bars (default 4)")
+    evaluate.set_defaults(handler=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if hasattr(args, "cache_dir") and args.cache_dir is None:
+        args.cache_dir = default_cache_dir()
+    try:
+        args.handler(args)
+    except RLComposerError as error:
+        print(f"rlcomposer: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rlcomposer: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Maximum-likelihood training of the melody prior on the folk corpus.
+
+Trains on the training split in crops of whole bars, keeps the weights with the
+best validation NLL (early stopping), and reports the test split beside a
+smoothed n-gram baseline fitted on the same training split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from rlcomposer.checkpoints import save_model_dir
+from rlcomposer.config import config_to_dict
+from rlcomposer.melody import STEPS_PER_BAR, VOCAB_SIZE
+from rlcomposer.ngram import best_ngram
+from rlcomposer.prior import MelodyPrior, PriorConfig
+
+
+@dataclass(frozen=True)
+class PriorTrainingConfig:
+    """Everything that decides a trained prior (stored in its config.json)."""
+
+    seed: int = 0
+    """Seeds weight initialisation and batch order."""
+    embedding_dim: int = 96
+    """Prior: width of the token and position embeddings."""
+    hidden_size: int = 256
+    """Prior: GRU units per layer."""
+    num_layers: int = 1
+    """Prior: GRU layers."""
+    dropout: float = 0.2
+    """Prior: dropout while training."""
+    crop_bars: int = 16
+    """Training crops are this many 16-step bars, starting on a bar line."""
+    batch_size: int = 32
+    """Crops per gradient step."""
+    learning_rate: float = 3e-3
+    """Peak AdamW learning rate (cosine decay to a tenth over the epochs)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    max_epochs: int = 20
+    """Upper bound on passes over the training split."""
+    patience: int = 3
+    """Stop after this many epochs without a better validation NLL."""
+    max_minutes: float = 30.0
+    """Wall-clock budget; training stops after the epoch that crosses it."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip."""
+    threads: int = 2
+    """torch CPU threads."""
+    eval_batch_size: int = 64
+    """Whole tunes per batch when measuring validation and test NLL."""
+
+    def prior_config(self) -> PriorConfig:
+        return PriorConfig(
+            embedding_dim=self.embedding_dim,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+        )
+
+
+@dataclass
+class HeldOutScore:
+    """Teacher-forced scores of a model on whole tunes."""
+
+    nll_per_step: float
+    accuracy: float
+    num_steps: int
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nll_per_step)
+
+
+def _crop_batches(
+    sequences: Sequence[np.ndarray], crop_steps: int, batch_size: int, rng: np.random.Generator
+):
+    """Yield (previous_tokens, targets, start_steps, mask) batches of bar-aligned crops.
+
+    Each tune is cut into crops of ``crop_steps`` at a random bar offset; a crop
+    that starts mid-tune gets the real previous token as its first input.
+    """
+    bos = VOCAB_SIZE
+    crops: list[tuple[int, int]] = []
+    for index, sequence in enumerate(sequences):
+        num_bars = len(sequence) // STEPS_PER_BAR
+        offset_bars = int(rng.integers(0, crop_steps // STEPS_PER_BAR))
+        starts = [0] + list(range(offset_bars * STEPS_PER_BAR or crop_steps, len(sequence), crop_steps))
+        crops.extend((index, start) for start in starts if start < num_bars * STEPS_PER_BAR)
+    order = rng.permutation(len(crops))
+    for first in range(0, len(order), batch_size):
+        chosen = [crops[i] for i in order[first:first + batch_size]]
+        previous = np.full((len(chosen), crop_steps), bos, dtype=np.int64)
+        targets = np.zeros((len(chosen), crop_steps), dtype=np.int64)
+        mask = np.zeros((len(chosen), crop_steps), dtype=bool)
+        starts = np.zeros(len(chosen), dtype=np.int64)
+        for row, (index, start) in enumerate(chosen):
+            sequence = sequences[index]
+            piece = sequence[start:start + crop_steps]
+            targets[row, :len(piece)] = piece
+            mask[row, :len(piece)] = True
+            previous[row, 0] = sequence[start - 1] if start > 0 else bos
+            previous[row, 1:len(piece)] = piece[:-1]
+            starts[row] = start
+        yield (torch.from_numpy(previous), torch.from_numpy(targets), torch.from_numpy(starts),
+               torch.from_numpy(mask))
+
+
+@torch.inference_mode()
+def score_prior(model: MelodyPrior, sequences: Sequence[np.ndarray], batch_size: int = 64) -> HeldOutScore:
+    """Teacher-forced NLL per step and next-token accuracy over whole tunes."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    total_nll, total_correct, total_steps = 0.0, 0, 0
+    for first in range(0, len(order), batch_size):
+        chosen = [sequences[i] for i in order[first:first + batch_size]]
+        length = max(len(s) for s in chosen)
+        tokens = torch.zeros(len(chosen), length, dtype=torch.long)
+        mask = torch.zeros(len(chosen), length, dtype=torch.bool)
+        for row, sequence in enumerate(chosen):
+            tokens[row, :len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+            mask[row, :len(sequence)] = True
+        logits = model.sequence_logits(tokens)
+        nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
+        total_nll += float(nll[mask].sum())
+        total_correct += int((logits.argmax(-1) == tokens)[mask].sum())
+        total_steps += int(mask.sum())
+    model.train(was_training)
+    return HeldOutScore(total_nll / total_steps, total_correct / total_steps, total_steps)
+
+
+def score_ngram_baseline(
+    train: Sequence[np.ndarray], validation: Sequence[np.ndarray], test: Sequence[np.ndarray]
+) -> dict[str, Any]:
+    """Best smoothed n-gram (order 1-5, chosen on validation), scored on test."""
+    model, scores = best_ngram(train, validation, VOCAB_SIZE)
+    log_probs = model.log_probs(test)
+    nll = float(-log_probs.mean())
+    return {
+        "order": model.order,
+        "discount": model.discount,
+        "validation_nll_by_order": {
+            str(order): min(v for (o, _), v in scores.items() if o == order)
+            for order in sorted({o for o, _ in scores})
+        },
+        "test_nll_per_step": nll,
+        "test_perplexity": math.exp(nll),
+    }
+
+
+def train_prior(
+    config: PriorTrainingConfig,
+    train: Sequence[np.ndarray],
+    validation: Sequence[np.ndarray],
+    test: Sequence[np.ndarray] | None = None,
+    out_dir: str | Path | None = None,
+    tensorboard_dir: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[MelodyPrior, dict[str, Any]]:
+    """Train, choose on validation, report on test; save to ``out_dir`` if given."""
+    # ---- derived values --------------------------------------------------
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    crop_steps = config.crop_bars * STEPS_PER_BAR
+    model = MelodyPrior(config.prior_config())
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    steps_per_epoch = math.ceil(
+        sum(math.ceil(len(s) / crop_steps) + 1 for s in train) / config.batch_size
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=steps_per_epoch * config.max_epochs + 1,
+        pct_start=0.05, anneal_strategy="cos", final_div_factor=10.0, div_factor=10.0,
+    )
+    writer = None
+    if tensorboard_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(tensorboard_dir))
+        writer.add_text("config", "```\n" + json.dumps(config_to_dict(config), indent=2) + "\n```")
+    # ---- training loop ---------------------------------------------------
+    best_state: dict[str, torch.Tensor] | None = None
+    best_validation = math.inf
+    history: list[dict[str, float]] = []
+    stale_epochs = 0
+    started = time.monotonic()
+    global_step = 0
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        batches = _crop_batches(train, crop_steps, config.batch_size, rng)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}", leave=False)
+        loss_sum, loss_steps = 0.0, 0
+        for previous, targets, starts, mask in batches:
+            logits, _ = model(previous, starts)
+            nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+            loss = nll[mask].mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            if global_step < scheduler.total_steps - 1:
+                scheduler.step()
+            global_step += 1
+            loss_sum += float(nll.detach()[mask].sum())
+            loss_steps += int(mask.sum())
+            if writer is not None and global_step % 50 == 0:
+                writer.add_scalar("train/nll_per_step", float(loss), global_step)
+                writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], global_step)
+        validation_score = score_prior(model, validation, config.eval_batch_size)
+        minutes = (time.monotonic() - started) / 60
+        record = {
+            "epoch": epoch,
+            "train_nll_per_step": loss_sum / max(loss_steps, 1),
+            "validation_nll_per_step": validation_score.nll_per_step,
+            "validation_accuracy": validation_score.accuracy,
+            "minutes": minutes,
+        }
+        history.append(record)
+        if writer is not None:
+            writer.add_scalar("validation/nll_per_step", validation_score.nll_per_step, epoch)
+            writer.add_scalar("validation/accuracy", validation_score.accuracy, epoch)
+        improved = validation_score.nll_per_step < best_validation - 1e-4
+        log(
+            f"epoch {epoch}: train nll {record['train_nll_per_step']:.4f}, validation nll "
+            f"{validation_score.nll_per_step:.4f}, accuracy {validation_score.accuracy:.3f}"
+            f"{' (best)' if improved else ''}, {minutes:.1f} min"
+        )
+        if improved:
+            best_validation = validation_score.nll_per_step
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            stale_epochs = 0
+        else:
+            stale_epochs += 1
+        if stale_epochs >= config.patience or minutes >= config.max_minutes:
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    # ---- report ----------------------------------------------------------
+    metrics: dict[str, Any] = {
+        "best_validation_nll_per_step": best_validation,
+        "epochs_run": len(history),
+        "train_minutes": (time.monotonic() - started) / 60,
+        "num_parameters": model.num_parameters(),
+        "train_tunes": len(train),
+        "train_steps": int(sum(len(s) for s in train)),
+        "history": history,
+    }
+    if test is not None and len(test):
+        test_score = score_prior(model, test, config.eval_batch_size)
+        metrics["test"] = {
+            "nll_per_step": test_score.nll_per_step,
+            "accuracy": test_score.accuracy,
+            "perplexity": test_score.perplexity,
+            "num_steps": test_score.num_steps,
+            "num_tunes": len(test),
+        }
+        metrics["ngram_baseline"] = score_ngram_baseline(train, validation, test)
+        metrics["perplexity_reduction_vs_ngram"] = 1 - (
+            test_score.perplexity / metrics["ngram_baseline"]["test_perplexity"]
+        )
+        if writer is not None:
+            writer.add_scalar("test/nll_per_step", test_score.nll_per_step, 0)
+            writer.add_scalar("test/accuracy", test_score.accuracy, 0)
+    if writer is not None:
+        writer.close()
+    if out_dir is not None:
+        save_model_dir(out_dir, "prior", model.config, model.state_dict(), config, metrics)
+    return model, metrics
