@@ -225,7 +225,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         model.name = spec
     _say(args, f"sampling {args.n} melodies of {args.bars} bars from {', '.join(specs)}")
     results = evaluate_models(models, args.n, args.bars * 16, np.random.default_rng(args.seed))
-    _emit(args, results, format_evaluation(results))
+    _emit(args, {"num_melodies": args.n, "num_steps": args.bars * 16, "seed": args.seed,
+                 "models": [r.as_dict() for r in results]}, format_evaluation(results))
 
 
 # ---------------------------------------------------------------------- parser

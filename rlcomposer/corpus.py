@@ -16,8 +16,14 @@ What a kept tune looks like:
   fits MIDI 48..84;
 * a pick-up (anacrusis) is padded with leading silence so that bar lines fall
   on multiples of 16 steps (for 2/4, the first full 2/4 bar starts a 16-step
-  bar); the end is padded with silence to whole 16-step bars;
-* repeats are not expanded: the tune is encoded as written.
+  bar); the end is padded with silence to whole 16-step bars; a full bar that
+  an earlier short bar pushes off the bar lines (a first-time ending, a section
+  end written without its pick-up, a transcription slip) gets silence before it
+  (see :func:`bar_layout`); a tune needing that for over a quarter of its bars
+  does not follow its metre and is skipped;
+* repeats are not expanded: the tune is encoded as written; grace notes are
+  dropped; chord symbols, annotations and slurs are ignored (see
+  :func:`simplify_abc` for the music21 quirks this avoids).
 
 Every tune that is not kept is counted under a reason (see :data:`SKIP_REASONS`);
 ``parsed == kept + sum(skipped_by_reason.values())`` always holds.
@@ -38,7 +44,6 @@ import multiprocessing
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -49,11 +54,13 @@ from typing import Any
 
 import numpy as np
 
+from rlcomposer.errors import RLComposerError
 from rlcomposer.melody import (
     MAX_PITCH,
     MIN_PITCH,
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
+    VOCAB_SIZE,
     Melody,
     MelodyError,
     whole_bars,
@@ -70,10 +77,14 @@ ALLOWED_METRES = ("2/4", "4/4", "2/2")
 MIN_BARS = 2
 """Tunes shorter than this many 16-step bars after encoding are skipped."""
 
+MAX_REALIGNED_FRACTION = 0.25
+"""Tunes with more bars than this share needing silence to reach a bar line are
+skipped as ``"metre"``: their bars do not follow the declared metre."""
+
 SKIP_REASONS = (
     "parse-error",  # music21 could not read the ABC text
     "polyphonic",  # several voices / parts
-    "metre",  # no metre, a metre other than 2/4, 4/4, 2/2, or a metre change
+    "metre",  # no metre, another metre than 2/4, 4/4, 2/2, a metre change, bars that don't fit
     "chord",  # a chord or overlapping notes
     "off-grid",  # tuplets or other notes off the sixteenth-note grid
     "empty",  # no notes
@@ -91,7 +102,7 @@ CACHE_VERSION = 1
 _BUILD_COMMAND = "run `rlcomposer corpus build` first"
 
 
-class CorpusError(ValueError):
+class CorpusError(RLComposerError):
     """The corpus cache is missing, corrupt or does not match the request."""
 
 
@@ -206,6 +217,9 @@ class CorpusStats:
     """True when this corpus was read from an existing cache."""
 
     music21_version: str = ""
+
+    skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    """Up to three skipped tunes per reason, as ``collection/file/index: message``."""
 
     slowest_tunes: dict[str, float] = field(default_factory=dict)
     """The five slowest tunes to parse (seconds), to find pathological ones."""
@@ -333,21 +347,44 @@ def split_abc_tunes(text: str) -> list[str]:
 
 
 _FIELD_LINE = re.compile(r"^\s*[A-Za-z+]:")
+_QUOTED = re.compile(r'"[^"\n]*"')
+_PROTECTED = re.compile(r"(![^!\n]*!|\+[^+\n]*\+|\[[A-Za-z]:[^\]\n]*\])")
 _SLUR = re.compile(r"\((?!\d)|\)")
 
 
-def strip_slurs(text: str) -> str:
-    """Remove slur marks from the music lines of an ABC tune (header fields untouched).
+def _simplify_music_line(line: str) -> str:
+    line = _QUOTED.sub("", line.split("%", 1)[0])
+    pieces = _PROTECTED.split(line)  # odd pieces: !decorations!, +decorations+, [X:fields]
+    for i in range(0, len(pieces), 2):
+        pieces[i] = _SLUR.sub("", pieces[i]).replace("H", "")
+    return "".join(pieces)
 
-    Slurs do not change the notes, and music21 keeps a slur that ABC closes
+
+def _music_lines(text: str) -> list[str]:
+    return [
+        line
+        for line in text.split("\n")
+        if not _FIELD_LINE.match(line) and not line.lstrip().startswith("%")
+    ]
+
+
+def simplify_abc(text: str) -> str:
+    """Drop what does not change the notes from the music lines of an ABC tune.
+
+    Removed: quoted strings (chord symbols, annotations, fingerings), slur marks,
+    the fermata shorthand ``H`` and trailing comments; header fields and
+    ``!decorations!`` are untouched and tuplet marks (``(3``) kept. This works
+    around music21 10.5, whose ABC reader drops the note after an annotation
+    such as ``">"d`` and after ``H``, and keeps a slur that ABC closes
     ambiguously (``((3abc)``) open to the end of the tune, re-measuring the whole
-    spanner on every note: tunes full of slurred triplets took ~1 s to parse
-    instead of ~30 ms. Tuplet marks (``(3``) are kept.
+    spanner on every note (tunes full of slurred triplets took ~1 s to parse
+    instead of ~30 ms).
     """
-    lines = text.split("\n")
     return "\n".join(
-        line if _FIELD_LINE.match(line) or line.lstrip().startswith("%") else _SLUR.sub("", line)
-        for line in lines
+        line
+        if _FIELD_LINE.match(line) or line.lstrip().startswith("%")
+        else _simplify_music_line(line)
+        for line in text.split("\n")
     )
 
 
@@ -362,7 +399,7 @@ def _parse_abc(text: str):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            score = converter.parse(strip_slurs(text), format="abc")
+            score = converter.parse(simplify_abc(text), format="abc")
     except Exception as error:  # music21 raises many kinds on malformed ABC
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise MelodyError(f"music21 cannot parse the tune: {message}", "parse-error") from None
@@ -418,12 +455,17 @@ def _steps(beats: float, what: str) -> int:
 
 
 def _notes(part) -> tuple[list[tuple[int, int, int]], int]:
-    """``(midi, start_step, length_steps)`` of the sounding notes, and the length in steps."""
+    """``(midi, start_step, length_steps)`` of the sounding notes, and the length in steps.
+
+    Tied notes of the same pitch merge into one. A "tie" between different pitches
+    (ABC's ``G-F``, a slur written as a tie) leaves two notes: music21's
+    ``stripTies`` would merge them into one note of the first pitch.
+    """
     from music21 import chord
 
-    part.stripTies(inPlace=True)  # the part is ours: no deep copy (a fifth of the parse time)
     flat = part.flatten()
-    notes: list[tuple[int, int, int]] = []
+    notes: list[list[int]] = []  # [midi, start, length]
+    tied_forward = False
     for element in flat.notesAndRests:
         if element.duration.isGrace or element.duration.quarterLength == 0:
             continue
@@ -432,12 +474,18 @@ def _notes(part) -> tuple[list[tuple[int, int, int]], int]:
         start = _steps(element.offset, "a note")
         length = _steps(element.duration.quarterLength, "a duration")
         if element.isRest:
+            tied_forward = False
             continue
-        notes.append((int(element.pitch.midi), start, length))
+        midi = int(element.pitch.midi)
+        if tied_forward and notes[-1][0] == midi and notes[-1][1] + notes[-1][2] == start:
+            notes[-1][2] += length
+        else:
+            notes.append([midi, start, length])
+        tied_forward = element.tie is not None and element.tie.type in ("start", "continue")
     if not notes:
         raise MelodyError("the tune has no notes", "empty")
     end = max(_steps(flat.highestTime, "the end"), max(s + n for _, s, n in notes))
-    return notes, end
+    return [(m, s, n) for m, s, n in notes], end
 
 
 def _key_sharps(part) -> int:
@@ -465,37 +513,69 @@ def transposition_to_c(sharps: int, low: int, high: int) -> int:
         shift -= 12 * -(-(high + shift - MAX_PITCH) // 12)
     elif low + shift < MIN_PITCH:
         shift += 12 * -(-(MIN_PITCH - low - shift) // 12)
-    if low + shift < MIN_PITCH or high + shift > MAX_PITCH:  # pragma: no cover - guarded above
-        raise MelodyError("the tune does not fit the pitch range", "pitch-range")
+    if low + shift < MIN_PITCH or high + shift > MAX_PITCH:
+        raise MelodyError(
+            f"no octave puts MIDI {low}-{high} moved to C into {MIN_PITCH}-{MAX_PITCH}",
+            "pitch-range",
+        )
     return shift
 
 
-def _pickup_padding(part, metre: str) -> int:
-    """Leading silence (steps) that puts the bar lines on multiples of 16 steps.
+@dataclass(frozen=True)
+class BarLayout:
+    """Where silence goes so that bar lines fall on the 16-step grid.
 
-    The phase of the bar lines is the one most full-length measures agree on (so a
-    stray short bar does not shift the whole tune); the first full measure with that
-    phase then starts a 16-step bar. For 2/4 that is the first full 2/4 bar.
+    ``pickup_padding`` steps of silence come first. ``inserts`` lists
+    ``(raw_step, steps)``: before the full-length bar that starts at ``raw_step``
+    of the written tune (off the grid because an earlier bar was short, e.g. a
+    first-time ending or a section's last bar written without its pick-up),
+    ``steps`` of silence complete the previous bar.
+    """
+
+    pickup_padding: int = 0
+    inserts: tuple[tuple[int, int], ...] = ()
+
+    def start(self, raw: int) -> int:
+        """Where a note that starts at ``raw`` starts in the encoding."""
+        return raw + self.pickup_padding + sum(n for at, n in self.inserts if at <= raw)
+
+    def end(self, raw: int) -> int:
+        """Where a note that ends at ``raw`` ends (a note held over a bar line is held
+        through the inserted silence; one that ends on the bar line is not)."""
+        return raw + self.pickup_padding + sum(n for at, n in self.inserts if at < raw)
+
+
+def bar_layout(part, metre: str) -> BarLayout:
+    """The padding that puts every full-length bar of ``part`` on a bar line.
+
+    The first full-length measure starts a 16-step bar: everything before it is
+    a pick-up, padded with leading silence (for 2/4 the first full 2/4 bar starts
+    a 16-step bar). Later full-length bars that the written durations put off the
+    bar lines (``bar_steps`` = 8 for 2/4, 16 otherwise) get silence before them.
+    Short bars that add up to whole bars (a section's last bar and the next
+    section's pick-up) need none.
     """
     from music21 import stream
 
     numerator, denominator = (int(x) for x in metre.split("/"))
     bar_steps = numerator * 16 // denominator
     full_starts: list[int] = []
-    offset = 0.0
     for measure in part.getElementsByClass(stream.Measure):
-        offset = float(measure.offset)
         length = float(measure.duration.quarterLength) * STEPS_PER_QUARTER
-        start = offset * STEPS_PER_QUARTER
+        start = float(measure.offset) * STEPS_PER_QUARTER
         if abs(length - bar_steps) < 1e-6 and abs(start - round(start)) < 1e-6:
             full_starts.append(round(start))
     if not full_starts:
-        return 0
-    phases = Counter(start % bar_steps for start in full_starts)
-    best = max(phases.values())
-    phase = next(s % bar_steps for s in full_starts if phases[s % bar_steps] == best)
-    first = next(s for s in full_starts if s % bar_steps == phase)
-    return (-first) % STEPS_PER_BAR
+        return BarLayout()
+    pad = (-full_starts[0]) % STEPS_PER_BAR
+    inserts: list[tuple[int, int]] = []
+    shift = pad
+    for start in full_starts:
+        gap = -(start + shift) % bar_steps
+        if gap:
+            inserts.append((start, gap))
+            shift += gap
+    return BarLayout(pad, tuple(inserts))
 
 
 def parse_abc_tune(text: str, collection: str, source: str) -> Melody:
@@ -504,18 +584,26 @@ def parse_abc_tune(text: str, collection: str, source: str) -> Melody:
     Raises :class:`MelodyError` whose ``reason`` is one of :data:`SKIP_REASONS`
     (except ``"duplicate"``) when the tune is not usable. Metadata: ``title``,
     ``collection``, ``source``, ``metre``, ``key_sharps`` (of the original),
-    ``transposition`` (semitones applied) and ``pickup_padding`` (leading steps of
-    silence added).
+    ``transposition`` (semitones applied), ``pickup_padding`` (leading steps of
+    silence) and ``realigned_bars`` (bars that needed silence before them to
+    start on a bar line, see :func:`bar_layout`).
     """
     check_metre_text(text)
+    if any("&" in _simplify_music_line(line) for line in _music_lines(text)):
+        raise MelodyError("a voice overlay (&): not monophonic", "polyphonic")
     part = _parse_abc(text)
     metre = _metre(part)
+    layout = bar_layout(part, metre)
     notes, end = _notes(part)
     pitches = [p for p, _, _ in notes]
     sharps = _key_sharps(part)
     shift = transposition_to_c(sharps, min(pitches), max(pitches))
-    pad = _pickup_padding(part, metre)
-    num_steps = whole_bars(pad + end)
+    num_steps = whole_bars(layout.end(end))
+    if len(layout.inserts) > MAX_REALIGNED_FRACTION * num_steps / STEPS_PER_BAR:
+        raise MelodyError(
+            f"{len(layout.inserts)} bars off the bar lines: the bars do not follow {metre}",
+            "metre",
+        )
     if num_steps < MIN_BARS * STEPS_PER_BAR:
         raise MelodyError(
             f"{num_steps // STEPS_PER_BAR} bar(s) after encoding, fewer than {MIN_BARS}",
@@ -528,12 +616,17 @@ def parse_abc_tune(text: str, collection: str, source: str) -> Melody:
         "metre": metre,
         "key_sharps": sharps,
         "transposition": shift,
-        "pickup_padding": pad,
+        "pickup_padding": layout.pickup_padding,
+        "realigned_bars": len(layout.inserts),
     }
-    shifted = [
-        (p + shift, (s + pad) / STEPS_PER_QUARTER, n / STEPS_PER_QUARTER) for p, s, n in notes
-    ]
-    return Melody.from_notes(shifted, num_steps, metadata)
+    placed = []
+    for pitch, start, length in notes:
+        onset = layout.start(start)
+        placed.append(
+            (pitch + shift, onset / STEPS_PER_QUARTER,
+             (layout.end(start + length) - onset) / STEPS_PER_QUARTER)
+        )
+    return Melody.from_notes(placed, num_steps, metadata)
 
 
 # ------------------------------------------------------------------ the build
@@ -586,15 +679,16 @@ def _parse_task(tune: TuneText) -> tuple[str, bytes | str, dict[str, Any], float
 
 
 def _init_worker() -> None:
-    """In a parser process: turn off music21's beaming, which ABC import calls and
-    which costs half the parse time; beams do not change notes or durations.
-    The patch lives only in the worker processes, never in the caller's music21."""
+    """Turn off music21's beaming for a build: ABC import calls it and it costs half
+    the parse time; beams change no note or duration (checked on 600 tunes: the
+    same tokens and skip reasons). Set in the worker processes; a one-process
+    build sets it for the build only and restores it."""
     from music21 import stream
 
     stream.Stream.makeBeams = _no_beams  # type: ignore[method-assign]
 
 
-def _no_beams(self, *, inPlace=False, **keywords):  # noqa: N803 - music21's spelling
+def _no_beams(self, *, inPlace=False, **keywords):
     return None if inPlace else self
 
 
@@ -650,6 +744,7 @@ def _build(config: CorpusConfig, progress: bool) -> Corpus:
     index: list[dict[str, Any]] = []
     split_ids: list[int] = []
     seen: dict[bytes, str] = {}
+    skipped_examples: dict[str, list[str]] = {}
     slowest: list[tuple[float, str]] = []
     for tune, (status, payload, metadata, seconds) in zip(
         tunes, _parse_all(tunes, config.workers, progress), strict=True
@@ -660,6 +755,7 @@ def _build(config: CorpusConfig, progress: bool) -> Corpus:
         if status == "ok":
             assert isinstance(payload, bytes)
             if payload in seen:
+                metadata = {"message": f"the same tokens as {seen[payload]}"}
                 status, payload = "skip", "duplicate"
             else:
                 seen[payload] = tune.key
@@ -667,6 +763,9 @@ def _build(config: CorpusConfig, progress: bool) -> Corpus:
             assert isinstance(payload, str)
             skipped = counts["skipped_by_reason"]
             skipped[payload] = skipped.get(payload, 0) + 1
+            examples = skipped_examples.setdefault(payload, [])
+            if len(examples) < 3:
+                examples.append(f"{tune.key}: {metadata.get('message', '')}")
             continue
         counts["kept"] += 1
         chunks.append(payload)
@@ -694,6 +793,7 @@ def _build(config: CorpusConfig, progress: bool) -> Corpus:
     corpus = Corpus(tokens, offsets, split_array, index, stats, config)
     stats.tunes_per_split = {s: corpus.num_tunes(s) for s in SPLITS}
     stats.steps_per_split = {s: corpus.num_steps(s) for s in SPLITS}
+    stats.skipped_examples = dict(sorted(skipped_examples.items()))
     stats.slowest_tunes = {k: round(s, 3) for s, k in slowest}
     return corpus
 
@@ -715,14 +815,15 @@ def _manifest(corpus: Corpus) -> dict[str, Any]:
 
 
 def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file and rename, so a crash never leaves half a cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with open(temporary, "wb") as stream:
             write(stream)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -771,6 +872,7 @@ def _load(npz_path: Path, config: CorpusConfig) -> Corpus:
         and offsets[-1] == tokens.size
         and bool(np.all(np.diff(offsets) > 0))
         and bool(np.all(split_ids < len(SPLITS)))
+        and (tokens.size == 0 or (int(tokens.min()) >= 0 and int(tokens.max()) < VOCAB_SIZE))
     )
     if not consistent:
         raise CorpusError(f"{broken} (inconsistent arrays)")
@@ -834,6 +936,12 @@ def load_corpus(cache_dir: str | Path, config: CorpusConfig | None = None) -> Co
 
 
 def _music21_version() -> str:
-    import music21
+    """music21's version without importing it (a cached load need not pay for that)."""
+    from importlib import metadata
 
-    return str(music21.__version__)
+    try:
+        return metadata.version("music21")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
+        import music21
+
+        return str(music21.__version__)

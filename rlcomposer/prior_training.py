@@ -222,7 +222,7 @@ def train_prior(
             loss_sum += float(nll.detach()[mask].sum())
             loss_steps += int(mask.sum())
             if writer is not None and global_step % 50 == 0:
-                writer.add_scalar("train/nll_per_step", float(loss), global_step)
+                writer.add_scalar("train/nll_per_step", float(loss.detach()), global_step)
                 writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], global_step)
         validation_score = score_prior(model, validation, config.eval_batch_size)
         minutes = (time.monotonic() - started) / 60

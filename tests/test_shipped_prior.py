@@ -1,0 +1,41 @@
+"""The shipped prior on the full corpus (slow: builds the whole corpus cache).
+
+Checks what the README and the closing note claim: the shipped prior's test-split
+figures are reproduced from its weights and a fresh corpus build, and its
+perplexity is at least 15% below the best smoothed n-gram.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
+from rlcomposer.corpus import CorpusConfig, build_corpus
+from rlcomposer.prior_training import score_ngram_baseline, score_prior
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def full_corpus(tmp_path_factory):
+    return build_corpus(CorpusConfig(), tmp_path_factory.mktemp("corpus"), progress=False)
+
+
+def test_full_corpus_keeps_thousands_of_tunes_and_counts_the_rest(full_corpus):
+    stats = full_corpus.stats
+    assert stats.kept > 5000
+    assert stats.parsed == stats.kept + sum(stats.skipped_by_reason.values())
+    assert full_corpus.num_tunes("test") > 200
+
+
+def test_shipped_prior_reproduces_its_test_figures_and_beats_ngram(full_corpus):
+    shipped = json.loads((SHIPPED_PRIOR_DIR / "metrics.json").read_text())
+    test = full_corpus.sequences("test")
+    score = score_prior(load_prior(), test)
+    assert score.num_steps == shipped["test"]["num_steps"]
+    assert score.nll_per_step == pytest.approx(shipped["test"]["nll_per_step"], abs=1e-3)
+    baseline = score_ngram_baseline(full_corpus.sequences("train"),
+                                    full_corpus.sequences("validation"), test)
+    assert score.perplexity <= 0.85 * baseline["test_perplexity"]
