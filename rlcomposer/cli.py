@@ -221,7 +221,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         return corpus_sequences
 
     models = [resolve_model(spec, corpus_loader) for spec in specs]
-    for model, spec in zip(models, specs):
+    for model, spec in zip(models, specs, strict=True):
         model.name = spec
     _say(args, f"sampling {args.n} melodies of {args.bars} bars from {', '.join(specs)}")
     results = evaluate_models(models, args.n, args.bars * 16, np.random.default_rng(args.seed))

@@ -63,6 +63,7 @@ from rlcomposer.melody import (
     VOCAB_SIZE,
     Melody,
     MelodyError,
+    stream_notes,
     whole_bars,
 )
 
@@ -446,48 +447,6 @@ def _metre(part) -> str:
     return metre
 
 
-def _steps(beats: float, what: str) -> int:
-    steps = float(beats) * STEPS_PER_QUARTER
-    rounded = round(steps)
-    if abs(steps - rounded) > 1e-6:
-        raise MelodyError(f"{what} at {float(beats):g} beats is off the sixteenth grid", "off-grid")
-    return int(rounded)
-
-
-def _notes(part) -> tuple[list[tuple[int, int, int]], int]:
-    """``(midi, start_step, length_steps)`` of the sounding notes, and the length in steps.
-
-    Tied notes of the same pitch merge into one. A "tie" between different pitches
-    (ABC's ``G-F``, a slur written as a tie) leaves two notes: music21's
-    ``stripTies`` would merge them into one note of the first pitch.
-    """
-    from music21 import chord
-
-    flat = part.flatten()
-    notes: list[list[int]] = []  # [midi, start, length]
-    tied_forward = False
-    for element in flat.notesAndRests:
-        if element.duration.isGrace or element.duration.quarterLength == 0:
-            continue
-        if isinstance(element, chord.Chord):
-            raise MelodyError(f"a chord at beat {float(element.offset):g}", "chord")
-        start = _steps(element.offset, "a note")
-        length = _steps(element.duration.quarterLength, "a duration")
-        if element.isRest:
-            tied_forward = False
-            continue
-        midi = int(element.pitch.midi)
-        if tied_forward and notes[-1][0] == midi and notes[-1][1] + notes[-1][2] == start:
-            notes[-1][2] += length
-        else:
-            notes.append([midi, start, length])
-        tied_forward = element.tie is not None and element.tie.type in ("start", "continue")
-    if not notes:
-        raise MelodyError("the tune has no notes", "empty")
-    end = max(_steps(flat.highestTime, "the end"), max(s + n for _, s, n in notes))
-    return [(m, s, n) for m, s, n in notes], end
-
-
 def _key_sharps(part) -> int:
     from music21 import key
 
@@ -594,7 +553,9 @@ def parse_abc_tune(text: str, collection: str, source: str) -> Melody:
     part = _parse_abc(text)
     metre = _metre(part)
     layout = bar_layout(part, metre)
-    notes, end = _notes(part)
+    notes, end = stream_notes(part)
+    if not notes:
+        raise MelodyError("the tune has no notes", "empty")
     pitches = [p for p, _, _ in notes]
     sharps = _key_sharps(part)
     shift = transposition_to_c(sharps, min(pitches), max(pitches))

@@ -306,29 +306,21 @@ class Melody:
     def from_stream(cls, score, metadata: dict[str, Any] | None = None) -> Melody:
         """Tokens from a monophonic music21 stream (first part of a score).
 
-        Ties are merged and grace notes dropped. Raises :class:`MelodyError` for
-        chords, notes off the grid and pitches out of range.
+        Tied notes of the same pitch merge and grace notes are dropped (see
+        :func:`stream_notes`). Raises :class:`MelodyError` for chords, notes off
+        the grid and pitches out of range.
         """
-        from music21 import chord, stream
+        from music21 import stream
 
         if isinstance(score, stream.Score) and score.parts:
             score = score.parts[0]
-        flat = score.stripTies(inPlace=False).flatten()
-        notes: list[Note] = []
-        for element in flat.notesAndRests:
-            if element.duration.isGrace or element.duration.quarterLength == 0:
-                continue
-            if isinstance(element, chord.Chord):
-                raise MelodyError(f"a chord at beat {float(element.offset):g}", "chord")
-            if element.isRest:
-                continue
-            notes.append((int(element.pitch.midi), float(element.offset),
-                          float(element.duration.quarterLength)))
-        end_beats = float(flat.highestTime)
-        num_steps = _grid_steps(end_beats, "length") if end_beats > 0 else None
+        notes, num_steps = stream_notes(score)
         if not notes and not num_steps:
             raise MelodyError("the stream has no notes", "empty")
-        return cls.from_notes(notes, num_steps, metadata)
+        return cls.from_notes(
+            [(p, s / STEPS_PER_QUARTER, n / STEPS_PER_QUARTER) for p, s, n in notes],
+            num_steps, metadata,
+        )
 
     # --------------------------------------------------------------------- MIDI
     def to_midi_bytes(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, program: int = 0) -> bytes:
@@ -457,6 +449,39 @@ class Melody:
         except UnicodeDecodeError:
             raise MelodyError(f"{path}: not a text file", "malformed") from None
         raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
+
+
+def stream_notes(part) -> tuple[list[tuple[int, int, int]], int]:
+    """``(midi, start_step, length_steps)`` of a monophonic stream's notes, and its length in steps.
+
+    Tied notes of the same pitch merge into one. A "tie" between different
+    pitches (ABC's ``G-F``, a slur written as a tie) leaves two notes, where
+    music21's ``stripTies`` would merge them into one note of the first pitch.
+    Grace notes are dropped; a chord or a note off the grid raises MelodyError.
+    """
+    from music21 import chord
+
+    flat = part.flatten()
+    notes: list[list[int]] = []  # [midi, start, length]
+    tied_forward = False
+    for element in flat.notesAndRests:
+        if element.duration.isGrace or element.duration.quarterLength == 0:
+            continue
+        if isinstance(element, chord.Chord):
+            raise MelodyError(f"a chord at beat {float(element.offset):g}", "chord")
+        start = _grid_steps(element.offset, "a note at")
+        length = _grid_steps(element.duration.quarterLength, "a duration of")
+        if element.isRest:
+            tied_forward = False
+            continue
+        midi = int(element.pitch.midi)
+        if tied_forward and notes[-1][0] == midi and notes[-1][1] + notes[-1][2] == start:
+            notes[-1][2] += length
+        else:
+            notes.append([midi, start, length])
+        tied_forward = element.tie is not None and element.tie.type in ("start", "continue")
+    end = max([_grid_steps(flat.highestTime, "the end at")] + [s + n for _, s, n in notes])
+    return [(m, s, n) for m, s, n in notes], end
 
 
 def _note(pitch: int, start_step: int, stop_step: int) -> Note:
