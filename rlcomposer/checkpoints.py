@@ -9,7 +9,7 @@ A model directory holds
 * ``metrics.json`` (optional): the figures measured when it was made.
 
 Writes go to a temporary sibling directory first and are renamed into place,
-so an interrupted save never leaves a half-written model.
+so an interrupted save never leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def save_model_dir(
     metrics: dict[str, Any] | None = None,
     extra_config: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a model directory atomically (replacing an existing one)."""
+    """Write a model directory (its files replace those of an existing one)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     config = {
@@ -75,9 +75,12 @@ def save_model_dir(
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if metrics is not None:
             (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        if directory.exists():
-            shutil.rmtree(directory)
-        staging.rename(directory)
+        if directory.exists():  # a run folder with other files: replace just ours
+            for path in staging.iterdir():
+                path.replace(directory / path.name)
+            staging.rmdir()
+        else:
+            staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -128,11 +131,21 @@ def read_model_dir(directory: str | Path, expected_kinds: tuple[str, ...] | None
     return ModelFiles(directory, config["kind"], config, state_dict, metrics)
 
 
+ACTOR_PREFIX = "actor."
+
+
 def load_prior(directory: str | Path = SHIPPED_PRIOR_DIR):
-    """Load a :class:`~rlcomposer.prior.MelodyPrior` from a model directory, in eval mode."""
+    """Load a :class:`~rlcomposer.prior.MelodyPrior` from a model directory, in eval mode.
+
+    A tuned policy directory (kind ``policy``) loads too: its actor is a prior
+    network with tuned weights, and it samples the same way.
+    """
     from rlcomposer.prior import MelodyPrior, PriorConfig
 
-    files = read_model_dir(directory, expected_kinds=("prior",))
+    files = read_model_dir(directory, expected_kinds=("prior", "policy"))
+    if files.kind == "policy":
+        files.state_dict = {k[len(ACTOR_PREFIX):]: v for k, v in files.state_dict.items()
+                            if k.startswith(ACTOR_PREFIX)}
     try:
         config = config_from_dict(PriorConfig, files.config["model"], f"{directory}/{CONFIG_FILE}")
     except ConfigError as error:

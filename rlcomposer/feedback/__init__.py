@@ -1,0 +1,32 @@
+"""Listener feedback: the rating database, its migrations, item selection and presentation.
+
+* :mod:`rlcomposer.feedback.schema` — the SQLAlchemy 2 models (the tables);
+* :mod:`rlcomposer.feedback.database` — database URLs, engines (SQLite in WAL
+  mode or PostgreSQL) and the Alembic migrations;
+* :mod:`rlcomposer.feedback.store` — :class:`FeedbackStore`, every read and write
+  the app, the CLI and the simulated listeners need (nothing else writes SQL);
+* :mod:`rlcomposer.feedback.selection` — which melody or pair a rater sees next;
+* :mod:`rlcomposer.feedback.presentation` — audio, engraved score and piano roll
+  of a melody, ready for the rating page;
+* :mod:`rlcomposer.feedback.export` — every rating and comparison as CSV / JSONL.
+"""
+
+from rlcomposer.feedback.database import (
+    DatabaseError,
+    DatabaseUnavailable,
+    default_database_url,
+    resolve_database_url,
+    upgrade_database,
+)
+from rlcomposer.feedback.store import FeedbackError, FeedbackStore, open_store
+
+__all__ = [
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "FeedbackError",
+    "FeedbackStore",
+    "default_database_url",
+    "open_store",
+    "resolve_database_url",
+    "upgrade_database",
+]

@@ -1,0 +1,314 @@
+"""Database URLs, engines and migrations for the rating store.
+
+* The embedded default is a SQLite file in the user data folder
+  (``platformdirs.user_data_dir("rlcomposer")/feedback.sqlite3``), opened in WAL
+  mode with a busy timeout (30 s; ``?timeout=SECONDS`` in the URL changes it), foreign keys on, and write transactions that take
+  the write lock up front (``BEGIN IMMEDIATE``) so concurrent writers queue
+  instead of failing.
+* PostgreSQL is reached with ``postgresql+psycopg://user@host:port/db``
+  (``postgresql://`` is read as the same).
+* :func:`upgrade_database` runs the Alembic migrations of the top-level
+  ``alembic/`` folder (shipped inside the package as ``rlcomposer/_migrations``),
+  at most once per process and URL; on PostgreSQL it holds an advisory lock, so
+  two processes starting together migrate once.
+
+Library functions take URLs as arguments; only the CLI and the app read
+``RLCOMPOSER_DATABASE_URL`` (and pass it to :func:`resolve_database_url`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from rlcomposer.errors import RLComposerError
+
+ENV_DATABASE_URL = "RLCOMPOSER_DATABASE_URL"
+SQLITE_FILENAME = "feedback.sqlite3"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATION_LOCK_KEY = 7_204_311_902  # pg_advisory_lock key for rlcomposer's migrations
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+class DatabaseError(RLComposerError):
+    """A database URL that cannot be used, or a migration that cannot run."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database is down, locked or unreachable; the caller may try again."""
+
+
+# ------------------------------------------------------------------------ URLs
+def default_database_path() -> Path:
+    """The embedded SQLite file: ``feedback.sqlite3`` in the user data folder."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("rlcomposer")) / SQLITE_FILENAME
+
+
+def default_database_url() -> str:
+    """``sqlite:///`` URL of :func:`default_database_path`."""
+    return f"sqlite:///{default_database_path()}"
+
+
+def resolve_database_url(explicit: str | None = None, environment: str | None = None) -> str:
+    """The URL to use: ``explicit`` (``--db``) wins over ``environment``
+    (``$RLCOMPOSER_DATABASE_URL``), else the embedded default. Checked by
+    :func:`normalise_url`."""
+    for candidate in (explicit, environment):
+        if candidate is not None and candidate.strip():
+            return normalise_url(candidate.strip())
+    return normalise_url(default_database_url())
+
+
+def normalise_url(url: str) -> str:
+    """Check a database URL and pick the driver: a plain file path becomes a
+    SQLite URL, ``postgresql://`` becomes ``postgresql+psycopg://``.
+
+    Raises :class:`DatabaseError` naming the URL and the reason.
+    """
+    text = url.strip()
+    if "://" not in text:
+        if not text:
+            raise DatabaseError("database URL is empty")
+        text = f"sqlite:///{Path(text).expanduser().resolve()}"
+    try:
+        parsed = make_url(text)
+    except ArgumentError:
+        raise DatabaseError(f"database URL '{_safe(url)}' is not a valid URL") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
+            raise DatabaseError(f"database URL '{_safe(url)}': use sqlite:///PATH")
+        return parsed.render_as_string(hide_password=False)
+    if backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgresql+psycopg"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        else:
+            raise DatabaseError(
+                f"database URL '{_safe(url)}': use postgresql+psycopg://USER@HOST:PORT/DB (psycopg 3)")
+        if not parsed.database:
+            raise DatabaseError(f"database URL '{_safe(url)}' names no database")
+        return parsed.render_as_string(hide_password=False)
+    raise DatabaseError(
+        f"database URL '{_safe(url)}': unsupported database '{parsed.drivername}' "
+        "(use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB)")
+
+
+def _safe(url: str) -> str:
+    """A URL fit for messages: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def display_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and ``db where``."""
+    return _safe(url)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, or None (in-memory or not SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+# --------------------------------------------------------------------- engines
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def create_database_engine(url: str) -> Engine:
+    """A new engine for ``url`` (normalised); SQLite in WAL mode with a busy timeout."""
+    url = normalise_url(url)
+    parsed: URL = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is not None and path == default_database_path():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if path is not None and not path.parent.is_dir():
+            raise DatabaseError(f"database file '{path}': folder {path.parent} does not exist")
+        timeout_ms = SQLITE_BUSY_TIMEOUT_MS
+        if "timeout" in parsed.query:  # sqlite:///file?timeout=SECONDS
+            try:
+                timeout_ms = int(float(parsed.query["timeout"]) * 1000)
+            except (TypeError, ValueError):
+                raise DatabaseError(f"database URL '{url}': timeout must be a number of seconds") from None
+        engine = sa.create_engine(url, connect_args={"timeout": timeout_ms / 1000})
+        _configure_sqlite(engine, wal=path is not None, busy_timeout_ms=timeout_ms)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20,
+                            connect_args={"connect_timeout": 5})
+
+
+def get_engine(url: str) -> Engine:
+    """The process-wide engine of ``url`` (created once)."""
+    url = normalise_url(url)
+    with _engines_lock:
+        if url not in _engines:
+            _engines[url] = create_database_engine(url)
+        return _engines[url]
+
+
+def dispose_engine(url: str) -> None:
+    """Close the pooled connections of ``url``'s engine and forget it."""
+    url = normalise_url(url)
+    with _engines_lock:
+        engine = _engines.pop(url, None)
+        _migrated.discard(url)
+    if engine is not None:
+        engine.dispose()
+
+
+def _configure_sqlite(engine: Engine, wal: bool, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised via engine
+        # let SQLAlchemy's "begin" event (below) emit BEGIN, not the driver
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # pragma: no cover - exercised via engine
+        # writers take the lock up front, so they wait (busy timeout) instead of
+        # failing with "database is locked" when upgrading a read transaction
+        if connection.get_execution_options().get("rlc_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether a SQLAlchemy error means "down, locked or unreachable" (worth a retry)."""
+    return isinstance(error, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError))
+
+
+def unavailable(url: str, error: BaseException) -> DatabaseUnavailable:
+    """A one-line :class:`DatabaseUnavailable` for ``error`` on ``url``."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return DatabaseUnavailable(f"database {display_url(url)} is unavailable ({reason})")
+
+
+# ------------------------------------------------------------------ migrations
+def migrations_dir() -> Path:
+    """The Alembic script folder: ``rlcomposer/_migrations`` (the top-level
+    ``alembic/`` folder, linked in a checkout and copied into a wheel)."""
+    for candidate in (PACKAGE_DIR / "_migrations", PACKAGE_DIR.parent / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise DatabaseError(f"the migrations folder is missing from the installation ({PACKAGE_DIR / '_migrations'})")
+
+
+def alembic_config(url: str):
+    """An Alembic ``Config`` for ``url`` without any ini file."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+_migrated: set[str] = set()
+_migrate_lock = threading.RLock()
+
+
+@contextmanager
+def _migration_connection(url: str) -> Iterator[sa.Connection]:
+    engine = get_engine(url).execution_options(rlc_write=True)  # SQLite: BEGIN IMMEDIATE
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+            try:
+                yield connection
+            finally:
+                connection.rollback()
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+        else:
+            yield connection
+
+
+def _run(url: str, action: str, revision: str) -> None:
+    from alembic.util import CommandError
+
+    from alembic import command
+
+    config = alembic_config(url)
+    try:
+        # alembic's context is process-global: one migration at a time in a process;
+        # across processes, PostgreSQL's advisory lock or SQLite's write lock
+        with _migrate_lock, _migration_connection(url) as connection:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+            connection.commit()
+    except CommandError as error:
+        raise DatabaseError(f"migration {action} to '{revision}': {error}") from None
+    except sa.exc.SQLAlchemyError as error:
+        if is_unavailable(error):
+            raise unavailable(url, error) from None
+        raise
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Migrate ``url`` up to ``revision`` (default: the newest)."""
+    url = normalise_url(url)
+    _run(url, "upgrade", revision)
+    if revision == "head":
+        _migrated.add(url)
+
+
+def downgrade_database(url: str, revision: str) -> None:
+    """Migrate ``url`` down to ``revision`` (``base`` empties the database)."""
+    url = normalise_url(url)
+    _migrated.discard(url)
+    _run(url, "downgrade", revision)
+
+
+def ensure_migrated(url: str) -> None:
+    """Upgrade ``url`` to head once per process (the app's start-up)."""
+    url = normalise_url(url)
+    if url in _migrated:
+        return
+    with _migrate_lock:
+        if url not in _migrated:
+            upgrade_database(url)
+
+
+def current_revision(url: str) -> str | None:
+    """The revision ``url`` is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    url = normalise_url(url)
+    try:
+        with get_engine(url).connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except sa.exc.SQLAlchemyError as error:
+        if is_unavailable(error):
+            raise unavailable(url, error) from None
+        raise
+
+
+def head_revision() -> str:
+    """The newest revision of the shipped migrations."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head

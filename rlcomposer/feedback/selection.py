@@ -1,0 +1,124 @@
+"""Which melody or pair a rater gets next.
+
+A :class:`SelectionStrategy` looks at the pool and at what the rater has already
+judged (through the store) and proposes the next :class:`Item`. A rater never
+gets an item twice, except for deliberate repeats that measure self-consistency
+(a small, configurable share, marked ``is_repeat``). :class:`RandomSelection` is
+the strategy this module ships; an active-learning strategy (where a reward
+ensemble disagrees most) implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from rlcomposer.errors import RLComposerError
+from rlcomposer.feedback.store import FeedbackStore
+
+ItemKind = Literal["single", "pair"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """What a rater is shown: one melody (stars) or a pair (A/B).
+
+    For a pair, ``melody_ids`` is ``(a, b)`` in the strategy's order; the app
+    decides at random which side each is shown on and records it.
+    """
+
+    kind: ItemKind
+    melody_ids: tuple[int, ...]
+    is_repeat: bool = False
+
+    def __post_init__(self) -> None:
+        expected = 1 if self.kind == "single" else 2
+        if self.kind not in ("single", "pair") or len(self.melody_ids) != expected:
+            raise RLComposerError(f"item {self.kind!r} needs {expected} melody ids, got {self.melody_ids}")
+        if self.kind == "pair" and self.melody_ids[0] == self.melody_ids[1]:
+            raise RLComposerError(f"a pair needs two different melodies, got {self.melody_ids}")
+
+    @property
+    def key(self) -> tuple:
+        """Identity of the item regardless of the pair's order."""
+        return (self.kind, tuple(sorted(self.melody_ids)))
+
+
+@runtime_checkable
+class SelectionStrategy(Protocol):
+    """Chooses the next item for a rater."""
+
+    def next_item(self, store: FeedbackStore, rater_id: int, kind: ItemKind,
+                  exclude: Collection[Item] = ()) -> Item | None:
+        """The next item of ``kind`` for ``rater_id``, or None when the rater has
+        judged everything. ``exclude``: items already on their way to the rater
+        (the one on screen, the one prepared next), never proposed again."""
+        ...
+
+
+@dataclass
+class RandomSelection:
+    """Uniformly random among the items the rater has not judged yet.
+
+    With probability ``repeat_share`` (when the rater has judged at least
+    ``min_history_for_repeat`` items of that kind) it proposes one of the rater's
+    earlier items again, marked ``is_repeat``.
+    """
+
+    repeat_share: float = 0.05
+    """Share of deliberate repeats, for measuring each rater's self-consistency (0 disables)."""
+    tags: tuple[str, ...] = ()
+    """Only melodies with these tags (empty: the whole pool)."""
+    min_history_for_repeat: int = 5
+    """Repeats start once the rater has judged this many items of the kind."""
+    seed: int | None = None
+    """Fixes the choices (None: fresh randomness)."""
+    rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.repeat_share <= 0.5:
+            raise RLComposerError(f"repeat share {self.repeat_share} must be between 0 and 0.5")
+        self.rng = random.Random(self.seed)
+
+    def next_item(self, store: FeedbackStore, rater_id: int, kind: ItemKind,
+                  exclude: Collection[Item] = ()) -> Item | None:
+        if kind not in ("single", "pair"):
+            raise RLComposerError(f"item kind {kind!r} must be single or pair")
+        excluded = {item.key for item in exclude}
+        pool = store.melody_ids(list(self.tags) or None)
+        if kind == "single":
+            seen = store.rated_melody_ids(rater_id)
+            history: Sequence[tuple[int, ...]] = sorted((m,) for m in seen)
+        else:
+            seen_pairs = store.compared_pairs(rater_id)
+            history = sorted(tuple(sorted(p)) for p in seen_pairs)
+        if (self.repeat_share > 0 and len(history) >= self.min_history_for_repeat
+                and self.rng.random() < self.repeat_share):
+            candidates = [h for h in history if (kind, h) not in excluded]
+            if candidates:
+                ids = list(self.rng.choice(candidates))
+                self.rng.shuffle(ids)
+                return Item(kind, tuple(ids), is_repeat=True)
+        if kind == "single":
+            fresh = [m for m in pool if m not in seen and ("single", (m,)) not in excluded]
+            return Item("single", (self.rng.choice(fresh),)) if fresh else None
+        return self._fresh_pair(pool, seen_pairs, excluded)
+
+    def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple]) -> Item | None:
+        if len(pool) < 2:
+            return None
+
+        def usable(a: int, b: int) -> bool:
+            return a != b and frozenset((a, b)) not in seen and ("pair", tuple(sorted((a, b)))) not in excluded
+
+        for _ in range(64):  # a sparse history: random draws find a fresh pair at once
+            a, b = self.rng.sample(pool, 2)
+            if usable(a, b):
+                return Item("pair", (a, b))
+        fresh = [(a, b) for i, a in enumerate(pool) for b in pool[i + 1:] if usable(a, b)]
+        if not fresh:
+            return None
+        a, b = self.rng.choice(fresh)
+        return Item("pair", (a, b) if self.rng.random() < 0.5 else (b, a))

@@ -1,0 +1,771 @@
+"""The rating store: every read and write of listener feedback goes through here.
+
+:class:`FeedbackStore` wraps one database (see :mod:`rlcomposer.feedback.database`)
+and offers what the app, the CLI and the simulated listeners need: raters,
+models, the candidate pool of melodies, star ratings, pairwise comparisons,
+per-rater history, the dashboard's figures and the export rows.
+
+Every submission carries a ``client_id`` made by the client (a UUID made when
+the item was shown). Submitting the same id again returns the row already
+stored (``created=False``) instead of storing a second one; the same id with a
+different answer is refused. Values are checked here with messages that name
+the input, and again by the database's constraints.
+
+Errors: :class:`FeedbackError` for bad input (nothing is stored);
+:class:`~rlcomposer.feedback.database.DatabaseUnavailable` when the database is
+down or locked (nothing is stored; the same call may simply be made again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from rlcomposer.errors import RLComposerError
+from rlcomposer.feedback import database
+from rlcomposer.feedback.database import DatabaseUnavailable
+from rlcomposer.feedback.schema import (
+    CHOICES,
+    CLIENT_ID_MAX,
+    MAX_STARS,
+    MIN_STARS,
+    SIDES,
+    Comparison,
+    Model,
+    Rater,
+    RatingSession,
+    StarRating,
+    StoredMelody,
+    utcnow,
+)
+from rlcomposer.melody import Melody
+
+_CLIENT_ID = re.compile(rf"^[A-Za-z0-9_.:-]{{8,{CLIENT_ID_MAX}}}$")
+SIMULATED_PREFIX = "sim:"
+MAX_NAME = 80
+MAX_TAG = 100
+MAX_TIMING_MS = 24 * 3600 * 1000
+
+
+class FeedbackError(RLComposerError):
+    """A rating, comparison, rater, tag or id that the store refuses; nothing was stored."""
+
+
+def new_client_id() -> str:
+    """A fresh submission id (what a client makes when it shows an item)."""
+    return uuid.uuid4().hex
+
+
+# ------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class RaterInfo:
+    id: int
+    name: str
+    kind: str
+    consented: bool
+
+
+@dataclass(frozen=True)
+class MelodyRecord:
+    """A melody of the pool with its provenance."""
+
+    id: int
+    melody: Melody
+    tag: str
+    model: str | None
+    seed: int | None
+    sample_index: int | None
+    experiment: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    """A stored star rating; ``created`` is False when the id was already stored."""
+
+    id: int
+    client_id: str
+    rater_id: int
+    melody_id: int
+    stars: int
+    session_id: int | None
+    is_repeat: bool
+    listened_ms: int | None
+    answer_ms: int | None
+    created_at: datetime
+    created: bool
+
+
+@dataclass(frozen=True)
+class ComparisonRecord:
+    """A stored comparison; ``choice`` refers to melody_a / melody_b, not to screen sides."""
+
+    id: int
+    client_id: str
+    rater_id: int
+    melody_a_id: int
+    melody_b_id: int
+    shown_left: str
+    choice: str
+    session_id: int | None
+    is_repeat: bool
+    listened_ms: int | None
+    answer_ms: int | None
+    created_at: datetime
+    created: bool
+
+    @property
+    def winner_id(self) -> int | None:
+        """The preferred melody, or None for a tie or a skip."""
+        return {"a": self.melody_a_id, "b": self.melody_b_id}.get(self.choice)
+
+
+@dataclass(frozen=True)
+class PoolAddResult:
+    """What :meth:`FeedbackStore.add_melodies` did: ids in input order."""
+
+    ids: list[int]
+    added: int
+    existing: int
+    model_id: int | None
+
+
+@dataclass(frozen=True)
+class MelodySummary:
+    """One line of the listening page."""
+
+    id: int
+    tag: str
+    model: str | None
+    seed: int | None
+    num_ratings: int
+    mean_stars: float | None
+    comparisons: int
+    wins: float
+
+
+EXPORT_COLUMNS = (
+    "kind", "id", "client_id", "created_at", "rater", "rater_kind", "session_id",
+    "stars", "choice", "shown_left", "is_repeat", "listened_ms", "answer_ms",
+    "melody_id", "melody_tag", "melody_model", "melody_seed", "melody_tokens",
+    "melody_b_id", "melody_b_tag", "melody_b_model", "melody_b_seed", "melody_b_tokens",
+)
+
+
+# -------------------------------------------------------------------- checks
+def _check_client_id(client_id: Any) -> str:
+    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+        raise FeedbackError(
+            f"submission id {client_id!r} is malformed (8-{CLIENT_ID_MAX} letters, digits, '_.:-')")
+    return client_id
+
+
+def _check_id(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FeedbackError(f"{what} {value!r} is not a valid id (a positive integer)")
+    return value
+
+
+def _check_timing(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_TIMING_MS:
+        raise FeedbackError(f"{what} {value!r} must be between 0 and {MAX_TIMING_MS} milliseconds")
+    return int(value)
+
+
+def _check_stars(stars: Any) -> int:
+    if isinstance(stars, bool) or not isinstance(stars, int) or not MIN_STARS <= stars <= MAX_STARS:
+        raise FeedbackError(f"rating {stars!r} is outside {MIN_STARS}-{MAX_STARS} stars")
+    return stars
+
+
+def check_tag(tag: Any) -> str:
+    """A pool tag: 1-100 characters, no leading/trailing spaces, no control characters."""
+    if not isinstance(tag, str) or not tag.strip() or tag != tag.strip() or len(tag) > MAX_TAG \
+            or any(ord(c) < 32 for c in tag):
+        raise FeedbackError(f"tag {tag!r} must be 1-{MAX_TAG} printable characters")
+    return tag
+
+
+def check_rater_name(name: Any, kind: str = "person") -> str:
+    """A rater name: 1-80 printable characters; ``sim:`` names are for simulated listeners."""
+    if not isinstance(name, str):
+        raise FeedbackError(f"rater name {name!r} must be text")
+    stripped = " ".join(name.split())
+    if not stripped or len(stripped) > MAX_NAME or any(ord(c) < 32 for c in name):
+        raise FeedbackError(f"rater name {name!r} must be 1-{MAX_NAME} printable characters")
+    if kind == "person" and stripped.lower().startswith(SIMULATED_PREFIX):
+        raise FeedbackError(f"rater name {name!r}: names starting with '{SIMULATED_PREFIX}' are for simulated listeners")
+    if kind == "simulated" and not stripped.startswith(SIMULATED_PREFIX):
+        raise FeedbackError(f"simulated rater name {name!r} must start with '{SIMULATED_PREFIX}'")
+    if kind not in ("person", "simulated"):
+        raise FeedbackError(f"rater kind {kind!r} must be person or simulated")
+    return stripped
+
+
+def tokens_sha1(tokens: Sequence[int]) -> str:
+    """The identity of a melody's tokens within a tag."""
+    return hashlib.sha1(json.dumps([int(t) for t in tokens]).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------- store
+class FeedbackStore:
+    """Listener feedback in one database (SQLite or PostgreSQL).
+
+    Build it with :func:`open_store`, which also runs the migrations.
+    """
+
+    def __init__(self, url: str):
+        self.url = database.normalise_url(url)
+        self.engine = database.get_engine(self.url)
+        self._write_engine = self.engine.execution_options(rlc_write=True)
+        self.dialect = self.engine.dialect.name
+
+    # ------------------------------------------------------------ plumbing
+    def __repr__(self) -> str:
+        return f"FeedbackStore({database.display_url(self.url)!r})"
+
+    @contextmanager
+    def _session(self, write: bool = False) -> Iterator[Session]:
+        try:
+            with Session(self._write_engine if write else self.engine, expire_on_commit=False) as session:
+                yield session
+                if write:
+                    session.commit()
+        except (sa.exc.IntegrityError, sa.exc.DataError) as error:
+            raise FeedbackError(f"the database refused the value ({_first_line(error)}); nothing stored") from None
+        except sa.exc.SQLAlchemyError as error:
+            if database.is_unavailable(error):
+                raise database.unavailable(self.url, error) from None
+            raise
+
+    def _insert(self, model, **values) -> sa.Insert:
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(model).values(**values)
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers."""
+        with self._session() as session:
+            session.execute(sa.text("SELECT 1"))
+
+    # -------------------------------------------------------------- raters
+    def sign_in(self, name: str, kind: str = "person") -> RaterInfo:
+        """The rater called ``name``, created on first sign-in."""
+        name = check_rater_name(name, kind)
+        with self._session(write=True) as session:
+            session.execute(self._insert(Rater, name=name, kind=kind, created_at=utcnow())
+                            .on_conflict_do_nothing(index_elements=["name"]))
+            rater = session.scalars(sa.select(Rater).where(Rater.name == name)).one()
+            if rater.kind != kind:
+                raise FeedbackError(f"rater name {name!r} belongs to a {rater.kind} rater")
+            return _rater_info(rater)
+
+    def get_rater(self, rater_id: int) -> RaterInfo:
+        _check_id(rater_id, "rater id")
+        with self._session() as session:
+            rater = session.get(Rater, rater_id)
+            if rater is None:
+                raise FeedbackError(f"rater id {rater_id} is unknown")
+            return _rater_info(rater)
+
+    def find_rater(self, name: str) -> RaterInfo | None:
+        with self._session() as session:
+            rater = session.scalars(sa.select(Rater).where(Rater.name == " ".join(str(name).split()))).first()
+            return None if rater is None else _rater_info(rater)
+
+    def record_consent(self, rater_id: int) -> RaterInfo:
+        """Mark that the rater agreed to the consent text (first time only)."""
+        _check_id(rater_id, "rater id")
+        with self._session(write=True) as session:
+            rater = session.get(Rater, rater_id)
+            if rater is None:
+                raise FeedbackError(f"rater id {rater_id} is unknown")
+            if rater.consented_at is None:
+                rater.consented_at = utcnow()
+            return _rater_info(rater)
+
+    def start_session(self, rater_id: int, client: str | None = None) -> int:
+        """A new rating session of ``rater_id``; returns its id."""
+        self.get_rater(rater_id)
+        with self._session(write=True) as session:
+            row = RatingSession(rater_id=rater_id, client=(client or None) and str(client)[:200],
+                                started_at=utcnow())
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def raters(self) -> list[RaterInfo]:
+        with self._session() as session:
+            return [_rater_info(r) for r in session.scalars(sa.select(Rater).order_by(Rater.id))]
+
+    # --------------------------------------------------------------- models
+    def register_model(self, name: str, kind: str = "prior", config: dict[str, Any] | None = None,
+                       path: str | None = None) -> int:
+        """The id of model ``name``, stored (with its config) the first time."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise FeedbackError(f"model name {name!r} must be 1-200 characters")
+        config = json.loads(json.dumps(config or {}, default=str))
+        with self._session(write=True) as session:
+            session.execute(self._insert(Model, name=name, kind=kind, config=config, path=path,
+                                         created_at=utcnow())
+                            .on_conflict_do_nothing(index_elements=["name"]))
+            return session.scalars(sa.select(Model.id).where(Model.name == name)).one()
+
+    def models(self) -> list[dict[str, Any]]:
+        with self._session() as session:
+            return [{"id": m.id, "name": m.name, "kind": m.kind, "path": m.path, "config": m.config}
+                    for m in session.scalars(sa.select(Model).order_by(Model.id))]
+
+    # ---------------------------------------------------------------- pool
+    def add_melodies(self, melodies: Sequence[Melody], tag: str, model: str | None = None,
+                     model_kind: str = "prior", model_config: dict[str, Any] | None = None,
+                     model_path: str | None = None, experiment: str | None = None) -> PoolAddResult:
+        """Put melodies in the rating pool under ``tag``. A melody already in the
+        tag is not added twice (its existing id is returned)."""
+        check_tag(tag)
+        if experiment is not None and (not isinstance(experiment, str) or len(experiment) > 200):
+            raise FeedbackError(f"experiment {experiment!r} must be at most 200 characters")
+        melodies = list(melodies)
+        if not all(isinstance(m, Melody) for m in melodies):
+            raise FeedbackError("add_melodies takes Melody objects")
+        model_id = self.register_model(model, model_kind, model_config, model_path) if model else None
+        ids: list[int] = []
+        added = 0
+        with self._session(write=True) as session:
+            for melody in melodies:
+                tokens = [int(t) for t in melody.tokens]
+                digest = tokens_sha1(tokens)
+                meta = dict(melody.metadata)
+                seed = meta.pop("seed", None)
+                index = meta.pop("index", None)
+                result = session.execute(
+                    self._insert(StoredMelody, tokens=tokens, tokens_sha1=digest, num_steps=len(tokens),
+                                 model_id=model_id, seed=seed if isinstance(seed, int) else None,
+                                 sample_index=index if isinstance(index, int) else None, tag=tag,
+                                 experiment=experiment,
+                                 extra=json.loads(json.dumps(meta, default=str)), created_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=["tag", "tokens_sha1"])
+                    .returning(StoredMelody.id))
+                added += result.first() is not None
+                ids.append(session.scalars(sa.select(StoredMelody.id).where(
+                    StoredMelody.tag == tag, StoredMelody.tokens_sha1 == digest)).one())
+        return PoolAddResult(ids=ids, added=added, existing=len(melodies) - added, model_id=model_id)
+
+    def get_melody(self, melody_id: int) -> MelodyRecord:
+        _check_id(melody_id, "melody id")
+        with self._session() as session:
+            row = session.execute(
+                sa.select(StoredMelody, Model.name).outerjoin(Model, StoredMelody.model_id == Model.id)
+                .where(StoredMelody.id == melody_id)).first()
+            if row is None:
+                raise FeedbackError(f"melody id {melody_id} is unknown")
+            return _melody_record(*row)
+
+    def get_melodies(self, melody_ids: Iterable[int]) -> dict[int, MelodyRecord]:
+        ids = sorted({_check_id(i, "melody id") for i in melody_ids})
+        with self._session() as session:
+            rows = session.execute(
+                sa.select(StoredMelody, Model.name).outerjoin(Model, StoredMelody.model_id == Model.id)
+                .where(StoredMelody.id.in_(ids))).all()
+        found = {row[0].id: _melody_record(*row) for row in rows}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise FeedbackError(f"melody id {missing[0]} is unknown")
+        return found
+
+    def melody_ids(self, tags: Sequence[str] | None = None) -> list[int]:
+        """Ids of the pool's melodies (of ``tags`` only, if given), oldest first."""
+        query = sa.select(StoredMelody.id).order_by(StoredMelody.id)
+        if tags:
+            query = query.where(StoredMelody.tag.in_(list(tags)))
+        with self._session() as session:
+            return list(session.scalars(query))
+
+    def tags(self) -> list[tuple[str, int]]:
+        """Each tag with its number of melodies."""
+        with self._session() as session:
+            return [(t, n) for t, n in session.execute(
+                sa.select(StoredMelody.tag, sa.func.count()).group_by(StoredMelody.tag).order_by(StoredMelody.tag))]
+
+    # -------------------------------------------------------------- submits
+    def _existing_rater_and_melodies(self, session: Session, rater_id: int, melody_ids: Sequence[int],
+                                     session_id: int | None) -> None:
+        if session.get(Rater, rater_id) is None:
+            raise FeedbackError(f"rater id {rater_id} is unknown")
+        for melody_id in melody_ids:
+            if session.get(StoredMelody, melody_id) is None:
+                raise FeedbackError(f"melody id {melody_id} is unknown")
+        if session_id is not None:
+            row = session.get(RatingSession, session_id)
+            if row is None or row.rater_id != rater_id:
+                raise FeedbackError(f"session id {session_id} is unknown for rater id {rater_id}")
+
+    def submit_rating(self, client_id: str, rater_id: int, melody_id: int, stars: int, *,
+                      session_id: int | None = None, is_repeat: bool = False,
+                      listened_ms: float | None = None, answer_ms: float | None = None) -> RatingRecord:
+        """Store ``stars`` (1-5) for a melody, once per ``client_id``."""
+        values = dict(
+            client_id=_check_client_id(client_id), rater_id=_check_id(rater_id, "rater id"),
+            melody_id=_check_id(melody_id, "melody id"), stars=_check_stars(stars),
+            session_id=None if session_id is None else _check_id(session_id, "session id"),
+            is_repeat=bool(is_repeat), listened_ms=_check_timing(listened_ms, "time listened"),
+            answer_ms=_check_timing(answer_ms, "time to answer"))
+        return self._submit(StarRating, values, ("rater_id", "melody_id", "stars"), (melody_id,),
+                            _rating_record)
+
+    def submit_comparison(self, client_id: str, rater_id: int, melody_a_id: int, melody_b_id: int,
+                          choice: str, shown_left: str, *, session_id: int | None = None,
+                          is_repeat: bool = False, listened_ms: float | None = None,
+                          answer_ms: float | None = None) -> ComparisonRecord:
+        """Store a choice (``a``, ``b``, ``tie`` or ``skip``, about melody_a / melody_b)
+        and which of them was shown on the left, once per ``client_id``."""
+        if choice not in CHOICES:
+            raise FeedbackError(f"choice {choice!r} must be one of {', '.join(CHOICES)}")
+        if shown_left not in SIDES:
+            raise FeedbackError(f"shown_left {shown_left!r} must be 'a' or 'b'")
+        _check_id(melody_a_id, "melody id")
+        _check_id(melody_b_id, "melody id")
+        if melody_a_id == melody_b_id:
+            raise FeedbackError(f"a comparison needs two different melodies, got {melody_a_id} twice")
+        values = dict(
+            client_id=_check_client_id(client_id), rater_id=_check_id(rater_id, "rater id"),
+            melody_a_id=melody_a_id, melody_b_id=melody_b_id, choice=choice, shown_left=shown_left,
+            session_id=None if session_id is None else _check_id(session_id, "session id"),
+            is_repeat=bool(is_repeat), listened_ms=_check_timing(listened_ms, "time listened"),
+            answer_ms=_check_timing(answer_ms, "time to answer"))
+        return self._submit(Comparison, values,
+                            ("rater_id", "melody_a_id", "melody_b_id", "choice", "shown_left"),
+                            (melody_a_id, melody_b_id), _comparison_record)
+
+    def _submit(self, model, values: dict[str, Any], identity: Sequence[str],
+                melody_ids: Sequence[int], to_record):
+        with self._session(write=True) as session:
+            existing = session.scalars(sa.select(model).where(model.client_id == values["client_id"])).first()
+            if existing is None:
+                self._existing_rater_and_melodies(session, values["rater_id"], melody_ids, values["session_id"])
+                result = session.execute(self._insert(model, **values, created_at=utcnow())
+                                         .on_conflict_do_nothing(index_elements=["client_id"])
+                                         .returning(model.id))
+                created = result.first() is not None
+                existing = session.scalars(sa.select(model).where(model.client_id == values["client_id"])).one()
+            else:
+                created = False
+            if any(getattr(existing, key) != values[key] for key in identity):
+                raise FeedbackError(
+                    f"submission id {values['client_id']!r} was already used for a different answer; "
+                    "nothing stored")
+            return to_record(existing, created)
+
+    # -------------------------------------------------------------- history
+    def rated_melody_ids(self, rater_id: int) -> set[int]:
+        """Melodies ``rater_id`` has given stars to."""
+        with self._session() as session:
+            return set(session.scalars(sa.select(StarRating.melody_id).where(StarRating.rater_id == rater_id)))
+
+    def compared_pairs(self, rater_id: int) -> set[frozenset[int]]:
+        """Unordered pairs ``rater_id`` has compared."""
+        with self._session() as session:
+            rows = session.execute(sa.select(Comparison.melody_a_id, Comparison.melody_b_id)
+                                   .where(Comparison.rater_id == rater_id))
+            return {frozenset(row) for row in rows}
+
+    def count_submissions(self, rater_id: int, session_id: int | None = None) -> dict[str, int]:
+        """``{"stars": n, "comparisons": m, "total": n + m}`` of a rater (in one session, if given)."""
+        counts = {}
+        with self._session() as session:
+            for key, model in (("stars", StarRating), ("comparisons", Comparison)):
+                query = sa.select(sa.func.count()).select_from(model).where(model.rater_id == rater_id)
+                if session_id is not None:
+                    query = query.where(model.session_id == session_id)
+                counts[key] = session.scalar(query) or 0
+        counts["total"] = counts["stars"] + counts["comparisons"]
+        return counts
+
+    def rater_history(self, rater_id: int, limit: int = 500) -> list[dict[str, Any]]:
+        """The rater's own submissions, newest first (what the app shows them; nobody else's)."""
+        _check_id(rater_id, "rater id")
+        return [row for row in self.export_rows(rater_ids=[rater_id], include_tokens=False)][::-1][:limit]
+
+    def ratings(self, tags: Sequence[str] | None = None) -> list[RatingRecord]:
+        """Every star rating (of melodies in ``tags``, if given), oldest first."""
+        query = sa.select(StarRating).order_by(StarRating.id)
+        if tags:
+            query = query.join(StoredMelody, StarRating.melody_id == StoredMelody.id).where(
+                StoredMelody.tag.in_(list(tags)))
+        with self._session() as session:
+            return [_rating_record(r, False) for r in session.scalars(query)]
+
+    def comparisons(self, tags: Sequence[str] | None = None) -> list[ComparisonRecord]:
+        """Every comparison (both melodies in ``tags``, if given), oldest first."""
+        with self._session() as session:
+            rows = [_comparison_record(r, False) for r in
+                    session.scalars(sa.select(Comparison).order_by(Comparison.id))]
+            if tags:
+                tag_of = dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
+                rows = [r for r in rows if tag_of[r.melody_a_id] in tags and tag_of[r.melody_b_id] in tags]
+            return rows
+
+    # --------------------------------------------------------------- export
+    def export_rows(self, tags: Sequence[str] | None = None, rater_names: Sequence[str] | None = None,
+                    rater_ids: Sequence[int] | None = None, include_tokens: bool = True
+                    ) -> list[dict[str, Any]]:
+        """Every star rating and comparison with its melody (or melodies) and rater,
+        oldest first, as flat dicts with the keys of :data:`EXPORT_COLUMNS`.
+        ``tags`` keeps rows where a rated melody has one of the tags."""
+        with self._session() as session:
+            raters = {r.id: r for r in session.scalars(sa.select(Rater))}
+            melodies = {m.id: (m, name) for m, name in session.execute(
+                sa.select(StoredMelody, Model.name).outerjoin(Model, StoredMelody.model_id == Model.id))}
+            stars = list(session.scalars(sa.select(StarRating)))
+            pairs = list(session.scalars(sa.select(Comparison)))
+        wanted_raters = None
+        if rater_names is not None or rater_ids is not None:
+            wanted_raters = {r.id for r in raters.values()
+                             if (rater_names and r.name in rater_names) or (rater_ids and r.id in rater_ids)}
+
+        def melody_fields(prefix: str, melody_id: int | None) -> dict[str, Any]:
+            if melody_id is None:
+                return {f"{prefix}_{k}": None for k in ("id", "tag", "model", "seed", "tokens")}
+            row, model_name = melodies[melody_id]
+            return {f"{prefix}_id": row.id, f"{prefix}_tag": row.tag, f"{prefix}_model": model_name,
+                    f"{prefix}_seed": row.seed,
+                    f"{prefix}_tokens": " ".join(map(str, row.tokens)) if include_tokens else None}
+
+        rows: list[dict[str, Any]] = []
+        for kind, items in (("stars", stars), ("comparison", pairs)):
+            for item in items:
+                if wanted_raters is not None and item.rater_id not in wanted_raters:
+                    continue
+                first = item.melody_id if kind == "stars" else item.melody_a_id
+                second = None if kind == "stars" else item.melody_b_id
+                if tags and melodies[first][0].tag not in tags and (
+                        second is None or melodies[second][0].tag not in tags):
+                    continue
+                rater = raters[item.rater_id]
+                row = {
+                    "kind": kind, "id": item.id, "client_id": item.client_id,
+                    "created_at": _iso(item.created_at), "rater": rater.name, "rater_kind": rater.kind,
+                    "session_id": item.session_id,
+                    "stars": item.stars if kind == "stars" else None,
+                    "choice": item.choice if kind == "comparison" else None,
+                    "shown_left": item.shown_left if kind == "comparison" else None,
+                    "is_repeat": bool(item.is_repeat), "listened_ms": item.listened_ms,
+                    "answer_ms": item.answer_ms,
+                }
+                row.update(melody_fields("melody", first))
+                row.update({k.replace("melody_b_", "melody_b_"): v for k, v in melody_fields("melody_b", second).items()})
+                rows.append(row)
+        rows.sort(key=lambda r: (r["created_at"], r["kind"], r["id"]))
+        return rows
+
+    # ------------------------------------------------------------ dashboard
+    def activity(self, by: str = "rater") -> list[dict[str, Any]]:
+        """Submissions per day and per rater (``by="rater"``) or per melody tag (``by="tag"``)."""
+        if by not in ("rater", "tag"):
+            raise FeedbackError(f"activity by {by!r}: use rater or tag")
+        counts: Counter[tuple[str, str]] = Counter()
+        for row in self.export_rows(include_tokens=False):
+            day = row["created_at"][:10]
+            if by == "rater":
+                counts[(day, row["rater"])] += 1
+            else:
+                for tag in {row["melody_tag"], row["melody_b_tag"]} - {None}:
+                    counts[(day, tag)] += 1
+        return [{"day": d, by: k, "count": n} for (d, k), n in sorted(counts.items())]
+
+    def agreement(self) -> dict[str, Any]:
+        """Agreement between different raters on the same item.
+
+        Pairs: the share of two-rater agreements on unordered pairs both judged
+        with a (non-skip) answer, where a tie agrees only with a tie. Stars: the
+        mean absolute difference and the share within one star, over melodies
+        rated by two or more raters (each rater's first rating)."""
+        by_pair: dict[frozenset[int], dict[int, Any]] = defaultdict(dict)
+        for c in self.comparisons():
+            if c.choice == "skip" or c.is_repeat:
+                continue
+            by_pair[frozenset((c.melody_a_id, c.melody_b_id))].setdefault(c.rater_id, c.winner_id or "tie")
+        pair_total = pair_agree = 0
+        for answers in by_pair.values():
+            values = list(answers.values())
+            for i in range(len(values)):
+                for j in range(i + 1, len(values)):
+                    pair_total += 1
+                    pair_agree += values[i] == values[j]
+        by_melody: dict[int, dict[int, int]] = defaultdict(dict)
+        for r in self.ratings():
+            if not r.is_repeat:
+                by_melody[r.melody_id].setdefault(r.rater_id, r.stars)
+        diffs = []
+        for answers in by_melody.values():
+            values = list(answers.values())
+            diffs += [abs(values[i] - values[j]) for i in range(len(values)) for j in range(i + 1, len(values))]
+        return {
+            "pair_judgement_pairs": pair_total,
+            "pair_agreement": pair_agree / pair_total if pair_total else None,
+            "star_judgement_pairs": len(diffs),
+            "star_mean_abs_difference": sum(diffs) / len(diffs) if diffs else None,
+            "star_within_one": sum(d <= 1 for d in diffs) / len(diffs) if diffs else None,
+        }
+
+    def self_consistency(self) -> list[dict[str, Any]]:
+        """Per rater: how often a deliberate repeat got the same answer as the first time
+        (pairs: the same winner or tie, whatever side it was shown on; stars: exact and within one)."""
+        raters = {r.id: r.name for r in self.raters()}
+        first_pair: dict[tuple[int, frozenset[int]], Any] = {}
+        first_star: dict[tuple[int, int], int] = {}
+        result: dict[int, dict[str, int]] = defaultdict(lambda: Counter())
+        for c in self.comparisons():
+            key = (c.rater_id, frozenset((c.melody_a_id, c.melody_b_id)))
+            answer = "skip" if c.choice == "skip" else (c.winner_id or "tie")
+            if c.is_repeat and key in first_pair:
+                if "skip" not in (answer, first_pair[key]):
+                    result[c.rater_id]["pair_repeats"] += 1
+                    result[c.rater_id]["pair_same"] += answer == first_pair[key]
+            else:
+                first_pair.setdefault(key, answer)
+        for r in self.ratings():
+            key = (r.rater_id, r.melody_id)
+            if r.is_repeat and key in first_star:
+                result[r.rater_id]["star_repeats"] += 1
+                result[r.rater_id]["star_same"] += r.stars == first_star[key]
+                result[r.rater_id]["star_within_one"] += abs(r.stars - first_star[key]) <= 1
+            else:
+                first_star.setdefault(key, r.stars)
+        rows = []
+        for rater_id, c in sorted(result.items()):
+            rows.append({
+                "rater": raters[rater_id],
+                "pair_repeats": c["pair_repeats"],
+                "pair_consistency": c["pair_same"] / c["pair_repeats"] if c["pair_repeats"] else None,
+                "star_repeats": c["star_repeats"],
+                "star_exact": c["star_same"] / c["star_repeats"] if c["star_repeats"] else None,
+                "star_within_one": c["star_within_one"] / c["star_repeats"] if c["star_repeats"] else None,
+            })
+        return rows
+
+    def tag_win_rates(self) -> list[dict[str, Any]]:
+        """For each ordered pair of different tags met in A/B: the first tag's win-rate
+        (ties count ½; skips and deliberate repeats left out) and the number of comparisons."""
+        with self._session() as session:
+            tag_of = dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
+        wins: Counter[tuple[str, str]] = Counter()
+        games: Counter[tuple[str, str]] = Counter()
+        for c in self.comparisons():
+            if c.choice == "skip" or c.is_repeat:
+                continue
+            ta, tb = tag_of[c.melody_a_id], tag_of[c.melody_b_id]
+            if ta == tb:
+                continue
+            score_a = {"a": 1.0, "b": 0.0, "tie": 0.5}[c.choice]
+            games[(ta, tb)] += 1
+            games[(tb, ta)] += 1
+            wins[(ta, tb)] += score_a
+            wins[(tb, ta)] += 1 - score_a
+        return [{"tag": a, "against": b, "win_rate": wins[(a, b)] / n, "comparisons": n}
+                for (a, b), n in sorted(games.items())]
+
+    def browse_melodies(self, tag: str | None = None, min_mean_stars: float | None = None,
+                        limit: int = 200) -> list[MelodySummary]:
+        """Melodies with their ratings, best rated first (listening page)."""
+        with self._session() as session:
+            query = sa.select(StoredMelody.id, StoredMelody.tag, Model.name, StoredMelody.seed).outerjoin(
+                Model, StoredMelody.model_id == Model.id)
+            if tag:
+                query = query.where(StoredMelody.tag == tag)
+            base = session.execute(query).all()
+            star_stats = {mid: (n, mean) for mid, n, mean in session.execute(
+                sa.select(StarRating.melody_id, sa.func.count(), sa.func.avg(StarRating.stars))
+                .group_by(StarRating.melody_id))}
+        games: Counter[int] = Counter()
+        wins: Counter[int] = Counter()
+        for c in self.comparisons():
+            if c.choice == "skip":
+                continue
+            games[c.melody_a_id] += 1
+            games[c.melody_b_id] += 1
+            score_a = {"a": 1.0, "b": 0.0, "tie": 0.5}[c.choice]
+            wins[c.melody_a_id] += score_a
+            wins[c.melody_b_id] += 1 - score_a
+        rows = []
+        for mid, mtag, model_name, seed in base:
+            n, mean = star_stats.get(mid, (0, None))
+            mean = None if mean is None else float(mean)
+            if min_mean_stars is not None and (mean is None or mean < min_mean_stars):
+                continue
+            rows.append(MelodySummary(mid, mtag, model_name, seed, n, mean, games[mid], wins[mid]))
+        rows.sort(key=lambda s: (-(s.mean_stars or 0), -s.num_ratings, s.id))
+        return rows[:limit]
+
+    def counts(self) -> dict[str, int]:
+        """How many raters, melodies, star ratings and comparisons are stored."""
+        with self._session() as session:
+            return {name: session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
+                    for name, model in (("raters", Rater), ("melodies", StoredMelody),
+                                        ("ratings", StarRating), ("comparisons", Comparison))}
+
+
+def open_store(url: str, migrate: bool = True) -> FeedbackStore:
+    """A :class:`FeedbackStore` on ``url``, migrated to the newest schema first
+    (once per process) unless ``migrate`` is False."""
+    if migrate:
+        database.ensure_migrated(url)
+    return FeedbackStore(url)
+
+
+# ------------------------------------------------------------------ helpers
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:  # SQLite gives naive datetimes back; they were stored in UTC
+        return value.isoformat(timespec="milliseconds") + "+00:00"
+    return value.isoformat(timespec="milliseconds")
+
+
+def _rater_info(rater: Rater) -> RaterInfo:
+    return RaterInfo(rater.id, rater.name, rater.kind, rater.consented_at is not None)
+
+
+def _melody_record(row: StoredMelody, model_name: str | None) -> MelodyRecord:
+    metadata = dict(row.extra or {})
+    metadata.update(tag=row.tag, melody_id=row.id)
+    if model_name:
+        metadata["model"] = model_name
+    if row.seed is not None:
+        metadata["seed"] = row.seed
+    return MelodyRecord(row.id, Melody(row.tokens, metadata), row.tag, model_name, row.seed,
+                        row.sample_index, row.experiment, row.created_at)
+
+
+def _rating_record(row: StarRating, created: bool) -> RatingRecord:
+    return RatingRecord(row.id, row.client_id, row.rater_id, row.melody_id, row.stars, row.session_id,
+                        bool(row.is_repeat), row.listened_ms, row.answer_ms, row.created_at, created)
+
+
+def _comparison_record(row: Comparison, created: bool) -> ComparisonRecord:
+    return ComparisonRecord(row.id, row.client_id, row.rater_id, row.melody_a_id, row.melody_b_id,
+                            row.shown_left, row.choice, row.session_id, bool(row.is_repeat),
+                            row.listened_ms, row.answer_ms, row.created_at, created)
+
+
+__all__ = [
+    "ComparisonRecord", "DatabaseUnavailable", "EXPORT_COLUMNS", "FeedbackError", "FeedbackStore",
+    "MelodyRecord", "MelodySummary", "PoolAddResult", "RaterInfo", "RatingRecord", "check_rater_name",
+    "check_tag", "new_client_id", "open_store", "tokens_sha1",
+]

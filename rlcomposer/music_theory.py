@@ -1,0 +1,95 @@
+"""Music-theory reward terms: key-aware versions of RL Tuner's rules.
+
+Each term scores a whole melody; the environment adds them at the end of the
+episode, each multiplied by its weight. The rules are those of
+:mod:`rlcomposer.metrics` (ported from RL Tuner), applied as rewards:
+
+* ``in_key``: minus the share of notes outside the key (C major / A minor);
+* ``tonic``: +0.5 if the first note is a tonic (C or A), +0.5 if the last one is;
+* ``leaps``: (resolved leaps - unresolved "doubled" leaps) / max(1, leaps), in -1..1;
+* ``repetition``: minus the share of steps that repeat a note excessively;
+* ``motif``: the share of steps that end a motif, plus that of a repeated motif.
+
+Each term lies in roughly -1..1 per melody, so weights compare directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rlcomposer.melody import MIN_PITCH, NUM_SPECIAL_TOKENS
+from rlcomposer.metrics import (
+    LEAP_DOUBLED,
+    LEAP_RESOLVED,
+    excessive_repeats,
+    leap_resolutions,
+    notes_in_motif,
+    notes_in_repeated_motif,
+    notes_not_in_key,
+)
+
+THEORY_TERMS = ("in_key", "tonic", "leaps", "repetition", "motif")
+TONIC_PITCH_CLASSES = (0, 9)  # C major and its relative A minor
+
+
+def _pitch_class(token: int) -> int:
+    return (int(token) - NUM_SPECIAL_TOKENS + MIN_PITCH) % 12
+
+
+def in_key(tokens: np.ndarray) -> float:
+    onsets = np.count_nonzero(tokens >= NUM_SPECIAL_TOKENS)
+    return -float(np.count_nonzero(notes_not_in_key(tokens))) / max(onsets, 1)
+
+
+def tonic(tokens: np.ndarray) -> float:
+    onsets = tokens[tokens >= NUM_SPECIAL_TOKENS]
+    if onsets.size == 0:
+        return 0.0
+    return 0.5 * (_pitch_class(onsets[0]) in TONIC_PITCH_CLASSES) + 0.5 * (
+        _pitch_class(onsets[-1]) in TONIC_PITCH_CLASSES
+    )
+
+
+def leaps(tokens: np.ndarray) -> float:
+    marks = leap_resolutions(tokens)
+    resolved = np.count_nonzero(marks == LEAP_RESOLVED)
+    doubled = np.count_nonzero(marks == LEAP_DOUBLED)
+    return float(resolved - doubled) / max(resolved + doubled, 1)
+
+
+def repetition(tokens: np.ndarray) -> float:
+    return -float(np.count_nonzero(excessive_repeats(tokens))) / tokens.size
+
+
+def motif(tokens: np.ndarray) -> float:
+    return float(
+        np.count_nonzero(notes_in_motif(tokens)) + np.count_nonzero(notes_in_repeated_motif(tokens))
+    ) / tokens.size
+
+
+TERM_FUNCTIONS = {"in_key": in_key, "tonic": tonic, "leaps": leaps, "repetition": repetition,
+                  "motif": motif}
+
+
+def theory_terms(token_batch: np.ndarray, terms: Sequence[str] = THEORY_TERMS) -> dict[str, np.ndarray]:
+    """Each requested term for each melody of a ``[batch, steps]`` token array."""
+    unknown = [t for t in terms if t not in TERM_FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown music-theory term '{unknown[0]}' (known: {', '.join(THEORY_TERMS)})")
+    token_batch = np.asarray(token_batch)
+    return {
+        term: np.array([TERM_FUNCTIONS[term](row) for row in token_batch], dtype=np.float64)
+        for term in terms
+    }
+
+
+def theory_reward(melody) -> float:
+    """All five terms with weight 1: a melody-level reward function (``module:function``).
+
+    ``--reward rlcomposer.music_theory:theory_reward`` makes best-of-N sampling
+    and evaluation use the same rules as a music-theory tuning run.
+    """
+    tokens = np.asarray(melody.tokens, dtype=np.int64)
+    return float(sum(TERM_FUNCTIONS[term](tokens) for term in THEORY_TERMS))

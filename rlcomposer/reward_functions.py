@@ -1,0 +1,81 @@
+"""Melody-level reward functions: any callable ``Melody -> float``.
+
+Given on the command line as ``package.module:function`` (found on ``sys.path``;
+the CLI puts the working directory there). A reward function may also offer
+``score_batch(list[Melody]) -> array`` to score many melodies in one call (a
+reward model does); :func:`score_melodies` uses it when present.
+
+A function that raises or returns NaN/inf stops the run with an error that
+names the melody, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from rlcomposer.errors import RLComposerError
+from rlcomposer.melody import Melody
+
+RewardFunction = Callable[[Melody], float]
+
+
+class RewardFunctionError(RLComposerError):
+    """A reward function that cannot be loaded, or that failed on a melody."""
+
+
+def load_callable(spec: str, what: str = "reward function") -> Callable:
+    """Import ``package.module:function`` (the function may be a dotted attribute path)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise RewardFunctionError(f"{what} '{spec}' is not of the form package.module:function")
+    try:
+        target = importlib.import_module(module_name)
+    except Exception as error:  # ImportError, or anything the module raises on import
+        raise RewardFunctionError(
+            f"{what} '{spec}': cannot import module '{module_name}' ({type(error).__name__}: {error})"
+        ) from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise RewardFunctionError(f"{what} '{spec}': module '{module_name}' has no '{attribute}'")
+        target = getattr(target, part)
+    if not callable(target):
+        raise RewardFunctionError(f"{what} '{spec}' is not callable")
+    return target
+
+
+def resolve_reward(spec: str) -> RewardFunction:
+    """A reward function from ``module:function``."""
+    return load_callable(spec)
+
+
+def _describe(melody: Melody, index: int) -> str:
+    head = " ".join(str(int(t)) for t in melody.tokens[:16])
+    return f"melody {index} (tokens {head}{' ...' if melody.num_steps > 16 else ''})"
+
+
+def score_melodies(reward: RewardFunction, melodies: Sequence[Melody], name: str = "reward") -> np.ndarray:
+    """Score every melody; an exception or a non-finite score raises RewardFunctionError."""
+    batch = getattr(reward, "score_batch", None)
+    if batch is not None:
+        scores = np.asarray(batch(list(melodies)), dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if bad.size:
+            raise RewardFunctionError(
+                f"{name} returned {scores[bad[0]]} for {_describe(melodies[bad[0]], int(bad[0]))}")
+        return scores
+    scores = np.empty(len(melodies), dtype=np.float64)
+    for index, melody in enumerate(melodies):
+        try:
+            value = float(reward(melody))
+        except Exception as error:
+            raise RewardFunctionError(
+                f"{name} raised {type(error).__name__}: {error} on {_describe(melody, index)}"
+            ) from None
+        if not math.isfinite(value):
+            raise RewardFunctionError(f"{name} returned {value} for {_describe(melody, index)}")
+        scores[index] = value
+    return scores

@@ -1,0 +1,340 @@
+"""``rlcomposer tune``: PPO fine-tuning of the prior against a reward, with KL-control.
+
+One config dataclass (CleanRL style) holds the environment's reward weights and
+PPO's hyperparameters; derived values are computed in one marked place; the
+resolved config is saved with the run. The output directory holds
+
+* ``model.pt`` + ``config.json`` + ``metrics.json``: the tuned policy
+  (weights only; ``generate`` and ``evaluate`` accept it like a prior);
+* ``tb/``: TensorBoard logs (reward by term, KL(policy || prior) per melody,
+  entropy, clip fraction, approx-KL, explained variance);
+* ``checkpoints/``: SB3 training-state zips for ``--resume`` (they unpickle:
+  trusted files only);
+* ``plots/reward.png``, ``plots/kl.png`` and ``history.jsonl``: the curves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from torch.nn import functional as F
+
+from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior, save_model_dir
+from rlcomposer.config import config_to_dict
+from rlcomposer.environment import MelodyEnvConfig, MelodyVecEnv
+from rlcomposer.errors import RLComposerError
+from rlcomposer.policy import MelodyActorCriticPolicy
+from rlcomposer.prior import MelodyPrior
+from rlcomposer.reward_functions import RewardFunction
+from rlcomposer.sequence_ppo import SequencePPO
+
+ALGORITHMS = ("sequence", "stock")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Everything that decides a tuning run (saved as the policy's config)."""
+
+    # --- the task
+    prior: str = "prior"
+    """Prior to start from and stay near: ``prior`` (shipped) or a model directory."""
+    reward: str | None = None
+    """Melody-level reward: ``module:function`` or a reward-model directory (None: theory terms only)."""
+    num_bars: int = 4
+    """Melody length in 16-step bars."""
+    kl_beta: float = 0.1
+    """β: weight of log p_prior(a|s) per step; also PPO's entropy coefficient unless ent_coef is set."""
+    reward_weight: float = 1.0
+    """Weight of the melody-level reward (ignored when ``reward`` is None)."""
+    theory_in_key: float = 0.0
+    """Weight of the in-key music-theory term."""
+    theory_tonic: float = 0.0
+    """Weight of the tonic start/end term."""
+    theory_leaps: float = 0.0
+    """Weight of the leap-resolution term."""
+    theory_repetition: float = 0.0
+    """Weight of the excessive-repetition term."""
+    theory_motif: float = 0.0
+    """Weight of the motif term."""
+    # --- PPO
+    algorithm: str = "sequence"
+    """``sequence`` (whole-episode PPO, fast) or ``stock`` (SB3's PPO, per transition)."""
+    total_timesteps: int = 262_144
+    """Environment steps (tokens) to train for: 4,096 melodies of 4 bars by default."""
+    n_envs: int = 64
+    """Melodies written in parallel (one batched prior call per step)."""
+    episodes_per_rollout: int = 1
+    """Episodes per sub-environment between updates (n_steps = this × episode length)."""
+    minibatch_episodes: int = 16
+    """Whole episodes per PPO minibatch (batch_size = this × episode length)."""
+    n_epochs: int = 4
+    """PPO epochs over each rollout."""
+    learning_rate: float = 1e-4
+    """Adam learning rate."""
+    clip_range: float = 0.2
+    """PPO ratio clip."""
+    gamma: float = 1.0
+    """Discount (1: every note of the melody counts the same)."""
+    gae_lambda: float = 0.95
+    """GAE λ."""
+    ent_coef: float | None = None
+    """Entropy bonus; None means kl_beta (so the objective is reward − β·KL(policy‖prior))."""
+    vf_coef: float = 0.5
+    """Value-loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Gradient-norm clip."""
+    target_kl: float | None = None
+    """Stop an update's epochs early past this approx-KL (None: never)."""
+    value_hidden_size: int = 64
+    """Units of the value head on the GRU state."""
+    # --- run
+    seed: int = 0
+    """Seeds the policy's value head, sampling and minibatch order."""
+    threads: int = 2
+    """torch CPU threads."""
+    checkpoint_every: int = 65_536
+    """Save an SB3 training-state zip for --resume every this many steps (0: never)."""
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise RLComposerError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got '{self.algorithm}'")
+        for name in ("total_timesteps", "n_envs", "episodes_per_rollout", "minibatch_episodes", "n_epochs"):
+            if getattr(self, name) < 1:
+                raise RLComposerError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise RLComposerError(f"seed must be 0 or more, got {self.seed}")
+        self.env_config()  # validates num_bars and kl_beta
+
+    # ---- derived values (the one place they are computed) ---------------
+    def env_config(self) -> MelodyEnvConfig:
+        values = {f.name: getattr(self, f.name) for f in fields(MelodyEnvConfig)}
+        if self.reward is None:
+            values["reward_weight"] = 0.0
+        return MelodyEnvConfig(**values)
+
+    @property
+    def episode_steps(self) -> int:
+        return self.num_bars * 16
+
+    @property
+    def n_steps(self) -> int:
+        return self.episodes_per_rollout * self.episode_steps
+
+    @property
+    def batch_size(self) -> int:
+        return self.minibatch_episodes * self.episode_steps
+
+    @property
+    def entropy_coefficient(self) -> float:
+        return self.kl_beta if self.ent_coef is None else self.ent_coef
+
+
+@torch.inference_mode()
+def kl_to_prior_per_melody(policy_actor: MelodyPrior, prior: MelodyPrior, tokens: torch.Tensor) -> torch.Tensor:
+    """Exact Σ_t KL(policy(·|s_t) || prior(·|s_t)) along each melody, shape ``[N]``."""
+    policy_log = F.log_softmax(policy_actor.sequence_logits(tokens), dim=-1)
+    prior_log = F.log_softmax(prior.sequence_logits(tokens), dim=-1)
+    return (policy_log.exp() * (policy_log - prior_log)).sum(dim=-1).sum(dim=-1)
+
+
+class TuningLogCallback(BaseCallback):
+    """Logs reward by term and KL(policy‖prior) per melody after every rollout; keeps the history."""
+
+    def __init__(self, prior: MelodyPrior, history_path: Path | None = None):
+        super().__init__()
+        self.prior = prior
+        self.history_path = history_path
+        self.history: list[dict[str, float]] = []
+        self._terms: dict[str, list[float]] = defaultdict(list)
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            terms = info.get("reward_terms")
+            if terms:
+                for name, value in terms.items():
+                    self._terms[name].append(value)
+                self._terms["total"].append(sum(terms.values()))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        buffer = self.model.rollout_buffer
+        length = self.model.policy.num_steps
+        actions = torch.as_tensor(buffer.actions[..., 0], dtype=torch.long)  # [n_steps, n_envs]
+        episodes = actions.T.reshape(-1, length)  # rollouts start on episode boundaries
+        kl = kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes)
+        record = {"timesteps": float(self.num_timesteps), "kl_per_melody": float(kl.mean())}
+        for name, values in self._terms.items():
+            record[f"reward_{name}"] = float(np.mean(values))
+        self._terms.clear()
+        self.history.append(record)
+        for key, value in record.items():
+            if key != "timesteps":
+                self.logger.record(f"melody/{key}", value)
+        if self.history_path is not None:
+            with self.history_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+class ProgressCallback(BaseCallback):
+    """A tqdm progress bar over environment steps (no ``rich`` needed)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        super().__init__()
+        self.total, self.enabled, self.bar = total, enabled, None
+
+    def _on_training_start(self) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=self.num_timesteps, unit="step", desc="tuning")
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.n = self.num_timesteps
+            self.bar.refresh() if self.n_calls % 256 == 0 else None
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.n = self.num_timesteps
+            self.bar.close()
+
+
+def write_plots(history: list[dict[str, float]], plot_dir: Path, title: str = "") -> list[Path]:
+    """Reward (by term) and KL curves as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    steps = [h["timesteps"] for h in history]
+    paths = []
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for key in sorted({k for h in history for k in h if k.startswith("reward_")}):
+        axis.plot(steps, [h.get(key, np.nan) for h in history], label=key.removeprefix("reward_"),
+                  linewidth=2.5 if key == "reward_total" else 1.2)
+    axis.set_xlabel("environment steps")
+    axis.set_ylabel("mean per melody")
+    axis.set_title(f"Reward by term {title}".strip())
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    paths.append(plot_dir / "reward.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.plot(steps, [h["kl_per_melody"] for h in history], color="tab:red")
+    axis.set_xlabel("environment steps")
+    axis.set_ylabel("KL(policy || prior) per melody (nats)")
+    axis.set_title(f"Distance from the prior {title}".strip())
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    paths.append(plot_dir / "kl.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+    return paths
+
+
+def load_start_prior(spec: str) -> MelodyPrior:
+    return load_prior(SHIPPED_PRIOR_DIR if spec == "prior" else Path(spec))
+
+
+def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunction | None,
+                tensorboard_dir: Path | None = None) -> PPO:
+    """The PPO (or SequencePPO) model with the prior's weights as its actor."""
+    env = MelodyVecEnv(config.n_envs, config.env_config(), prior, reward_fn)
+    algorithm = SequencePPO if config.algorithm == "sequence" else PPO
+    return algorithm(
+        MelodyActorCriticPolicy,
+        env,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        learning_rate=config.learning_rate,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_range,
+        ent_coef=config.entropy_coefficient,
+        vf_coef=config.vf_coef,
+        max_grad_norm=config.max_grad_norm,
+        target_kl=config.target_kl,
+        seed=config.seed,
+        device="cpu",
+        tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
+        policy_kwargs={"prior_config": config_to_dict(prior.config),
+                       "prior_state_dict": prior.state_dict(),
+                       "value_hidden_size": config.value_hidden_size},
+    )
+
+
+def tune(
+    config: TuneConfig,
+    out_dir: str | Path,
+    reward_fn: RewardFunction | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run PPO and write the tuned policy, logs, checkpoints and plots into ``out_dir``."""
+    if config.reward is not None and reward_fn is None:
+        raise RLComposerError("the config names a reward but no reward function was given")
+    if config.reward is None and not config.env_config().theory_weights:
+        raise RLComposerError("nothing to tune for: give --reward or a non-zero theory_* weight")
+    torch.set_num_threads(config.threads)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "tune_config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    prior = load_start_prior(config.prior)
+    history_path = out_dir / "history.jsonl"
+    if resume is None:
+        history_path.write_text("")
+        model = build_model(config, prior, reward_fn, out_dir / "tb")
+    else:
+        resume = Path(resume)
+        if not resume.is_file():
+            raise RLComposerError(f"--resume '{resume}' is not a training-state zip")
+        env = MelodyVecEnv(config.n_envs, config.env_config(), prior, reward_fn)
+        algorithm = SequencePPO if config.algorithm == "sequence" else PPO
+        try:
+            model = algorithm.load(resume, env=env, device="cpu", tensorboard_log=str(out_dir / "tb"))
+        except Exception as error:
+            raise RLComposerError(f"--resume '{resume}': cannot load ({error})") from None
+        log(f"resuming from {resume} at step {model.num_timesteps}")
+    logger_callback = TuningLogCallback(prior, history_path)
+    callbacks = [logger_callback, ProgressCallback(config.total_timesteps, progress)]
+    if config.checkpoint_every > 0:
+        every = max(config.checkpoint_every // config.n_envs, 1)
+        callbacks.append(CheckpointCallback(every, str(out_dir / "checkpoints"), name_prefix="ppo"))
+    started = time.monotonic()
+    remaining = config.total_timesteps - (model.num_timesteps if resume is not None else 0)
+    model.learn(max(remaining, 0), callback=CallbackList(callbacks), tb_log_name="ppo",
+                reset_num_timesteps=resume is None)
+    seconds = time.monotonic() - started
+    model.save(out_dir / "checkpoints" / "final.zip")
+    history = logger_callback.history
+    if resume is not None and history_path.exists():
+        history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
+    plots = write_plots(history, out_dir / "plots") if history else []
+    metrics = {
+        "seconds": seconds,
+        "env_steps_per_second": max(remaining, 0) / seconds if seconds > 0 else 0.0,
+        "timesteps": int(model.num_timesteps),
+        "final": history[-1] if history else {},
+        "first": history[0] if history else {},
+        "plots": [str(p) for p in plots],
+    }
+    policy = model.policy
+    save_model_dir(out_dir, "policy", prior.config, policy.state_dict(), config, metrics,
+                   extra_config={"env": asdict(config.env_config())})
+    return metrics
