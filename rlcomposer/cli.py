@@ -193,6 +193,15 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     config = _generation_config(args)
     model = resolve_model(config.model, lambda: _load_corpus(args).sequences("test"))
+    if args.best_of is not None:
+        from rlcomposer.generation import BestOfNModel
+        from rlcomposer.reward_functions import resolve_reward
+
+        if not args.reward:
+            raise RLComposerError("--best-of needs --reward (module:function) to choose the best")
+        model = BestOfNModel(model, resolve_reward(args.reward), args.best_of, args.reward)
+    elif args.reward:
+        raise RLComposerError("--reward is used with --best-of N")
     melodies = sample_melodies(model, config)
     files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
                             progress=not args.json and not args.quiet)
@@ -223,10 +232,49 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     models = [resolve_model(spec, corpus_loader) for spec in specs]
     for model, spec in zip(models, specs, strict=True):
         model.name = spec
-    _say(args, f"sampling {args.n} melodies of {args.bars} bars from {', '.join(specs)}")
-    results = evaluate_models(models, args.n, args.bars * 16, np.random.default_rng(args.seed))
+    reward_fn = None
+    if args.reward:
+        from rlcomposer.reward_functions import resolve_reward
+
+        reward_fn = resolve_reward(args.reward)
+    if args.best_of is not None:
+        from rlcomposer.generation import BestOfNModel
+
+        if reward_fn is None:
+            raise RLComposerError("--best-of needs --reward (module:function) to choose the best")
+        models.append(BestOfNModel(models[0], reward_fn, args.best_of, args.reward))
+    _say(args, f"sampling {args.n} melodies of {args.bars} bars from "
+               f"{', '.join(m.name for m in models)}")
+    results = evaluate_models(models, args.n, args.bars * 16, np.random.default_rng(args.seed),
+                              reward_fn=reward_fn)
     _emit(args, {"num_melodies": args.n, "num_steps": args.bars * 16, "seed": args.seed,
                  "models": [r.as_dict() for r in results]}, format_evaluation(results))
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from rlcomposer.config import config_to_dict, load_config, parse_overrides
+    from rlcomposer.reward_functions import resolve_reward
+    from rlcomposer.tuning import TuneConfig, tune
+
+    overrides = parse_overrides(args.set)
+    for key in ("reward", "prior", "seed", "total_timesteps", "kl_beta", "algorithm"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    config = load_config(TuneConfig, args.config, overrides)
+    reward_fn = resolve_reward(config.reward) if config.reward else None
+    _say(args, f"tuning into {args.out}; config: {json.dumps(config_to_dict(config))}")
+    metrics = tune(config, args.out, reward_fn, resume=args.resume, progress=not args.json and not args.quiet,
+                   log=lambda message: _say(args, message))
+    final, first = metrics.get("final", {}), metrics.get("first", {})
+    lines = [f"tuned policy written to {args.out} ({metrics['timesteps']} steps, "
+             f"{metrics['env_steps_per_second']:.0f} env-steps/s)"]
+    for key in sorted(k for k in final if k.startswith("reward_")):
+        lines.append(f"  {key}: {first.get(key, float('nan')):.3f} -> {final[key]:.3f}")
+    if "kl_per_melody" in final:
+        lines.append(f"  KL(policy || prior) per melody: {final['kl_per_melody']:.3f} nats")
+    lines.append(f"  plots: {', '.join(metrics['plots'])}")
+    lines.append(f"  TensorBoard: tensorboard --logdir {Path(args.out) / 'tb'}")
+    _emit(args, {"out": str(args.out), **metrics}, "\n".join(lines))
 
 
 # ---------------------------------------------------------------------- parser
@@ -295,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     generate.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
     generate.add_argument("--tempo", type=float, default=120.0, help="quarter notes per minute (default 120)")
+    generate.add_argument("--best-of", type=int, default=None, metavar="N",
+                          help="sample N melodies per output and keep the one --reward scores highest")
+    generate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",
+                          help="reward function for --best-of (any callable Melody -> float)")
     generate.set_defaults(handler=cmd_generate)
 
     evaluate = commands.add_parser(
@@ -308,7 +360,39 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n", type=int, default=1000, help="melodies per model (default 1000)")
     evaluate.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     evaluate.add_argument("--bars", type=_positive_int, default=4, help="melody length in bars (default 4)")
+    evaluate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",
+                          help="also report the mean of this reward function")
+    evaluate.add_argument("--best-of", type=_positive_int, default=None, metavar="N",
+                          help="add a column: best-of-N sampling from the first --model under --reward")
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    tune = commands.add_parser(
+        "tune", help="PPO fine-tuning of the prior against a reward, held near the prior (KL-control)",
+        description="Fine-tune the prior with sequence-level PPO against a melody-level reward "
+                    "(--reward module:function) and/or music-theory terms, with a KL penalty to the "
+                    "prior. Writes a policy directory that generate and evaluate accept, TensorBoard "
+                    "logs, checkpoints for --resume and PNG plots.")
+    common(tune)
+    tune.add_argument("--config", default=None, help="YAML file of TuneConfig keys (see rlcomposer/tuning.py)")
+    tune.add_argument("--set", action="append", metavar="KEY=VALUE",
+                      help="override one config key (repeatable), e.g. --set theory_motif=1")
+    tune.add_argument("--reward", default=None, metavar="MODULE:FUNCTION", help="melody-level reward function")
+    tune.add_argument("--prior", default=None, help="prior to start from (default: the shipped prior)")
+    tune.add_argument("--seed", type=_non_negative_int, default=None, help="random seed")
+    tune.add_argument("--total-timesteps", dest="total_timesteps", type=_positive_int, default=None,
+                      help="environment steps (tokens) to train for")
+    tune.add_argument("--kl-beta", dest="kl_beta", type=float, default=None,
+                      help="β, weight of log p_prior per step (0: no KL-control)")
+    tune.add_argument("--algorithm", choices=("sequence", "stock"), default=None,
+                      help="sequence-level PPO (default) or stock SB3 PPO")
+    tune.add_argument("--out", required=True, help="run folder to write the policy, logs and plots into")
+    tune.add_argument("--resume", default=None, metavar="ZIP",
+                      help="continue from a checkpoint zip in OUT/checkpoints (trusted files only: it unpickles)")
+    tune.set_defaults(handler=cmd_tune)
+
+    from rlcomposer import cli_feedback
+
+    cli_feedback.register(commands)
     return parser
 
 
@@ -317,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if hasattr(args, "cache_dir") and args.cache_dir is None:
         args.cache_dir = default_cache_dir()
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # module:function callables may live in the working directory
     try:
         args.handler(args)
     except RLComposerError as error:

@@ -211,7 +211,7 @@ def _observation_space(num_steps: int) -> spaces.Box:
 class MelodyEnv(gym.Env):
     """One melody per episode, one token per step (the spec is the module docstring)."""
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, config: MelodyEnvConfig | None = None, prior: MelodyPrior | None = None,
                  reward_fn: RewardFunction | None = None, render_mode: str | None = None):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,13 +23,19 @@ class ModelEvaluation:
     name: str
     metrics: MusicMetrics
     prior_log_likelihood_per_step: float
-    """Mean log p_prior(token | history) per step under the shipped prior (nats)."""
+    """Mean log p_prior(token | history) per step under the reference prior (nats)."""
+    kl_to_prior_per_melody: float | None = None
+    """Mean Σ_t KL(model(·|s_t) || prior(·|s_t)) over sampled melodies (nats); None if unknown."""
+    mean_reward: float | None = None
+    """Mean of the reward function over the sampled melodies, if one was given."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "metrics": self.metrics.as_dict(),
             "prior_log_likelihood_per_step": self.prior_log_likelihood_per_step,
+            "kl_to_prior_per_melody": self.kl_to_prior_per_melody,
+            "mean_reward": self.mean_reward,
         }
 
 
@@ -47,14 +53,37 @@ def prior_log_likelihood_per_step(
     return total / steps
 
 
+def kl_to_prior(model: MelodyModel, prior: MelodyPrior, melodies: Sequence[Melody]) -> float | None:
+    """Mean KL(model || prior) per melody: exact along the melodies for a network model,
+    the closed form for best-of-N of the prior, None for models without a distribution."""
+    from rlcomposer.generation import BestOfNModel
+    from rlcomposer.model_registry import PriorModel
+    from rlcomposer.tuning import kl_to_prior_per_melody
+
+    if isinstance(model, PriorModel):
+        tokens = torch.as_tensor(np.stack([m.tokens for m in melodies]), dtype=torch.long)
+        return float(kl_to_prior_per_melody(model.prior, prior, tokens).mean())
+    if isinstance(model, BestOfNModel) and isinstance(model.base, PriorModel):
+        base_kl = kl_to_prior(model.base, prior, melodies)
+        return model.kl_to_base_per_melody + (base_kl or 0.0)
+    return None
+
+
 def evaluate_models(
     models: Sequence[MelodyModel],
     num_melodies: int,
     num_steps: int,
     rng: np.random.Generator,
     prior: MelodyPrior | None = None,
+    reward_fn: Callable[[Melody], float] | None = None,
 ) -> list[ModelEvaluation]:
-    """Sample ``num_melodies`` from each model and measure them all the same way."""
+    """Sample ``num_melodies`` from each model and measure them all the same way.
+
+    ``prior`` is the reference for the log-likelihood and KL rows (default: the
+    shipped prior); ``reward_fn`` adds the mean reward.
+    """
+    from rlcomposer.reward_functions import score_melodies
+
     prior = prior if prior is not None else load_prior(SHIPPED_PRIOR_DIR)
     results = []
     for model in models:
@@ -63,14 +92,21 @@ def evaluate_models(
             model.name,
             compute_music_metrics(melodies),
             prior_log_likelihood_per_step(prior, melodies),
+            kl_to_prior(model, prior, melodies),
+            float(score_melodies(reward_fn, melodies).mean()) if reward_fn is not None else None,
         ))
     return results
 
 
+def _cell(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def format_evaluation(results: Sequence[ModelEvaluation]) -> str:
-    """The metrics table with a last row for the prior's log-likelihood per step."""
-    return format_metrics_table(
-        {r.name: r.metrics for r in results},
-        extra_rows={"Prior log-likelihood / step": [f"{r.prior_log_likelihood_per_step:.3f}"
-                                                    for r in results]},
-    )
+    """The metrics table with rows for reward, KL to the prior and prior log-likelihood."""
+    extra = {}
+    if any(r.mean_reward is not None for r in results):
+        extra["Mean reward"] = [_cell(r.mean_reward) for r in results]
+    extra["KL to prior / melody (nats)"] = [_cell(r.kl_to_prior_per_melody, 2) for r in results]
+    extra["Prior log-likelihood / step"] = [_cell(r.prior_log_likelihood_per_step) for r in results]
+    return format_metrics_table({r.name: r.metrics for r in results}, extra_rows=extra)

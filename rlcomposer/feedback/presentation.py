@@ -3,12 +3,13 @@
 :func:`prepare_melody_view` renders the WAV (:func:`rlcomposer.audio.render_wav_bytes`),
 engraves the score with verovio from the melody's MusicXML (SVG), and draws a
 piano roll (SVG, drawn directly: no plotting library). verovio's toolkit is
-not thread-safe, so each thread keeps its own.
+not thread-safe, so each thread keeps its own (pointed at the fonts shipped with verovio).
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 from html import escape
 
@@ -55,8 +56,9 @@ def _toolkit(config: PresentationConfig):
 
     key = (config.score_scale, config.score_page_width)
     if getattr(_local, "key", None) != key:
-        verovio.enableLog(verovio.LOG_OFF) if hasattr(verovio, "enableLog") else None
-        toolkit = verovio.toolkit()
+        toolkit = verovio.toolkit(False)
+        # a toolkit made outside the main thread does not find verovio's fonts by itself
+        toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
         toolkit.setOptions({
             "scale": config.score_scale, "pageWidth": config.score_page_width,
             "adjustPageHeight": True, "header": "none", "footer": "none",

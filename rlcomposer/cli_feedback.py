@@ -1,0 +1,268 @@
+"""The feedback commands of the ``rlcomposer`` CLI: ``db``, ``pool``, ``ratings export``, ``app``.
+
+:func:`register` adds them to the parser of :func:`rlcomposer.cli.build_parser`.
+Every command here takes ``--db URL``, which wins over ``$RLCOMPOSER_DATABASE_URL``;
+the default is the SQLite file printed by ``rlcomposer db where``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlcomposer.errors import RLComposerError
+
+APP_ENTRY = "app.py"
+
+
+def resolve_db(args: argparse.Namespace) -> str:
+    """The database URL of a command: ``--db``, else ``$RLCOMPOSER_DATABASE_URL``, else the default."""
+    from rlcomposer.feedback.database import ENV_DATABASE_URL, resolve_database_url
+
+    explicit = getattr(args, "db", None)
+    if explicit is not None and not explicit.strip():
+        raise RLComposerError("--db is empty: give a URL such as sqlite:///ratings.sqlite3")
+    return resolve_database_url(explicit, os.environ.get(ENV_DATABASE_URL))
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    else:
+        print(text)
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    print(message, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------- db
+def cmd_db_where(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.database import display_url, sqlite_path
+
+    url = resolve_db(args)
+    path = sqlite_path(url)
+    source = ("--db" if args.db else "$RLCOMPOSER_DATABASE_URL" if os.environ.get("RLCOMPOSER_DATABASE_URL")
+              else "default")
+    result = {"url": display_url(url), "path": str(path) if path else None, "source": source}
+    _emit(args, result, str(path) if path else display_url(url))
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.database import current_revision, display_url, upgrade_database
+
+    url = resolve_db(args)
+    before = current_revision(url)
+    upgrade_database(url, args.revision)
+    after = current_revision(url)
+    _emit(args, {"url": display_url(url), "from": before, "to": after},
+          f"database {display_url(url)}: {before or 'empty'} -> {after or 'empty'}")
+
+
+def cmd_db_downgrade(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.database import current_revision, display_url, downgrade_database
+
+    url = resolve_db(args)
+    before = current_revision(url)
+    downgrade_database(url, args.revision)
+    after = current_revision(url)
+    _emit(args, {"url": display_url(url), "from": before, "to": after},
+          f"database {display_url(url)}: {before or 'empty'} -> {after or 'empty'}")
+
+
+def cmd_db_current(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.database import current_revision, display_url, head_revision
+
+    url = resolve_db(args)
+    current, head = current_revision(url), head_revision()
+    state = "up to date" if current == head else "empty" if current is None else "behind: run `rlcomposer db upgrade`"
+    _emit(args, {"url": display_url(url), "current": current, "head": head},
+          f"{display_url(url)}: revision {current or '(none)'}, newest {head} ({state})")
+
+
+# ------------------------------------------------------------------- pool
+def _model_provenance(spec: str) -> tuple[str, str, dict[str, Any], str | None]:
+    """(name, kind, config, path) of a ``--model`` value, for the models table."""
+    from rlcomposer.checkpoints import CONFIG_FILE, SHIPPED_PRIOR_DIR
+
+    if spec in ("random", "corpus"):
+        return spec, spec, {}, None
+    directory = SHIPPED_PRIOR_DIR if spec == "prior" else Path(spec).resolve()
+    config: dict[str, Any] = {}
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    kind = str(config.get("kind", "prior")) if isinstance(config, dict) else "prior"
+    return ("prior" if spec == "prior" else str(directory)), kind, config, str(directory)
+
+
+def cmd_pool_add(args: argparse.Namespace) -> None:
+    from rlcomposer.cli import _load_corpus, default_cache_dir
+    from rlcomposer.feedback.store import check_tag, open_store
+    from rlcomposer.generation import GenerationConfig, sample_melodies
+    from rlcomposer.model_registry import resolve_model
+
+    check_tag(args.tag)
+    config = GenerationConfig(model=args.model, num_melodies=args.n, seed=args.seed, num_bars=args.bars,
+                              temperature=args.temperature, top_k=args.top_k, formats=("json",))
+    url = resolve_db(args)
+    store = open_store(url)  # fail on a bad database before sampling
+    if args.cache_dir is None:
+        args.cache_dir = default_cache_dir()
+    model = resolve_model(config.model, lambda: _load_corpus(args).sequences("test"))
+    name, kind, model_config, path = _model_provenance(args.model)
+    model.name = name
+    _say(args, f"sampling {config.num_melodies} melodies from {args.model} (seed {config.seed})")
+    melodies = sample_melodies(model, config)
+    result = store.add_melodies(melodies, args.tag, model=name, model_kind=kind,
+                                model_config={**model_config, "generation": {
+                                    "temperature": config.temperature, "top_k": config.top_k}}
+                                if model_config else {}, model_path=path, experiment=args.experiment)
+    from rlcomposer.feedback.database import display_url
+
+    _emit(args, {"db": display_url(url), "tag": args.tag, "model": name, "added": result.added,
+                 "already_there": result.existing, "melody_ids": result.ids},
+          f"added {result.added} melodies to tag '{args.tag}' in {display_url(url)}"
+          + (f" ({result.existing} were already there)" if result.existing else ""))
+
+
+# ---------------------------------------------------------------- ratings
+def cmd_ratings_export(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.export import check_export_path, export_ratings, format_rows
+    from rlcomposer.feedback.store import open_store
+
+    if args.out != "-":
+        check_export_path(args.out, args.format)  # a bad path fails before the database is touched
+    store = open_store(resolve_db(args))
+    if args.out == "-":
+        rows = store.export_rows(tags=args.tag, rater_names=args.rater)
+        sys.stdout.write(format_rows(rows, args.format or "csv"))
+        return
+    count = export_ratings(store, args.out, args.format, tags=args.tag, raters=args.rater)
+    _emit(args, {"out": str(args.out), "rows": count}, f"wrote {count} ratings and comparisons to {args.out}")
+
+
+# -------------------------------------------------------------------- app
+def app_script() -> Path:
+    """The Streamlit entry script: ``feedback_app/app.py`` (inside the package as ``rlcomposer/_feedback_app``)."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / "_feedback_app", package.parent / "feedback_app"):
+        if (folder / APP_ENTRY).is_file():
+            return folder / APP_ENTRY
+    raise RLComposerError(f"the rating app is missing from the installation ({package / '_feedback_app'})")
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.database import ENV_DATABASE_URL, ensure_migrated
+
+    url = resolve_db(args)
+    ensure_migrated(url)  # a database that is down fails here, with one line
+    streamlit_args = list(getattr(args, "streamlit_args", []) or [])
+    if not any(a.startswith("--browser.gatherUsageStats") for a in streamlit_args):
+        streamlit_args += ["--browser.gatherUsageStats", "false"]
+    env = dict(os.environ, **{ENV_DATABASE_URL: url})
+    command = [sys.executable, "-m", "streamlit", "run", str(app_script()), *streamlit_args]
+    try:
+        code = subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    if code not in (0, -2, 130):
+        raise RLComposerError(f"streamlit stopped with status {code}")
+
+
+class _PassThroughParser(argparse.ArgumentParser):
+    """Keeps options it does not know (Streamlit's own, e.g. ``--server.port 8502``)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.streamlit_args = list(getattr(namespace, "streamlit_args", None) or []) + extras
+        return namespace, []
+
+
+# --------------------------------------------------------------- register
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``db``, ``pool``, ``ratings export`` and ``app`` to the CLI."""
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--db", default=None, metavar="URL",
+                         help="database URL or SQLite file (default: $RLCOMPOSER_DATABASE_URL, "
+                              "else the file printed by `rlcomposer db where`)")
+        sub.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+        sub.add_argument("--quiet", action="store_true", help="no progress output")
+
+    db = commands.add_parser("db", help="the rating database: where it is, migrations")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    where = db_commands.add_parser("where", help="print the database in use (the SQLite file, or the URL)")
+    common(where)
+    where.set_defaults(handler=cmd_db_where)
+    upgrade = db_commands.add_parser("upgrade", help="migrate the database to the newest schema",
+                                     description="Run the Alembic migrations (creates the tables on "
+                                                 "an empty database). Safe to run again.")
+    common(upgrade)
+    upgrade.add_argument("--revision", default="head", help="target revision (default head)")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+    downgrade = db_commands.add_parser("downgrade", help="migrate down (`--revision base` drops every table)")
+    common(downgrade)
+    downgrade.add_argument("--revision", required=True, help="target revision, e.g. base")
+    downgrade.set_defaults(handler=cmd_db_downgrade)
+    current = db_commands.add_parser("current", help="the database's revision and the newest one")
+    common(current)
+    current.set_defaults(handler=cmd_db_current)
+
+    pool = commands.add_parser("pool", help="the pool of melodies listeners rate")
+    pool_commands = pool.add_subparsers(dest="pool_command", metavar="ACTION", required=True)
+    add = pool_commands.add_parser(
+        "add", help="sample melodies from a model into the database for rating",
+        description="Sample melodies and store them (with model, seed and tag) as candidates for "
+                    "rating. A melody already in the tag is not added twice.")
+    common(add)
+    add.add_argument("--model", default="prior", help="model directory, or prior (default) / corpus / random")
+    add.add_argument("--n", type=_positive_int, default=20, help="number of melodies (default 20)")
+    add.add_argument("--tag", required=True, help="label of this batch, e.g. prior-round1 or tuned-exp3")
+    add.add_argument("--seed", type=int, default=0, help="random seed, 0 or more (default 0)")
+    add.add_argument("--bars", type=int, default=4, help="melody length in 16-step bars (default 4)")
+    add.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    add.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
+    add.add_argument("--experiment", default=None, help="experiment name stored with each melody")
+    add.add_argument("--cache-dir", default=None, help="corpus cache folder (for --model corpus)")
+    add.add_argument("--max-tunes", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    add.set_defaults(handler=cmd_pool_add)
+
+    ratings = commands.add_parser("ratings", help="listeners' ratings and comparisons")
+    ratings_commands = ratings.add_subparsers(dest="ratings_command", metavar="ACTION", required=True)
+    export = ratings_commands.add_parser(
+        "export", help="write every rating and comparison, with its melody and rater, as CSV or JSONL")
+    common(export)
+    export.add_argument("--format", choices=("csv", "jsonl"), default=None,
+                        help="csv or jsonl (default: from the file name; csv for stdout)")
+    export.add_argument("--out", default="-", help="file to write, or - for stdout (default)")
+    export.add_argument("--tag", action="append", help="only rows about melodies of this tag (repeatable)")
+    export.add_argument("--rater", action="append", help="only this rater's rows (repeatable)")
+    export.set_defaults(handler=cmd_ratings_export)
+
+    app = commands.add_parser(
+        "app", help="the rating app in the browser (Streamlit options pass through, e.g. --server.port 8502)",
+        description="Start the Streamlit rating app on the database (migrated first). Options "
+                    "this command does not know go to `streamlit run`, e.g. --server.port 8502 "
+                    "--server.headless true. The app reads RLCOMPOSER_ACCESS_CODE (raters' shared "
+                    "access code) and RLCOMPOSER_ADMIN_PASSWORD (the dashboard) from the environment.")
+    app.__class__ = _PassThroughParser
+    app.add_argument("--db", default=None, metavar="URL",
+                     help="database URL or SQLite file (default: $RLCOMPOSER_DATABASE_URL or the default file)")
+    app.set_defaults(handler=cmd_app, streamlit_args=[])

@@ -1,0 +1,402 @@
+"""The rating store, on SQLite and on PostgreSQL: what the app, the CLI and the listeners rely on."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from rlcomposer.feedback import database
+from rlcomposer.feedback.database import DatabaseError, DatabaseUnavailable
+from rlcomposer.feedback.selection import Item, RandomSelection, SelectionStrategy
+from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id, open_store
+from rlcomposer.feedback.testing import (
+    DEFAULT_POSTGRES_SERVER,
+    ENV_TEST_POSTGRES_URL,
+    clear_tables,
+    postgres_reachable,
+    throwaway_postgres,
+)
+from rlcomposer.melody import Melody, random_melody
+
+PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    if not postgres_reachable(PG_SERVER):
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable (CI runs the store tests on it)")
+        pytest.skip(f"PostgreSQL at {PG_SERVER} is not reachable")
+    with throwaway_postgres(PG_SERVER) as url:
+        database.upgrade_database(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> FeedbackStore:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ratings.sqlite3'}"
+        yield open_store(url)
+        database.dispose_engine(url)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        clear_tables(url)
+        yield open_store(url)
+
+
+def melodies(n: int, seed: int = 0) -> list[Melody]:
+    rng = np.random.default_rng(seed)
+    return [random_melody(rng, 32).with_metadata(seed=seed, index=i) for i in range(n)]
+
+
+@pytest.fixture
+def pool(store):
+    """A rater and six melodies in two tags."""
+    rater = store.sign_in("Ann")
+    prior = store.add_melodies(melodies(3, 1), "prior", model="prior", model_config={"hidden_size": 256})
+    tuned = store.add_melodies(melodies(3, 2), "tuned", model="runs/tuned", experiment="exp-1")
+    return rater, prior.ids + tuned.ids
+
+
+# ------------------------------------------------------------------- raters
+def test_sign_in_creates_a_rater_once(store):
+    first = store.sign_in("  Ann   Lee ")
+    again = store.sign_in("Ann Lee")
+    assert first.id == again.id and first.name == "Ann Lee" and not first.consented
+    assert store.record_consent(first.id).consented
+    assert [r.name for r in store.raters()] == ["Ann Lee"]
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 81, "sim:fake", "a\x00b"])
+def test_bad_rater_names_are_refused(store, name):
+    with pytest.raises(FeedbackError, match="rater name"):
+        store.sign_in(name)
+    assert store.raters() == []
+
+
+def test_simulated_raters_are_kept_apart_from_people(store):
+    sim = store.sign_in("sim:listeners:bright", kind="simulated")
+    assert sim.kind == "simulated"
+    with pytest.raises(FeedbackError, match="must start with 'sim:'"):
+        store.sign_in("bob", kind="simulated")
+
+
+# --------------------------------------------------------------------- pool
+def test_pool_keeps_melodies_and_provenance(store, pool):
+    _, ids = pool
+    record = store.get_melody(ids[0])
+    assert record.melody == melodies(3, 1)[0]
+    assert (record.tag, record.model, record.seed, record.sample_index) == ("prior", "prior", 1, 0)
+    assert store.get_melody(ids[4]).experiment == "exp-1"
+    assert store.tags() == [("prior", 3), ("tuned", 3)]
+    assert store.melody_ids(["tuned"]) == ids[3:]
+    assert {m["name"]: m["config"] for m in store.models()}["prior"] == {"hidden_size": 256}
+
+
+def test_adding_the_same_melodies_again_adds_nothing(store, pool):
+    _, ids = pool
+    again = store.add_melodies(melodies(3, 1), "prior", model="prior")
+    assert (again.added, again.existing, again.ids) == (0, 3, ids[:3])
+    other_tag = store.add_melodies(melodies(1, 1), "rerun")
+    assert other_tag.added == 1
+    assert store.counts()["melodies"] == 7
+
+
+@pytest.mark.parametrize("tag", ["", " padded", "x" * 101])
+def test_bad_tags_are_refused(store, tag):
+    with pytest.raises(FeedbackError, match="tag"):
+        store.add_melodies(melodies(1), tag)
+    assert store.counts()["melodies"] == 0
+
+
+def test_unknown_melody_ids_are_named(store, pool):
+    with pytest.raises(FeedbackError, match="melody id 999 is unknown"):
+        store.get_melody(999)
+    with pytest.raises(FeedbackError, match="melody id 999 is unknown"):
+        store.get_melodies([pool[1][0], 999])
+
+
+# ------------------------------------------------------------------ submits
+def test_a_double_click_stores_one_rating(store, pool):
+    rater, ids = pool
+    session_id = store.start_session(rater.id, "test")
+    client_id = new_client_id()
+    first = store.submit_rating(client_id, rater.id, ids[0], 4, session_id=session_id,
+                                listened_ms=5200, answer_ms=800)
+    second = store.submit_rating(client_id, rater.id, ids[0], 4, session_id=session_id)
+    assert first.created and not second.created and first.id == second.id
+    assert second.listened_ms == 5200
+    assert store.counts()["ratings"] == 1
+    assert store.count_submissions(rater.id, session_id) == {"stars": 1, "comparisons": 0, "total": 1}
+
+
+def test_a_reused_id_with_another_answer_is_refused(store, pool):
+    rater, ids = pool
+    client_id = new_client_id()
+    store.submit_rating(client_id, rater.id, ids[0], 4)
+    with pytest.raises(FeedbackError, match="already used for a different answer"):
+        store.submit_rating(client_id, rater.id, ids[0], 1)
+    with pytest.raises(FeedbackError, match="already used for a different answer"):
+        store.submit_rating(client_id, rater.id, ids[1], 4)
+    assert [r.stars for r in store.ratings()] == [4]
+
+
+@pytest.mark.parametrize("stars", [0, 6, -1, True, 3.5, "3", None])
+def test_ratings_outside_one_to_five_are_refused(store, pool, stars):
+    rater, ids = pool
+    with pytest.raises(FeedbackError, match="outside 1-5 stars"):
+        store.submit_rating(new_client_id(), rater.id, ids[0], stars)
+    assert store.counts()["ratings"] == 0
+
+
+def test_unknown_rater_melody_or_session_store_nothing(store, pool):
+    rater, ids = pool
+    with pytest.raises(FeedbackError, match="rater id 777 is unknown"):
+        store.submit_rating(new_client_id(), 777, ids[0], 3)
+    with pytest.raises(FeedbackError, match="melody id 555 is unknown"):
+        store.submit_rating(new_client_id(), rater.id, 555, 3)
+    with pytest.raises(FeedbackError, match="melody id 555 is unknown"):
+        store.submit_comparison(new_client_id(), rater.id, ids[0], 555, "a", "a")
+    other = store.sign_in("Bob")
+    foreign_session = store.start_session(other.id)
+    with pytest.raises(FeedbackError, match="session id"):
+        store.submit_rating(new_client_id(), rater.id, ids[0], 3, session_id=foreign_session)
+    with pytest.raises(FeedbackError, match="not a valid id"):
+        store.submit_rating(new_client_id(), "1; DROP TABLE raters", ids[0], 3)
+    assert store.counts()["ratings"] == store.counts()["comparisons"] == 0
+
+
+@pytest.mark.parametrize("client_id", ["short", "", None, "x" * 65, "has space in it", 12345678])
+def test_malformed_submission_ids_are_refused(store, pool, client_id):
+    rater, ids = pool
+    with pytest.raises(FeedbackError, match="submission id"):
+        store.submit_rating(client_id, rater.id, ids[0], 3)
+
+
+def test_bad_timings_are_refused(store, pool):
+    rater, ids = pool
+    with pytest.raises(FeedbackError, match="time listened"):
+        store.submit_rating(new_client_id(), rater.id, ids[0], 3, listened_ms=-5)
+    with pytest.raises(FeedbackError, match="time to answer"):
+        store.submit_rating(new_client_id(), rater.id, ids[0], 3, answer_ms=float("nan"))
+    assert store.counts()["ratings"] == 0
+
+
+def test_comparisons_record_choice_and_side(store, pool):
+    rater, ids = pool
+    client_id = new_client_id()
+    first = store.submit_comparison(client_id, rater.id, ids[0], ids[3], "b", shown_left="b",
+                                    answer_ms=1500)
+    again = store.submit_comparison(client_id, rater.id, ids[0], ids[3], "b", shown_left="b")
+    assert first.created and not again.created and first.winner_id == ids[3]
+    assert store.compared_pairs(rater.id) == {frozenset((ids[0], ids[3]))}
+    with pytest.raises(FeedbackError, match="already used"):
+        store.submit_comparison(client_id, rater.id, ids[0], ids[3], "a", shown_left="b")
+    assert [(c.choice, c.shown_left) for c in store.comparisons()] == [("b", "b")]
+
+
+@pytest.mark.parametrize("choice, side, message", [
+    ("left", "a", "choice 'left'"), ("A", "a", "choice 'A'"), ("a", "c", "shown_left"), ("a", None, "shown_left")])
+def test_bad_comparisons_are_refused(store, pool, choice, side, message):
+    rater, ids = pool
+    with pytest.raises(FeedbackError, match=message):
+        store.submit_comparison(new_client_id(), rater.id, ids[0], ids[1], choice, side)
+    with pytest.raises(FeedbackError, match="two different melodies"):
+        store.submit_comparison(new_client_id(), rater.id, ids[0], ids[0], "a", "a")
+    assert store.counts()["comparisons"] == 0
+
+
+def test_the_database_itself_refuses_bad_values(store, pool):
+    """Constraints hold even for writers that skip the store's checks."""
+    rater, ids = pool
+    good = {"client_id": new_client_id(), "rater_id": rater.id, "melody_id": ids[0], "stars": 3,
+            "is_repeat": False, "created_at": sa.func.now()}
+    table = sa.table("star_ratings", *[sa.column(k) for k in good])
+    pair_cols = ["client_id", "rater_id", "melody_a_id", "melody_b_id", "choice", "shown_left",
+                 "is_repeat", "created_at"]
+    pairs = sa.table("comparisons", *[sa.column(k) for k in pair_cols])
+    pair = {"client_id": new_client_id(), "rater_id": rater.id, "melody_a_id": ids[0],
+            "melody_b_id": ids[1], "choice": "a", "shown_left": "a", "is_repeat": False,
+            "created_at": sa.func.now()}
+    bad_rows = [
+        (table, {**good, "stars": 7}), (table, {**good, "stars": 0}),
+        (table, {**good, "melody_id": 9999}), (table, {**good, "rater_id": 9999}),
+        (pairs, {**pair, "choice": "nope"}), (pairs, {**pair, "shown_left": "x"}),
+        (pairs, {**pair, "melody_b_id": ids[0]}),
+    ]
+    for target, row in bad_rows:
+        with pytest.raises(sa.exc.IntegrityError):
+            with store.engine.begin() as connection:
+                connection.execute(sa.insert(target).values(**row))
+    with store.engine.begin() as connection:
+        connection.execute(sa.insert(table).values(**good))
+    with pytest.raises(sa.exc.IntegrityError):  # the same client id twice
+        with store.engine.begin() as connection:
+            connection.execute(sa.insert(table).values(**good))
+    assert store.counts()["ratings"] == 1 and store.counts()["comparisons"] == 0
+
+
+def test_concurrent_retries_store_each_submission_once(store, pool):
+    rater, ids = pool
+    client_ids = [new_client_id() for _ in range(20)]
+    errors = []
+
+    def worker():
+        try:
+            for i, client_id in enumerate(client_ids):
+                store.submit_rating(client_id, rater.id, ids[i % len(ids)], 1 + i % 5)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(r.client_id for r in store.ratings()) == sorted(client_ids)
+
+
+# ---------------------------------------------------------- history, export
+def test_a_rater_sees_only_their_own_history(store, pool):
+    ann, ids = pool
+    bob = store.sign_in("Bob")
+    store.submit_rating(new_client_id(), ann.id, ids[0], 5)
+    store.submit_rating(new_client_id(), bob.id, ids[0], 1)
+    store.submit_comparison(new_client_id(), bob.id, ids[0], ids[1], "tie", "a")
+    history = store.rater_history(ann.id)
+    assert [(h["rater"], h["stars"]) for h in history] == [("Ann", 5)]
+    assert len(store.rater_history(bob.id)) == 2
+
+
+def test_export_rows_carry_melody_and_rater(store, pool):
+    rater, ids = pool
+    store.submit_rating(new_client_id(), rater.id, ids[1], 2)
+    store.submit_comparison(new_client_id(), rater.id, ids[0], ids[4], "a", "b")
+    rows = store.export_rows()
+    stars, pair = rows
+    assert (stars["kind"], stars["rater"], stars["stars"], stars["melody_tag"]) == ("stars", "Ann", 2, "prior")
+    assert stars["melody_tokens"].split() == [str(t) for t in melodies(3, 1)[1].tokens]
+    assert (pair["choice"], pair["shown_left"], pair["melody_b_tag"], pair["melody_b_model"]) == (
+        "a", "b", "tuned", "runs/tuned")
+    assert store.export_rows(tags=["tuned"]) == [pair]
+    assert store.export_rows(rater_names=["nobody"]) == []
+
+
+# ---------------------------------------------------------------- dashboard
+def test_dashboard_figures(store, pool):
+    ann, ids = pool
+    bob = store.sign_in("Bob")
+    # prior (ids 0-2) against tuned (ids 3-5): tuned wins 2, one tie
+    store.submit_comparison(new_client_id(), ann.id, ids[0], ids[3], "b", "a")
+    store.submit_comparison(new_client_id(), bob.id, ids[3], ids[0], "a", "b")
+    store.submit_comparison(new_client_id(), bob.id, ids[1], ids[4], "tie", "a")
+    store.submit_comparison(new_client_id(), bob.id, ids[1], ids[2], "skip", "a")
+    # Ann repeats her pair, shown the other way round, and agrees with herself
+    store.submit_comparison(new_client_id(), ann.id, ids[3], ids[0], "a", "a", is_repeat=True)
+    store.submit_rating(new_client_id(), ann.id, ids[0], 4)
+    store.submit_rating(new_client_id(), bob.id, ids[0], 2)
+    store.submit_rating(new_client_id(), ann.id, ids[0], 5, is_repeat=True)
+
+    rates = {(r["tag"], r["against"]): (r["win_rate"], r["comparisons"]) for r in store.tag_win_rates()}
+    assert rates[("tuned", "prior")] == (pytest.approx(2.5 / 3), 3)
+    assert rates[("prior", "tuned")] == (pytest.approx(0.5 / 3), 3)
+    agreement = store.agreement()
+    assert agreement["pair_judgement_pairs"] == 1 and agreement["pair_agreement"] == 1.0
+    assert agreement["star_mean_abs_difference"] == 2 and agreement["star_within_one"] == 0
+    consistency = {row["rater"]: row for row in store.self_consistency()}
+    assert consistency["Ann"]["pair_consistency"] == 1.0
+    assert consistency["Ann"]["star_exact"] == 0.0 and consistency["Ann"]["star_within_one"] == 1.0
+    by_rater = {row["rater"]: row["count"] for row in store.activity("rater")}
+    assert by_rater == {"Ann": 4, "Bob": 4}
+    best = store.browse_melodies()
+    assert best[0].id == ids[0] and best[0].num_ratings == 3
+    assert [m.id for m in store.browse_melodies(tag="tuned")] == ids[3:] or \
+        {m.id for m in store.browse_melodies(tag="tuned")} == set(ids[3:])
+    assert [m.id for m in store.browse_melodies(min_mean_stars=3)] == [ids[0]]
+
+
+# ---------------------------------------------------------------- selection
+def test_random_selection_never_repeats_an_item_unless_it_says_so(store, pool):
+    rater, ids = pool
+    strategy = RandomSelection(repeat_share=0.0, seed=0)
+    assert isinstance(strategy, SelectionStrategy)
+    seen = []
+    while (item := strategy.next_item(store, rater.id, "single")) is not None:
+        seen.append(item.melody_ids[0])
+        store.submit_rating(new_client_id(), rater.id, item.melody_ids[0], 3)
+    assert sorted(seen) == sorted(ids)
+    pairs = []
+    while (item := strategy.next_item(store, rater.id, "pair")) is not None:
+        pairs.append(frozenset(item.melody_ids))
+        store.submit_comparison(new_client_id(), rater.id, *item.melody_ids, "a", "a")
+    assert len(pairs) == len(set(pairs)) == 15
+
+
+def test_random_selection_skips_items_on_their_way_and_repeats_on_purpose(store, pool):
+    rater, ids = pool
+    strategy = RandomSelection(repeat_share=0.0, seed=1)
+    shown = strategy.next_item(store, rater.id, "single")
+    for _ in range(20):
+        assert strategy.next_item(store, rater.id, "single", exclude=[shown]) != shown
+    for melody_id in ids:
+        store.submit_rating(new_client_id(), rater.id, melody_id, 3)
+    always_repeat = RandomSelection(repeat_share=0.5, min_history_for_repeat=1, seed=2)
+    items = [always_repeat.next_item(store, rater.id, "single") for _ in range(20)]
+    assert all(item is None or item.is_repeat for item in items)
+    assert any(item is not None and item.is_repeat for item in items)
+    with pytest.raises(Exception, match="repeat share"):
+        RandomSelection(repeat_share=0.9)
+    with pytest.raises(Exception, match="two different melodies"):
+        Item("pair", (1, 1))
+
+
+# ------------------------------------------------------------ availability
+def test_a_database_that_is_down_gives_a_clear_error():
+    store = FeedbackStore("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+    with pytest.raises(DatabaseUnavailable, match="is unavailable"):
+        store.sign_in("Ann")
+    database.dispose_engine(store.url)
+
+
+def test_a_locked_sqlite_database_gives_a_clear_error_and_stores_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'locked.sqlite3'}?timeout=0.2"
+    store = open_store(url)
+    rater = store.sign_in("Ann")
+    ids = store.add_melodies(melodies(1), "t").ids
+    import sqlite3
+
+    blocker = sqlite3.connect(tmp_path / "locked.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DatabaseUnavailable, match="database is locked"):
+            store.submit_rating(new_client_id(), rater.id, ids[0], 3)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    client_id = new_client_id()
+    assert store.submit_rating(client_id, rater.id, ids[0], 3).created  # the retry goes through
+    assert store.counts()["ratings"] == 1
+    database.dispose_engine(url)
+
+
+# ---------------------------------------------------------------------- URLs
+def test_database_urls(tmp_path):
+    assert database.resolve_database_url(None, None) == database.default_database_url()
+    assert database.default_database_url().endswith("feedback.sqlite3")
+    assert database.resolve_database_url("sqlite:///a.db", "sqlite:///b.db") == "sqlite:///a.db"
+    assert database.resolve_database_url(None, "sqlite:///b.db") == "sqlite:///b.db"
+    assert database.resolve_database_url(str(tmp_path / "x.db")) == f"sqlite:///{tmp_path / 'x.db'}"
+    assert database.normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    for bad, reason in [("mysql://u@h/db", "unsupported database"),
+                        ("postgresql+asyncpg://u@h/db", "psycopg"),
+                        ("postgresql://u@h", "names no database")]:
+        with pytest.raises(DatabaseError, match=reason):
+            database.normalise_url(bad)
+    with pytest.raises(DatabaseError, match="does not exist"):
+        database.create_database_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+    assert "secret" not in database.display_url("postgresql+psycopg://u:secret@h/db")
