@@ -61,6 +61,9 @@ class SequencePPO(PPO):
     def __init__(self, policy, env, **kwargs):
         kwargs.setdefault("rollout_buffer_class", EpisodeRolloutBuffer)
         super().__init__(policy, env, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
         if not isinstance(self.policy, MelodyActorCriticPolicy):
             raise RLComposerError("SequencePPO needs a MelodyActorCriticPolicy")
         length = self.policy.num_steps
@@ -70,9 +73,3 @@ class SequencePPO(PPO):
                 f"the episode length ({length} steps)")
         self.policy.use_state_cache = True
         self.policy.sequence_evaluation = True
-
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        if isinstance(self.policy, MelodyActorCriticPolicy):
-            self.policy.use_state_cache = True
-            self.policy.sequence_evaluation = True
