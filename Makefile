@@ -39,6 +39,11 @@ prior: corpus
 
 bench: setup
 	$(BIN)/python experiments/bench_generate.py
+	$(BIN)/python experiments/bench_tune.py
+
+## the rating app in the browser (database: `rlcomposer db where`, or $$RLCOMPOSER_DATABASE_URL)
+app: setup
+	$(BIN)/rlcomposer app
 
 clean:
 	rm -rf $(DEMO_OUT) runs .pytest_cache

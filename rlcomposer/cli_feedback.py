@@ -174,8 +174,9 @@ def cmd_app(args: argparse.Namespace) -> None:
     url = resolve_db(args)
     ensure_migrated(url)  # a database that is down fails here, with one line
     streamlit_args = list(getattr(args, "streamlit_args", []) or [])
-    if not any(a.startswith("--browser.gatherUsageStats") for a in streamlit_args):
-        streamlit_args += ["--browser.gatherUsageStats", "false"]
+    for option, value in (("--browser.gatherUsageStats", "false"), ("--client.toolbarMode", "viewer")):
+        if not any(a.startswith(option) for a in streamlit_args):
+            streamlit_args += [option, value]
     env = dict(os.environ, **{ENV_DATABASE_URL: url})
     command = [sys.executable, "-m", "streamlit", "run", str(app_script()), *streamlit_args]
     try:

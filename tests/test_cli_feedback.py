@@ -131,6 +131,7 @@ def test_app_passes_streamlit_options_through(capsys, db, monkeypatch):
     command, env = calls[0]
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("app.py")
     assert command[5:9] == ["--server.port", "8599", "--server.headless", "true"]
+    assert "--client.toolbarMode" in command
     assert env["RLCOMPOSER_DATABASE_URL"] == db
     assert database.current_revision(db) == database.head_revision()  # migrated before start
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
-from rlcomposer.checkpoints import load_prior
 from rlcomposer.config import config_to_dict
 from rlcomposer.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.errors import RLComposerError

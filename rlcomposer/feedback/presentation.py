@@ -9,9 +9,9 @@ not thread-safe, so each thread keeps its own (pointed at the fonts shipped with
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 
 from rlcomposer.audio import render_wav_bytes
 from rlcomposer.melody import (
@@ -61,7 +61,7 @@ def _toolkit(config: PresentationConfig):
         toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
         toolkit.setOptions({
             "scale": config.score_scale, "pageWidth": config.score_page_width,
-            "adjustPageHeight": True, "header": "none", "footer": "none",
+            "adjustPageHeight": True, "adjustPageWidth": True, "header": "none", "footer": "none",
             "breaks": "auto", "svgViewBox": True,
         })
         _local.toolkit, _local.key = toolkit, key

@@ -1,0 +1,1 @@
+"""Pages and widgets of the rating app (UI only; the library does the work)."""

@@ -1,0 +1,68 @@
+"""The app's settings, read from the environment once per run."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+
+from rlcomposer.errors import RLComposerError
+from rlcomposer.feedback.database import ENV_DATABASE_URL, resolve_database_url
+
+ENV_ACCESS_CODE = "RLCOMPOSER_ACCESS_CODE"
+ENV_ADMIN_PASSWORD = "RLCOMPOSER_ADMIN_PASSWORD"
+ENV_REPEAT_SHARE = "RLCOMPOSER_REPEAT_SHARE"
+ENV_POOL_TAGS = "RLCOMPOSER_POOL_TAGS"
+ENV_TEMPO = "RLCOMPOSER_TEMPO_BPM"
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """How the rating app runs (all from the environment)."""
+
+    database_url: str
+    """``$RLCOMPOSER_DATABASE_URL`` (``rlcomposer app --db`` sets it), else the default SQLite file."""
+    access_code: str | None = None
+    """``$RLCOMPOSER_ACCESS_CODE``: a shared code raters type at sign-in (public deployments); unset: none."""
+    admin_password: str | None = None
+    """``$RLCOMPOSER_ADMIN_PASSWORD``: opens the dashboard; unset: the dashboard stays closed."""
+    repeat_share: float = 0.05
+    """``$RLCOMPOSER_REPEAT_SHARE``: share of deliberate repeats that measure self-consistency (0-0.5)."""
+    tags: tuple[str, ...] = ()
+    """``$RLCOMPOSER_POOL_TAGS``: comma-separated tags to rate (empty: the whole pool)."""
+    tempo_bpm: float = 120.0
+    """``$RLCOMPOSER_TEMPO_BPM``: playback tempo in quarter notes per minute."""
+
+    def access_code_ok(self, given: str) -> bool:
+        return self.access_code is None or hmac.compare_digest(given.encode(), self.access_code.encode())
+
+    def admin_password_ok(self, given: str) -> bool:
+        return self.admin_password is not None and hmac.compare_digest(given.encode(), self.admin_password.encode())
+
+
+def load_settings(environ=None) -> AppSettings:
+    """Settings from ``environ`` (default ``os.environ``); bad values raise RLComposerError naming the variable."""
+    environ = os.environ if environ is None else environ
+    url = resolve_database_url(None, environ.get(ENV_DATABASE_URL))
+
+    def number(name: str, default: float, low: float, high: float) -> float:
+        raw = environ.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise RLComposerError(f"${name}={raw!r} is not a number") from None
+        if not low <= value <= high:
+            raise RLComposerError(f"${name}={raw!r} must be between {low:g} and {high:g}")
+        return value
+
+    tags = tuple(t.strip() for t in environ.get(ENV_POOL_TAGS, "").split(",") if t.strip())
+    return AppSettings(
+        database_url=url,
+        access_code=environ.get(ENV_ACCESS_CODE) or None,
+        admin_password=environ.get(ENV_ADMIN_PASSWORD) or None,
+        repeat_share=number(ENV_REPEAT_SHARE, 0.05, 0.0, 0.5),
+        tags=tags,
+        tempo_bpm=number(ENV_TEMPO, 120.0, 20.0, 400.0),
+    )
