@@ -21,8 +21,9 @@ A sum of pluggable terms, each reported separately in ``info["reward_terms"]``
 at the end of the episode (per-melody sums):
 
 * ``kl_prior``: every step, ``kl_beta * log p_prior(a_t | a_<t)`` (KL-control,
-  Jaques et al. 2017). With PPO's entropy bonus at the same coefficient
-  (``tune`` sets ``ent_coef = kl_beta``), the objective is
+  Jaques et al. 2017). The environment cannot see the policy; ``tune`` adds
+  the other half, ``-kl_beta * log policy(a_t | a_<t)``, after each rollout
+  (:class:`rlcomposer.tuning.KLPenaltyCallback`), so that the objective is
   ``E[reward] - kl_beta * KL(policy || prior)``.
 * ``reward``: at the last step, ``reward_weight * reward_fn(melody)`` for any
   melody-level reward function (``module:function`` or a reward model).

@@ -53,7 +53,7 @@ class TuneConfig:
     num_bars: int = 4
     """Melody length in 16-step bars."""
     kl_beta: float = 0.1
-    """β: weight of log p_prior(a|s) per step; also PPO's entropy coefficient unless ent_coef is set."""
+    """β of KL-control: each step earns β·(log p_prior(a|s) − log π(a|s)), so PPO maximises reward − β·KL(π‖prior)."""
     reward_weight: float = 1.0
     """Weight of the melody-level reward (ignored when ``reward`` is None)."""
     theory_in_key: float = 0.0
@@ -87,8 +87,8 @@ class TuneConfig:
     """Discount (1: every note of the melody counts the same)."""
     gae_lambda: float = 0.95
     """GAE λ."""
-    ent_coef: float | None = None
-    """Entropy bonus; None means kl_beta (so the objective is reward − β·KL(policy‖prior))."""
+    ent_coef: float = 0.0
+    """PPO's entropy bonus on top of KL-control (KL-control already rewards entropy: −β·log π)."""
     vf_coef: float = 0.5
     """Value-loss coefficient."""
     max_grad_norm: float = 0.5
@@ -134,9 +134,6 @@ class TuneConfig:
     def batch_size(self) -> int:
         return self.minibatch_episodes * self.episode_steps
 
-    @property
-    def entropy_coefficient(self) -> float:
-        return self.kl_beta if self.ent_coef is None else self.ent_coef
 
 
 @torch.inference_mode()
@@ -150,10 +147,13 @@ def kl_to_prior_per_melody(policy_actor: MelodyPrior, prior: MelodyPrior, tokens
 class TuningLogCallback(BaseCallback):
     """Logs reward by term and KL(policy‖prior) per melody after every rollout; keeps the history."""
 
-    def __init__(self, prior: MelodyPrior, history_path: Path | None = None):
+    def __init__(self, prior: MelodyPrior, history_path: Path | None = None,
+                 gold_fn: RewardFunction | None = None, kl_penalty: KLPenaltyCallback | None = None):
         super().__init__()
         self.prior = prior
+        self.kl_penalty = kl_penalty
         self.history_path = history_path
+        self.gold_fn = gold_fn
         self.history: list[dict[str, float]] = []
         self._terms: dict[str, list[float]] = defaultdict(list)
 
@@ -173,8 +173,17 @@ class TuningLogCallback(BaseCallback):
         episodes = actions.T.reshape(-1, length)  # rollouts start on episode boundaries
         kl = kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes)
         record = {"timesteps": float(self.num_timesteps), "kl_per_melody": float(kl.mean())}
+        if self.gold_fn is not None:
+            from rlcomposer.melody import Melody
+            from rlcomposer.reward_functions import score_melodies
+
+            melodies = [Melody(row) for row in episodes.numpy()]
+            record["gold"] = float(score_melodies(self.gold_fn, melodies, "gold listener").mean())
         for name, values in self._terms.items():
             record[f"reward_{name}"] = float(np.mean(values))
+        if self.kl_penalty is not None and self.kl_penalty.beta != 0 and "reward_total" in record:
+            record["reward_kl_policy"] = self.kl_penalty.last_penalty_per_melody
+            record["reward_total"] += record["reward_kl_policy"]
         self._terms.clear()
         self.history.append(record)
         for key, value in record.items():
@@ -183,6 +192,34 @@ class TuningLogCallback(BaseCallback):
         if self.history_path is not None:
             with self.history_path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
+
+
+class KLPenaltyCallback(BaseCallback):
+    """Completes KL-control: subtracts β·log π(a|s) from every step's reward after a rollout.
+
+    The environment pays β·log p_prior(a|s) per step; with this term each step
+    earns −β·(log π − log p_prior), whose sum over a melody is −β times a sample
+    of KL(π‖prior) (Jaques et al. 2017; as in RLHF's per-token KL penalty). The
+    returns and advantages are recomputed with SB3's own GAE.
+    """
+
+    def __init__(self, beta: float):
+        super().__init__()
+        self.beta = beta
+        self.last_penalty_per_melody = 0.0
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.beta == 0:
+            return
+        buffer = self.model.rollout_buffer
+        penalty = self.beta * buffer.log_probs
+        buffer.rewards -= penalty
+        buffer.compute_returns_and_advantage(last_values=self.locals["values"], dones=self.locals["dones"])
+        self.last_penalty_per_melody = -float(penalty.sum()) / (buffer.buffer_size * buffer.n_envs) \
+            * self.model.policy.num_steps
 
 
 class ProgressCallback(BaseCallback):
@@ -265,7 +302,7 @@ def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunctio
         gamma=config.gamma,
         gae_lambda=config.gae_lambda,
         clip_range=config.clip_range,
-        ent_coef=config.entropy_coefficient,
+        ent_coef=config.ent_coef,
         vf_coef=config.vf_coef,
         max_grad_norm=config.max_grad_norm,
         target_kl=config.target_kl,
@@ -285,8 +322,13 @@ def tune(
     resume: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    gold_fn: RewardFunction | None = None,
 ) -> dict[str, Any]:
-    """Run PPO and write the tuned policy, logs, checkpoints and plots into ``out_dir``."""
+    """Run PPO and write the tuned policy, logs, checkpoints and plots into ``out_dir``.
+
+    ``gold_fn`` (optional) is a true listener's score, logged beside the proxy
+    reward after every rollout to show over-optimisation (Gao et al. 2022).
+    """
     if config.reward is not None and reward_fn is None:
         raise RLComposerError("the config names a reward but no reward function was given")
     if config.reward is None and not config.env_config().theory_weights:
@@ -311,8 +353,9 @@ def tune(
         except Exception as error:
             raise RLComposerError(f"--resume '{resume}': cannot load ({error})") from None
         log(f"resuming from {resume} at step {model.num_timesteps}")
-    logger_callback = TuningLogCallback(prior, history_path)
-    callbacks = [logger_callback, ProgressCallback(config.total_timesteps, progress)]
+    kl_penalty = KLPenaltyCallback(config.kl_beta)
+    logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
+    callbacks = [kl_penalty, logger_callback, ProgressCallback(config.total_timesteps, progress)]
     if config.checkpoint_every > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
         callbacks.append(CheckpointCallback(every, str(out_dir / "checkpoints"), name_prefix="ppo"))
