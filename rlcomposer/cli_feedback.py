@@ -257,6 +257,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--rater", action="append", help="only this rater's rows (repeatable)")
     export.set_defaults(handler=cmd_ratings_export)
 
+    from rlcomposer import cli_reward
+
+    cli_reward.register_simulate(ratings_commands)  # ratings simulate
+    cli_reward.register(commands)  # reward train
+
     app = commands.add_parser(
         "app", help="the rating app in the browser (Streamlit options pass through, e.g. --server.port 8502)",
         description="Start the Streamlit rating app on the database (migrated first). Options "

@@ -48,7 +48,14 @@ def load_callable(spec: str, what: str = "reward function") -> Callable:
 
 
 def resolve_reward(spec: str) -> RewardFunction:
-    """A reward function from ``module:function``."""
+    """A reward function from ``module:function``, or a reward-model directory
+    (written by ``rlcomposer reward train``; its ensemble mean is the reward)."""
+    from pathlib import Path
+
+    if Path(spec).is_dir() or (":" not in spec and spec.strip()):
+        from rlcomposer.reward_model import load_reward_model
+
+        return load_reward_model(spec)
     return load_callable(spec)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.store import FeedbackStore
@@ -121,4 +121,103 @@ class RandomSelection:
         if not fresh:
             return None
         a, b = self.rng.choice(fresh)
+        return Item("pair", (a, b) if self.rng.random() < 0.5 else (b, a))
+
+
+@dataclass
+class ActiveSelection:
+    """Active learning: the pair where the reward ensemble disagrees most.
+
+    Draws ``candidate_pairs`` pairs of pool melodies that the rater has not
+    compared (nor has on the way, ``exclude``) and proposes the one with the
+    largest variance across the ensemble's members of P(A beats B). For stars
+    (``kind="single"``) it proposes the unrated melody whose member scores vary
+    most. Member scores are cached per melody id, so the pool is scored once.
+    """
+
+    reward: Any
+    """A :class:`~rlcomposer.reward_model.RewardEnsemble` (anything with ``member_scores``)."""
+    candidate_pairs: int = 256
+    """Random unseen pairs scored for each choice."""
+    rng: Any = None
+    """A ``numpy.random.Generator``, a seed, or None (fresh randomness)."""
+    tags: tuple[str, ...] = ()
+    """Only melodies with these tags (empty: the whole pool)."""
+    _scores: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        if not hasattr(self.reward, "member_scores"):
+            raise RLComposerError("active selection needs a reward ensemble (a reward-model directory)")
+        if self.candidate_pairs < 1:
+            raise RLComposerError(f"candidate_pairs {self.candidate_pairs} must be at least 1")
+        if not isinstance(self.rng, np.random.Generator):
+            self.rng = np.random.default_rng(self.rng)
+
+    def _member_scores(self, store: FeedbackStore, ids: Sequence[int]):
+        import numpy as np
+
+        missing = sorted({i for i in ids if i not in self._scores})
+        for start in range(0, len(missing), 512):
+            chunk = missing[start:start + 512]
+            records = store.get_melodies(chunk)
+            scores = self.reward.member_scores([records[i].melody for i in chunk])
+            for column, melody_id in enumerate(chunk):
+                self._scores[melody_id] = scores[:, column]
+        return np.stack([self._scores[i] for i in ids], axis=1)  # [K, len(ids)]
+
+    def next_item(self, store: FeedbackStore, rater_id: int, kind: ItemKind,
+                  exclude: Collection[Item] = ()) -> Item | None:
+        import numpy as np
+
+        if kind not in ("single", "pair"):
+            raise RLComposerError(f"item kind {kind!r} must be single or pair")
+        excluded = {item.key for item in exclude}
+        pool = store.melody_ids(list(self.tags) or None)
+        if kind == "single":
+            seen = store.rated_melody_ids(rater_id)
+            fresh = [m for m in pool if m not in seen and ("single", (m,)) not in excluded]
+            if not fresh:
+                return None
+            if len(fresh) > self.candidate_pairs:
+                fresh = [int(m) for m in self.rng.choice(fresh, self.candidate_pairs, replace=False)]
+            spread = self._member_scores(store, fresh).var(axis=0)
+            return Item("single", (fresh[int(np.argmax(spread))],))
+        if len(pool) < 2:
+            return None
+        seen_pairs = store.compared_pairs(rater_id)
+
+        def usable(a: int, b: int) -> bool:
+            return a != b and frozenset((a, b)) not in seen_pairs and \
+                ("pair", tuple(sorted((a, b)))) not in excluded
+
+        candidates: set[tuple[int, int]] = set()
+        pool_array = np.asarray(pool)
+        for _ in range(4):  # a sparse history: random draws find fresh pairs at once
+            draws = self.rng.integers(0, len(pool), size=(2 * self.candidate_pairs, 2))
+            for i, j in draws.tolist():
+                a, b = int(pool_array[i]), int(pool_array[j])
+                if usable(a, b):
+                    candidates.add((a, b))
+                    if len(candidates) >= self.candidate_pairs:
+                        break
+            if len(candidates) >= self.candidate_pairs:
+                break
+        if not candidates:  # nearly everything compared: list what is left
+            candidates = {(a, b) for i, a in enumerate(pool) for b in pool[i + 1:] if usable(a, b)}
+            if not candidates:
+                return None
+            if len(candidates) > self.candidate_pairs:
+                listed = sorted(candidates)
+                picks = self.rng.choice(len(listed), self.candidate_pairs, replace=False)
+                candidates = {listed[int(p)] for p in picks}
+        pairs = sorted(candidates)
+        a_ids = [a for a, _ in pairs]
+        b_ids = [b for _, b in pairs]
+        scores = self._member_scores(store, sorted(set(a_ids) | set(b_ids)))
+        column = {m: c for c, m in enumerate(sorted(set(a_ids) | set(b_ids)))}
+        diff = scores[:, [column[a] for a in a_ids]] - scores[:, [column[b] for b in b_ids]]
+        variance = (1.0 / (1.0 + np.exp(-np.clip(diff, -50, 50)))).var(axis=0)
+        a, b = pairs[int(np.argmax(variance))]
         return Item("pair", (a, b) if self.rng.random() < 0.5 else (b, a))

@@ -1,0 +1,172 @@
+"""The reward commands of the CLI: ``ratings simulate`` and ``reward train``.
+
+:func:`register_simulate` adds ``simulate`` to the ``ratings`` command and
+:func:`register` adds ``reward``; both are called from
+:func:`rlcomposer.cli_feedback.register`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rlcomposer.errors import RLComposerError
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+# -------------------------------------------------------------- simulate
+def cmd_ratings_simulate(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from rlcomposer.cli_feedback import _emit, _say, resolve_db
+    from rlcomposer.feedback.database import display_url
+    from rlcomposer.feedback.selection import ActiveSelection
+    from rlcomposer.feedback.store import check_tag, open_store
+    from rlcomposer.listeners import ListenerNoise, SimulatedListener, load_listener, simulate_ratings
+
+    if args.pairs == 0 and args.stars == 0:
+        raise RLComposerError("nothing to do: give --pairs N and/or --stars N")
+    if args.tag is not None:
+        check_tag(args.tag)
+    noise = ListenerNoise(temperature=args.temperature, mistake_rate=args.mistake_rate,
+                          tie_band=args.tie_band, star_noise=args.star_noise)
+    function, name = load_listener(args.listener)  # a bad listener fails before the database is touched
+    if args.strategy == "active" and not args.reward:
+        raise RLComposerError("--strategy active needs --reward RM (a reward-model directory)")
+    if args.strategy == "random" and args.reward:
+        raise RLComposerError("--reward is used with --strategy active")
+    reward = None
+    if args.reward:
+        from rlcomposer.reward_model import load_reward_model
+
+        reward = load_reward_model(args.reward)
+    url = resolve_db(args)
+    store = open_store(url)
+    rng = np.random.default_rng(args.seed)
+    listener = SimulatedListener(function, name, noise, rng=np.random.default_rng(rng.integers(2**63)))
+    strategy = None
+    if reward is not None:
+        strategy = ActiveSelection(reward, candidate_pairs=args.candidates,
+                                   rng=np.random.default_rng(rng.integers(2**63)),
+                                   tags=(args.tag,) if args.tag else ())
+    progress = None if args.quiet else (lambda message: _say(args, message))
+    counts: dict[str, Any] = simulate_ratings(store, listener, pairs=args.pairs, stars=args.stars, tag=args.tag,
+                                              strategy=strategy, rng=rng, reference_tag=args.reference_tag,
+                                              progress=progress)
+    counts.update(db=display_url(url), listener=args.listener, strategy=args.strategy, seed=args.seed,
+                  noise={"temperature": noise.temperature, "mistake_rate": noise.mistake_rate,
+                         "tie_band": noise.tie_band, "star_noise": noise.star_noise})
+    text = (f"{counts['rater']}: {counts['comparisons']} comparisons (a {counts['a']}, b {counts['b']}, "
+            f"tie {counts['tie']}) and {counts['stars']} star ratings in {display_url(url)}"
+            + (" (the rater has judged every item)" if counts["exhausted"] else ""))
+    _emit(args, counts, text)
+
+
+# ----------------------------------------------------------------- train
+def cmd_reward_train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rlcomposer.cli_feedback import _emit, _say, resolve_db
+    from rlcomposer.config import load_config, parse_overrides
+    from rlcomposer.feedback.database import display_url
+    from rlcomposer.feedback.store import check_tag, open_store
+    from rlcomposer.reward_model import (
+        RewardModelConfig,
+        load_training_data,
+        save_reward_model,
+        train_reward_model,
+    )
+
+    config = load_config(RewardModelConfig, args.config, parse_overrides(args.set))
+    if args.tag is not None:
+        check_tag(args.tag)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RLComposerError(f"--out '{out}' exists and is not a directory")
+    from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
+
+    prior = load_prior(SHIPPED_PRIOR_DIR if config.prior == "prior" else Path(config.prior))
+    url = resolve_db(args)
+    store = open_store(url)
+    data = load_training_data(store, tag=args.tag, rater=args.rater)
+    log = (lambda message: None) if args.quiet else (lambda message: _say(args, message))
+    ensemble = train_reward_model(data.comparisons, data.stars, config, prior, log=log)
+    ensemble.metrics["data"].update(db=display_url(url), tag=args.tag, rater_filter=args.rater)
+    save_reward_model(ensemble, out)
+    held = ensemble.metrics["held_out"]
+    result = {"out": str(out), **ensemble.metrics}
+
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    _emit(args, result, f"reward model written to {out}: held-out accuracy {fmt(held['accuracy'])}, "
+                        f"log-loss {fmt(held['log_loss'])}, ECE {fmt(held['ece'])} "
+                        f"({held['pairs']} held-out comparisons)")
+
+
+# -------------------------------------------------------------- register
+def _common(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--db", default=None, metavar="URL",
+                     help="database URL or SQLite file (default: $RLCOMPOSER_DATABASE_URL, "
+                          "else the file printed by `rlcomposer db where`)")
+    sub.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    sub.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def register_simulate(ratings_commands: argparse._SubParsersAction) -> None:
+    """Add ``ratings simulate``."""
+    simulate = ratings_commands.add_parser(
+        "simulate", help="a simulated listener rates the pool, like a person would",
+        description="A listener function (a built-in name: lyrical, rhythmic, adventurous; or "
+                    "package.module:function) answers comparisons and gives stars with noise, as "
+                    "rater sim:<function>, through the same store functions as the app. Its noise "
+                    "is calibrated on the pool melodies (or --reference-tag).")
+    _common(simulate)
+    simulate.add_argument("--listener", required=True, metavar="SPEC",
+                          help="built-in listener name or package.module:function")
+    simulate.add_argument("--pairs", type=_non_negative_int, default=0, help="comparisons to answer")
+    simulate.add_argument("--stars", type=_non_negative_int, default=0, help="star ratings to give (default 0)")
+    simulate.add_argument("--tag", default=None, help="only melodies of this tag (default: the whole pool)")
+    simulate.add_argument("--reference-tag", default=None,
+                          help="calibrate the listener's spread on this tag (default: --tag / the pool)")
+    simulate.add_argument("--strategy", choices=("random", "active"), default="random",
+                          help="random pairs, or where --reward's ensemble disagrees most")
+    simulate.add_argument("--reward", default=None, metavar="RM", help="reward-model directory (--strategy active)")
+    simulate.add_argument("--candidates", type=int, default=256, help="candidate pairs per active choice")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    simulate.add_argument("--temperature", type=float, default=0.5,
+                          help="Bradley-Terry temperature in units of the listener's score spread (default 0.5)")
+    simulate.add_argument("--mistake-rate", type=float, default=0.1, help="share of random answers (default 0.1)")
+    simulate.add_argument("--tie-band", type=float, default=0.05,
+                          help="score difference below this many spreads is a tie (default 0.05)")
+    simulate.add_argument("--star-noise", type=float, default=0.5,
+                          help="noise on the score before stars, in spreads (default 0.5)")
+    simulate.set_defaults(handler=cmd_ratings_simulate)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``reward train``."""
+    reward = commands.add_parser("reward", help="the reward model learnt from ratings")
+    reward_commands = reward.add_subparsers(dest="reward_command", metavar="ACTION", required=True)
+    train = reward_commands.add_parser(
+        "train", help="train a reward-model ensemble on the database's comparisons and stars",
+        description="Bradley-Terry on comparisons (ties = 1/2, skips ignored) and per-rater z-scored "
+                    "stars, an ensemble on bootstrap resamples, encoder initialised from the prior. "
+                    "Prints held-out accuracy, log-loss and calibration; writes a model directory.")
+    _common(train)
+    train.add_argument("--out", required=True, metavar="RM", help="reward-model directory to write")
+    train.add_argument("--tag", default=None, help="only ratings of melodies of this tag")
+    train.add_argument("--rater", default=None, help="only this rater's ratings (e.g. sim:lyrical)")
+    train.add_argument("--config", default=None, metavar="YAML", help="RewardModelConfig as YAML")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key (repeatable), e.g. --set epochs=30")
+    train.set_defaults(handler=cmd_reward_train)

@@ -1,0 +1,425 @@
+"""Simulated listeners: raters that are not people.
+
+A simulated listener is any callable ``score(melody: Melody) -> float`` (higher:
+liked more), given on the command line as ``package.module:function`` or as the
+short name of a built-in listener (:data:`BUILTIN_LISTENERS`). A
+:class:`SimulatedListener` wraps it and answers like a person would, with noise
+in the spirit of B-Pref's simulated teachers (:class:`ListenerNoise`):
+
+* a Bradley–Terry temperature in units of the listener's own *score spread*
+  (the standard deviation of its scores on prior melodies, measured by
+  :meth:`SimulatedListener.calibrate`), so "noisy" means the same for every
+  listener whatever the scale of its scores;
+* a mistake rate: that share of answers is uniformly random;
+* a tie band: a score difference below ``tie_band`` spreads is a tie.
+
+Stars (1–5) are the quintile of the (noisy) score within the calibrated
+distribution of prior melodies.
+
+:func:`simulate_ratings` lets a listener rate the pool through the same store
+functions as the app, as rater ``sim:<function>``.
+
+Built-in tastes (all computed from the tokens with numpy, tens of thousands of
+melodies a second):
+
+* :func:`lyrical`: stepwise motion, long notes, in key, ends on the tonic, few rests;
+* :func:`rhythmic`: many short notes, syncopation, repeated rhythmic cells;
+* :func:`adventurous`: wide range, leaps, chromatic notes (rare in the folk prior).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rlcomposer.errors import RLComposerError
+from rlcomposer.melody import MIN_PITCH, NUM_SPECIAL_TOKENS, REST, STEPS_PER_BAR, Melody
+
+ListenerFunction = Callable[[Melody], float]
+CHOICES = ("a", "b", "tie")
+
+
+class ListenerError(RLComposerError):
+    """A listener that cannot be loaded, is used uncalibrated, or fails on a melody."""
+
+
+# ------------------------------------------------------------------ features
+_IN_KEY = np.zeros(12, dtype=bool)
+_IN_KEY[[0, 2, 4, 5, 7, 9, 11]] = True
+_TONIC = np.zeros(12, dtype=bool)
+_TONIC[[0, 9]] = True  # C major and its relative A minor
+
+
+def _tokens(melody: Melody | np.ndarray) -> np.ndarray:
+    return np.asarray(melody.tokens if isinstance(melody, Melody) else melody, dtype=np.int64)
+
+
+def _notes(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(onset steps, MIDI pitches, durations in steps) of the sounding notes."""
+    events = np.flatnonzero(tokens != 1)  # note onsets and rests end the previous event
+    is_note = tokens[events] >= NUM_SPECIAL_TOKENS
+    ends = np.append(events[1:], tokens.size)
+    onsets = events[is_note]
+    return onsets, tokens[onsets] - NUM_SPECIAL_TOKENS + MIN_PITCH, (ends - events)[is_note]
+
+
+def lyrical(melody: Melody) -> float:
+    """Likes singable lines: stepwise motion, long notes, in key, ending on the tonic.
+
+    Dislikes leaps, rests and busy rhythm. Roughly what the folk prior already
+    does well, with a taste for the calmer tunes.
+    """
+    tokens = _tokens(melody)
+    onsets, pitches, durations = _notes(tokens)
+    if pitches.size < 2:
+        return -2.0
+    intervals = np.abs(np.diff(pitches))
+    steps = np.count_nonzero((intervals >= 1) & (intervals <= 2)) / intervals.size
+    leaps = np.count_nonzero(intervals >= 5) / intervals.size
+    pitch_classes = pitches % 12
+    in_key = np.count_nonzero(_IN_KEY[pitch_classes]) / pitches.size
+    mean_duration = float(np.mean(durations))  # sixteenths
+    rests = np.count_nonzero(tokens == REST) / tokens.size
+    ends_tonic = float(_TONIC[pitch_classes[-1]])
+    return float(1.5 * steps - 1.5 * leaps + 0.8 * math.log2(mean_duration) + 1.0 * in_key
+                 + 0.5 * ends_tonic - 2.0 * rests)
+
+
+def rhythmic(melody: Melody) -> float:
+    """Likes rhythmic drive: many short notes, syncopation, repeated rhythmic cells.
+
+    A note starting off the beat and held across the next beat counts as a
+    syncopation; the onset pattern of each beat compared with that of the same
+    beat a bar earlier measures repeated rhythmic cells.
+    """
+    tokens = _tokens(melody)
+    onsets, pitches, durations = _notes(tokens)
+    if pitches.size < 2:
+        return -2.0
+    num_steps = tokens.size
+    density = pitches.size / num_steps * 4  # notes per quarter
+    short = np.count_nonzero(durations <= 2) / pitches.size
+    offbeat = onsets % 4 != 0
+    crosses = (onsets % 4 + durations) > 4
+    syncopation = np.count_nonzero(offbeat & crosses) / pitches.size
+    offbeat_share = np.count_nonzero(offbeat) / pitches.size
+    onset_mask = tokens >= NUM_SPECIAL_TOKENS
+    repeated = 0.0
+    if num_steps >= 2 * STEPS_PER_BAR:
+        first = onset_mask[:-STEPS_PER_BAR].reshape(-1)
+        later = onset_mask[STEPS_PER_BAR:].reshape(-1)
+        usable = (num_steps - STEPS_PER_BAR) // 4 * 4
+        same = (first[:usable].reshape(-1, 4) == later[:usable].reshape(-1, 4)).all(axis=1)
+        busy = later[:usable].reshape(-1, 4).sum(axis=1) >= 2
+        repeated = float(np.count_nonzero(same & busy)) / max(usable // 4, 1)
+    rests = np.count_nonzero(tokens == REST) / num_steps
+    return float(0.6 * density + 1.0 * short + 2.5 * syncopation + 0.8 * offbeat_share
+                 + 1.5 * repeated - 1.0 * rests)
+
+
+def adventurous(melody: Melody) -> float:
+    """Likes what folk tunes rarely do: a wide range, big leaps, chromatic notes.
+
+    Also likes variety of pitch (many distinct pitches) and dislikes long runs
+    of stepwise motion. The folk prior mostly stays in key within an octave, so
+    this taste pulls away from it.
+    """
+    tokens = _tokens(melody)
+    onsets, pitches, durations = _notes(tokens)
+    if pitches.size < 2:
+        return -2.0
+    intervals = np.abs(np.diff(pitches))
+    pitch_range = float(pitches.max() - pitches.min())
+    leaps = np.count_nonzero(intervals >= 5) / intervals.size
+    mean_interval = float(np.mean(intervals))
+    chromatic = np.count_nonzero(~_IN_KEY[pitches % 12]) / pitches.size
+    distinct = np.unique(pitches).size / pitches.size
+    return float(pitch_range / 12 + 1.5 * leaps + 0.15 * mean_interval + 3.0 * chromatic + 0.5 * distinct)
+
+
+BUILTIN_LISTENERS: dict[str, ListenerFunction] = {
+    "lyrical": lyrical,
+    "rhythmic": rhythmic,
+    "adventurous": adventurous,
+}
+"""Short names accepted by ``--listener`` (``lyrical`` is ``rlcomposer.listeners:lyrical``)."""
+
+
+def load_listener(spec: str) -> tuple[ListenerFunction, str]:
+    """The listener function of ``spec`` and its name (used in ``sim:<name>``).
+
+    ``spec`` is a built-in short name (see :data:`BUILTIN_LISTENERS`) or
+    ``package.module:function`` (found on ``sys.path``).
+    """
+    from rlcomposer.reward_functions import load_callable
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise ListenerError("--listener is empty: give a built-in name "
+                            f"({', '.join(BUILTIN_LISTENERS)}) or package.module:function")
+    spec = spec.strip()
+    if spec in BUILTIN_LISTENERS:
+        return BUILTIN_LISTENERS[spec], spec
+    if ":" not in spec:
+        raise ListenerError(f"listener '{spec}' is neither a built-in listener "
+                            f"({', '.join(BUILTIN_LISTENERS)}) nor of the form package.module:function")
+    try:
+        function = load_callable(spec, what="listener")
+    except RLComposerError as error:
+        raise ListenerError(str(error)) from None
+    name = spec.partition(":")[2].split(".")[-1]
+    return function, name
+
+
+# --------------------------------------------------------------------- noise
+@dataclass(frozen=True)
+class ListenerNoise:
+    """How a simulated listener's answers stray from its scores (B-Pref style)."""
+
+    temperature: float = 0.5
+    """Bradley–Terry temperature, in units of the listener's score spread on prior
+    melodies: P(A beats B) = sigmoid(Δscore / (temperature · spread)). 0 answers
+    by the scores alone (apart from mistakes)."""
+    mistake_rate: float = 0.1
+    """Share of answers that are uniformly random (A or B; a star count 1-5)."""
+    tie_band: float = 0.05
+    """A pair whose score difference is below ``tie_band`` · spread is a tie."""
+    star_noise: float = 0.5
+    """Standard deviation of the Gaussian noise added to a score before it is
+    turned into stars, in units of the spread."""
+
+    def __post_init__(self) -> None:
+        for name in ("temperature", "tie_band", "star_noise"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ListenerError(f"listener noise {name.replace('_', '-')} {value!r} must be 0 or more")
+        if not (isinstance(self.mistake_rate, (int, float)) and 0.0 <= self.mistake_rate <= 1.0):
+            raise ListenerError(f"listener mistake rate {self.mistake_rate!r} must be between 0 and 1")
+
+
+def _describe(melody: Melody) -> str:
+    head = " ".join(str(int(t)) for t in melody.tokens[:16])
+    melody_id = melody.metadata.get("melody_id") if isinstance(melody.metadata, dict) else None
+    where = f"melody id {melody_id}" if melody_id is not None else "melody"
+    return f"{where} (tokens {head}{' ...' if melody.num_steps > 16 else ''})"
+
+
+# ------------------------------------------------------------------ listener
+class SimulatedListener:
+    """A listener function that answers comparisons and gives stars, with noise.
+
+    Call :meth:`calibrate` on prior melodies (or pass ``spread`` and
+    ``star_edges``) before it answers.
+    """
+
+    def __init__(self, score_fn: ListenerFunction, name: str, noise: ListenerNoise = ListenerNoise(),
+                 rng: np.random.Generator | int | None = None, *, spread: float | None = None,
+                 star_edges: Sequence[float] | None = None):
+        if not callable(score_fn):
+            raise ListenerError(f"listener '{name}' is not callable")
+        if not isinstance(noise, ListenerNoise):
+            raise ListenerError("noise must be a ListenerNoise")
+        self.score_fn = score_fn
+        self.name = str(name)
+        self.noise = noise
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.spread: float | None = None
+        self.center: float = 0.0
+        self.star_edges: np.ndarray | None = None
+        if spread is not None:
+            self._set_spread(float(spread))
+        if star_edges is not None:
+            edges = np.asarray(star_edges, dtype=np.float64)
+            if edges.shape != (4,) or np.any(np.diff(edges) < 0):
+                raise ListenerError("star_edges must be 4 increasing scores (between 1|2 ... 4|5 stars)")
+            self.star_edges = edges
+
+    @property
+    def rater_name(self) -> str:
+        """The rater this listener writes as: ``sim:<function>``."""
+        return f"sim:{self.name}"
+
+    def __repr__(self) -> str:
+        return f"SimulatedListener({self.rater_name}, spread={self.spread}, {self.noise})"
+
+    # ------------------------------------------------------------- scoring
+    def score(self, melody: Melody) -> float:
+        """The noiseless score; a listener that raises or returns NaN/inf raises ListenerError."""
+        try:
+            value = float(self.score_fn(melody))
+        except Exception as error:
+            raise ListenerError(f"listener {self.rater_name} raised {type(error).__name__}: {error} "
+                                f"on {_describe(melody)}") from None
+        if not math.isfinite(value):
+            raise ListenerError(f"listener {self.rater_name} returned {value} for {_describe(melody)}")
+        return value
+
+    def scores(self, melodies: Sequence[Melody]) -> np.ndarray:
+        """Noiseless scores of many melodies."""
+        return np.array([self.score(m) for m in melodies], dtype=np.float64)
+
+    def _set_spread(self, spread: float) -> None:
+        if not math.isfinite(spread) or spread <= 0:
+            raise ListenerError(f"listener {self.rater_name}: spread {spread} must be positive")
+        self.spread = spread
+
+    def calibrate(self, reference: Sequence[Melody]) -> float:
+        """Measure the score spread (std) and star quintiles on ``reference`` (prior melodies)."""
+        reference = list(reference)
+        if len(reference) < 10:
+            raise ListenerError(f"calibrating listener {self.rater_name} needs at least 10 reference "
+                                f"melodies, got {len(reference)}")
+        values = self.scores(reference)
+        spread = float(np.std(values))
+        if spread <= 1e-12:
+            raise ListenerError(f"listener {self.rater_name} gives every reference melody the same score "
+                                f"({values[0]:g}): it cannot tell melodies apart")
+        self._set_spread(spread)
+        self.center = float(np.mean(values))
+        self.star_edges = np.quantile(values, [0.2, 0.4, 0.6, 0.8])
+        return spread
+
+    def _need_spread(self) -> float:
+        if self.spread is None:
+            raise ListenerError(f"listener {self.rater_name} is not calibrated: call calibrate() on "
+                                "prior melodies (or give spread=) first")
+        return self.spread
+
+    # ------------------------------------------------------------- answers
+    def prefers(self, a: Melody, b: Melody) -> float:
+        """Noiseless P(a beats b): 1, 0, or 0.5 when the scores differ by less than the tie band."""
+        spread = self._need_spread()
+        return self._preference(self.score(a) - self.score(b), spread)
+
+    def _preference(self, delta: float, spread: float) -> float:
+        if abs(delta) < self.noise.tie_band * spread or delta == 0:
+            return 0.5
+        return 1.0 if delta > 0 else 0.0
+
+    def answer_from_scores(self, score_a: float, score_b: float) -> str:
+        """A noisy answer ("a", "b" or "tie") for two known scores."""
+        spread = self._need_spread()
+        if self.rng.random() < self.noise.mistake_rate:
+            return "a" if self.rng.random() < 0.5 else "b"
+        delta = score_a - score_b
+        if abs(delta) < self.noise.tie_band * spread:
+            return "tie"
+        if self.noise.temperature == 0:
+            return "a" if delta > 0 else "b"
+        logit = delta / (self.noise.temperature * spread)
+        p_a = 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
+        return "a" if self.rng.random() < p_a else "b"
+
+    def compare(self, a: Melody, b: Melody) -> str:
+        """A noisy answer to "which do you prefer?": ``"a"``, ``"b"`` or ``"tie"``."""
+        self._need_spread()
+        return self.answer_from_scores(self.score(a), self.score(b))
+
+    def stars(self, melody: Melody) -> int:
+        """A noisy 1-5 star rating: the quintile of the noisy score among prior melodies."""
+        spread = self._need_spread()
+        if self.star_edges is None:
+            raise ListenerError(f"listener {self.rater_name} has no star quintiles: call calibrate() first")
+        value = self.score(melody)
+        if self.rng.random() < self.noise.mistake_rate:
+            return int(self.rng.integers(1, 6))
+        noisy = value + self.rng.normal(0.0, self.noise.star_noise * spread) if self.noise.star_noise else value
+        return int(np.searchsorted(self.star_edges, noisy, side="right")) + 1
+
+
+# ---------------------------------------------------------------- simulate
+def simulate_ratings(store, listener: SimulatedListener, *, pairs: int, stars: int = 0,
+                     tag: str | None = None, strategy=None,
+                     rng: np.random.Generator | int | None = None,
+                     reference_tag: str | None = None,
+                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Let ``listener`` answer ``pairs`` comparisons and give ``stars`` star ratings.
+
+    Items come from the pool (all of it, or ``tag``) through ``strategy``
+    (default: :class:`~rlcomposer.feedback.selection.RandomSelection` without
+    deliberate repeats) and are written with the store's ``submit_comparison`` /
+    ``submit_rating`` (client-made ids) as rater ``sim:<function>``. An
+    uncalibrated listener is calibrated on the pool melodies of
+    ``reference_tag`` (default: ``tag``, else the whole pool) first.
+    Stops early when the rater has judged every item. Returns the counts.
+    """
+    from rlcomposer.feedback.selection import RandomSelection
+    from rlcomposer.feedback.store import check_tag, new_client_id
+
+    for what, value in (("pairs", pairs), ("stars", stars)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ListenerError(f"{what} {value!r} must be a whole number, 0 or more")
+    if tag is not None:
+        check_tag(tag)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    tags = [tag] if tag else None
+    pool_ids = store.melody_ids(tags)
+    if not pool_ids:
+        raise ListenerError(f"the pool{f' of tag {tag!r}' if tag else ''} is empty: "
+                            "add melodies with `rlcomposer pool add`")
+    if pairs and len(pool_ids) < 2:
+        raise ListenerError(f"comparisons need at least 2 melodies in the pool, found {len(pool_ids)}")
+    melodies: dict[int, Melody] = {}
+
+    def fetch(ids: Sequence[int]) -> None:
+        missing = [i for i in ids if i not in melodies]
+        for start in range(0, len(missing), 500):
+            for melody_id, record in store.get_melodies(missing[start:start + 500]).items():
+                melodies[melody_id] = record.melody
+
+    if listener.spread is None or listener.star_edges is None:
+        ref_ids = store.melody_ids([reference_tag]) if reference_tag else pool_ids
+        if not ref_ids:
+            raise ListenerError(f"no melodies with tag {reference_tag!r} to calibrate the listener on")
+        fetch(ref_ids)
+        listener.calibrate([melodies[i] for i in ref_ids])
+    if strategy is None:
+        strategy = RandomSelection(repeat_share=0.0, tags=tuple(tags or ()),
+                                   seed=int(rng.integers(0, 2**31 - 1)))
+    rater = store.sign_in(listener.rater_name, kind="simulated")
+    counts: dict[str, Any] = {"rater": listener.rater_name, "rater_id": rater.id, "tag": tag,
+                              "spread": listener.spread, "comparisons": 0, "a": 0, "b": 0, "tie": 0,
+                              "stars": 0, "star_counts": {str(s): 0 for s in range(1, 6)},
+                              "exhausted": False}
+    report_every = max(1, (pairs + stars) // 10)
+    done = 0
+    for _ in range(pairs):
+        item = strategy.next_item(store, rater.id, "pair")
+        if item is None:
+            counts["exhausted"] = True
+            break
+        a_id, b_id = item.melody_ids
+        fetch([a_id, b_id])
+        choice = listener.compare(melodies[a_id], melodies[b_id])
+        shown_left = "a" if rng.random() < 0.5 else "b"
+        store.submit_comparison(new_client_id(), rater.id, a_id, b_id, choice, shown_left,
+                                is_repeat=item.is_repeat)
+        counts["comparisons"] += 1
+        counts[choice] += 1
+        done += 1
+        if progress and done % report_every == 0:
+            progress(f"{listener.rater_name}: {done}/{pairs + stars} answers")
+    for _ in range(stars):
+        item = strategy.next_item(store, rater.id, "single")
+        if item is None:
+            counts["exhausted"] = True
+            break
+        (melody_id,) = item.melody_ids
+        fetch([melody_id])
+        value = listener.stars(melodies[melody_id])
+        store.submit_rating(new_client_id(), rater.id, melody_id, value, is_repeat=item.is_repeat)
+        counts["stars"] += 1
+        counts["star_counts"][str(value)] += 1
+        done += 1
+        if progress and done % report_every == 0:
+            progress(f"{listener.rater_name}: {done}/{pairs + stars} answers")
+    return counts
+
+
+__all__ = [
+    "BUILTIN_LISTENERS", "ListenerError", "ListenerNoise", "SimulatedListener", "adventurous",
+    "load_listener", "lyrical", "rhythmic", "simulate_ratings",
+]
