@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_OUT ?= demo_output
 
 .PHONY: setup demo test test-slow lint prior corpus bench app clean
 
@@ -13,11 +12,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-## the main job (until the RL loop lands): sample melodies from the shipped prior, export them, print their metrics
+## the main job: the whole loop on the embedded SQLite with a simulated listener (a few minutes),
+## ending with the report, tuned melodies on disk and how to rate them yourself in the app
 demo: setup
-	$(BIN)/rlcomposer generate --model prior --n 8 --seed 0 --out $(DEMO_OUT) --format midi,musicxml,wav,json
-	$(BIN)/rlcomposer evaluate --model prior --model random --n 1000 --seed 0
-	@echo "Melodies (MIDI, MusicXML, WAV, JSON) are in $(DEMO_OUT)/"
+	$(BIN)/rlcomposer experiment run experiments/configs/quickstart.yaml --runs-dir runs
+	@cat runs/quickstart/report.md
 
 ## fast test suite (a few minutes)
 test: setup
@@ -46,4 +45,4 @@ app: setup
 	$(BIN)/rlcomposer app
 
 clean:
-	rm -rf $(DEMO_OUT) runs .pytest_cache
+	rm -rf runs .pytest_cache

@@ -31,7 +31,7 @@ from rlcomposer.prior import MelodyPrior, PriorConfig
 
 
 class MelodyActorCriticPolicy(ActorCriticPolicy):
-    """Actor = the melody prior's GRU and head; critic = a small head on the GRU state."""
+    """Actor = the melody prior's GRU and head; critic = a small head on the (detached) GRU state."""
 
     def __init__(
         self,
@@ -137,7 +137,9 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
     # -------------------------------------------------------- SB3 interface
     def _distribution_and_values(self, states: torch.Tensor):
         distribution = self.action_dist.proba_distribution(action_logits=self.actor.head(states))
-        return distribution, self.value_head(states)
+        # the critic reads the actor's state but does not train it: value-loss gradients on
+        # large returns would otherwise swamp the policy gradient and wreck the prior's GRU
+        return distribution, self.value_head(states.detach())
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False):
         distribution, values = self._distribution_and_values(self._states(obs))
@@ -158,7 +160,7 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         return self._distribution_and_values(self._states(obs))[0]
 
     def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.value_head(self._states_per_transition(obs.long()))
+        return self.value_head(self._states_per_transition(obs.long()).detach())
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.get_distribution(observation).get_actions(deterministic=deterministic)

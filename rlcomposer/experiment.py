@@ -1,0 +1,448 @@
+"""``rlcomposer experiment run``: the whole loop, in rounds.
+
+Each round: sample a pool from the current policy (the prior in round 0) under
+the round's tag; collect comparisons (a simulated listener answers at once;
+people rate in the app while the run waits, resumable); train the reward model
+on every comparison of the experiment so far; tune with PPO from the prior
+against it; evaluate against the prior with the listener's noiseless
+preference, beside best-of-N sampling at the same KL.
+
+A run folder ``runs/NAME/`` holds ``config.yaml`` (resolved), ``state.json``
+(where a resumed run picks up), ``feedback.sqlite`` (unless ``--db`` is
+given), ``round-K/`` (reward model, tuned policy with its TensorBoard logs,
+checkpoints and curves, melodies as MIDI / MusicXML / WAV / JSON), ``plots/``
+and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rlcomposer.config import config_from_dict, config_to_dict, load_config
+from rlcomposer.errors import RLComposerError
+from rlcomposer.generation import BestOfNModel, export_melodies
+from rlcomposer.melody import STEPS_PER_BAR, Melody
+from rlcomposer.metrics import compute_music_metrics, format_metrics_table
+from rlcomposer.model_registry import MelodyModel, resolve_model
+from rlcomposer.reward_model import RewardModelConfig
+from rlcomposer.tuning import TuneConfig
+
+PEOPLE = "people"
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: who rates, how much, and how the reward model and PPO are set."""
+
+    name: str = "experiment"
+    """Run folder name under the runs directory; also the prefix of the pool tags."""
+    listener: str = "lyrical"
+    """Who rates: a built-in listener (lyrical, rhythmic, adventurous), ``module:function``, or ``people``."""
+    rounds: int = 1
+    """Rounds of pool → ratings → reward model → tuning → evaluation."""
+    pool_size: int = 300
+    """Melodies sampled into the rating pool per round."""
+    comparisons_per_round: int = 300
+    """Pairwise comparisons collected per round."""
+    strategy: str = "random"
+    """Which pairs to ask: ``random``, or ``active`` (largest reward-ensemble disagreement; from round 1)."""
+    noise_temperature: float = 0.5
+    """Simulated listener: Bradley–Terry temperature in units of its score spread."""
+    noise_mistake_rate: float = 0.1
+    """Simulated listener: share of random answers."""
+    noise_tie_band: float = 0.05
+    """Simulated listener: score gap (in spreads) below which it answers tie."""
+    evaluation_pairs: int = 500
+    """Tuned-vs-prior pairs judged by the listener's noiseless preference."""
+    best_of_n: int = 0
+    """N for the best-of-N baseline; 0 picks N so that its KL matches the tuned policy's (up to the cap)."""
+    best_of_n_cap: int = 64
+    """Largest N the automatic choice may pick (N samples are scored per melody)."""
+    export_melodies: int = 8
+    """Tuned melodies written per round as MIDI, MusicXML, WAV and JSON."""
+    seed: int = 0
+    """Seeds pools, listeners, the reward model and PPO."""
+    reward_model: dict[str, Any] = field(default_factory=dict)
+    """RewardModelConfig keys (see rlcomposer/reward_model.py)."""
+    tune: dict[str, Any] = field(default_factory=dict)
+    """TuneConfig keys (see rlcomposer/tuning.py); reward and prior are set by the loop."""
+
+    def __post_init__(self) -> None:
+        for key in ("rounds", "pool_size", "comparisons_per_round", "evaluation_pairs"):
+            if getattr(self, key) < 1:
+                raise RLComposerError(f"experiment key '{key}' must be at least 1, got {getattr(self, key)}")
+        if self.strategy not in ("random", "active"):
+            raise RLComposerError(f"experiment key 'strategy' must be random or active, got '{self.strategy}'")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise RLComposerError(f"experiment name '{self.name}' must be a plain folder name")
+        for key in ("reward_model", "tune"):
+            if not isinstance(getattr(self, key), dict):
+                raise RLComposerError(f"experiment key '{key}' must be a mapping of config keys")
+        self.reward_model_config()
+        self.tune_config("placeholder")
+
+    # ---- derived values -------------------------------------------------
+    def reward_model_config(self) -> RewardModelConfig:
+        values = {"seed": self.seed, **self.reward_model}
+        return config_from_dict(RewardModelConfig, values, "experiment key 'reward_model'")
+
+    def tune_config(self, reward: str, round_index: int = 0) -> TuneConfig:
+        for key in ("reward", "prior"):
+            if key in self.tune:
+                raise RLComposerError(f"experiment key 'tune.{key}' is set by the loop; remove it")
+        values = {"seed": self.seed + round_index, **self.tune, "reward": reward}
+        return config_from_dict(TuneConfig, values, "experiment key 'tune'")
+
+    def tag(self, round_index: int) -> str:
+        return f"{self.name}/round-{round_index}"
+
+
+def load_experiment_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    return load_config(ExperimentConfig, path, overrides)
+
+
+@dataclass
+class RoundResult:
+    """What one round measured."""
+
+    round: int
+    comparisons: int
+    reward_model: dict[str, Any]
+    win_rate: float | None
+    best_of_n_win_rate: float | None
+    best_of_n: int
+    kl_tuned: float
+    kl_best_of_n: float
+    proxy_reward: dict[str, float]
+    gold_score: dict[str, float]
+    metrics: dict[str, dict[str, float]]
+    metrics_table: str
+    tune_seconds: float
+    reward_seconds: float
+    overoptimisation: list[dict[str, float]] = field(default_factory=list)
+
+
+class ExperimentWaiting(Exception):
+    """People have not yet given the comparisons a round needs."""
+
+
+def best_of_n_for_kl(kl: float, cap: int = 1024) -> int:
+    """Smallest N whose best-of-N KL (log N − (N−1)/N) reaches ``kl``."""
+    n = 1
+    while n < cap and math.log(n) - (n - 1) / n < kl:
+        n += 1
+    return n
+
+
+class Experiment:
+    """The loop over rounds, with its state on disk so that a run can resume."""
+
+    def __init__(self, config: ExperimentConfig, run_dir: str | Path, db_url: str | None = None,
+                 log: Callable[[str], None] = print, progress: bool = True):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.log = log
+        self.progress = progress
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.db_url = db_url or f"sqlite:///{(self.run_dir / 'feedback.sqlite').resolve()}"
+        self.state_path = self.run_dir / STATE_FILE
+        self.state: dict[str, Any] = (json.loads(self.state_path.read_text())
+                                      if self.state_path.exists() else {"round": 0, "results": []})
+        self.listener = None
+        self.listener_fn = None
+        self._prior_model: MelodyModel | None = None
+
+    # ---- set-up ---------------------------------------------------------
+    def _save_state(self) -> None:
+        self.state["db_url"] = self.db_url
+        self.state_path.write_text(json.dumps(self.state, indent=2, default=str) + "\n")
+
+    def _write_config(self) -> None:
+        (self.run_dir / "config.yaml").write_text(
+            yaml.safe_dump(config_to_dict(self.config), sort_keys=False), encoding="utf-8")
+
+    @property
+    def prior_model(self) -> MelodyModel:
+        if self._prior_model is None:
+            self._prior_model = resolve_model("prior")
+        return self._prior_model
+
+    def _set_up_listener(self) -> None:
+        if self.config.listener == PEOPLE or self.listener is not None:
+            return
+        from rlcomposer.listeners import ListenerNoise, SimulatedListener, load_listener
+
+        self.listener_fn, name = load_listener(self.config.listener)
+        noise = ListenerNoise(temperature=self.config.noise_temperature,
+                              mistake_rate=self.config.noise_mistake_rate,
+                              tie_band=self.config.noise_tie_band)
+        self.listener = SimulatedListener(self.listener_fn, name, noise,
+                                          rng=np.random.default_rng(self.config.seed + 1))
+        reference = self.prior_model.sample(1000, self._num_steps, np.random.default_rng(self.config.seed + 2))
+        self.listener.calibrate(reference)
+
+    @property
+    def _num_steps(self) -> int:
+        return self.config.tune_config("x").num_bars * STEPS_PER_BAR
+
+    # ---- the loop -------------------------------------------------------
+    def run(self) -> list[RoundResult]:
+        """Run (or resume) every round; raises ExperimentWaiting when people must rate first."""
+        from rlcomposer.feedback.store import open_store
+
+        self._write_config()
+        self._set_up_listener()
+        store = open_store(self.db_url)
+        while self.state["round"] < self.config.rounds:
+            index = self.state["round"]
+            self.log(f"round {index}: pool, ratings, reward model, tuning, evaluation")
+            self._add_pool(store, index)
+            self._collect_comparisons(store, index)
+            result = self._train_tune_evaluate(store, index)
+            self.state["results"].append(asdict(result))
+            self.state["round"] = index + 1
+            self._save_state()
+            self.write_report()
+        return [RoundResult(**r) for r in self.state["results"]]
+
+    def _round_dir(self, index: int) -> Path:
+        return self.run_dir / f"round-{index}"
+
+    def _policy_model(self, index: int) -> MelodyModel:
+        """The policy that writes round ``index``'s pool: the prior, then the last tuned policy."""
+        if index == 0:
+            return self.prior_model
+        model = resolve_model(str(self._round_dir(index - 1) / "policy"))
+        model.name = f"{self.config.name}-round-{index - 1}"
+        return model
+
+    def _add_pool(self, store, index: int) -> None:
+        if self.state.get("pool_added") == index:
+            return
+        model = self._policy_model(index)
+        melodies = model.sample(self.config.pool_size, self._num_steps,
+                                np.random.default_rng(self.config.seed * 1000 + index))
+        melodies = [m.with_metadata(seed=self.config.seed, index=i) for i, m in enumerate(melodies)]
+        result = store.add_melodies(melodies, self.config.tag(index), model=model.name,
+                                    model_kind="prior" if index == 0 else "policy",
+                                    experiment=self.config.name)
+        self.log(f"  pool: {result.added} melodies under tag '{self.config.tag(index)}'")
+        self.state["pool_added"] = index
+        self._save_state()
+
+    def _comparison_count(self, store, index: int) -> int:
+        return sum(c.choice != "skip" for c in store.comparisons([self.config.tag(index)]))
+
+    def _collect_comparisons(self, store, index: int) -> None:
+        have = self._comparison_count(store, index)
+        need = self.config.comparisons_per_round - have
+        if need <= 0:
+            return
+        if self.config.listener == PEOPLE:
+            self._save_state()
+            raise ExperimentWaiting(
+                f"round {index} has {have} of {self.config.comparisons_per_round} comparisons on tag "
+                f"'{self.config.tag(index)}': rate in the app (rlcomposer app --db {self.db_url}), then "
+                f"run `rlcomposer experiment resume {self.run_dir}`")
+        from rlcomposer.feedback.selection import ActiveSelection, RandomSelection
+        from rlcomposer.listeners import simulate_ratings
+
+        strategy = RandomSelection(repeat_share=0.0, tags=(self.config.tag(index),),
+                                   seed=self.config.seed + index)
+        if self.config.strategy == "active" and index > 0:
+            from rlcomposer.reward_model import load_reward_model
+
+            previous = load_reward_model(self._round_dir(index - 1) / "reward_model")
+            strategy = ActiveSelection(previous, rng=np.random.default_rng(self.config.seed + index),
+                                       tags=(self.config.tag(index),))
+        counts = simulate_ratings(store, self.listener, pairs=need, tag=self.config.tag(index),
+                                  strategy=strategy, rng=np.random.default_rng(self.config.seed + 10 + index))
+        self.log(f"  ratings: {self.listener.rater_name} answered {counts.get('comparisons', need)} comparisons "
+                 f"({counts.get('a', 0)} A, {counts.get('b', 0)} B, {counts.get('tie', 0)} ties)")
+
+    def _train_tune_evaluate(self, store, index: int) -> RoundResult:
+        from rlcomposer.reward_model import (
+            load_training_data,
+            save_reward_model,
+            train_reward_model,
+        )
+        from rlcomposer.tuning import tune
+
+        round_dir = self._round_dir(index)
+        comparisons, stars = [], []
+        for earlier in range(index + 1):
+            data = load_training_data(store, tag=self.config.tag(earlier))
+            comparisons += data.comparisons
+            stars += data.stars
+        started = time.monotonic()
+        ensemble = train_reward_model(comparisons, stars, self.config.reward_model_config(), prior="prior",
+                                      log=lambda message: self.log(f"  {message}"))
+        reward_dir = save_reward_model(ensemble, round_dir / "reward_model")
+        reward_seconds = time.monotonic() - started
+        tune_config = self.config.tune_config(str(reward_dir), index)
+        started = time.monotonic()
+        tune(tune_config, round_dir / "policy", reward_fn=ensemble, progress=self.progress,
+             log=lambda message: self.log(f"  {message}"), gold_fn=self.listener_fn)
+        tune_seconds = time.monotonic() - started
+        self.log(f"  tuned in {tune_seconds:.0f} s; evaluating")
+        return self._evaluate(index, ensemble, len(comparisons), reward_seconds, tune_seconds)
+
+    # ---- evaluation -----------------------------------------------------
+    def _evaluate(self, index: int, ensemble, num_comparisons: int, reward_seconds: float,
+                  tune_seconds: float) -> RoundResult:
+        from rlcomposer.evaluation import kl_to_prior
+        from rlcomposer.reward_functions import score_melodies
+
+        round_dir = self._round_dir(index)
+        n = self.config.evaluation_pairs
+        rng = np.random.default_rng(self.config.seed + 100 + index)
+        tuned_model = resolve_model(str(round_dir / "policy"))
+        tuned_model.name = "tuned"
+        prior = self.prior_model
+        tuned = tuned_model.sample(n, self._num_steps, rng)
+        base = prior.sample(n, self._num_steps, rng)
+        kl_tuned = float(kl_to_prior(tuned_model, prior.prior, tuned))
+        best_n = self.config.best_of_n or best_of_n_for_kl(kl_tuned, self.config.best_of_n_cap)
+        best_model = BestOfNModel(prior, ensemble, best_n, "reward model")
+        best = best_model.sample(n, self._num_steps, rng)
+        columns = {"prior": base, "tuned": tuned, f"best-of-{best_n}": best}
+        proxy = {name: float(score_melodies(ensemble, melodies).mean()) for name, melodies in columns.items()}
+        gold: dict[str, float] = {}
+        win_rate = best_win_rate = None
+        if self.listener is not None:
+            gold = {name: float(np.mean(self.listener.scores(melodies))) for name, melodies in columns.items()}
+            win_rate = self._win_rate(tuned, base)
+            best_win_rate = self._win_rate(best, base)
+            ensemble.metrics["noiseless_accuracy"] = self._reward_model_accuracy(ensemble, base)
+        metrics = {name: compute_music_metrics(melodies) for name, melodies in columns.items()}
+        table = format_metrics_table(metrics, extra_rows={
+            "Reward model (proxy) mean": [f"{proxy[name]:.3f}" for name in columns],
+            "Listener score (gold) mean": [f"{gold[name]:.3f}" if gold else "n/a" for name in columns],
+            "KL to prior / melody (nats)": ["0.00", f"{kl_tuned:.2f}", f"{best_model.kl_to_base_per_melody:.2f}"],
+        })
+        export_melodies(tuned[: self.config.export_melodies], round_dir / "melodies",
+                        ("midi", "musicxml", "wav", "json"), stem="tuned")
+        history_path = round_dir / "policy" / "history.jsonl"
+        history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
+        self.log(f"  win-rate of tuned over prior: {win_rate if win_rate is None else f'{win_rate:.1%}'}; "
+                 f"best-of-{best_n}: {best_win_rate if best_win_rate is None else f'{best_win_rate:.1%}'}; "
+                 f"KL {kl_tuned:.2f} nats")
+        return RoundResult(
+            round=index, comparisons=num_comparisons, reward_model=ensemble.metrics,
+            win_rate=win_rate, best_of_n_win_rate=best_win_rate, best_of_n=best_n, kl_tuned=kl_tuned,
+            kl_best_of_n=best_model.kl_to_base_per_melody, proxy_reward=proxy, gold_score=gold,
+            metrics={name: m.as_dict() for name, m in metrics.items()}, metrics_table=table,
+            tune_seconds=tune_seconds, reward_seconds=reward_seconds,
+            overoptimisation=[{k: h[k] for k in ("timesteps", "kl_per_melody", "reward_reward", "gold")
+                               if k in h} for h in history],
+        )
+
+    def _reward_model_accuracy(self, ensemble, melodies: list[Melody]) -> float:
+        """Reward model vs the listener's noiseless preference on fresh prior pairs (ties left out)."""
+        half = len(melodies) // 2
+        first, second = melodies[:half], melodies[half: 2 * half]
+        truth = np.array([self.listener.prefers(a, b) for a, b in zip(first, second, strict=True)])
+        predicted = ensemble.score_batch(first) > ensemble.score_batch(second)
+        decided = truth != 0.5
+        return float(np.mean(predicted[decided] == (truth[decided] == 1.0))) if decided.any() else math.nan
+
+    def _win_rate(self, tuned: list[Melody], base: list[Melody]) -> float:
+        """Share of pairs the listener prefers the first of, noiselessly (ties count ½)."""
+        return float(np.mean([self.listener.prefers(a, b) for a, b in zip(tuned, base, strict=True)]))
+
+    # ---- report ---------------------------------------------------------
+    def write_report(self) -> Path:
+        results = [RoundResult(**r) for r in self.state["results"]]
+        plots = self._write_plots(results)
+        lines = [f"# Experiment `{self.config.name}`", "",
+                 f"Listener: `{self.config.listener}`; {self.config.comparisons_per_round} comparisons per "
+                 f"round ({self.config.strategy} selection); database `{self.db_url}`.", "",
+                 "| round | labels | RM held-out acc. | RM acc. vs noiseless | tuned win-rate vs prior | "
+                 "KL tuned | best-of-N win-rate | N (KL) | tune s |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for r in results:
+            rm = r.reward_model
+            lines.append(
+                f"| {r.round} | {r.comparisons} | {_pct(rm.get('validation', {}).get('accuracy'))} | "
+                f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)} | {r.kl_tuned:.2f} | "
+                f"{_pct(r.best_of_n_win_rate)} | {r.best_of_n} ({r.kl_best_of_n:.2f}) | {r.tune_seconds:.0f} |")
+        if results:
+            lines += ["", f"## Round {results[-1].round}: prior vs tuned vs best-of-N "
+                          f"({self.config.evaluation_pairs} melodies each)", "", "```",
+                      results[-1].metrics_table.rstrip(), "```"]
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.relative_to(self.run_dir)})" for p in plots]
+        lines += ["", "Tuned melodies: `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). "
+                      "Reward and KL curves per round: `round-K/policy/plots/`; TensorBoard: "
+                      f"`tensorboard --logdir {self.run_dir}`.",
+                  f"Rate them yourself: `rlcomposer app --db {self.db_url}`.", ""]
+        path = self.run_dir / "report.md"
+        path.write_text("\n".join(lines), encoding="utf-8")
+        return path
+
+    def _write_plots(self, results: list[RoundResult]) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        plot_dir = self.run_dir / "plots"
+        plot_dir.mkdir(exist_ok=True)
+        paths = []
+        if results and results[-1].overoptimisation:
+            history = results[-1].overoptimisation
+            figure, axis = plt.subplots(figsize=(7, 4))
+            kl = [h["kl_per_melody"] for h in history]
+            if "reward_reward" in history[0]:
+                axis.plot(kl, [h["reward_reward"] for h in history], label="reward model (proxy)")
+            if "gold" in history[0]:
+                axis.plot(kl, [h["gold"] for h in history], label="listener (gold)")
+            axis.set_xlabel("KL(policy || prior) per melody (nats)")
+            axis.set_ylabel("mean score")
+            axis.set_title("Proxy vs gold during tuning (over-optimisation)")
+            axis.legend()
+            axis.grid(alpha=0.3)
+            figure.tight_layout()
+            paths.append(plot_dir / "proxy_vs_gold.png")
+            figure.savefig(paths[-1], dpi=110)
+            plt.close(figure)
+        if results and results[0].win_rate is not None:
+            figure, axis = plt.subplots(figsize=(6, 4))
+            rounds = [r.round for r in results]
+            axis.plot(rounds, [r.win_rate for r in results], "o-", label="tuned (PPO)")
+            axis.plot(rounds, [r.best_of_n_win_rate for r in results], "s--", label="best-of-N")
+            axis.axhline(0.5, color="grey", linewidth=0.8)
+            axis.set_ylim(0, 1)
+            axis.set_xlabel("round")
+            axis.set_ylabel("listener's win-rate over the prior")
+            axis.legend()
+            axis.grid(alpha=0.3)
+            figure.tight_layout()
+            paths.append(plot_dir / "win_rate.png")
+            figure.savefig(paths[-1], dpi=110)
+            plt.close(figure)
+        return paths
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def resume_config(run_dir: str | Path) -> ExperimentConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RLComposerError(f"'{run_dir}' is not an experiment run folder (no config.yaml)")
+    return load_experiment_config(path)
+
+
+__all__ = ["Experiment", "ExperimentConfig", "ExperimentWaiting", "RoundResult", "best_of_n_for_kl",
+           "load_experiment_config", "resume_config"]

@@ -1,0 +1,73 @@
+"""experiment run / resume: the whole loop on a tiny budget, with a simulated listener and with people."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rlcomposer.cli import main
+from rlcomposer.config import ConfigError
+from rlcomposer.errors import RLComposerError
+from rlcomposer.experiment import Experiment, ExperimentConfig, ExperimentWaiting, best_of_n_for_kl
+
+TINY = dict(pool_size=24, comparisons_per_round=24, evaluation_pairs=16, export_melodies=2,
+            reward_model={"epochs": 5, "min_comparisons": 10},
+            tune={"num_bars": 1, "n_envs": 8, "minibatch_episodes": 4, "total_timesteps": 256,
+                  "checkpoint_every": 0})
+
+
+def test_simulated_loop_writes_report_plots_models_and_melodies(tmp_path):
+    config = ExperimentConfig(name="tiny", listener="lyrical", **TINY)
+    results = Experiment(config, tmp_path / "tiny", log=lambda _: None, progress=False).run()
+    run = tmp_path / "tiny"
+    assert len(results) == 1 and 0.0 <= results[0].win_rate <= 1.0
+    assert results[0].comparisons == 24
+    report = (run / "report.md").read_text()
+    assert "win-rate" in report and "Notes not in key" in report
+    for path in ("plots/proxy_vs_gold.png", "plots/win_rate.png", "round-0/policy/plots/kl.png",
+                 "round-0/policy/model.pt", "round-0/reward_model/model.pt", "config.yaml",
+                 "round-0/melodies/tuned-000.mid", "round-0/melodies/tuned-001.wav", "feedback.sqlite"):
+        assert (run / path).exists(), path
+    assert json.loads((run / "state.json").read_text())["round"] == 1
+
+
+def test_people_mode_waits_then_resumes_after_ratings_through_the_store(tmp_path):
+    from rlcomposer.feedback.store import new_client_id, open_store
+
+    config = ExperimentConfig(name="people", listener="people", **TINY)
+    experiment = Experiment(config, tmp_path / "people", log=lambda _: None, progress=False)
+    with pytest.raises(ExperimentWaiting, match="0 of 24 comparisons"):
+        experiment.run()
+    store = open_store(experiment.db_url)
+    rater = store.sign_in("ada")
+    ids = store.melody_ids([config.tag(0)])
+    rng = np.random.default_rng(0)
+    for index in range(24):
+        a, b = rng.choice(ids, size=2, replace=False)
+        store.submit_comparison(new_client_id(), rater.id, int(a), int(b), "a" if index % 3 else "b",
+                                shown_left="a")
+    resumed = Experiment(config, tmp_path / "people", experiment.db_url, log=lambda _: None, progress=False)
+    results = resumed.run()
+    assert results[0].comparisons == 24 and results[0].win_rate is None  # people: no gold listener
+    assert (tmp_path / "people" / "report.md").exists()
+
+
+def test_bad_experiment_configs(tmp_path):
+    with pytest.raises(RLComposerError, match="strategy"):
+        ExperimentConfig(strategy="clever")
+    with pytest.raises(ConfigError, match="unknown key 'lr'"):
+        ExperimentConfig(tune={"lr": 1})
+    with pytest.raises(RLComposerError, match="set by the loop"):
+        ExperimentConfig(tune={"reward": "x:y"})
+    (tmp_path / "bad.yaml").write_text("name: x\nlistenr: lyrical\n")
+    assert main(["experiment", "run", str(tmp_path / "bad.yaml"), "--runs-dir", str(tmp_path)]) == 2
+    (tmp_path / "nolistener.yaml").write_text("name: y\nlistener: nowhere:nothing\n")
+    assert main(["experiment", "run", str(tmp_path / "nolistener.yaml"), "--runs-dir", str(tmp_path)]) == 2
+
+
+def test_best_of_n_for_kl_matches_the_closed_form():
+    assert best_of_n_for_kl(0.0) == 1
+    n = best_of_n_for_kl(2.0)
+    assert np.log(n) - (n - 1) / n >= 2.0 > np.log(n - 1) - (n - 2) / (n - 1)
