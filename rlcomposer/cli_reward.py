@@ -31,7 +31,12 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
     from rlcomposer.feedback.database import display_url
     from rlcomposer.feedback.selection import ActiveSelection
     from rlcomposer.feedback.store import check_tag, open_store
-    from rlcomposer.listeners import ListenerNoise, SimulatedListener, load_listener, simulate_ratings
+    from rlcomposer.listeners import (
+        ListenerNoise,
+        SimulatedListener,
+        load_listener,
+        simulate_ratings,
+    )
 
     if args.pairs == 0 and args.stars == 0:
         raise RLComposerError("nothing to do: give --pairs N and/or --stars N")

@@ -373,7 +373,7 @@ class Experiment:
         for r in results:
             rm = r.reward_model
             lines.append(
-                f"| {r.round} | {r.comparisons} | {_pct(rm.get('validation', {}).get('accuracy'))} | "
+                f"| {r.round} | {r.comparisons} | {_pct(rm.get('held_out', {}).get('accuracy'))} | "
                 f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)} | {r.kl_tuned:.2f} | "
                 f"{_pct(r.best_of_n_win_rate)} | {r.best_of_n} ({r.kl_best_of_n:.2f}) | {r.tune_seconds:.0f} |")
         if results:
@@ -403,13 +403,14 @@ class Experiment:
             figure, axis = plt.subplots(figsize=(7, 4))
             kl = [h["kl_per_melody"] for h in history]
             if "reward_reward" in history[0]:
-                axis.plot(kl, [h["reward_reward"] for h in history], label="reward model (proxy)")
+                axis.plot(kl, [h["reward_reward"] for h in history], ".-", color="tab:blue")
+            axis.set_ylabel("reward model (proxy) mean", color="tab:blue")
             if "gold" in history[0]:
-                axis.plot(kl, [h["gold"] for h in history], label="listener (gold)")
-            axis.set_xlabel("KL(policy || prior) per melody (nats)")
-            axis.set_ylabel("mean score")
+                gold_axis = axis.twinx()
+                gold_axis.plot(kl, [h["gold"] for h in history], ".-", color="tab:orange")
+                gold_axis.set_ylabel("listener (gold) mean", color="tab:orange")
+            axis.set_xlabel("KL(policy || prior) per melody (nats), along tuning")
             axis.set_title("Proxy vs gold during tuning (over-optimisation)")
-            axis.legend()
             axis.grid(alpha=0.3)
             figure.tight_layout()
             paths.append(plot_dir / "proxy_vs_gold.png")

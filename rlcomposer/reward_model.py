@@ -304,7 +304,7 @@ class RewardEnsemble(nn.Module):
             features = self.encoder(tokens, lengths)
             return torch.stack([head(features) for head in self.heads])
         assert self.encoders is not None
-        return torch.stack([head(enc(tokens, lengths)) for enc, head in zip(self.encoders, self.heads)])
+        return torch.stack([head(enc(tokens, lengths)) for enc, head in zip(self.encoders, self.heads, strict=False)])
 
     def member_scores(self, melodies: Sequence[Melody | np.ndarray], batch_size: int = 512) -> np.ndarray:
         """Each member's score of each melody, ``[K, N]`` (Bradley–Terry scale, centred)."""
@@ -479,7 +479,7 @@ def _train(usable: list[PairLabel], stars: list[StarLabel], skipped: int, config
             groups.append({"params": encoder.parameters(), "lr": config.encoder_learning_rate})
         optimiser = torch.optim.AdamW(groups, weight_decay=config.weight_decay, foreach=True)
         steps_per_epoch = max(1, math.ceil(len(boot) / config.batch_size))
-        for epoch in range(config.epochs):
+        for _epoch in range(config.epochs):
             perm = rng.permutation(len(boot))
             star_perm = rng.permutation(len(star_boot)) if len(star_boot) else star_boot
             star_batch = max(1, math.ceil(len(star_boot) / steps_per_epoch)) if len(star_boot) else 0

@@ -364,6 +364,7 @@ def tune(
     model.learn(max(remaining, 0), callback=CallbackList(callbacks), tb_log_name="ppo",
                 reset_num_timesteps=resume is None)
     seconds = time.monotonic() - started
+    (out_dir / "checkpoints").mkdir(exist_ok=True)
     model.save(out_dir / "checkpoints" / "final.zip")
     history = logger_callback.history
     if resume is not None and history_path.exists():

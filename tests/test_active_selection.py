@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_listeners import prior_like_melodies
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.feedback.selection import ActiveSelection, Item, SelectionStrategy
+from rlcomposer.feedback.selection import ActiveSelection, SelectionStrategy
 from rlcomposer.feedback.store import new_client_id, open_store
-from test_listeners import prior_like_melodies
 
 
 class FakeEnsemble:

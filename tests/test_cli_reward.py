@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from test_listeners import prior_like_melodies
 
 from rlcomposer.cli import main
 from rlcomposer.feedback.store import open_store
-from test_listeners import prior_like_melodies
 
 
 @pytest.fixture()

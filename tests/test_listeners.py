@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from rlcomposer.errors import RLComposerError
 from rlcomposer.listeners import (
@@ -18,7 +17,6 @@ from rlcomposer.listeners import (
     simulate_ratings,
 )
 from rlcomposer.melody import Melody, pitch_token
-from rlcomposer.prior import MelodyPrior, PriorConfig
 
 
 def prior_like_melodies(n: int = 300, seed: int = 0) -> list[Melody]:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_listeners import prior_like_melodies
 
 from rlcomposer.checkpoints import CheckpointError, load_prior, save_model_dir
 from rlcomposer.listeners import ListenerNoise, SimulatedListener, rhythmic
@@ -25,7 +26,6 @@ from rlcomposer.reward_model import (
     save_reward_model,
     train_reward_model,
 )
-from test_listeners import prior_like_melodies
 
 FAST = RewardModelConfig(epochs=40, ensemble_size=3, head_hidden=32, prior="unused")
 
