@@ -36,7 +36,12 @@ import torch
 from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
 from rlcomposer.feedback.selection import ActiveSelection
 from rlcomposer.feedback.store import open_store
-from rlcomposer.listeners import BUILTIN_LISTENERS, ListenerNoise, SimulatedListener, simulate_ratings
+from rlcomposer.listeners import (
+    BUILTIN_LISTENERS,
+    ListenerNoise,
+    SimulatedListener,
+    simulate_ratings,
+)
 from rlcomposer.melody import Melody
 from rlcomposer.reward_model import RewardModelConfig, load_training_data, train_reward_model
 
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         delta = truth[test_a] - truth[test_b]
         decided = np.abs(delta) >= reference.noise.tie_band * reference.spread
         noisy = np.array([{"a": 1.0, "b": 0.0, "tie": 0.5}[reference.answer_from_scores(truth[a], truth[b])]
-                          for a, b in zip(test_a, test_b)])
+                          for a, b in zip(test_a, test_b, strict=False)])
         listener_agreement = float(np.mean((noisy[decided] == 1.0) == (delta[decided] > 0)))
         for strategy_name in strategies:
             db = workdir / f"{name}-{strategy_name}-{args.seed}.sqlite3"

@@ -14,6 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlcomposer.cli_common import emit as _emit
+from rlcomposer.cli_common import non_negative_int as _non_negative_int
+from rlcomposer.cli_common import positive_int as _positive_int
+from rlcomposer.cli_common import say as _say
 from rlcomposer.errors import RLComposerError
 
 ENV_CACHE_DIR = "RLCOMPOSER_CACHE_DIR"
@@ -29,31 +33,8 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("rlcomposer")) / "corpus"
 
 
-def _emit(args: argparse.Namespace, result: dict[str, Any], text: str | None = None) -> None:
-    """Print ``result`` as JSON with ``--json``, else the human-readable ``text``."""
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=2, sort_keys=True, default=str))
-    elif text is not None:
-        print(text)
 
 
-def _say(args: argparse.Namespace, message: str) -> None:
-    """Progress and notes: to stderr, so ``--json`` output stays clean."""
-    print(message, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _corpus_config(args: argparse.Namespace):

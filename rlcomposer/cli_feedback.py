@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rlcomposer.cli_common import emit as _emit
+from rlcomposer.cli_common import positive_int as _positive_int
+from rlcomposer.cli_common import say as _say
 from rlcomposer.errors import RLComposerError
 
 APP_ENTRY = "app.py"
@@ -30,25 +33,7 @@ def resolve_db(args: argparse.Namespace) -> str:
     return resolve_database_url(explicit, os.environ.get(ENV_DATABASE_URL))
 
 
-def _emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=2, sort_keys=True, default=str))
-    else:
-        print(text)
 
-
-def _say(args: argparse.Namespace, message: str) -> None:
-    print(message, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 # --------------------------------------------------------------------- db

@@ -10,17 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rlcomposer.cli_common import non_negative_int as _non_negative_int
 from rlcomposer.errors import RLComposerError
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 # -------------------------------------------------------------- simulate
