@@ -111,15 +111,6 @@ class MelodyEnvConfig:
                 if getattr(self, f"theory_{term}") != 0}
 
 
-def episode_length_from_steps(num_steps: int) -> int:
-    """Bars in ``num_steps`` steps; raises if it is not a whole number of bars."""
-    if num_steps <= 0 or num_steps % STEPS_PER_BAR:
-        raise RLComposerError(
-            f"episode length {num_steps} steps is not a whole number of {STEPS_PER_BAR}-step bars"
-        )
-    return num_steps // STEPS_PER_BAR
-
-
 def check_prior_vocabulary(prior: MelodyPrior, where: str = "prior") -> None:
     if prior.config.vocab_size != VOCAB_SIZE:
         raise RLComposerError(

@@ -17,7 +17,6 @@ from rlcomposer.environment import (
     PAD,
     MelodyEnvConfig,
     MelodyVecEnv,
-    episode_length_from_steps,
 )
 from rlcomposer.errors import RLComposerError
 from rlcomposer.melody import VOCAB_SIZE, Melody
@@ -90,10 +89,12 @@ def test_vec_env_resets_after_each_episode(prior):
 
 
 def test_episode_length_must_be_whole_bars():
-    assert episode_length_from_steps(64) == 4
-    with pytest.raises(RLComposerError, match="whole number"):
-        episode_length_from_steps(40)
-    with pytest.raises(RLComposerError):
+    from rlcomposer.config import ConfigError, load_config
+    from rlcomposer.tuning import TuneConfig
+
+    with pytest.raises(ConfigError, match="'num_bars': expected an integer"):
+        load_config(TuneConfig, None, {"num_bars": 2.5, "theory_motif": 1.0})
+    with pytest.raises(RLComposerError, match="whole number of bars"):
         MelodyEnvConfig(num_bars=0)
 
 
