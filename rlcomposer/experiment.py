@@ -223,7 +223,7 @@ class Experiment:
         if index == 0:
             return self.prior_model
         model = resolve_model(str(self._round_dir(index - 1) / "policy"))
-        model.name = f"{self.config.name}-round-{index - 1}"
+        model.name = f"{self.config.name}/round-{index - 1}/policy"
         return model
 
     def _add_pool(self, store, index: int) -> None:
@@ -235,6 +235,8 @@ class Experiment:
         melodies = [m.with_metadata(seed=self.config.seed, index=i) for i, m in enumerate(melodies)]
         result = store.add_melodies(melodies, self.config.tag(index), model=model.name,
                                     model_kind="prior" if index == 0 else "policy",
+                                    model_path=None if index == 0 else
+                                    str((self._round_dir(index - 1) / "policy").resolve()),
                                     experiment=self.config.name)
         self.log(f"  pool: {result.added} melodies under tag '{self.config.tag(index)}'")
         self.state["pool_added"] = index
@@ -289,11 +291,18 @@ class Experiment:
                                       log=lambda message: self.log(f"  {message}"))
         reward_dir = save_reward_model(ensemble, round_dir / "reward_model")
         reward_seconds = time.monotonic() - started
+        store.register_model(f"{self.config.name}/round-{index}/reward-model", kind="reward-model",
+                             config={"experiment": self.config.name, "round": index,
+                                     "metrics": ensemble.metrics.get("held_out", {})},
+                             path=str(reward_dir.resolve()))
         tune_config = self.config.tune_config(str(reward_dir), index)
         started = time.monotonic()
         tune(tune_config, round_dir / "policy", reward_fn=ensemble, progress=self.progress,
              log=lambda message: self.log(f"  {message}"), gold_fn=self.listener_fn)
         tune_seconds = time.monotonic() - started
+        store.register_model(f"{self.config.name}/round-{index}/policy", kind="policy",
+                             config={"experiment": self.config.name, "round": index},
+                             path=str((round_dir / "policy").resolve()))
         self.log(f"  tuned in {tune_seconds:.0f} s; evaluating")
         return self._evaluate(index, ensemble, len(comparisons), reward_seconds, tune_seconds)
 
