@@ -22,8 +22,15 @@ from feedback_ui.settings import AppSettings, load_settings
 from feedback_ui.widgets import melody_view, show_melody
 from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.database import DatabaseUnavailable
+from rlcomposer.feedback.experiment_stats import experiment_summaries, load_reward_model_cached
 from rlcomposer.feedback.export import export_bytes
-from rlcomposer.feedback.selection import Item, RandomSelection, SelectionStrategy
+from rlcomposer.feedback.selection import (
+    ActiveSelection,
+    CrossTagSelection,
+    Item,
+    RandomSelection,
+    SelectionStrategy,
+)
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id, open_store
 
 PAGES = ("Rate", "My ratings", "Listen", "Dashboard")
@@ -55,8 +62,31 @@ def _warm_up() -> bool:
 
 
 def make_strategy(settings: AppSettings) -> SelectionStrategy:
-    """The selection strategy of this browser session (random; active selection plugs in here)."""
+    """The selection strategy of this browser session: pairs across the two pool tags
+    (``RLCOMPOSER_MIX_TAGS``), active selection with a reward model
+    (``RLCOMPOSER_ACTIVE_REWARD``; random when it cannot be loaded, which the
+    dashboard reports), else random."""
+    if settings.mix_tags:
+        return CrossTagSelection(repeat_share=settings.repeat_share, tags=settings.tags)
+    if settings.active_reward:
+        try:
+            return ActiveSelection(load_reward_model_cached(settings.active_reward), tags=settings.tags)
+        except (RLComposerError, OSError, ValueError, RuntimeError):
+            pass
     return RandomSelection(repeat_share=settings.repeat_share, tags=settings.tags)
+
+
+def _selection_caption(settings: AppSettings) -> str:
+    tags = ", ".join(settings.tags) or "the whole pool"
+    if settings.mix_tags:
+        return f"Pairs: one melody of each of {tags}."
+    if settings.active_reward:
+        try:
+            load_reward_model_cached(settings.active_reward)
+        except (RLComposerError, OSError, ValueError, RuntimeError) as error:
+            return f"Active selection is OFF (pairs are random from {tags}): {error}"
+        return f"Pairs: active selection with the reward model {settings.active_reward}, from {tags}."
+    return f"Pairs: at random from {tags}."
 
 
 def _state() -> Any:
@@ -317,11 +347,63 @@ def dashboard_page(store: FeedbackStore, settings: AppSettings) -> None:
         st.dataframe(rates, hide_index=True, width="stretch")
     else:
         st.caption("No comparisons between different tags yet.")
+    st.caption(_selection_caption(settings))
+    experiments_section(store)
     st.subheader("Download all ratings")
     d1, d2 = st.columns(2)
     d1.download_button("CSV", export_bytes(store, "csv"), "ratings.csv", "text/csv", key="dl_csv")
     d2.download_button("JSONL", export_bytes(store, "jsonl"), "ratings.jsonl", "application/x-ndjson",
                        key="dl_jsonl")
+
+
+def _percent(value: float | None) -> str:
+    return "no data yet" if value is None else f"{100 * value:.0f}%"
+
+
+def experiments_section(store: FeedbackStore) -> None:
+    """Per experiment: its latest reward model's accuracy on people's comparisons,
+    and people's win-rate of each round's tuned policy against the prior."""
+    st.subheader("Experiments")
+    summaries = experiment_summaries(store)
+    if not summaries:
+        st.caption("No experiments yet: `rlcomposer experiment run` puts its pools and models here.")
+        return
+    for summary in summaries:
+        name = summary.experiment
+        st.markdown(f"#### {name}")
+        model = summary.reward_model
+        if model is None:
+            st.caption("Reward model: none registered yet (no data yet).")
+        elif model.ensemble is None:
+            st.warning(f"No reward model of {name} can be loaded: {'; '.join(model.problems)}")
+        else:
+            accuracy = summary.accuracy or {}
+            if not accuracy.get("comparisons"):
+                st.caption(f"Reward model {model.name}: no people's comparisons of {name}'s melodies yet "
+                           "(no data yet).")
+            else:
+                c1, c2, c3 = st.columns(3)
+                c1.metric(f"Reward model (round {model.round}): accuracy on people", _percent(accuracy["accuracy"]),
+                          help=f"{model.name}: agreement with people's A/B choices (ties and skips left out)")
+                c2.metric("People's comparisons", f"{accuracy['decided']} decided, {accuracy['ties']} ties",
+                          help=f"{accuracy['raters']} people; {accuracy['skips']} skips left out")
+                c3.metric("Log-loss", "-" if accuracy["log_loss"] is None else f"{accuracy['log_loss']:.3f}",
+                          help="ties count as ½; ln 2 = 0.693 is a coin flip")
+            if model.problems:
+                st.caption("Skipped: " + "; ".join(model.problems))
+        rounds = summary.win_rates
+        if not rounds:
+            st.caption("Tuned policy vs prior: no pool of a tuned policy yet (no data yet).")
+            continue
+        st.dataframe([{"round pool": r.tuned_tag, "tuned policy": r.policy, "against": r.prior_tag,
+                       "people's win-rate": _percent(r.win_rate), "comparisons": r.comparisons,
+                       "wins": r.wins, "ties": r.ties, "losses": r.losses, "skips": r.skips,
+                       "people": r.raters} for r in rounds], hide_index=True, width="stretch")
+        if all(r.comparisons == 0 for r in rounds):
+            last = rounds[-1]
+            st.caption("Tuned policy vs prior: no people's comparisons yet (no data yet). To collect them, run "
+                       f"the app with RLCOMPOSER_POOL_TAGS={last.tuned_tag},{last.prior_tag} and "
+                       "RLCOMPOSER_MIX_TAGS=1.")
 
 
 # ---------------------------------------------------------------------- main

@@ -14,6 +14,9 @@ ENV_ADMIN_PASSWORD = "RLCOMPOSER_ADMIN_PASSWORD"
 ENV_REPEAT_SHARE = "RLCOMPOSER_REPEAT_SHARE"
 ENV_POOL_TAGS = "RLCOMPOSER_POOL_TAGS"
 ENV_TEMPO = "RLCOMPOSER_TEMPO_BPM"
+ENV_MIX_TAGS = "RLCOMPOSER_MIX_TAGS"
+ENV_ACTIVE_REWARD = "RLCOMPOSER_ACTIVE_REWARD"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,12 @@ class AppSettings:
     """``$RLCOMPOSER_POOL_TAGS``: comma-separated tags to rate (empty: the whole pool)."""
     tempo_bpm: float = 120.0
     """``$RLCOMPOSER_TEMPO_BPM``: playback tempo in quarter notes per minute."""
+    mix_tags: bool = False
+    """``$RLCOMPOSER_MIX_TAGS=1``: each pair has one melody of each of the two tags in
+    ``$RLCOMPOSER_POOL_TAGS`` (e.g. a tuned policy's pool against the prior's)."""
+    active_reward: str | None = None
+    """``$RLCOMPOSER_ACTIVE_REWARD=DIR``: choose pairs where this reward model's ensemble
+    disagrees most (active selection); unset: at random."""
 
     def access_code_ok(self, given: str) -> bool:
         return self.access_code is None or hmac.compare_digest(given.encode(), self.access_code.encode())
@@ -58,6 +67,16 @@ def load_settings(environ=None) -> AppSettings:
         return value
 
     tags = tuple(t.strip() for t in environ.get(ENV_POOL_TAGS, "").split(",") if t.strip())
+    raw_mix = environ.get(ENV_MIX_TAGS, "").strip().lower()
+    if raw_mix not in _TRUE + _FALSE:
+        raise RLComposerError(f"${ENV_MIX_TAGS}={environ[ENV_MIX_TAGS]!r} must be 1 or 0")
+    mix_tags = raw_mix in _TRUE
+    if mix_tags and (len(tags) != 2 or tags[0] == tags[1]):
+        raise RLComposerError(f"${ENV_MIX_TAGS}=1 needs exactly two different tags in ${ENV_POOL_TAGS} "
+                              f"(got {', '.join(tags) or 'none'})")
+    active_reward = environ.get(ENV_ACTIVE_REWARD, "").strip() or None
+    if mix_tags and active_reward:
+        raise RLComposerError(f"${ENV_MIX_TAGS} and ${ENV_ACTIVE_REWARD} cannot be used together: choose one")
     return AppSettings(
         database_url=url,
         access_code=environ.get(ENV_ACCESS_CODE) or None,
@@ -65,4 +84,6 @@ def load_settings(environ=None) -> AppSettings:
         repeat_share=number(ENV_REPEAT_SHARE, 0.05, 0.0, 0.5),
         tags=tags,
         tempo_bpm=number(ENV_TEMPO, 120.0, 20.0, 400.0),
+        mix_tags=mix_tags,
+        active_reward=active_reward,
     )

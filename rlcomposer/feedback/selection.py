@@ -221,3 +221,47 @@ class ActiveSelection:
         variance = (1.0 / (1.0 + np.exp(-np.clip(diff, -50, 50)))).var(axis=0)
         a, b = pairs[int(np.argmax(variance))]
         return Item("pair", (a, b) if self.rng.random() < 0.5 else (b, a))
+
+
+@dataclass
+class CrossTagSelection(RandomSelection):
+    """Pairs across two tags: one melody of ``tags[0]`` and one of ``tags[1]``.
+
+    For comparing two pools head to head, e.g. an experiment's tuned policy
+    (``NAME/round-K``) against the prior (``NAME/round-0``): every pair has one
+    melody of each tag (in random order), never two of the same tag. Stars
+    (``kind="single"``) and deliberate repeats draw from both tags, as
+    :class:`RandomSelection` does.
+    """
+
+    _sides: tuple[list[int], list[int]] = field(default=([], []), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.tags = tuple(self.tags)
+        if len(self.tags) != 2 or self.tags[0] == self.tags[1]:
+            raise RLComposerError(f"pairs across tags need exactly two different tags, got {list(self.tags)}")
+
+    def next_item(self, store: FeedbackStore, rater_id: int, kind: ItemKind,
+                  exclude: Collection[Item] = ()) -> Item | None:
+        if kind == "pair":
+            self._sides = (store.melody_ids([self.tags[0]]), store.melody_ids([self.tags[1]]))
+        return super().next_item(store, rater_id, kind, exclude)
+
+    def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple]) -> Item | None:
+        first, second = self._sides
+        if not first or not second:
+            return None
+
+        def usable(a: int, b: int) -> bool:
+            return a != b and frozenset((a, b)) not in seen and ("pair", tuple(sorted((a, b)))) not in excluded
+
+        def ordered(a: int, b: int) -> Item:
+            return Item("pair", (a, b) if self.rng.random() < 0.5 else (b, a))
+
+        for _ in range(64):  # a sparse history: random draws find a fresh pair at once
+            a, b = self.rng.choice(first), self.rng.choice(second)
+            if usable(a, b):
+                return ordered(a, b)
+        fresh = [(a, b) for a in first for b in second if usable(a, b)]
+        return ordered(*self.rng.choice(fresh)) if fresh else None
