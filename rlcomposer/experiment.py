@@ -213,6 +213,10 @@ class Experiment:
             self.state["round"] = index + 1
             self._save_state()
             self.write_report()
+        if self.config.listener == PEOPLE:
+            # the last tuned policy's melodies, so that people can judge it against the prior's
+            # pool in the app (RLCOMPOSER_POOL_TAGS=NAME/round-0,NAME/round-R, RLCOMPOSER_MIX_TAGS=1)
+            self._add_pool(store, self.config.rounds)
         return [RoundResult(**r) for r in self.state["results"]]
 
     def _round_dir(self, index: int) -> Path:

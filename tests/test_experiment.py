@@ -51,6 +51,7 @@ def test_people_mode_waits_then_resumes_after_ratings_through_the_store(tmp_path
     resumed = Experiment(config, tmp_path / "people", experiment.db_url, log=lambda _: None, progress=False)
     results = resumed.run()
     assert results[0].comparisons == 24 and results[0].win_rate is None  # people: no gold listener
+    assert 0 < len(store.melody_ids([config.tag(1)])) <= 24  # the tuned policy's melodies (duplicates kept once)
     assert (tmp_path / "people" / "report.md").exists()
 
 
