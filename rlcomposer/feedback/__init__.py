@@ -8,7 +8,9 @@
 * :mod:`rlcomposer.feedback.selection` — which melody or pair a rater sees next;
 * :mod:`rlcomposer.feedback.presentation` — audio, engraved score and piano roll
   of a melody, ready for the rating page;
-* :mod:`rlcomposer.feedback.export` — every rating and comparison as CSV / JSONL.
+* :mod:`rlcomposer.feedback.export` — every rating and comparison as CSV / JSONL;
+* :mod:`rlcomposer.feedback.experiment_stats` — per experiment, the reward model's
+  accuracy on people's comparisons and people's win-rate of tuned vs prior.
 """
 
 from rlcomposer.feedback.database import (
