@@ -242,7 +242,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
     config = load_config(TuneConfig, args.config, overrides)
-    reward_fn = resolve_reward(config.reward) if config.reward else None
+    reward_fn = resolve_reward(config.reward, expected_prior=config.prior) if config.reward else None
     _say(args, f"tuning into {args.out}; config: {json.dumps(config_to_dict(config))}")
     metrics = tune(config, args.out, reward_fn, resume=args.resume, progress=not args.json and not args.quiet,
                    log=lambda message: _say(args, message))

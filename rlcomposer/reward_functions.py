@@ -47,15 +47,19 @@ def load_callable(spec: str, what: str = "reward function") -> Callable:
     return target
 
 
-def resolve_reward(spec: str) -> RewardFunction:
+def resolve_reward(spec: str, expected_prior=None) -> RewardFunction:
     """A reward function from ``module:function``, or a reward-model directory
-    (written by ``rlcomposer reward train``; its ensemble mean is the reward)."""
+    (written by ``rlcomposer reward train``; its ensemble mean is the reward).
+
+    ``expected_prior`` (a prior, its directory or ``"prior"``) makes a reward
+    model trained from another prior an error.
+    """
     from pathlib import Path
 
     if Path(spec).is_dir() or (":" not in spec and spec.strip()):
         from rlcomposer.reward_model import load_reward_model
 
-        return load_reward_model(spec)
+        return load_reward_model(spec, expected_prior=expected_prior)
     return load_callable(spec)
 
 

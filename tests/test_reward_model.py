@@ -188,3 +188,13 @@ def test_load_training_data_from_store(tmp_path):
     assert [c.choice for c in only.comparisons] == ["tie", "skip"] and not only.stars
     with pytest.raises(RewardModelError, match="no ratings"):
         load_training_data(store, rater="Bob")
+
+
+def test_tune_refuses_a_reward_model_from_another_prior(ensemble, tmp_path, capsys):
+    from rlcomposer.cli import main
+
+    out = save_reward_model(ensemble, tmp_path / "rm")  # trained from small_prior, not the shipped one
+    assert main(["tune", "--reward", str(out), "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "another prior" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
