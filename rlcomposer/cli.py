@@ -226,8 +226,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         models.append(BestOfNModel(models[0], reward_fn, args.best_of, args.reward))
     _say(args, f"sampling {args.n} melodies of {args.bars} bars from "
                f"{', '.join(m.name for m in models)}")
+    listener_fn = None
+    if args.listener:
+        from rlcomposer.listeners import load_listener
+
+        listener_fn, _ = load_listener(args.listener)
+    reference = len(specs) - 1 if args.baseline else 0  # win-rates are against --baseline, else the first --model
     results = evaluate_models(models, args.n, args.bars * 16, np.random.default_rng(args.seed),
-                              reward_fn=reward_fn)
+                              reward_fn=reward_fn, listener_fn=listener_fn, reference_index=reference)
     _emit(args, {"num_melodies": args.n, "num_steps": args.bars * 16, "seed": args.seed,
                  "models": [r.as_dict() for r in results]}, format_evaluation(results))
 
@@ -392,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also report the mean of this reward function")
     evaluate.add_argument("--best-of", type=_positive_int, default=None, metavar="N",
                           help="add a column: best-of-N sampling from the first --model under --reward")
+    evaluate.add_argument("--listener", default=None, metavar="SPEC",
+                          help="a listener (lyrical, rhythmic, adventurous or module:function): its mean "
+                               "score and each model's win-rate against --baseline (else the first "
+                               "--model), pair by pair, noiselessly")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     tune = commands.add_parser(

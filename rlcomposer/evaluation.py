@@ -28,6 +28,11 @@ class ModelEvaluation:
     """Mean Σ_t KL(model(·|s_t) || prior(·|s_t)) over sampled melodies (nats); None if unknown."""
     mean_reward: float | None = None
     """Mean of the reward function over the sampled melodies, if one was given."""
+    listener_score: float | None = None
+    """Mean score of the listener, if one was given."""
+    win_rate: float | None = None
+    """Share of pairs (this model's i-th melody vs the reference model's) the listener prefers,
+    noiselessly, ties ½; None for the reference itself or without a listener."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +41,8 @@ class ModelEvaluation:
             "prior_log_likelihood_per_step": self.prior_log_likelihood_per_step,
             "kl_to_prior_per_melody": self.kl_to_prior_per_melody,
             "mean_reward": self.mean_reward,
+            "listener_score": self.listener_score,
+            "win_rate": self.win_rate,
         }
 
 
@@ -76,25 +83,38 @@ def evaluate_models(
     rng: np.random.Generator,
     prior: MelodyPrior | None = None,
     reward_fn: Callable[[Melody], float] | None = None,
+    listener_fn: Callable[[Melody], float] | None = None,
+    reference_index: int = -1,
 ) -> list[ModelEvaluation]:
     """Sample ``num_melodies`` from each model and measure them all the same way.
 
     ``prior`` is the reference for the log-likelihood and KL rows (default: the
-    shipped prior); ``reward_fn`` adds the mean reward.
+    shipped prior); ``reward_fn`` adds the mean reward; ``listener_fn`` adds the
+    listener's mean score and each model's win-rate against the model at
+    ``reference_index`` (the baseline), pair by pair, by the listener's
+    noiseless preference (ties count ½).
     """
     from rlcomposer.reward_functions import score_melodies
 
     prior = prior if prior is not None else load_prior(SHIPPED_PRIOR_DIR)
-    results = []
+    results, listener_scores = [], []
     for model in models:
         melodies = model.sample(num_melodies, num_steps, rng)
+        scores = score_melodies(listener_fn, melodies, "listener") if listener_fn is not None else None
+        listener_scores.append(scores)
         results.append(ModelEvaluation(
             model.name,
             compute_music_metrics(melodies),
             prior_log_likelihood_per_step(prior, melodies),
             kl_to_prior(model, prior, melodies),
             float(score_melodies(reward_fn, melodies).mean()) if reward_fn is not None else None,
+            float(scores.mean()) if scores is not None else None,
         ))
+    if listener_fn is not None and len(models) > 1:
+        reference = listener_scores[reference_index]
+        for index, (result, scores) in enumerate(zip(results, listener_scores, strict=True)):
+            if index != reference_index % len(models):
+                result.win_rate = float(np.mean((scores > reference) + 0.5 * (scores == reference)))
     return results
 
 
@@ -107,6 +127,11 @@ def format_evaluation(results: Sequence[ModelEvaluation]) -> str:
     extra = {}
     if any(r.mean_reward is not None for r in results):
         extra["Mean reward"] = [_cell(r.mean_reward) for r in results]
+    if any(r.listener_score is not None for r in results):
+        extra["Listener score (mean)"] = [_cell(r.listener_score) for r in results]
+        reference = next((r.name for r in results if r.win_rate is None), results[-1].name)
+        extra[f"Listener win-rate vs {reference}"] = [
+            "-" if r.win_rate is None else f"{100 * r.win_rate:.1f}%" for r in results]
     extra["KL to prior / melody (nats)"] = [_cell(r.kl_to_prior_per_melody, 2) for r in results]
     extra["Prior log-likelihood / step"] = [_cell(r.prior_log_likelihood_per_step) for r in results]
     return format_metrics_table({r.name: r.metrics for r in results}, extra_rows=extra)

@@ -85,3 +85,14 @@ def test_evaluate_prints_metrics_side_by_side(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["models"][0]["name"] == "random"
     assert 0 <= result["models"][0]["metrics"]["not_in_key"] <= 1
+
+
+def test_evaluate_with_a_listener_gives_win_rates_against_the_baseline(capsys):
+    assert main(["evaluate", "--model", "prior", "--baseline", "random", "--listener", "lyrical",
+                 "--n", "100", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    prior, random = result["models"]
+    assert random["win_rate"] is None and prior["win_rate"] > 0.5  # the folk prior sings better than noise
+    assert prior["listener_score"] > random["listener_score"]
+    assert main(["evaluate", "--listener", "nowhere:nothing", "--n", "10"]) == 2
+    assert "nowhere" in capsys.readouterr().err
