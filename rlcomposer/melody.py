@@ -293,7 +293,10 @@ class Melody:
             start = round(onset * STEPS_PER_QUARTER)
             if start > cursor:
                 part.append(note.Rest(quarterLength=(start - cursor) / STEPS_PER_QUARTER))
-            part.append(note.Note(pitch, quarterLength=duration))
+            sounding = note.Note(pitch, quarterLength=duration)
+            if sounding.pitch.accidental is not None and sounding.pitch.accidental.alter == 0:
+                sounding.pitch.accidental = None  # else music21 prints stray naturals in the score
+            part.append(sounding)
             cursor = start + round(duration * STEPS_PER_QUARTER)
         if cursor < self.num_steps:
             part.append(note.Rest(quarterLength=(self.num_steps - cursor) / STEPS_PER_QUARTER))

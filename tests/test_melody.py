@@ -163,3 +163,14 @@ def test_tokens_are_read_only():
     melody = Melody(np.array([pitch_token(60), HOLD]))
     with pytest.raises(ValueError):
         melody.tokens[0] = REST
+
+
+def test_score_of_a_c_major_melody_has_no_stray_accidentals():
+    import re
+
+    notes = [(72, 0.0, 0.5), (64, 0.5, 0.5), (67, 1.0, 0.75), (72, 1.75, 0.25), (72, 2.0, 1.0),
+             (69, 3.0, 1.0), (69, 4.0, 0.75), (72, 4.75, 0.25), (74, 5.0, 0.5), (67, 5.5, 0.5)]
+    xml = Melody.from_notes(notes, 32).to_musicxml_bytes().decode()
+    assert re.findall(r"<accidental>", xml) == []
+    with_sharp = Melody.from_notes([(66, 0, 1), (65, 1, 1)], 16).to_musicxml_bytes().decode()
+    assert re.findall(r"<accidental>(\w+)</accidental>", with_sharp) == ["sharp", "natural"]
