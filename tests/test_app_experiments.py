@@ -143,3 +143,19 @@ def test_a_broken_active_reward_falls_back_to_random_and_the_dashboard_says_so(d
     monkeypatch.setenv("RLCOMPOSER_ACTIVE_REWARD", str(tmp_path / "nowhere"))
     at = open_dashboard(monkeypatch)
     assert "Active selection is OFF" in all_text(at)
+
+
+def test_active_reward_latest_uses_the_experiments_registered_reward_model(db, monkeypatch, reward_dir):
+    from rlcomposer.feedback.selection import ActiveSelection, RandomSelection
+
+    monkeypatch.setenv("RLCOMPOSER_ACTIVE_REWARD", "latest")
+    monkeypatch.setenv("RLCOMPOSER_POOL_TAGS", "exp/round-1")
+    at = signed_in()
+    at.radio(key="mode").set_value("pair").run()
+    assert type(at.session_state["strategy"]) is RandomSelection  # nothing registered yet: random
+    db.register_model("exp/round-0/reward-model", kind="reward-model",
+                      config={"experiment": "exp", "round": 0}, path=str(reward_dir))
+    at = signed_in("Bob")
+    at.radio(key="mode").set_value("pair").run()
+    assert not at.exception and not at.error
+    assert isinstance(at.session_state["strategy"], ActiveSelection)

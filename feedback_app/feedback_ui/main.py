@@ -22,7 +22,11 @@ from feedback_ui.settings import AppSettings, load_settings
 from feedback_ui.widgets import melody_view, show_melody
 from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.database import DatabaseUnavailable
-from rlcomposer.feedback.experiment_stats import experiment_summaries, load_reward_model_cached
+from rlcomposer.feedback.experiment_stats import (
+    experiment_summaries,
+    latest_reward_model_path,
+    load_reward_model_cached,
+)
 from rlcomposer.feedback.export import export_bytes
 from rlcomposer.feedback.selection import (
     ActiveSelection,
@@ -61,31 +65,44 @@ def _warm_up() -> bool:
     return True
 
 
-def make_strategy(settings: AppSettings) -> SelectionStrategy:
+def _active_reward_dir(store: FeedbackStore | None, settings: AppSettings) -> str | None:
+    """``RLCOMPOSER_ACTIVE_REWARD``: a directory, or ``latest`` (the newest reward model
+    of the pool tags' experiment, as registered by ``rlcomposer experiment run``)."""
+    if settings.active_reward != "latest" or store is None:
+        return settings.active_reward
+    return latest_reward_model_path(store, settings.tags)
+
+
+def make_strategy(settings: AppSettings, store: FeedbackStore | None = None) -> SelectionStrategy:
     """The selection strategy of this browser session: pairs across the two pool tags
     (``RLCOMPOSER_MIX_TAGS``), active selection with a reward model
     (``RLCOMPOSER_ACTIVE_REWARD``; random when it cannot be loaded, which the
     dashboard reports), else random."""
     if settings.mix_tags:
         return CrossTagSelection(repeat_share=settings.repeat_share, tags=settings.tags)
-    if settings.active_reward:
+    reward_dir = _active_reward_dir(store, settings) if settings.active_reward else None
+    if reward_dir:
         try:
-            return ActiveSelection(load_reward_model_cached(settings.active_reward), tags=settings.tags)
+            return ActiveSelection(load_reward_model_cached(reward_dir), tags=settings.tags)
         except (RLComposerError, OSError, ValueError, RuntimeError):
             pass
     return RandomSelection(repeat_share=settings.repeat_share, tags=settings.tags)
 
 
-def _selection_caption(settings: AppSettings) -> str:
+def _selection_caption(settings: AppSettings, store: FeedbackStore | None = None) -> str:
     tags = ", ".join(settings.tags) or "the whole pool"
     if settings.mix_tags:
         return f"Pairs: one melody of each of {tags}."
     if settings.active_reward:
+        reward_dir = _active_reward_dir(store, settings)
+        if not reward_dir:
+            return (f"Active selection is OFF (pairs are random from {tags}): no experiment of these "
+                    "tags has a reward model yet")
         try:
-            load_reward_model_cached(settings.active_reward)
+            load_reward_model_cached(reward_dir)
         except (RLComposerError, OSError, ValueError, RuntimeError) as error:
             return f"Active selection is OFF (pairs are random from {tags}): {error}"
-        return f"Pairs: active selection with the reward model {settings.active_reward}, from {tags}."
+        return f"Pairs: active selection with the reward model {reward_dir}, from {tags}."
     return f"Pairs: at random from {tags}."
 
 
@@ -110,7 +127,7 @@ def _choose(store: FeedbackStore, settings: AppSettings, kind: str) -> dict[str,
     state = _state()
     strategy = state.get("strategy")
     if strategy is None:
-        strategy = state["strategy"] = make_strategy(settings)
+        strategy = state["strategy"] = make_strategy(settings, store)
     exclude = [_item(e) for e in list(state["pending"].values()) + list(state["upcoming"].values()) if e]
     item = strategy.next_item(store, state["rater"]["id"], kind, exclude=exclude)
     return None if item is None else _entry(item)
@@ -347,7 +364,7 @@ def dashboard_page(store: FeedbackStore, settings: AppSettings) -> None:
         st.dataframe(rates, hide_index=True, width="stretch")
     else:
         st.caption("No comparisons between different tags yet.")
-    st.caption(_selection_caption(settings))
+    st.caption(_selection_caption(settings, store))
     experiments_section(store)
     st.subheader("Download all ratings")
     d1, d2 = st.columns(2)

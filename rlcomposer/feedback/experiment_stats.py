@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,19 @@ def latest_reward_models(store: FeedbackStore) -> list[LatestRewardModel]:
             break
         result.append(entry)
     return result
+
+
+def latest_reward_model_path(store: FeedbackStore, tags: Sequence[str] = ()) -> str | None:
+    """The directory of the newest loadable reward model of the experiment that the
+    pool ``tags`` (``NAME/round-K``) belong to; with no tags, of the only experiment
+    that has one. None when there is no such reward model."""
+    names = {tag.rsplit("/round-", 1)[0] for tag in tags if "/round-" in tag}
+    loaded = [entry for entry in latest_reward_models(store) if entry.ensemble is not None]
+    if names:
+        loaded = [entry for entry in loaded if entry.experiment in names]
+    elif len(loaded) != 1:
+        return None
+    return loaded[0].path if loaded else None
 
 
 # ------------------------------------------------------------ win-rates
