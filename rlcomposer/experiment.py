@@ -256,10 +256,12 @@ class Experiment:
             return
         if self.config.listener == PEOPLE:
             self._save_state()
+            active = " RLCOMPOSER_ACTIVE_REWARD=latest" if self.config.strategy == "active" and index else ""
             raise ExperimentWaiting(
                 f"round {index} has {have} of {self.config.comparisons_per_round} comparisons on tag "
-                f"'{self.config.tag(index)}': rate in the app (rlcomposer app --db {self.db_url}), then "
-                f"run `rlcomposer experiment resume {self.run_dir}`")
+                f"'{self.config.tag(index)}': rate in the app (RLCOMPOSER_POOL_TAGS={self.config.tag(index)}"
+                f"{active} rlcomposer app --db {self.db_url}), then run "
+                f"`rlcomposer experiment resume {self.run_dir}`")
         from rlcomposer.feedback.selection import ActiveSelection, RandomSelection
         from rlcomposer.listeners import simulate_ratings
 
