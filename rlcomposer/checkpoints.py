@@ -132,16 +132,24 @@ def read_model_dir(directory: str | Path, expected_kinds: tuple[str, ...] | None
 
 
 ACTOR_PREFIX = "actor."
+SHIPPED_PRIOR_NAME = "prior"
+
+
+def prior_directory(spec: str | Path) -> Path:
+    """The directory a prior spec names: ``prior`` is the shipped one, anything else a path."""
+    return SHIPPED_PRIOR_DIR if str(spec) == SHIPPED_PRIOR_NAME else Path(spec)
 
 
 def load_prior(directory: str | Path = SHIPPED_PRIOR_DIR):
     """Load a :class:`~rlcomposer.prior.MelodyPrior` from a model directory, in eval mode.
 
-    A tuned policy directory (kind ``policy``) loads too: its actor is a prior
-    network with tuned weights, and it samples the same way.
+    ``directory`` may also be the name ``prior`` (the shipped prior). A tuned
+    policy directory (kind ``policy``) loads too: its actor is a prior network
+    with tuned weights, and it samples the same way.
     """
     from rlcomposer.prior import MelodyPrior, PriorConfig
 
+    directory = prior_directory(directory)
     files = read_model_dir(directory, expected_kinds=("prior", "policy"))
     if files.kind == "policy":
         files.state_dict = {k[len(ACTOR_PREFIX):]: v for k, v in files.state_dict.items()

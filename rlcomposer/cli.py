@@ -138,10 +138,10 @@ def _format_prior_report(metrics: dict[str, Any], where: Path | str) -> str:
 
 
 def cmd_prior_evaluate(args: argparse.Namespace) -> None:
-    from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
+    from rlcomposer.checkpoints import load_prior, prior_directory
     from rlcomposer.prior_training import score_ngram_baseline, score_prior
 
-    directory = SHIPPED_PRIOR_DIR if args.model == "prior" else Path(args.model)
+    directory = prior_directory(args.model)
     model = load_prior(directory)
     corpus = _load_corpus(args)
     test = corpus.sequences("test")

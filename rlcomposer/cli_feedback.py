@@ -48,26 +48,27 @@ def cmd_db_where(args: argparse.Namespace) -> None:
     _emit(args, result, str(path) if path else display_url(url))
 
 
-def cmd_db_upgrade(args: argparse.Namespace) -> None:
-    from rlcomposer.feedback.database import current_revision, display_url, upgrade_database
+def _migrate(args: argparse.Namespace, migrate) -> None:
+    from rlcomposer.feedback.database import current_revision, display_url
 
     url = resolve_db(args)
     before = current_revision(url)
-    upgrade_database(url, args.revision)
+    migrate(url, args.revision)
     after = current_revision(url)
     _emit(args, {"url": display_url(url), "from": before, "to": after},
           f"database {display_url(url)}: {before or 'empty'} -> {after or 'empty'}")
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.database import upgrade_database
+
+    _migrate(args, upgrade_database)
 
 
 def cmd_db_downgrade(args: argparse.Namespace) -> None:
-    from rlcomposer.feedback.database import current_revision, display_url, downgrade_database
+    from rlcomposer.feedback.database import downgrade_database
 
-    url = resolve_db(args)
-    before = current_revision(url)
-    downgrade_database(url, args.revision)
-    after = current_revision(url)
-    _emit(args, {"url": display_url(url), "from": before, "to": after},
-          f"database {display_url(url)}: {before or 'empty'} -> {after or 'empty'}")
+    _migrate(args, downgrade_database)
 
 
 def cmd_db_current(args: argparse.Namespace) -> None:
@@ -83,11 +84,11 @@ def cmd_db_current(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------- pool
 def _model_provenance(spec: str) -> tuple[str, str, dict[str, Any], str | None]:
     """(name, kind, config, path) of a ``--model`` value, for the models table."""
-    from rlcomposer.checkpoints import CONFIG_FILE, SHIPPED_PRIOR_DIR
+    from rlcomposer.checkpoints import CONFIG_FILE, prior_directory
 
     if spec in ("random", "corpus"):
         return spec, spec, {}, None
-    directory = SHIPPED_PRIOR_DIR if spec == "prior" else Path(spec).resolve()
+    directory = prior_directory(spec).resolve()
     config: dict[str, Any] = {}
     try:
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))

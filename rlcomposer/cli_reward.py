@@ -88,9 +88,9 @@ def cmd_reward_train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RLComposerError(f"--out '{out}' exists and is not a directory")
-    from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
+    from rlcomposer.checkpoints import load_prior
 
-    prior = load_prior(SHIPPED_PRIOR_DIR if config.prior == "prior" else Path(config.prior))
+    prior = load_prior(config.prior)
     url = resolve_db(args)
     store = open_store(url)
     data = load_training_data(store, tag=args.tag, rater=args.rater)

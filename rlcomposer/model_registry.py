@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
+from rlcomposer.checkpoints import load_prior
 from rlcomposer.errors import RLComposerError
 from rlcomposer.melody import STEPS_PER_BAR, Melody, random_melody
 from rlcomposer.prior import MelodyPrior
@@ -98,7 +98,7 @@ def resolve_model(
     for ``corpus`` (so other models never need a built corpus).
     """
     if spec == "prior":
-        return PriorModel(load_prior(SHIPPED_PRIOR_DIR), "prior")
+        return PriorModel(load_prior(spec), "prior")
     if spec == "random":
         return RandomModel()
     if spec == "corpus":

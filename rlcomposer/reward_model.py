@@ -51,7 +51,6 @@ from torch.nn import functional as F
 
 from rlcomposer.checkpoints import (
     CONFIG_FILE,
-    SHIPPED_PRIOR_DIR,
     CheckpointError,
     load_prior,
     read_model_dir,
@@ -359,7 +358,7 @@ def _resolve_prior(prior: MelodyPrior | str | Path | None, config: RewardModelCo
     if isinstance(prior, MelodyPrior):
         return prior
     spec = config.prior if prior is None else str(prior)
-    return load_prior(SHIPPED_PRIOR_DIR if spec == "prior" else Path(spec))
+    return load_prior(spec)
 
 
 def evaluate_pairs(probabilities: np.ndarray, targets: np.ndarray, bins: int = 10) -> dict[str, Any]:
@@ -590,10 +589,8 @@ def _expected_hash(expected_prior: MelodyPrior | str | Path | None) -> str | Non
     if isinstance(expected_prior, MelodyPrior):
         return prior_fingerprint(expected_prior)
     spec = str(expected_prior)
-    if spec == "prior":
-        return prior_fingerprint(load_prior(SHIPPED_PRIOR_DIR))
-    if Path(spec).is_dir():
-        return prior_fingerprint(load_prior(Path(spec)))
+    if spec == "prior" or Path(spec).is_dir():
+        return prior_fingerprint(load_prior(spec))
     return spec  # a hash
 
 

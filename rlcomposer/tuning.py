@@ -29,7 +29,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from torch.nn import functional as F
 
-from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior, save_model_dir
+from rlcomposer.checkpoints import load_prior, save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.errors import RLComposerError
@@ -283,10 +283,6 @@ def write_plots(history: list[dict[str, float]], plot_dir: Path, title: str = ""
     return paths
 
 
-def load_start_prior(spec: str) -> MelodyPrior:
-    return load_prior(SHIPPED_PRIOR_DIR if spec == "prior" else Path(spec))
-
-
 def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunction | None,
                 tensorboard_dir: Path | None = None) -> PPO:
     """The PPO (or SequencePPO) model with the prior's weights as its actor."""
@@ -337,7 +333,7 @@ def tune(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tune_config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
-    prior = load_start_prior(config.prior)
+    prior = load_prior(config.prior)
     history_path = out_dir / "history.jsonl"
     if resume is None:
         history_path.write_text("")

@@ -63,8 +63,8 @@ def test_degenerate_melodies_score_finite():
             assert np.isfinite(fn(Melody(np.array(tokens))))
 
 
-def calibrated(fn=lyrical, noise=ListenerNoise(), seed=0, melodies=None):
-    listener = SimulatedListener(fn, fn.__name__, noise, rng=np.random.default_rng(seed))
+def calibrated(fn=lyrical, noise=None, seed=0, melodies=None):
+    listener = SimulatedListener(fn, fn.__name__, noise or ListenerNoise(), rng=np.random.default_rng(seed))
     listener.calibrate(melodies or prior_like_melodies(200, seed=1))
     return listener
 
