@@ -28,13 +28,13 @@ from rlcomposer.feedback import database
 from rlcomposer.feedback.presentation import prepare_melody_view
 from rlcomposer.feedback.selection import RandomSelection
 from rlcomposer.feedback.store import new_client_id, open_store
-from rlcomposer.melody import random_melody
+from rlcomposer.music.melody import random_melody
 
 
 def pool_melodies(n: int, bars: int):
     try:
-        from rlcomposer.generation import GenerationConfig, sample_melodies
-        from rlcomposer.model_registry import resolve_model
+        from rlcomposer.prior.generation import GenerationConfig, sample_melodies
+        from rlcomposer.prior.registry import resolve_model
 
         model = resolve_model("prior")
         return "prior", sample_melodies(model, GenerationConfig(num_melodies=n, num_bars=bars, seed=0))

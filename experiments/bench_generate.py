@@ -15,8 +15,8 @@ import time
 import torch
 from torch.nn import functional as F
 
-from rlcomposer.checkpoints import load_prior
-from rlcomposer.melody import STEPS_PER_BAR
+from rlcomposer.music.melody import STEPS_PER_BAR
+from rlcomposer.prior.model import load_prior
 
 
 @torch.inference_mode()

@@ -34,7 +34,7 @@ from rlcomposer.feedback.testing import (
     postgres_reachable,
     throwaway_postgres,
 )
-from rlcomposer.melody import random_melody
+from rlcomposer.music.melody import random_melody
 
 
 def run(url: str, raters: int, submits: int, double_share: float, resend: int, seed: int) -> dict:

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 
 import torch
 
-from rlcomposer.checkpoints import load_prior
-from rlcomposer.tuning import TuneConfig, build_model
+from rlcomposer.prior.model import load_prior
+from rlcomposer.rl.tuning import TuneConfig, build_model
 
 
 class NetworkTimer:

@@ -33,17 +33,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
 from rlcomposer.feedback.selection import ActiveSelection
+from rlcomposer.feedback.simulated_raters import simulate_ratings
 from rlcomposer.feedback.store import open_store
-from rlcomposer.listeners import (
+from rlcomposer.music.melody import Melody
+from rlcomposer.preferences.listeners import (
     BUILTIN_LISTENERS,
     ListenerNoise,
     SimulatedListener,
-    simulate_ratings,
 )
-from rlcomposer.melody import Melody
-from rlcomposer.reward_model import RewardModelConfig, load_training_data, train_reward_model
+from rlcomposer.preferences.reward_model import (
+    RewardModelConfig,
+    load_training_data,
+    train_reward_model,
+)
+from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, load_prior
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,15 +23,13 @@ from typing import Any
 
 import torch
 
-from rlcomposer.config import ConfigError, config_from_dict, config_to_dict
+from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FORMAT_VERSION = 1
-SHIPPED_PRIOR_DIR = Path(__file__).parent / "data" / "prior"
-"""The trained default prior that ships inside the package (``--model prior``)."""
 
 
 class CheckpointError(RLComposerError):
@@ -129,40 +127,3 @@ def read_model_dir(directory: str | Path, expected_kinds: tuple[str, ...] | None
         except (json.JSONDecodeError, UnicodeDecodeError):
             metrics = {}
     return ModelFiles(directory, config["kind"], config, state_dict, metrics)
-
-
-ACTOR_PREFIX = "actor."
-SHIPPED_PRIOR_NAME = "prior"
-
-
-def prior_directory(spec: str | Path) -> Path:
-    """The directory a prior spec names: ``prior`` is the shipped one, anything else a path."""
-    return SHIPPED_PRIOR_DIR if str(spec) == SHIPPED_PRIOR_NAME else Path(spec)
-
-
-def load_prior(directory: str | Path = SHIPPED_PRIOR_DIR):
-    """Load a :class:`~rlcomposer.prior.MelodyPrior` from a model directory, in eval mode.
-
-    ``directory`` may also be the name ``prior`` (the shipped prior). A tuned
-    policy directory (kind ``policy``) loads too: its actor is a prior network
-    with tuned weights, and it samples the same way.
-    """
-    from rlcomposer.prior import MelodyPrior, PriorConfig
-
-    directory = prior_directory(directory)
-    files = read_model_dir(directory, expected_kinds=("prior", "policy"))
-    if files.kind == "policy":
-        files.state_dict = {k[len(ACTOR_PREFIX):]: v for k, v in files.state_dict.items()
-                            if k.startswith(ACTOR_PREFIX)}
-    try:
-        config = config_from_dict(PriorConfig, files.config["model"], f"{directory}/{CONFIG_FILE}")
-    except ConfigError as error:
-        raise CheckpointError(str(error)) from None
-    model = MelodyPrior(config)
-    try:
-        model.load_state_dict(files.state_dict)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise CheckpointError(f"{directory}: weights do not match its config ({first})") from None
-    model.eval()
-    return model

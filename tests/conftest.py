@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rlcomposer.checkpoints import save_model_dir
-from rlcomposer.prior import MelodyPrior, PriorConfig
+from rlcomposer.prior.model import MelodyPrior, PriorConfig
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from rlcomposer.feedback import database
 from rlcomposer.feedback.database import DatabaseUnavailable
 from rlcomposer.feedback.store import FeedbackStore, new_client_id, open_store
-from rlcomposer.melody import random_melody
+from rlcomposer.music.melody import random_melody
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_app" / "app.py")
 

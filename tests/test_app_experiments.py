@@ -12,11 +12,11 @@ from test_experiment_stats import tiny_reward_model
 
 from rlcomposer.feedback import database
 from rlcomposer.feedback.experiment_stats import (
-    clear_reward_model_cache,
     reward_model_accuracy_on_people,
 )
 from rlcomposer.feedback.store import new_client_id, open_store
-from rlcomposer.melody import random_melody
+from rlcomposer.music.melody import random_melody
+from rlcomposer.preferences.reward_model_cache import clear_reward_model_cache
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_app" / "app.py")
 SETTINGS = ("RLCOMPOSER_ACCESS_CODE", "RLCOMPOSER_ADMIN_PASSWORD", "RLCOMPOSER_POOL_TAGS",

@@ -8,7 +8,7 @@ import wave
 import numpy as np
 import pytest
 
-from rlcomposer.audio import (
+from rlcomposer.music.audio import (
     DEFAULT_SAMPLE_RATE,
     SynthConfig,
     audio_to_wav_bytes,
@@ -16,7 +16,7 @@ from rlcomposer.audio import (
     render_wav_bytes,
     write_wav,
 )
-from rlcomposer.melody import Melody
+from rlcomposer.music.melody import Melody
 
 SR = DEFAULT_SAMPLE_RATE
 RELEASE = round(SynthConfig().release_s * SR)  # samples a note rings on after it ends

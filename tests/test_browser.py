@@ -22,7 +22,7 @@ import pytest
 
 from rlcomposer.feedback import database
 from rlcomposer.feedback.store import open_store
-from rlcomposer.melody import random_melody
+from rlcomposer.music.melody import random_melody
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

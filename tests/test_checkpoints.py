@@ -8,12 +8,8 @@ import shutil
 import pytest
 import torch
 
-from rlcomposer.checkpoints import (
-    SHIPPED_PRIOR_DIR,
-    CheckpointError,
-    load_prior,
-    read_model_dir,
-)
+from rlcomposer.checkpoints import CheckpointError, read_model_dir
+from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, load_prior
 
 
 def test_shipped_prior_loads_weights_only_with_its_config():

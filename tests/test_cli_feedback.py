@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rlcomposer import cli_feedback
+from rlcomposer.cli import feedback as cli_feedback
 from rlcomposer.cli import main
 from rlcomposer.feedback import database
 from rlcomposer.feedback.store import new_client_id, open_store
@@ -145,7 +145,7 @@ def test_app_refuses_a_database_that_is_down(capsys, monkeypatch):
 def _melodies(n):
     import numpy as np
 
-    from rlcomposer.melody import random_melody
+    from rlcomposer.music.melody import random_melody
 
     rng = np.random.default_rng(5)
     return [random_melody(rng, 16) for _ in range(n)]

@@ -37,7 +37,7 @@ def test_simulate_then_train_then_active(db, tmp_path, capsys, tiny_prior_dir):
     metrics = json.loads(out)
     assert metrics["data"]["raters"] == ["sim:lyrical"] and metrics["held_out"]["pairs"] == 12
     assert "held-out: accuracy" in err
-    code, out, err = run(capsys, "ratings", "simulate", "--listener", "rlcomposer.listeners:lyrical",
+    code, out, err = run(capsys, "ratings", "simulate", "--listener", "rlcomposer.preferences.listeners:lyrical",
                          "--pairs", "5", "--strategy", "active", "--reward", str(rm), "--db", db, "--quiet")
     assert code == 0, err
     assert "sim:lyrical: 5 comparisons" in out

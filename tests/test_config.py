@@ -3,7 +3,7 @@
 import pytest
 
 from rlcomposer.config import ConfigError, config_to_dict, load_config, parse_overrides
-from rlcomposer.prior_training import PriorTrainingConfig
+from rlcomposer.prior.training import PriorTrainingConfig
 
 
 def test_yaml_then_overrides(tmp_path):

@@ -12,8 +12,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rlcomposer import corpus as corpus_module
-from rlcomposer.corpus import (
+from rlcomposer.corpus import build as corpus_module
+from rlcomposer.corpus.build import (
     COLLECTIONS,
     SKIP_REASONS,
     SPLITS,
@@ -30,7 +30,7 @@ from rlcomposer.corpus import (
     split_of,
     transposition_to_c,
 )
-from rlcomposer.melody import (
+from rlcomposer.music.melody import (
     HOLD,
     REST,
     STEPS_PER_BAR,

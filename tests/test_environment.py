@@ -11,17 +11,16 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rlcomposer.checkpoints import load_prior
-from rlcomposer.environment import (
-    ENV_ID,
+from rlcomposer import ENV_ID
+from rlcomposer.errors import RLComposerError
+from rlcomposer.music.melody import VOCAB_SIZE, Melody
+from rlcomposer.preferences.reward_functions import RewardFunctionError
+from rlcomposer.prior.model import MelodyPrior, PriorConfig, load_prior
+from rlcomposer.rl.environment import (
     PAD,
     MelodyEnvConfig,
     MelodyVecEnv,
 )
-from rlcomposer.errors import RLComposerError
-from rlcomposer.melody import VOCAB_SIZE, Melody
-from rlcomposer.prior import MelodyPrior, PriorConfig
-from rlcomposer.reward_functions import RewardFunctionError
 
 
 def count_notes(melody: Melody) -> float:
@@ -90,7 +89,7 @@ def test_vec_env_resets_after_each_episode(prior):
 
 def test_episode_length_must_be_whole_bars():
     from rlcomposer.config import ConfigError, load_config
-    from rlcomposer.tuning import TuneConfig
+    from rlcomposer.rl.tuning import TuneConfig
 
     with pytest.raises(ConfigError, match="'num_bars': expected an integer"):
         load_config(TuneConfig, None, {"num_bars": 2.5, "theory_motif": 1.0})

@@ -10,7 +10,12 @@ import pytest
 from rlcomposer.cli import main
 from rlcomposer.config import ConfigError
 from rlcomposer.errors import RLComposerError
-from rlcomposer.experiment import Experiment, ExperimentConfig, ExperimentWaiting, best_of_n_for_kl
+from rlcomposer.experiments.loop import (
+    Experiment,
+    ExperimentConfig,
+    ExperimentWaiting,
+    best_of_n_for_kl,
+)
 
 TINY = dict(pool_size=24, comparisons_per_round=24, evaluation_pairs=16, export_melodies=2,
             reward_model={"epochs": 5, "min_comparisons": 10},

@@ -11,22 +11,24 @@ import pytest
 from rlcomposer.checkpoints import CONFIG_FILE
 from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.experiment_stats import (
-    clear_reward_model_cache,
     experiment_summaries,
     latest_reward_models,
-    load_reward_model_cached,
     parse_round_tag,
     people_win_rates,
     reward_model_accuracy_on_people,
 )
 from rlcomposer.feedback.selection import CrossTagSelection, SelectionStrategy
 from rlcomposer.feedback.store import new_client_id, open_store
-from rlcomposer.melody import random_melody
-from rlcomposer.reward_model import (
+from rlcomposer.music.melody import random_melody
+from rlcomposer.preferences.reward_model import (
     PairLabel,
     RewardModelConfig,
     save_reward_model,
     train_reward_model,
+)
+from rlcomposer.preferences.reward_model_cache import (
+    clear_reward_model_cache,
+    load_reward_model_cached,
 )
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.generation import GenerationConfig, export_melodies, sample_melodies
-from rlcomposer.melody import Melody
-from rlcomposer.model_registry import CorpusModel, RandomModel, resolve_model
+from rlcomposer.music.melody import Melody
+from rlcomposer.prior.generation import GenerationConfig, export_melodies, sample_melodies
+from rlcomposer.prior.registry import CorpusModel, RandomModel, resolve_model
 
 
 def test_same_seed_same_melodies_other_seed_different(tiny_prior_dir):
@@ -43,7 +43,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken_wav(*args, **kwargs):
         raise RLComposerError("synthesiser exploded")
 
-    monkeypatch.setattr("rlcomposer.audio.render_wav_bytes", broken_wav)
+    monkeypatch.setattr("rlcomposer.music.audio.render_wav_bytes", broken_wav)
     with pytest.raises(RLComposerError):
         export_melodies(melodies, tmp_path / "out", ("json", "wav"))
     assert list((tmp_path / "out").iterdir()) == []

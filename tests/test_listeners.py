@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.listeners import (
+from rlcomposer.feedback.simulated_raters import simulate_ratings
+from rlcomposer.music.melody import Melody, pitch_token
+from rlcomposer.preferences.listeners import (
     BUILTIN_LISTENERS,
     ListenerError,
     ListenerNoise,
@@ -14,9 +16,7 @@ from rlcomposer.listeners import (
     adventurous,
     load_listener,
     lyrical,
-    simulate_ratings,
 )
-from rlcomposer.melody import Melody, pitch_token
 
 
 def prior_like_melodies(n: int = 300, seed: int = 0) -> list[Melody]:
@@ -140,9 +140,9 @@ def test_bad_noise_is_refused():
 
 def test_load_listener():
     assert load_listener("lyrical") == (lyrical, "lyrical")
-    fn, name = load_listener("rlcomposer.listeners:adventurous")
+    fn, name = load_listener("rlcomposer.preferences.listeners:adventurous")
     assert fn is adventurous and name == "adventurous"
-    for spec in ("nosuch.module:fn", "rlcomposer.listeners:nope", "plainword", "rlcomposer.listeners:CHOICES"):
+    for spec in ("nosuch.module:fn", "rlcomposer.preferences.listeners:nope", "plainword", "rlcomposer.preferences.listeners:CHOICES"):
         with pytest.raises(RLComposerError):
             load_listener(spec)
 

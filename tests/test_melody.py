@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlcomposer.melody import (
+from rlcomposer.music.melody import (
     HOLD,
     MAX_PITCH,
     MIN_PITCH,

@@ -1,4 +1,4 @@
-"""Tests of the Sequence Tutor / RL Tuner music metrics (rlcomposer.metrics)."""
+"""Tests of the Sequence Tutor / RL Tuner music metrics (rlcomposer.music.metrics)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from rlcomposer.melody import HOLD, REST, Melody, pitch_token, random_melody
-from rlcomposer.metrics import (
+from rlcomposer.music.melody import HOLD, REST, Melody, pitch_token, random_melody
+from rlcomposer.music.metrics import (
     LEAP_DOUBLED,
     LEAP_RESOLVED,
     METRIC_LABELS,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rlcomposer.ngram import NGramModel, best_ngram
+from rlcomposer.prior.ngram import NGramModel, best_ngram
 
 
 def _all_next_token_probabilities(model: NGramModel, history: list[int], vocab: int) -> np.ndarray:

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rlcomposer.checkpoints import load_prior
-from rlcomposer.melody import VOCAB_SIZE
-from rlcomposer.prior import MelodyPrior, PriorConfig
-from rlcomposer.prior_training import PriorTrainingConfig, score_prior, train_prior
+from rlcomposer.music.melody import VOCAB_SIZE
+from rlcomposer.prior.model import MelodyPrior, PriorConfig, load_prior
+from rlcomposer.prior.training import PriorTrainingConfig, score_prior, train_prior
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ import pytest
 import torch
 from test_listeners import prior_like_melodies
 
-from rlcomposer.checkpoints import CheckpointError, load_prior, save_model_dir
-from rlcomposer.listeners import ListenerNoise, SimulatedListener, rhythmic
-from rlcomposer.prior import MelodyPrior, PriorConfig
-from rlcomposer.reward_functions import resolve_reward, score_melodies
-from rlcomposer.reward_model import (
+from rlcomposer.checkpoints import CheckpointError, save_model_dir
+from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, rhythmic
+from rlcomposer.preferences.reward_functions import resolve_reward, score_melodies
+from rlcomposer.preferences.reward_model import (
     PairLabel,
     RewardEnsemble,
     RewardModelConfig,
@@ -26,6 +25,7 @@ from rlcomposer.reward_model import (
     save_reward_model,
     train_reward_model,
 )
+from rlcomposer.prior.model import MelodyPrior, PriorConfig, load_prior
 
 FAST = RewardModelConfig(epochs=40, ensemble_size=3, head_hidden=32, prior="unused")
 

@@ -8,11 +8,11 @@ import torch
 from stable_baselines3 import PPO
 
 from rlcomposer.config import config_to_dict
-from rlcomposer.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.errors import RLComposerError
-from rlcomposer.policy import MelodyActorCriticPolicy
-from rlcomposer.prior import MelodyPrior, PriorConfig
-from rlcomposer.sequence_ppo import SequencePPO
+from rlcomposer.prior.model import MelodyPrior, PriorConfig
+from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
+from rlcomposer.rl.policy import MelodyActorCriticPolicy
+from rlcomposer.rl.sequence_ppo import SequencePPO
 
 ENV_CONFIG = MelodyEnvConfig(num_bars=1, kl_beta=0.1, reward_weight=0, theory_in_key=1.0,
                              theory_motif=1.0)

@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
-from rlcomposer.corpus import CorpusConfig, build_corpus
-from rlcomposer.prior_training import score_ngram_baseline, score_prior
+from rlcomposer.corpus.build import CorpusConfig, build_corpus
+from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, load_prior
+from rlcomposer.prior.training import score_ngram_baseline, score_prior
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from rlcomposer.feedback.testing import (
     postgres_reachable,
     throwaway_postgres,
 )
-from rlcomposer.melody import Melody, random_melody
+from rlcomposer.music.melody import Melody, random_melody
 
 PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
 

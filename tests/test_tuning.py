@@ -7,14 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from rlcomposer.checkpoints import load_prior, read_model_dir
+from rlcomposer.checkpoints import read_model_dir
 from rlcomposer.cli import main
 from rlcomposer.config import ConfigError, load_config
 from rlcomposer.errors import RLComposerError
-from rlcomposer.generation import BestOfNModel, GenerationConfig, sample_melodies
-from rlcomposer.model_registry import resolve_model
-from rlcomposer.music_theory import theory_reward
-from rlcomposer.tuning import TuneConfig, tune
+from rlcomposer.music.theory import theory_reward
+from rlcomposer.prior.generation import GenerationConfig, sample_melodies
+from rlcomposer.prior.model import load_prior
+from rlcomposer.prior.registry import resolve_model
+from rlcomposer.rl.best_of_n import BestOfNModel
+from rlcomposer.rl.tuning import TuneConfig, tune
 
 SMALL = dict(num_bars=1, n_envs=8, minibatch_episodes=4, total_timesteps=8 * 16 * 3,
              checkpoint_every=8 * 16, theory_motif=1.0, theory_in_key=1.0)

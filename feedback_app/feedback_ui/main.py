@@ -25,7 +25,6 @@ from rlcomposer.feedback.database import DatabaseUnavailable
 from rlcomposer.feedback.experiment_stats import (
     experiment_summaries,
     latest_reward_model_path,
-    load_reward_model_cached,
 )
 from rlcomposer.feedback.export import export_bytes
 from rlcomposer.feedback.selection import (
@@ -36,6 +35,7 @@ from rlcomposer.feedback.selection import (
     SelectionStrategy,
 )
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id, open_store
+from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
 PAGES = ("Rate", "My ratings", "Listen", "Dashboard")
 KIND_LABELS = {"single": "One melody (stars)", "pair": "Two melodies (A or B)"}
@@ -59,7 +59,7 @@ def _store(url: str) -> FeedbackStore:
 def _warm_up() -> bool:
     """Render one melody at start-up (imports, verovio's fonts), so the first rater does not wait."""
     from rlcomposer.feedback.presentation import prepare_melody_view
-    from rlcomposer.melody import Melody
+    from rlcomposer.music.melody import Melody
 
     prepare_melody_view(Melody([2 + 12, 1, 1, 1] * 4))
     return True

@@ -7,7 +7,7 @@ import base64
 import streamlit as st
 
 from rlcomposer.feedback.presentation import MelodyView, PresentationConfig, prepare_melody_view
-from rlcomposer.melody import Melody
+from rlcomposer.music.melody import Melody
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

@@ -10,7 +10,12 @@
   of a melody, ready for the rating page;
 * :mod:`rlcomposer.feedback.export` — every rating and comparison as CSV / JSONL;
 * :mod:`rlcomposer.feedback.experiment_stats` — per experiment, the reward model's
-  accuracy on people's comparisons and people's win-rate of tuned vs prior.
+  accuracy on people's comparisons and people's win-rate of tuned vs prior;
+* :mod:`rlcomposer.feedback.simulated_raters` — a simulated listener rates the
+  pool through the store, like a person.
+
+May import: the foundation, ``music``, ``corpus``, ``prior``, ``preferences`` and
+``rl``; not ``experiments``, the command line or the app.
 """
 
 from rlcomposer.feedback.database import (

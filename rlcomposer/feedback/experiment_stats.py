@@ -22,15 +22,14 @@ round K-1. From that, and from the judgements of raters of kind ``person``
 
 Deliberate repeats (``is_repeat``) are left out everywhere, as in
 :meth:`~rlcomposer.feedback.store.FeedbackStore.tag_win_rates`, so a repeated
-pair counts once. Loaded reward models are cached per directory within a
-process (and reloaded when the directory's files change), since the dashboard
-reruns on every click.
+pair counts once. Reward models load through
+:mod:`rlcomposer.preferences.reward_model_cache` (once per directory and
+process, since the dashboard reruns on every click).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import numpy as np
 
 from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.store import FeedbackStore
+from rlcomposer.preferences.reward_model_cache import cached_scores, load_reward_model_cached
 
 PERSON = "person"
 REWARD_MODEL_KIND = "reward-model"
@@ -50,7 +50,7 @@ _SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5}
 
 
 def round_tag(experiment: str, round_index: int) -> str:
-    """The pool tag of an experiment's round (as :mod:`rlcomposer.experiment` writes it)."""
+    """The pool tag of an experiment's round (as :mod:`rlcomposer.experiments.loop` writes it)."""
     return f"{experiment}/round-{round_index}"
 
 
@@ -58,58 +58,6 @@ def parse_round_tag(tag: str) -> tuple[str, int] | None:
     """``(experiment, round)`` of a tag ``NAME/round-K``, or None for any other tag."""
     match = _ROUND_TAG.match(tag)
     return None if match is None else (match["experiment"], int(match["round"]))
-
-
-# ------------------------------------------------------------- model cache
-_CACHE: dict[str, tuple[tuple, Any, dict[tuple[str, int], float]]] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def _directory_stamp(directory: Path) -> tuple:
-    """Changes when the reward-model directory's files change (a retrained model is reloaded)."""
-    from rlcomposer.checkpoints import CONFIG_FILE, MODEL_FILE
-
-    stamp = []
-    for name in (CONFIG_FILE, MODEL_FILE):
-        try:
-            info = (directory / name).stat()
-            stamp.append((name, info.st_mtime_ns, info.st_size))
-        except OSError:
-            stamp.append((name, None, None))
-    return tuple(stamp)
-
-
-def load_reward_model_cached(directory: str | Path):
-    """:func:`~rlcomposer.reward_model.load_reward_model`, cached per directory in this process.
-
-    Raises :class:`~rlcomposer.checkpoints.CheckpointError` (an RLComposerError)
-    when the directory is missing or corrupt; failures are not cached."""
-    from rlcomposer.reward_model import load_reward_model
-
-    path = Path(directory).expanduser().resolve()
-    key, stamp = str(path), _directory_stamp(path)
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        ensemble = load_reward_model(path)
-        _CACHE[key] = (stamp, ensemble, {})
-        return ensemble
-
-
-def clear_reward_model_cache() -> None:
-    """Forget every cached reward model (tests; after deleting a directory)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
-
-
-def _score_cache(ensemble) -> dict[tuple[str, int], float]:
-    """Score cache of a cached ensemble per (database, melody id) (melodies never change), else a fresh dict."""
-    with _CACHE_LOCK:
-        for _stamp, cached, scores in _CACHE.values():
-            if cached is ensemble:
-                return scores
-    return {}
 
 
 def _resolve_ensemble(reward_model):
@@ -160,7 +108,7 @@ def reward_model_accuracy_on_people(store: FeedbackStore, reward_model, experime
         return result
     ensemble = _resolve_ensemble(reward_model)
     ids = sorted({c.melody_a_id for c in judged} | {c.melody_b_id for c in judged})
-    cache = _score_cache(ensemble)
+    cache = cached_scores(ensemble)
     missing = [i for i in ids if (store.url, i) not in cache]
     if missing:
         records = store.get_melodies(missing)
@@ -356,7 +304,7 @@ def experiment_summaries(store: FeedbackStore) -> list[ExperimentSummary]:
 
 
 __all__ = [
-    "ExperimentSummary", "LatestRewardModel", "RoundWinRate", "clear_reward_model_cache",
-    "experiment_summaries", "latest_reward_models", "load_reward_model_cached", "parse_round_tag",
+    "ExperimentSummary", "LatestRewardModel", "RoundWinRate",
+    "experiment_summaries", "latest_reward_models", "parse_round_tag",
     "people_win_rates", "reward_model_accuracy_on_people", "round_tag",
 ]

@@ -1,6 +1,6 @@
 """A melody made ready for the rating page: audio, engraved score and piano roll.
 
-:func:`prepare_melody_view` renders the WAV (:func:`rlcomposer.audio.render_wav_bytes`),
+:func:`prepare_melody_view` renders the WAV (:func:`rlcomposer.music.audio.render_wav_bytes`),
 engraves the score with verovio from the melody's MusicXML (SVG), and draws a
 piano roll (SVG, drawn directly: no plotting library). verovio's toolkit is
 not thread-safe, so each thread keeps its own (pointed at the fonts shipped with verovio).
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from rlcomposer.audio import render_wav_bytes
-from rlcomposer.melody import (
+from rlcomposer.music.audio import render_wav_bytes
+from rlcomposer.music.melody import (
     DEFAULT_TEMPO_BPM,
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,

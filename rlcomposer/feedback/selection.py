@@ -136,7 +136,7 @@ class ActiveSelection:
     """
 
     reward: Any
-    """A :class:`~rlcomposer.reward_model.RewardEnsemble` (anything with ``member_scores``)."""
+    """A :class:`~rlcomposer.preferences.reward_model.RewardEnsemble` (anything with ``member_scores``)."""
     candidate_pairs: int = 256
     """Random unseen pairs scored for each choice."""
     rng: Any = None

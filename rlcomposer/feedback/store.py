@@ -50,7 +50,7 @@ from rlcomposer.feedback.schema import (
     StoredMelody,
     utcnow,
 )
-from rlcomposer.melody import Melody
+from rlcomposer.music.melody import Melody
 
 _CLIENT_ID = re.compile(rf"^[A-Za-z0-9_.:-]{{8,{CLIENT_ID_MAX}}}$")
 SIMULATED_PREFIX = "sim:"

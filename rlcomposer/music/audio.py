@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlcomposer.melody import DEFAULT_TEMPO_BPM, Melody
+from rlcomposer.music.melody import DEFAULT_TEMPO_BPM, Melody
 
 DEFAULT_SAMPLE_RATE = 22050
 MIN_SAMPLE_RATE = 8000

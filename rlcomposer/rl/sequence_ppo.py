@@ -5,7 +5,7 @@ over a token history that means re-reading the whole history per transition
 (cost ∝ T² per melody). Episodes here have a fixed length and all
 sub-environments run in lockstep, so every rollout column is a run of whole
 episodes. :class:`EpisodeRolloutBuffer` hands out minibatches of whole episodes
-in time order, and :class:`~rlcomposer.policy.MelodyActorCriticPolicy` evaluates
+in time order, and :class:`~rlcomposer.rl.policy.MelodyActorCriticPolicy` evaluates
 such a minibatch in one causal pass (cost ∝ T). While collecting rollouts the
 policy carries its GRU state from step to step. The PPO update itself is SB3's,
 unchanged: the log-probs, values and entropies are the same numbers (a test).
@@ -20,9 +20,9 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 
-from rlcomposer.environment import PAD
 from rlcomposer.errors import RLComposerError
-from rlcomposer.policy import MelodyActorCriticPolicy
+from rlcomposer.rl.environment import PAD
+from rlcomposer.rl.policy import MelodyActorCriticPolicy
 
 
 class EpisodeRolloutBuffer(RolloutBuffer):

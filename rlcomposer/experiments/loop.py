@@ -29,12 +29,13 @@ import yaml
 
 from rlcomposer.config import config_from_dict, config_to_dict, load_config
 from rlcomposer.errors import RLComposerError
-from rlcomposer.generation import BestOfNModel, export_melodies
-from rlcomposer.melody import STEPS_PER_BAR, Melody
-from rlcomposer.metrics import compute_music_metrics, format_metrics_table
-from rlcomposer.model_registry import MelodyModel, resolve_model
-from rlcomposer.reward_model import RewardModelConfig
-from rlcomposer.tuning import TuneConfig
+from rlcomposer.music.melody import STEPS_PER_BAR, Melody
+from rlcomposer.music.metrics import compute_music_metrics, format_metrics_table
+from rlcomposer.preferences.reward_model import RewardModelConfig
+from rlcomposer.prior.generation import export_melodies
+from rlcomposer.prior.registry import MelodyModel, resolve_model
+from rlcomposer.rl.best_of_n import BestOfNModel
+from rlcomposer.rl.tuning import TuneConfig
 
 PEOPLE = "people"
 STATE_FILE = "state.json"
@@ -180,7 +181,7 @@ class Experiment:
     def _set_up_listener(self) -> None:
         if self.config.listener == PEOPLE or self.listener is not None:
             return
-        from rlcomposer.listeners import ListenerNoise, SimulatedListener, load_listener
+        from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, load_listener
 
         self.listener_fn, name = load_listener(self.config.listener)
         noise = ListenerNoise(temperature=self.config.noise_temperature,
@@ -263,12 +264,12 @@ class Experiment:
                 f"{active} rlcomposer app --db {self.db_url}), then run "
                 f"`rlcomposer experiment resume {self.run_dir}`")
         from rlcomposer.feedback.selection import ActiveSelection, RandomSelection
-        from rlcomposer.listeners import simulate_ratings
+        from rlcomposer.feedback.simulated_raters import simulate_ratings
 
         strategy = RandomSelection(repeat_share=0.0, tags=(self.config.tag(index),),
                                    seed=self.config.seed + index)
         if self.config.strategy == "active" and index > 0:
-            from rlcomposer.reward_model import load_reward_model
+            from rlcomposer.preferences.reward_model import load_reward_model
 
             previous = load_reward_model(self._round_dir(index - 1) / "reward_model")
             strategy = ActiveSelection(previous, rng=np.random.default_rng(self.config.seed + index),
@@ -279,12 +280,12 @@ class Experiment:
                  f"({counts.get('a', 0)} A, {counts.get('b', 0)} B, {counts.get('tie', 0)} ties)")
 
     def _train_tune_evaluate(self, store, index: int) -> RoundResult:
-        from rlcomposer.reward_model import (
+        from rlcomposer.preferences.reward_model import (
             load_training_data,
             save_reward_model,
             train_reward_model,
         )
-        from rlcomposer.tuning import tune
+        from rlcomposer.rl.tuning import tune
 
         round_dir = self._round_dir(index)
         comparisons, stars = [], []
@@ -315,8 +316,8 @@ class Experiment:
     # ---- evaluation -----------------------------------------------------
     def _evaluate(self, index: int, ensemble, num_comparisons: int, reward_seconds: float,
                   tune_seconds: float) -> RoundResult:
-        from rlcomposer.evaluation import kl_to_prior
-        from rlcomposer.reward_functions import score_melodies
+        from rlcomposer.experiments.evaluation import kl_to_prior
+        from rlcomposer.preferences.reward_functions import score_melodies
 
         round_dir = self._round_dir(index)
         n = self.config.evaluation_pairs

@@ -21,9 +21,9 @@ from torch.nn import functional as F
 
 from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.config import config_to_dict
-from rlcomposer.melody import STEPS_PER_BAR, VOCAB_SIZE
-from rlcomposer.ngram import best_ngram
-from rlcomposer.prior import MelodyPrior, PriorConfig
+from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
+from rlcomposer.prior.model import MelodyPrior, PriorConfig
+from rlcomposer.prior.ngram import best_ngram
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from rlcomposer.checkpoints import load_prior
 from rlcomposer.errors import RLComposerError
-from rlcomposer.melody import STEPS_PER_BAR, Melody, random_melody
-from rlcomposer.prior import MelodyPrior
+from rlcomposer.music.melody import STEPS_PER_BAR, Melody, random_melody
+from rlcomposer.prior.model import MelodyPrior, load_prior
 
 BUILTIN_MODELS = ("prior", "corpus", "random")
 
@@ -43,7 +42,7 @@ class MelodyModel(Protocol):
 
 
 class PriorModel:
-    """Samples from a :class:`~rlcomposer.prior.MelodyPrior`."""
+    """Samples from a :class:`~rlcomposer.prior.model.MelodyPrior`."""
 
     def __init__(self, prior: MelodyPrior, name: str):
         self.prior = prior

@@ -15,13 +15,16 @@ A prior is saved as a model directory (see :mod:`rlcomposer.checkpoints`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlcomposer.melody import STEPS_PER_BAR, VOCAB_SIZE
+from rlcomposer.checkpoints import CONFIG_FILE, CheckpointError, read_model_dir
+from rlcomposer.config import ConfigError, config_from_dict
+from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -165,3 +168,40 @@ class MelodyPrior(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+SHIPPED_PRIOR_DIR = Path(__file__).resolve().parents[1] / "data" / "prior"
+"""The trained default prior that ships inside the package (``--model prior``)."""
+ACTOR_PREFIX = "actor."
+SHIPPED_PRIOR_NAME = "prior"
+
+
+def prior_directory(spec: str | Path) -> Path:
+    """The directory a prior spec names: ``prior`` is the shipped one, anything else a path."""
+    return SHIPPED_PRIOR_DIR if str(spec) == SHIPPED_PRIOR_NAME else Path(spec)
+
+
+def load_prior(directory: str | Path = SHIPPED_PRIOR_DIR):
+    """Load a :class:`~rlcomposer.prior.model.MelodyPrior` from a model directory, in eval mode.
+
+    ``directory`` may also be the name ``prior`` (the shipped prior). A tuned
+    policy directory (kind ``policy``) loads too: its actor is a prior network
+    with tuned weights, and it samples the same way.
+    """
+    directory = prior_directory(directory)
+    files = read_model_dir(directory, expected_kinds=("prior", "policy"))
+    if files.kind == "policy":
+        files.state_dict = {k[len(ACTOR_PREFIX):]: v for k, v in files.state_dict.items()
+                            if k.startswith(ACTOR_PREFIX)}
+    try:
+        config = config_from_dict(PriorConfig, files.config["model"], f"{directory}/{CONFIG_FILE}")
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    model = MelodyPrior(config)
+    try:
+        model.load_state_dict(files.state_dict)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"{directory}: weights do not match its config ({first})") from None
+    model.eval()
+    return model

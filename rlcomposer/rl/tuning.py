@@ -27,16 +27,16 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
-from torch.nn import functional as F
 
-from rlcomposer.checkpoints import load_prior, save_model_dir
+from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.config import config_to_dict
-from rlcomposer.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.errors import RLComposerError
-from rlcomposer.policy import MelodyActorCriticPolicy
-from rlcomposer.prior import MelodyPrior
-from rlcomposer.reward_functions import RewardFunction
-from rlcomposer.sequence_ppo import SequencePPO
+from rlcomposer.preferences.reward_functions import RewardFunction
+from rlcomposer.prior.model import MelodyPrior, load_prior
+from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
+from rlcomposer.rl.kl import kl_to_prior_per_melody
+from rlcomposer.rl.policy import MelodyActorCriticPolicy
+from rlcomposer.rl.sequence_ppo import SequencePPO
 
 ALGORITHMS = ("sequence", "stock")
 
@@ -136,14 +136,6 @@ class TuneConfig:
 
 
 
-@torch.inference_mode()
-def kl_to_prior_per_melody(policy_actor: MelodyPrior, prior: MelodyPrior, tokens: torch.Tensor) -> torch.Tensor:
-    """Exact Σ_t KL(policy(·|s_t) || prior(·|s_t)) along each melody, shape ``[N]``."""
-    policy_log = F.log_softmax(policy_actor.sequence_logits(tokens), dim=-1)
-    prior_log = F.log_softmax(prior.sequence_logits(tokens), dim=-1)
-    return (policy_log.exp() * (policy_log - prior_log)).sum(dim=-1).sum(dim=-1)
-
-
 class TuningLogCallback(BaseCallback):
     """Logs reward by term and KL(policy‖prior) per melody after every rollout; keeps the history."""
 
@@ -174,8 +166,8 @@ class TuningLogCallback(BaseCallback):
         kl = kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes)
         record = {"timesteps": float(self.num_timesteps), "kl_per_melody": float(kl.mean())}
         if self.gold_fn is not None:
-            from rlcomposer.melody import Melody
-            from rlcomposer.reward_functions import score_melodies
+            from rlcomposer.music.melody import Melody
+            from rlcomposer.preferences.reward_functions import score_melodies
 
             melodies = [Melody(row) for row in episodes.numpy()]
             record["gold"] = float(score_melodies(self.gold_fn, melodies, "gold listener").mean())

@@ -1,6 +1,6 @@
 """The policy is the prior: an SB3 actor-critic whose actor starts as the prior's weights.
 
-The actor is a :class:`~rlcomposer.prior.MelodyPrior` (same architecture, dropout
+The actor is a :class:`~rlcomposer.prior.model.MelodyPrior` (same architecture, dropout
 off) loaded with the prior's weights, so at step 0 of training the policy's
 logits equal the prior's. A new value head reads the same GRU state.
 
@@ -13,7 +13,7 @@ same numbers:
   batch extends the previous batch by one token, one GRU step from the cached
   state;
 * whole episodes (``sequence_evaluation``): when a minibatch is made of whole
-  episodes in time order (see :mod:`rlcomposer.sequence_ppo`), one causal pass
+  episodes in time order (see :mod:`rlcomposer.rl.sequence_ppo`), one causal pass
   over each episode's actions — cost ∝ T per melody.
 """
 
@@ -26,8 +26,8 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from rlcomposer.environment import PAD
-from rlcomposer.prior import MelodyPrior, PriorConfig
+from rlcomposer.prior.model import MelodyPrior, PriorConfig
+from rlcomposer.rl.environment import PAD
 
 
 class MelodyActorCriticPolicy(ActorCriticPolicy):

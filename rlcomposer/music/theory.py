@@ -2,7 +2,7 @@
 
 Each term scores a whole melody; the environment adds them at the end of the
 episode, each multiplied by its weight. The rules are those of
-:mod:`rlcomposer.metrics` (ported from RL Tuner), applied as rewards:
+:mod:`rlcomposer.music.metrics` (ported from RL Tuner), applied as rewards:
 
 * ``in_key``: minus the share of notes outside the key (C major / A minor);
 * ``tonic``: +0.5 if the first note is a tonic (C or A), +0.5 if the last one is;
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rlcomposer.melody import MIN_PITCH, NUM_SPECIAL_TOKENS
-from rlcomposer.metrics import (
+from rlcomposer.music.melody import MIN_PITCH, NUM_SPECIAL_TOKENS
+from rlcomposer.music.metrics import (
     LEAP_DOUBLED,
     LEAP_RESOLVED,
     excessive_repeats,
@@ -88,7 +88,7 @@ def theory_terms(token_batch: np.ndarray, terms: Sequence[str] = THEORY_TERMS) -
 def theory_reward(melody) -> float:
     """All five terms with weight 1: a melody-level reward function (``module:function``).
 
-    ``--reward rlcomposer.music_theory:theory_reward`` makes best-of-N sampling
+    ``--reward rlcomposer.music.theory:theory_reward`` makes best-of-N sampling
     and evaluation use the same rules as a music-theory tuning run.
     """
     tokens = np.asarray(melody.tokens, dtype=np.int64)

@@ -2,7 +2,7 @@
 
 :func:`register_simulate` adds ``simulate`` to the ``ratings`` command and
 :func:`register` adds ``reward``; both are called from
-:func:`rlcomposer.cli_feedback.register`.
+:func:`rlcomposer.cli.feedback.register`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rlcomposer.cli_common import non_negative_int as _non_negative_int
+from rlcomposer.cli.common import non_negative_int as _non_negative_int
 from rlcomposer.errors import RLComposerError
 
 
@@ -18,15 +18,17 @@ from rlcomposer.errors import RLComposerError
 def cmd_ratings_simulate(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from rlcomposer.cli_feedback import _emit, _say, resolve_db
+    from rlcomposer.cli.common import emit as _emit
+    from rlcomposer.cli.common import resolve_db
+    from rlcomposer.cli.common import say as _say
     from rlcomposer.feedback.database import display_url
     from rlcomposer.feedback.selection import ActiveSelection
+    from rlcomposer.feedback.simulated_raters import simulate_ratings
     from rlcomposer.feedback.store import check_tag, open_store
-    from rlcomposer.listeners import (
+    from rlcomposer.preferences.listeners import (
         ListenerNoise,
         SimulatedListener,
         load_listener,
-        simulate_ratings,
     )
 
     if args.pairs == 0 and args.stars == 0:
@@ -42,7 +44,7 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
         raise RLComposerError("--reward is used with --strategy active")
     reward = None
     if args.reward:
-        from rlcomposer.reward_model import load_reward_model
+        from rlcomposer.preferences.reward_model import load_reward_model
 
         reward = load_reward_model(args.reward)
     url = resolve_db(args)
@@ -71,11 +73,13 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
 def cmd_reward_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from rlcomposer.cli_feedback import _emit, _say, resolve_db
+    from rlcomposer.cli.common import emit as _emit
+    from rlcomposer.cli.common import resolve_db
+    from rlcomposer.cli.common import say as _say
     from rlcomposer.config import load_config, parse_overrides
     from rlcomposer.feedback.database import display_url
     from rlcomposer.feedback.store import check_tag, open_store
-    from rlcomposer.reward_model import (
+    from rlcomposer.preferences.reward_model import (
         RewardModelConfig,
         load_training_data,
         save_reward_model,
@@ -88,7 +92,7 @@ def cmd_reward_train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RLComposerError(f"--out '{out}' exists and is not a directory")
-    from rlcomposer.checkpoints import load_prior
+    from rlcomposer.prior.model import load_prior
 
     prior = load_prior(config.prior)
     url = resolve_db(args)

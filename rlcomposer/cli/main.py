@@ -14,49 +14,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rlcomposer.cli_common import emit as _emit
-from rlcomposer.cli_common import non_negative_int as _non_negative_int
-from rlcomposer.cli_common import positive_int as _positive_int
-from rlcomposer.cli_common import say as _say
+from rlcomposer.cli.common import ENV_CACHE_DIR, default_cache_dir
+from rlcomposer.cli.common import corpus_config as _corpus_config
+from rlcomposer.cli.common import emit as _emit
+from rlcomposer.cli.common import load_corpus as _load_corpus
+from rlcomposer.cli.common import non_negative_int as _non_negative_int
+from rlcomposer.cli.common import positive_int as _positive_int
+from rlcomposer.cli.common import say as _say
 from rlcomposer.errors import RLComposerError
-
-ENV_CACHE_DIR = "RLCOMPOSER_CACHE_DIR"
-
-
-# --------------------------------------------------------------------- helpers
-def default_cache_dir() -> Path:
-    """Where the parsed corpus is cached: ``$RLCOMPOSER_CACHE_DIR`` or the user cache folder."""
-    if os.environ.get(ENV_CACHE_DIR):
-        return Path(os.environ[ENV_CACHE_DIR])
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("rlcomposer")) / "corpus"
-
-
-
-
-
-
-def _corpus_config(args: argparse.Namespace):
-    from rlcomposer.corpus import CorpusConfig
-
-    kwargs: dict[str, Any] = {}
-    if getattr(args, "max_tunes", None) is not None:
-        kwargs["max_tunes_per_collection"] = args.max_tunes
-    if getattr(args, "workers", None) is not None:
-        kwargs["workers"] = args.workers
-    return CorpusConfig(**kwargs)
-
-
-def _load_corpus(args: argparse.Namespace):
-    from rlcomposer.corpus import load_corpus
-
-    return load_corpus(Path(args.cache_dir), _corpus_config(args))
 
 
 # -------------------------------------------------------------------- commands
 def cmd_corpus_build(args: argparse.Namespace) -> None:
-    from rlcomposer.corpus import build_corpus
+    from rlcomposer.corpus.build import build_corpus
 
     config = _corpus_config(args)
     started = time.monotonic()
@@ -90,7 +60,7 @@ def cmd_corpus_build(args: argparse.Namespace) -> None:
 
 def cmd_prior_train(args: argparse.Namespace) -> None:
     from rlcomposer.config import config_to_dict, load_config, parse_overrides
-    from rlcomposer.prior_training import PriorTrainingConfig, train_prior
+    from rlcomposer.prior.training import PriorTrainingConfig, train_prior
 
     overrides = parse_overrides(args.set)
     if args.seed is not None:
@@ -138,8 +108,8 @@ def _format_prior_report(metrics: dict[str, Any], where: Path | str) -> str:
 
 
 def cmd_prior_evaluate(args: argparse.Namespace) -> None:
-    from rlcomposer.checkpoints import load_prior, prior_directory
-    from rlcomposer.prior_training import score_ngram_baseline, score_prior
+    from rlcomposer.prior.model import load_prior, prior_directory
+    from rlcomposer.prior.training import score_ngram_baseline, score_prior
 
     directory = prior_directory(args.model)
     model = load_prior(directory)
@@ -158,7 +128,7 @@ def cmd_prior_evaluate(args: argparse.Namespace) -> None:
 
 
 def _generation_config(args: argparse.Namespace):
-    from rlcomposer.generation import GenerationConfig
+    from rlcomposer.prior.generation import GenerationConfig
 
     return GenerationConfig(
         model=args.model, num_melodies=args.n, seed=args.seed, num_bars=args.bars,
@@ -169,14 +139,14 @@ def _generation_config(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from rlcomposer.generation import export_melodies, sample_melodies
-    from rlcomposer.model_registry import resolve_model
+    from rlcomposer.prior.generation import export_melodies, sample_melodies
+    from rlcomposer.prior.registry import resolve_model
 
     config = _generation_config(args)
     model = resolve_model(config.model, lambda: _load_corpus(args).sequences("test"))
     if args.best_of is not None:
-        from rlcomposer.generation import BestOfNModel
-        from rlcomposer.reward_functions import resolve_reward
+        from rlcomposer.preferences.reward_functions import resolve_reward
+        from rlcomposer.rl.best_of_n import BestOfNModel
 
         if not args.reward:
             raise RLComposerError("--best-of needs --reward (module:function) to choose the best")
@@ -194,8 +164,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from rlcomposer.evaluation import evaluate_models, format_evaluation
-    from rlcomposer.model_registry import resolve_model
+    from rlcomposer.experiments.evaluation import evaluate_models, format_evaluation
+    from rlcomposer.prior.registry import resolve_model
 
     if args.n < 1:
         raise RLComposerError(f"--n must be at least 1, got {args.n}")
@@ -215,11 +185,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         model.name = spec
     reward_fn = None
     if args.reward:
-        from rlcomposer.reward_functions import resolve_reward
+        from rlcomposer.preferences.reward_functions import resolve_reward
 
         reward_fn = resolve_reward(args.reward)
     if args.best_of is not None:
-        from rlcomposer.generation import BestOfNModel
+        from rlcomposer.rl.best_of_n import BestOfNModel
 
         if reward_fn is None:
             raise RLComposerError("--best-of needs --reward (module:function) to choose the best")
@@ -228,7 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                f"{', '.join(m.name for m in models)}")
     listener_fn = None
     if args.listener:
-        from rlcomposer.listeners import load_listener
+        from rlcomposer.preferences.listeners import load_listener
 
         listener_fn, _ = load_listener(args.listener)
     reference = len(specs) - 1 if args.baseline else 0  # win-rates are against --baseline, else the first --model
@@ -240,8 +210,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> None:
     from rlcomposer.config import config_to_dict, load_config, parse_overrides
-    from rlcomposer.reward_functions import resolve_reward
-    from rlcomposer.tuning import TuneConfig, tune
+    from rlcomposer.preferences.reward_functions import resolve_reward
+    from rlcomposer.rl.tuning import TuneConfig, tune
 
     overrides = parse_overrides(args.set)
     for key in ("reward", "prior", "seed", "total_timesteps", "kl_beta", "algorithm"):
@@ -266,7 +236,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 def cmd_experiment(args: argparse.Namespace) -> None:
     from rlcomposer.config import parse_overrides
-    from rlcomposer.experiment import (
+    from rlcomposer.experiments.loop import (
         Experiment,
         ExperimentWaiting,
         load_experiment_config,
@@ -450,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--db", default=None, help="database URL (default: the one the run used)")
     resume.set_defaults(handler=cmd_experiment)
 
-    from rlcomposer import cli_feedback
+    from rlcomposer.cli import feedback as cli_feedback
 
     cli_feedback.register(commands)
     return parser

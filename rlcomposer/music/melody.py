@@ -41,7 +41,7 @@ NUM_SPECIAL_TOKENS = 2
 VOCAB_SIZE = NUM_SPECIAL_TOKENS + MAX_PITCH - MIN_PITCH + 1  # 39
 STEPS_PER_QUARTER = 4
 STEPS_PER_BAR = 16
-JSON_FORMAT = "rlcomposer.melody"
+JSON_FORMAT = "rlcomposer.music.melody"
 JSON_VERSION = 1
 MIDI_TICKS_PER_QUARTER = 480
 DEFAULT_TEMPO_BPM = 120.0
@@ -424,7 +424,7 @@ class Melody:
         elif suffix in (".musicxml", ".xml"):
             path.write_bytes(self.to_musicxml_bytes(tempo_bpm))
         elif suffix == ".wav":
-            from rlcomposer.audio import render_wav_bytes
+            from rlcomposer.music.audio import render_wav_bytes
 
             path.write_bytes(render_wav_bytes(self, tempo_bpm=tempo_bpm))
         else:

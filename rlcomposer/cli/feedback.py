@@ -1,6 +1,6 @@
 """The feedback commands of the ``rlcomposer`` CLI: ``db``, ``pool``, ``ratings export``, ``app``.
 
-:func:`register` adds them to the parser of :func:`rlcomposer.cli.build_parser`.
+:func:`register` adds them to the parser of :func:`rlcomposer.cli.main.build_parser`.
 Every command here takes ``--db URL``, which wins over ``$RLCOMPOSER_DATABASE_URL``;
 the default is the SQLite file printed by ``rlcomposer db where``.
 """
@@ -15,28 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rlcomposer.cli_common import emit as _emit
-from rlcomposer.cli_common import positive_int as _positive_int
-from rlcomposer.cli_common import say as _say
+from rlcomposer.cli.common import emit as _emit
+from rlcomposer.cli.common import positive_int as _positive_int
+from rlcomposer.cli.common import resolve_db
+from rlcomposer.cli.common import say as _say
 from rlcomposer.errors import RLComposerError
 
 APP_ENTRY = "app.py"
 
 
-def resolve_db(args: argparse.Namespace) -> str:
-    """The database URL of a command: ``--db``, else ``$RLCOMPOSER_DATABASE_URL``, else the default."""
-    from rlcomposer.feedback.database import ENV_DATABASE_URL, resolve_database_url
-
-    explicit = getattr(args, "db", None)
-    if explicit is not None and not explicit.strip():
-        raise RLComposerError("--db is empty: give a URL such as sqlite:///ratings.sqlite3")
-    return resolve_database_url(explicit, os.environ.get(ENV_DATABASE_URL))
-
-
-
-
-
-# --------------------------------------------------------------------- db
 def cmd_db_where(args: argparse.Namespace) -> None:
     from rlcomposer.feedback.database import display_url, sqlite_path
 
@@ -84,7 +71,8 @@ def cmd_db_current(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------- pool
 def _model_provenance(spec: str) -> tuple[str, str, dict[str, Any], str | None]:
     """(name, kind, config, path) of a ``--model`` value, for the models table."""
-    from rlcomposer.checkpoints import CONFIG_FILE, prior_directory
+    from rlcomposer.checkpoints import CONFIG_FILE
+    from rlcomposer.prior.model import prior_directory
 
     if spec in ("random", "corpus"):
         return spec, spec, {}, None
@@ -99,10 +87,11 @@ def _model_provenance(spec: str) -> tuple[str, str, dict[str, Any], str | None]:
 
 
 def cmd_pool_add(args: argparse.Namespace) -> None:
-    from rlcomposer.cli import _load_corpus, default_cache_dir
+    from rlcomposer.cli.common import default_cache_dir
+    from rlcomposer.cli.common import load_corpus as _load_corpus
     from rlcomposer.feedback.store import check_tag, open_store
-    from rlcomposer.generation import GenerationConfig, sample_melodies
-    from rlcomposer.model_registry import resolve_model
+    from rlcomposer.prior.generation import GenerationConfig, sample_melodies
+    from rlcomposer.prior.registry import resolve_model
 
     check_tag(args.tag)
     config = GenerationConfig(model=args.model, num_melodies=args.n, seed=args.seed, num_bars=args.bars,
@@ -147,7 +136,7 @@ def cmd_ratings_export(args: argparse.Namespace) -> None:
 # -------------------------------------------------------------------- app
 def app_script() -> Path:
     """The Streamlit entry script: ``feedback_app/app.py`` (inside the package as ``rlcomposer/_feedback_app``)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for folder in (package / "_feedback_app", package.parent / "feedback_app"):
         if (folder / APP_ENTRY).is_file():
             return folder / APP_ENTRY
@@ -243,7 +232,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--rater", action="append", help="only this rater's rows (repeatable)")
     export.set_defaults(handler=cmd_ratings_export)
 
-    from rlcomposer import cli_reward
+    from rlcomposer.cli import reward as cli_reward
 
     cli_reward.register_simulate(ratings_commands)  # ratings simulate
     cli_reward.register(commands)  # reward train

@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcomposer.checkpoints import SHIPPED_PRIOR_DIR, load_prior
-from rlcomposer.melody import Melody
-from rlcomposer.metrics import MusicMetrics, compute_music_metrics, format_metrics_table
-from rlcomposer.model_registry import MelodyModel
-from rlcomposer.prior import MelodyPrior
+from rlcomposer.music.melody import Melody
+from rlcomposer.music.metrics import MusicMetrics, compute_music_metrics, format_metrics_table
+from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, MelodyPrior, load_prior
+from rlcomposer.prior.registry import MelodyModel
 
 
 @dataclass
@@ -63,9 +62,9 @@ def prior_log_likelihood_per_step(
 def kl_to_prior(model: MelodyModel, prior: MelodyPrior, melodies: Sequence[Melody]) -> float | None:
     """Mean KL(model || prior) per melody: exact along the melodies for a network model,
     the closed form for best-of-N of the prior, None for models without a distribution."""
-    from rlcomposer.generation import BestOfNModel
-    from rlcomposer.model_registry import PriorModel
-    from rlcomposer.tuning import kl_to_prior_per_melody
+    from rlcomposer.prior.registry import PriorModel
+    from rlcomposer.rl.best_of_n import BestOfNModel
+    from rlcomposer.rl.kl import kl_to_prior_per_melody
 
     if isinstance(model, PriorModel):
         tokens = torch.as_tensor(np.stack([m.tokens for m in melodies]), dtype=torch.long)
@@ -94,7 +93,7 @@ def evaluate_models(
     ``reference_index`` (the baseline), pair by pair, by the listener's
     noiseless preference (ties count ½).
     """
-    from rlcomposer.reward_functions import score_melodies
+    from rlcomposer.preferences.reward_functions import score_melodies
 
     prior = prior if prior is not None else load_prior(SHIPPED_PRIOR_DIR)
     results, listener_scores = [], []

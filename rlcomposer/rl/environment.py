@@ -3,7 +3,7 @@
 ## Description
 
 An episode writes one melody of ``num_bars`` 16-step bars, one token per step
-(see :mod:`rlcomposer.melody`: REST, HOLD or a pitch onset).
+(see :mod:`rlcomposer.music.melody`: REST, HOLD or a pitch onset).
 
 ## Action space
 
@@ -23,12 +23,12 @@ at the end of the episode (per-melody sums):
 * ``kl_prior``: every step, ``kl_beta * log p_prior(a_t | a_<t)`` (KL-control,
   Jaques et al. 2017). The environment cannot see the policy; ``tune`` adds
   the other half, ``-kl_beta * log policy(a_t | a_<t)``, after each rollout
-  (:class:`rlcomposer.tuning.KLPenaltyCallback`), so that the objective is
+  (:class:`rlcomposer.rl.tuning.KLPenaltyCallback`), so that the objective is
   ``E[reward] - kl_beta * KL(policy || prior)``.
 * ``reward``: at the last step, ``reward_weight * reward_fn(melody)`` for any
   melody-level reward function (``module:function`` or a reward model).
 * ``theory_<term>``: at the last step, ``weight * term(melody)`` for each
-  music-theory term of :mod:`rlcomposer.music_theory` with a non-zero weight.
+  music-theory term of :mod:`rlcomposer.music.theory` with a non-zero weight.
 
 ## Starting state
 
@@ -40,9 +40,13 @@ Terminates after exactly ``T`` steps; never truncated.
 
 ## Arguments
 
-``MelodyEnv(config=MelodyEnvConfig(), prior=None, reward_fn=None)``: ``prior``
-defaults to the shipped prior; ``reward_fn`` is required when
-``config.reward_weight`` is non-zero.
+``MelodyEnv(config=None, prior=None, reward_fn=None)``: ``prior`` defaults to
+the shipped prior. With neither ``config`` nor ``reward_fn`` (as in
+``gymnasium.make("rlcomposer/Melody-v0")`` after ``import rlcomposer``), the
+reward is RL Tuner's: every music-theory term at weight 1 and β = 0.1
+(:data:`THEORY_ENV_CONFIG`). With a ``reward_fn`` and no ``config``, the reward
+function at weight 1 and β = 0.1 (``MelodyEnvConfig()``); ``reward_fn`` is
+required when ``config.reward_weight`` is non-zero.
 
 ## Version history
 
@@ -53,7 +57,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -64,13 +68,12 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.melody import STEPS_PER_BAR, VOCAB_SIZE, Melody
-from rlcomposer.music_theory import THEORY_TERMS, theory_terms
-from rlcomposer.prior import MelodyPrior
-from rlcomposer.reward_functions import RewardFunction, score_melodies
+from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE, Melody
+from rlcomposer.music.theory import THEORY_TERMS, theory_terms
+from rlcomposer.preferences.reward_functions import RewardFunction, score_melodies
+from rlcomposer.prior.model import MelodyPrior
 
 PAD = VOCAB_SIZE
-ENV_ID = "rlcomposer/Melody-v0"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,10 @@ class MelodyEnvConfig:
         """Non-zero music-theory weights by term name."""
         return {term: getattr(self, f"theory_{term}") for term in THEORY_TERMS
                 if getattr(self, f"theory_{term}") != 0}
+
+
+THEORY_ENV_CONFIG = MelodyEnvConfig(reward_weight=0.0, **{f"theory_{term}": 1.0 for term in THEORY_TERMS})
+"""The default task without a reward function: RL Tuner's music-theory terms, each at weight 1."""
 
 
 def check_prior_vocabulary(prior: MelodyPrior, where: str = "prior") -> None:
@@ -208,10 +215,12 @@ class MelodyEnv(gym.Env):
     def __init__(self, config: MelodyEnvConfig | None = None, prior: MelodyPrior | None = None,
                  reward_fn: RewardFunction | None = None, render_mode: str | None = None):
         if prior is None:
-            from rlcomposer.checkpoints import load_prior
+            from rlcomposer.prior.model import load_prior
 
             prior = load_prior()
-        self.config = config or MelodyEnvConfig()
+        if config is None:
+            config = THEORY_ENV_CONFIG if reward_fn is None else MelodyEnvConfig()
+        self.config = config
         self.episodes = MelodyEpisodes(1, self.config, prior, reward_fn)
         self.action_space = spaces.Discrete(VOCAB_SIZE)
         self.observation_space = _observation_space(self.config.num_steps)
@@ -254,7 +263,7 @@ class MelodyVecEnv(VecEnv):
     def __init__(self, num_envs: int, config: MelodyEnvConfig | None = None,
                  prior: MelodyPrior | None = None, reward_fn: RewardFunction | None = None):
         if prior is None:
-            from rlcomposer.checkpoints import load_prior
+            from rlcomposer.prior.model import load_prior
 
             prior = load_prior()
         self.config = config or MelodyEnvConfig()
@@ -319,8 +328,3 @@ class MelodyVecEnv(VecEnv):
         return [False for _ in self._indices(indices)]
 
 
-def env_config_fields() -> list[str]:
-    return [f.name for f in fields(MelodyEnvConfig)]
-
-
-gym.register(id=ENV_ID, entry_point="rlcomposer.environment:MelodyEnv")

@@ -2,7 +2,7 @@
 
 The monophonic folk collections that ship inside music21 (see
 :data:`COLLECTIONS`) are parsed once, tune by tune, into :class:`Melody` tokens
-(the sixteenth-note grid of :mod:`rlcomposer.melody`) and cached on disk as
+(the sixteenth-note grid of :mod:`rlcomposer.music.melody`) and cached on disk as
 compact arrays. Nothing is ever downloaded.
 
 What a kept tune looks like:
@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.melody import (
+from rlcomposer.music.melody import (
     MAX_PITCH,
     MIN_PITCH,
     STEPS_PER_BAR,
@@ -96,7 +96,7 @@ SKIP_REASONS = (
 )
 """Reasons a tune is skipped, counted in :class:`CorpusStats`."""
 
-CACHE_FORMAT = "rlcomposer.corpus"
+CACHE_FORMAT = "rlcomposer.corpus.build"
 CACHE_VERSION = 1
 """Bump when the encoding of tunes changes, so that old caches are not reused."""
 

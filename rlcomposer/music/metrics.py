@@ -8,7 +8,7 @@ counted) and the reward helpers of ``magenta/models/rl_tuner/rl_tuner.py``
 ``detect_last_motif`` / ``detect_repeated_motif``) and
 ``rl_tuner_ops.autocorrelate``.
 
-RL Tuner uses the same encoding as :mod:`rlcomposer.melody`: one token per
+RL Tuner uses the same encoding as :mod:`rlcomposer.music.melody`: one token per
 sixteenth note, ``NOTE_OFF`` = 0 (our ``REST``), ``NO_EVENT`` = 1 (our ``HOLD``),
 token ``2 + midi - 48`` starts a note. Its rules therefore carry over step for
 step; the only adaptations are
@@ -36,7 +36,7 @@ Two conventions of RL Tuner matter when reading the numbers:
   REST token in a row. This is RL Tuner's behaviour and part of its 63.3%
   figure for the Note RNN; we keep it.
 
-All rule functions are pure, take a :class:`~rlcomposer.melody.Melody` or its
+All rule functions are pure, take a :class:`~rlcomposer.music.melody.Melody` or its
 token array (any 1-D integer sequence), and use only numpy, so an RL
 environment can call them on a partial melody to build reward terms.
 """
@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from rlcomposer.melody import HOLD, MIN_PITCH, NUM_SPECIAL_TOKENS, REST, VOCAB_SIZE, Melody
+from rlcomposer.music.melody import HOLD, MIN_PITCH, NUM_SPECIAL_TOKENS, REST, VOCAB_SIZE, Melody
 
 # --------------------------------------------------------------------- constants
 C_MAJOR_PITCH_CLASSES: frozenset[int] = frozenset({0, 2, 4, 5, 7, 9, 11})

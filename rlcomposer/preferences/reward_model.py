@@ -49,17 +49,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlcomposer.checkpoints import (
-    CONFIG_FILE,
-    CheckpointError,
-    load_prior,
-    read_model_dir,
-    save_model_dir,
-)
+from rlcomposer.checkpoints import CONFIG_FILE, CheckpointError, read_model_dir, save_model_dir
 from rlcomposer.config import ConfigError, config_from_dict
 from rlcomposer.errors import RLComposerError
-from rlcomposer.melody import HOLD, Melody
-from rlcomposer.prior import MelodyPrior, PriorConfig
+from rlcomposer.music.melody import HOLD, Melody
+from rlcomposer.prior.model import MelodyPrior, PriorConfig, load_prior
 
 KIND = "reward-model"
 CHOICE_TARGETS = {"a": 1.0, "b": 0.0, "tie": 0.5}

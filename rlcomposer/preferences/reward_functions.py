@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.melody import Melody
+from rlcomposer.music.melody import Melody
 
 RewardFunction = Callable[[Melody], float]
 
@@ -57,7 +57,7 @@ def resolve_reward(spec: str, expected_prior=None) -> RewardFunction:
     from pathlib import Path
 
     if Path(spec).is_dir() or (":" not in spec and spec.strip()):
-        from rlcomposer.reward_model import load_reward_model
+        from rlcomposer.preferences.reward_model import load_reward_model
 
         return load_reward_model(spec, expected_prior=expected_prior)
     return load_callable(spec)
