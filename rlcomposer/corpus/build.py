@@ -96,7 +96,7 @@ SKIP_REASONS = (
 )
 """Reasons a tune is skipped, counted in :class:`CorpusStats`."""
 
-CACHE_FORMAT = "rlcomposer.corpus.build"
+CACHE_FORMAT = "rlcomposer.corpus"  # the cache format's name (kept when the module moved)
 CACHE_VERSION = 1
 """Bump when the encoding of tunes changes, so that old caches are not reused."""
 

@@ -28,10 +28,22 @@ import numbers
 import wave
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from rlcomposer.music.melody import DEFAULT_TEMPO_BPM, Melody
+DEFAULT_TEMPO_BPM = 120.0
+"""Quarter notes per minute when nobody says otherwise (audio, MIDI and MusicXML alike)."""
+
+
+class SoundingMelody(Protocol):
+    """What the synthesiser reads of a melody (:class:`rlcomposer.music.melody.Melody` is one)."""
+
+    @property
+    def duration_beats(self) -> float: ...
+
+    def notes(self) -> list[tuple[int, float, float]]: ...
+
 
 DEFAULT_SAMPLE_RATE = 22050
 MIN_SAMPLE_RATE = 8000
@@ -184,7 +196,7 @@ def _note_samples(pitch: int, num_hold: int, num_release: int, cfg: SynthConfig)
 
 
 def render_audio(
-    melody: Melody,
+    melody: SoundingMelody,
     tempo_bpm: float = DEFAULT_TEMPO_BPM,
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     config: SynthConfig | None = None,
@@ -246,7 +258,7 @@ def audio_to_wav_bytes(samples: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RA
 
 
 def render_wav_bytes(
-    melody: Melody,
+    melody: SoundingMelody,
     tempo_bpm: float = DEFAULT_TEMPO_BPM,
     sample_rate: int = DEFAULT_SAMPLE_RATE,
 ) -> bytes:
@@ -256,7 +268,7 @@ def render_wav_bytes(
 
 
 def write_wav(
-    melody: Melody,
+    melody: SoundingMelody,
     path: str | Path,
     tempo_bpm: float = DEFAULT_TEMPO_BPM,
     sample_rate: int = DEFAULT_SAMPLE_RATE,

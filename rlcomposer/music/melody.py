@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
+from rlcomposer.music.audio import DEFAULT_TEMPO_BPM, render_wav_bytes
 
 REST = 0
 HOLD = 1
@@ -41,10 +42,9 @@ NUM_SPECIAL_TOKENS = 2
 VOCAB_SIZE = NUM_SPECIAL_TOKENS + MAX_PITCH - MIN_PITCH + 1  # 39
 STEPS_PER_QUARTER = 4
 STEPS_PER_BAR = 16
-JSON_FORMAT = "rlcomposer.music.melody"
+JSON_FORMAT = "rlcomposer.melody"  # the file format's name (kept when the module moved)
 JSON_VERSION = 1
 MIDI_TICKS_PER_QUARTER = 480
-DEFAULT_TEMPO_BPM = 120.0
 
 Note = tuple[int, float, float]
 """A sounding note: ``(midi_pitch, onset_beats, duration_beats)`` in quarter notes."""
@@ -424,8 +424,6 @@ class Melody:
         elif suffix in (".musicxml", ".xml"):
             path.write_bytes(self.to_musicxml_bytes(tempo_bpm))
         elif suffix == ".wav":
-            from rlcomposer.music.audio import render_wav_bytes
-
             path.write_bytes(render_wav_bytes(self, tempo_bpm=tempo_bpm))
         else:
             raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
