@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import torch
 
 from rlcomposer.prior.model import load_prior
+from rlcomposer.rl.environment import THEORY_ENV_CONFIG
 from rlcomposer.rl.tuning import TuneConfig, build_model
 
 
@@ -59,8 +60,7 @@ class NetworkTimer:
 
 
 def run(algorithm: str, rollouts: int, threads: int) -> dict[str, float]:
-    config = TuneConfig(algorithm=algorithm, theory_in_key=1.0, theory_tonic=1.0, theory_leaps=1.0,
-                        theory_repetition=1.0, theory_motif=1.0, threads=threads, checkpoint_every=0)
+    config = TuneConfig(algorithm=algorithm, env=THEORY_ENV_CONFIG, threads=threads, checkpoint_every=0)
     torch.set_num_threads(threads)
     prior = load_prior()
     model = build_model(config, prior, reward_fn=None)

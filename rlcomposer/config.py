@@ -84,18 +84,77 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
+def _nested_fields(cls: type) -> dict[str, type]:
+    """Fields of ``cls`` whose type is itself a config dataclass, by name."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)
+            if f.init and dataclasses.is_dataclass(hints[f.name])}
+
+
+def _route_flat_keys(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Flat keys of a nested config go into it: ``kl_beta`` or ``env_kl_beta`` -> ``env.kl_beta``.
+
+    A key that is no field of ``cls`` goes to the nested config field ``N`` that
+    has it as a field (``kl_beta``), or as ``N_<field>`` (``noise_temperature``
+    -> ``noise.temperature``), so flat YAML files and ``--set`` keys keep working
+    when a config nests another.
+    """
+    nested = _nested_fields(cls)
+    if not nested:
+        return values
+    own = {f.name for f in dataclasses.fields(cls) if f.init}
+    routed: dict[str, Any] = {}
+    inner: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if key in own:
+            routed[key] = value
+            continue
+        for name, sub in nested.items():
+            sub_fields = {f.name for f in dataclasses.fields(sub) if f.init}
+            sub_key = key if key in sub_fields else key[len(name) + 1:] if key.startswith(f"{name}_") else None
+            if sub_key in sub_fields:
+                inner.setdefault(name, {})[sub_key] = value
+                break
+        else:
+            routed[key] = value  # unknown: reported by the caller
+    for name, sub_values in inner.items():
+        given = routed.get(name)
+        if given is None:
+            given = {}
+        elif dataclasses.is_dataclass(given):
+            given = config_to_dict(given)
+        if not isinstance(given, dict):
+            raise ConfigError(f"config key '{name}': expected a mapping of keys to values")
+        routed[name] = {**given, **sub_values}
+    return routed
+
+
 def config_from_dict(cls: type[ConfigT], values: dict[str, Any], where: str = "config") -> ConfigT:
-    """Build ``cls`` from a mapping; unknown keys and wrong types raise ConfigError."""
+    """Build ``cls`` from a mapping; unknown keys and wrong types raise ConfigError.
+
+    A field whose type is a config dataclass takes a mapping (built the same
+    way) or the flat keys of :func:`_route_flat_keys`.
+    """
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping of keys to values")
+    values = _route_flat_keys(cls, values)
     hints = typing.get_type_hints(cls)
+    nested = _nested_fields(cls)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(sorted(fields))})"
-        )
-    kwargs = {k: _coerce(v, hints[k], k) for k, v in values.items()}
+        known = sorted(fields | {k for sub in nested.values() for k in (f.name for f in dataclasses.fields(sub))})
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(known)})")
+    kwargs = {}
+    for key, value in values.items():
+        if key in nested and isinstance(value, dict):
+            kwargs[key] = config_from_dict(nested[key], value, f"{where} key '{key}'")
+        elif key in nested and isinstance(value, nested[key]):
+            kwargs[key] = value
+        elif key in nested:
+            raise ConfigError(f"{where}: config key '{key}' expects a mapping of keys to values")
+        else:
+            kwargs[key] = _coerce(value, hints[key], key)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
@@ -143,6 +202,8 @@ def load_config(
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON/YAML-ready dict of a config dataclass (tuples become lists)."""
     def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return config_to_dict(value)
         if isinstance(value, tuple):
             return [plain(v) for v in value]
         if isinstance(value, Path):

@@ -16,10 +16,11 @@ from rlcomposer.prior.generation import GenerationConfig, sample_melodies
 from rlcomposer.prior.model import load_prior
 from rlcomposer.prior.registry import resolve_model
 from rlcomposer.rl.best_of_n import BestOfNModel
+from rlcomposer.rl.environment import MelodyEnvConfig
 from rlcomposer.rl.tuning import TuneConfig, tune
 
-SMALL = dict(num_bars=1, n_envs=8, minibatch_episodes=4, total_timesteps=8 * 16 * 3,
-             checkpoint_every=8 * 16, theory_motif=1.0, theory_in_key=1.0)
+SMALL = dict(env=MelodyEnvConfig(num_bars=1, theory_motif=1.0, theory_in_key=1.0), n_envs=8,
+             minibatch_episodes=4, total_timesteps=8 * 16 * 3, checkpoint_every=8 * 16)
 
 
 def test_tuning_writes_policy_logs_plots_and_checkpoints(tmp_path, tiny_prior_dir):
@@ -27,7 +28,7 @@ def test_tuning_writes_policy_logs_plots_and_checkpoints(tmp_path, tiny_prior_di
     metrics = tune(config, tmp_path / "run", progress=False, log=lambda _: None)
     run = tmp_path / "run"
     files = read_model_dir(run)
-    assert files.kind == "policy" and files.config["training"]["theory_motif"] == 1.0
+    assert files.kind == "policy" and files.config["training"]["env"]["theory_motif"] == 1.0
     assert files.config["env"]["num_bars"] == 1
     for plot in ("reward.png", "kl.png"):
         assert (run / "plots" / plot).read_bytes()[:4] == b"\x89PNG"

@@ -29,8 +29,9 @@ import yaml
 
 from rlcomposer.config import config_from_dict, config_to_dict, load_config
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import STEPS_PER_BAR, Melody
+from rlcomposer.music.melody import Melody
 from rlcomposer.music.metrics import compute_music_metrics, format_metrics_table
+from rlcomposer.preferences.listeners import ListenerNoise
 from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
 from rlcomposer.prior.registry import MelodyModel, resolve_model
@@ -57,12 +58,9 @@ class ExperimentConfig:
     """Pairwise comparisons collected per round."""
     strategy: str = "random"
     """Which pairs to ask: ``random``, or ``active`` (largest reward-ensemble disagreement; from round 1)."""
-    noise_temperature: float = 0.5
-    """Simulated listener: Bradley–Terry temperature in units of its score spread."""
-    noise_mistake_rate: float = 0.1
-    """Simulated listener: share of random answers."""
-    noise_tie_band: float = 0.05
-    """Simulated listener: score gap (in spreads) below which it answers tie."""
+    noise: ListenerNoise = ListenerNoise()
+    """A simulated listener's noise (flat keys ``noise_temperature``, ``noise_mistake_rate``,
+    ``noise_tie_band`` work too; see :class:`~rlcomposer.preferences.listeners.ListenerNoise`)."""
     evaluation_pairs: int = 500
     """Tuned-vs-prior pairs judged by the listener's noiseless preference."""
     best_of_n: int = 0
@@ -90,14 +88,14 @@ class ExperimentConfig:
             if not isinstance(getattr(self, key), dict):
                 raise RLComposerError(f"experiment key '{key}' must be a mapping of config keys")
         self.reward_model_config()
-        self.tune_config("placeholder")
+        self.tune_config()
 
     # ---- derived values -------------------------------------------------
     def reward_model_config(self) -> RewardModelConfig:
         values = {"seed": self.seed, **self.reward_model}
         return config_from_dict(RewardModelConfig, values, "experiment key 'reward_model'")
 
-    def tune_config(self, reward: str, round_index: int = 0) -> TuneConfig:
+    def tune_config(self, reward: str | None = None, round_index: int = 0) -> TuneConfig:
         for key in ("reward", "prior"):
             if key in self.tune:
                 raise RLComposerError(f"experiment key 'tune.{key}' is set by the loop; remove it")
@@ -181,12 +179,10 @@ class Experiment:
     def _set_up_listener(self) -> None:
         if self.config.listener == PEOPLE or self.listener is not None:
             return
-        from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, load_listener
+        from rlcomposer.preferences.listeners import SimulatedListener, load_listener
 
         self.listener_fn, name = load_listener(self.config.listener)
-        noise = ListenerNoise(temperature=self.config.noise_temperature,
-                              mistake_rate=self.config.noise_mistake_rate,
-                              tie_band=self.config.noise_tie_band)
+        noise = self.config.noise
         self.listener = SimulatedListener(self.listener_fn, name, noise,
                                           rng=np.random.default_rng(self.config.seed + 1))
         reference = self.prior_model.sample(1000, self._num_steps, np.random.default_rng(self.config.seed + 2))
@@ -194,7 +190,7 @@ class Experiment:
 
     @property
     def _num_steps(self) -> int:
-        return self.config.tune_config("x").num_bars * STEPS_PER_BAR
+        return self.config.tune_config().episode_steps
 
     # ---- the loop -------------------------------------------------------
     def run(self) -> list[RoundResult]:

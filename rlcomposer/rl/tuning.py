@@ -19,7 +19,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +50,9 @@ class TuneConfig:
     """Prior to start from and stay near: ``prior`` (shipped) or a model directory."""
     reward: str | None = None
     """Melody-level reward: ``module:function`` or a reward-model directory (None: theory terms only)."""
-    num_bars: int = 4
-    """Melody length in 16-step bars."""
-    kl_beta: float = 0.1
-    """β of KL-control: each step earns β·(log p_prior(a|s) − log π(a|s)), so PPO maximises reward − β·KL(π‖prior)."""
-    reward_weight: float = 1.0
-    """Weight of the melody-level reward (ignored when ``reward`` is None)."""
-    theory_in_key: float = 0.0
-    """Weight of the in-key music-theory term."""
-    theory_tonic: float = 0.0
-    """Weight of the tonic start/end term."""
-    theory_leaps: float = 0.0
-    """Weight of the leap-resolution term."""
-    theory_repetition: float = 0.0
-    """Weight of the excessive-repetition term."""
-    theory_motif: float = 0.0
-    """Weight of the motif term."""
+    env: MelodyEnvConfig = MelodyEnvConfig()
+    """The composition task: melody length, β and the reward-term weights (its keys may be
+    given flat, as ``kl_beta`` or ``num_bars``; see :class:`~rlcomposer.rl.environment.MelodyEnvConfig`)."""
     # --- PPO
     algorithm: str = "sequence"
     """``sequence`` (whole-episode PPO, fast) or ``stock`` (SB3's PPO, per transition)."""
@@ -113,18 +100,15 @@ class TuneConfig:
                 raise RLComposerError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise RLComposerError(f"seed must be 0 or more, got {self.seed}")
-        self.env_config()  # validates num_bars and kl_beta
 
     # ---- derived values (the one place they are computed) ---------------
     def env_config(self) -> MelodyEnvConfig:
-        values = {f.name: getattr(self, f.name) for f in fields(MelodyEnvConfig)}
-        if self.reward is None:
-            values["reward_weight"] = 0.0
-        return MelodyEnvConfig(**values)
+        """The environment's config: without a reward function its weight is 0."""
+        return replace(self.env, reward_weight=0.0) if self.reward is None else self.env
 
     @property
     def episode_steps(self) -> int:
-        return self.num_bars * 16
+        return self.env.num_steps
 
     @property
     def n_steps(self) -> int:
@@ -341,7 +325,7 @@ def tune(
         except Exception as error:
             raise RLComposerError(f"--resume '{resume}': cannot load ({error})") from None
         log(f"resuming from {resume} at step {model.num_timesteps}")
-    kl_penalty = KLPenaltyCallback(config.kl_beta)
+    kl_penalty = KLPenaltyCallback(config.env.kl_beta)
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [kl_penalty, logger_callback, ProgressCallback(config.total_timesteps, progress)]
     if config.checkpoint_every > 0:
