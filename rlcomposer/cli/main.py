@@ -240,6 +240,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         Experiment,
         ExperimentWaiting,
         load_experiment_config,
+        read_run_state,
         resume_config,
     )
 
@@ -250,8 +251,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     else:
         run_dir = Path(args.run_dir)
         config = resume_config(run_dir)
-        state_path = run_dir / "state.json"
-        db_url = args.db or (json.loads(state_path.read_text()).get("db_url") if state_path.exists() else None)
+        db_url = args.db or read_run_state(run_dir).get("db_url")
     if db_url:
         from rlcomposer.feedback.database import normalise_url
 

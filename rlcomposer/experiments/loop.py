@@ -155,8 +155,7 @@ class Experiment:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.db_url = db_url or f"sqlite:///{(self.run_dir / 'feedback.sqlite').resolve()}"
         self.state_path = self.run_dir / STATE_FILE
-        self.state: dict[str, Any] = (json.loads(self.state_path.read_text())
-                                      if self.state_path.exists() else {"round": 0, "results": []})
+        self.state: dict[str, Any] = read_run_state(self.run_dir)
         self.listener = None
         self.listener_fn = None
         self._prior_model: MelodyModel | None = None
@@ -450,6 +449,24 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def read_run_state(run_dir: str | Path) -> dict[str, Any]:
+    """The round state of a run folder (``state.json``): a fresh state when there is none yet.
+
+    A corrupt file raises one line naming it."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.exists():
+        return {"round": 0, "results": []}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RLComposerError(f"{path}: not a readable experiment state ({str(error).splitlines()[0]}); "
+                              "restore it or start a new run") from None
+    if not isinstance(state, dict) or not isinstance(state.get("round"), int) \
+            or not isinstance(state.get("results"), list):
+        raise RLComposerError(f"{path}: not an experiment state (expected round and results)")
+    return state
+
+
 def resume_config(run_dir: str | Path) -> ExperimentConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
@@ -458,4 +475,4 @@ def resume_config(run_dir: str | Path) -> ExperimentConfig:
 
 
 __all__ = ["Experiment", "ExperimentConfig", "ExperimentWaiting", "RoundResult", "best_of_n_for_kl",
-           "load_experiment_config", "resume_config"]
+           "load_experiment_config", "read_run_state", "resume_config"]

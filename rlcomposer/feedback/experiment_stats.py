@@ -40,13 +40,13 @@ import numpy as np
 
 from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.store import FeedbackStore
+from rlcomposer.preferences.choices import CHOICE_SCORE
 from rlcomposer.preferences.reward_model_cache import cached_scores, load_reward_model_cached
 
 PERSON = "person"
 REWARD_MODEL_KIND = "reward-model"
 _ROUND_TAG = re.compile(r"^(?P<experiment>.+)/round-(?P<round>\d+)$")
 _REWARD_MODEL_NAME = re.compile(r"^(?P<experiment>.+)/round-(?P<round>\d+)/reward-model$")
-_SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5}
 
 
 def round_tag(experiment: str, round_index: int) -> str:
@@ -98,7 +98,7 @@ def reward_model_accuracy_on_people(store: FeedbackStore, reward_model, experime
         rows = [c for c in rows if _belongs(records[c.melody_a_id], experiment)
                 and _belongs(records[c.melody_b_id], experiment)]
     skips = sum(c.choice == "skip" for c in rows)
-    judged = [c for c in rows if c.choice in _SCORE]
+    judged = [c for c in rows if c.choice in CHOICE_SCORE]
     result: dict[str, Any] = {
         "experiment": experiment, "comparisons": len(judged),
         "decided": sum(c.choice != "tie" for c in judged), "ties": sum(c.choice == "tie" for c in judged),
@@ -116,7 +116,7 @@ def reward_model_accuracy_on_people(store: FeedbackStore, reward_model, experime
         cache.update(((store.url, i), s) for i, s in zip(missing, scores.tolist(), strict=True))
     diff = np.array([cache[(store.url, c.melody_a_id)] - cache[(store.url, c.melody_b_id)] for c in judged])
     probability = np.clip(1.0 / (1.0 + np.exp(-np.clip(diff, -50, 50))), 1e-6, 1 - 1e-6)
-    target = np.array([_SCORE[c.choice] for c in judged])
+    target = np.array([CHOICE_SCORE[c.choice] for c in judged])
     result["log_loss"] = float(-np.mean(target * np.log(probability) + (1 - target) * np.log(1 - probability)))
     decided = target != 0.5
     if decided.any():

@@ -37,6 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from rlcomposer.preferences.choices import CHOICES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -46,7 +48,6 @@ NAMING_CONVENTION = {
 }
 
 RATER_KINDS = ("person", "simulated")
-CHOICES = ("a", "b", "tie", "skip")
 SIDES = ("a", "b")
 MIN_STARS = 1
 MAX_STARS = 5

@@ -39,7 +39,6 @@ from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import MIN_PITCH, NUM_SPECIAL_TOKENS, REST, STEPS_PER_BAR, Melody
 
 ListenerFunction = Callable[[Melody], float]
-CHOICES = ("a", "b", "tie")
 
 
 class ListenerError(RLComposerError):

@@ -53,10 +53,10 @@ from rlcomposer.checkpoints import CONFIG_FILE, CheckpointError, read_model_dir,
 from rlcomposer.config import ConfigError, config_from_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import HOLD, Melody
+from rlcomposer.preferences.choices import CHOICE_SCORE
 from rlcomposer.prior.model import MelodyPrior, PriorConfig, load_prior
 
 KIND = "reward-model"
-CHOICE_TARGETS = {"a": 1.0, "b": 0.0, "tie": 0.5}
 
 
 class RewardModelError(RLComposerError):
@@ -400,8 +400,8 @@ def train_reward_model(comparisons: Sequence[PairLabel], star_ratings: Sequence[
     """
     say = log or (lambda _message: None)
     started = time.monotonic()
-    usable = [c for c in comparisons if c.choice in CHOICE_TARGETS]
-    unknown = sorted({c.choice for c in comparisons if c.choice not in CHOICE_TARGETS and c.choice != "skip"})
+    usable = [c for c in comparisons if c.choice in CHOICE_SCORE]
+    unknown = sorted({c.choice for c in comparisons if c.choice not in CHOICE_SCORE and c.choice != "skip"})
     if unknown:
         raise RewardModelError(f"comparison choice {unknown[0]!r} must be a, b, tie or skip")
     skipped = len(comparisons) - len(usable)
@@ -440,7 +440,7 @@ def _train(usable: list[PairLabel], stars: list[StarLabel], skipped: int, config
 
     pair_a = np.array([melody_index(c.tokens_a) for c in usable])
     pair_b = np.array([melody_index(c.tokens_b) for c in usable])
-    targets = np.array([CHOICE_TARGETS[c.choice] for c in usable])
+    targets = np.array([CHOICE_SCORE[c.choice] for c in usable])
     star_index = np.array([melody_index(s.tokens) for s in stars], dtype=np.int64)
     star_z = _zscore_per_rater(stars)
 
