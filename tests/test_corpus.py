@@ -12,23 +12,26 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from rlcomposer.corpus import abc as abc_module
 from rlcomposer.corpus import build as corpus_module
-from rlcomposer.corpus.build import (
+from rlcomposer.corpus.abc import (
     COLLECTIONS,
     SKIP_REASONS,
+    CorpusError,
+    TuneText,
+    iter_tunes,
+    parse_abc_tune,
+    split_abc_tunes,
+    transposition_to_c,
+)
+from rlcomposer.corpus.build import (
     SPLITS,
     Corpus,
     CorpusConfig,
-    CorpusError,
-    TuneText,
     build_corpus,
     cache_paths,
-    iter_tunes,
     load_corpus,
-    parse_abc_tune,
-    split_abc_tunes,
     split_of,
-    transposition_to_c,
 )
 from rlcomposer.music.melody import (
     HOLD,
@@ -135,8 +138,8 @@ def test_pickups_put_the_first_full_bar_on_a_multiple_of_16(small):
             continue
         assert (melody.tokens[:pad] == REST).sum() == 1 and (melody.tokens[1:pad] == HOLD).all()
         assert melody.tokens[pad] >= 2  # the pick-up's first note
-        part = corpus_module._parse_abc(texts[(meta["collection"], meta["source"],
-                                                meta["tune_index"])])
+        part = abc_module._parse_abc(texts[(meta["collection"], meta["source"],
+                                             meta["tune_index"])])
         numerator, denominator = (int(x) for x in meta["metre"].split("/"))
         bar_beats = numerator * 4 / denominator
         first_full = next(
@@ -259,6 +262,7 @@ def test_every_skipped_tune_is_counted_and_duplicates_kept_once(tmp_path, monkey
         abc("a2g2 f2e2|d8|c8|"),
     ]
     tunes = [TuneText("airdsAirs", "fake.abc", i, text) for i, text in enumerate(bodies)]
+    # patched where the build looks it up (it comes from rlcomposer.corpus.abc)
     monkeypatch.setattr(corpus_module, "iter_tunes", lambda name: iter(tunes))
     config = CorpusConfig(collections=("airdsAirs",), workers=1)
     corpus = build_corpus(config, tmp_path, progress=False)
