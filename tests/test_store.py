@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from rlcomposer.feedback import database
+from rlcomposer.feedback import database, statistics
 from rlcomposer.feedback.database import DatabaseError, DatabaseUnavailable
 from rlcomposer.feedback.selection import Item, RandomSelection, SelectionStrategy
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id, open_store
@@ -302,22 +302,28 @@ def test_dashboard_figures(store, pool):
     store.submit_rating(new_client_id(), bob.id, ids[0], 2)
     store.submit_rating(new_client_id(), ann.id, ids[0], 5, is_repeat=True)
 
-    rates = {(r["tag"], r["against"]): (r["win_rate"], r["comparisons"]) for r in store.tag_win_rates()}
+    rates = {(r["tag"], r["against"]): (r["win_rate"], r["comparisons"])
+             for r in statistics.tag_win_rates(store)}
     assert rates[("tuned", "prior")] == (pytest.approx(2.5 / 3), 3)
     assert rates[("prior", "tuned")] == (pytest.approx(0.5 / 3), 3)
-    agreement = store.agreement()
+    agreement = statistics.agreement(store)
     assert agreement["pair_judgement_pairs"] == 1 and agreement["pair_agreement"] == 1.0
     assert agreement["star_mean_abs_difference"] == 2 and agreement["star_within_one"] == 0
-    consistency = {row["rater"]: row for row in store.self_consistency()}
+    consistency = {row["rater"]: row for row in statistics.self_consistency(store)}
     assert consistency["Ann"]["pair_consistency"] == 1.0
     assert consistency["Ann"]["star_exact"] == 0.0 and consistency["Ann"]["star_within_one"] == 1.0
-    by_rater = {row["rater"]: row["count"] for row in store.activity("rater")}
+    by_rater = {row["rater"]: row["count"] for row in statistics.activity(store, "rater")}
     assert by_rater == {"Ann": 4, "Bob": 4}
-    best = store.browse_melodies()
+    best = statistics.browse_melodies(store)
     assert best[0].id == ids[0] and best[0].num_ratings == 3
-    assert [m.id for m in store.browse_melodies(tag="tuned")] == ids[3:] or \
-        {m.id for m in store.browse_melodies(tag="tuned")} == set(ids[3:])
-    assert [m.id for m in store.browse_melodies(min_mean_stars=3)] == [ids[0]]
+    assert [m.id for m in statistics.browse_melodies(store, tag="tuned")] == ids[3:] or \
+        {m.id for m in statistics.browse_melodies(store, tag="tuned")} == set(ids[3:])
+    assert [m.id for m in statistics.browse_melodies(store, min_mean_stars=3)] == [ids[0]]
+    assert store.melody_tags() == {i: "prior" if k < 3 else "tuned" for k, i in enumerate(ids)}
+    (first, *_) = store.pool_melodies(tag="prior")
+    assert (first.id, first.num_ratings, first.mean_stars, first.model) == (ids[0], 3, pytest.approx(11 / 3), "prior")
+    with pytest.raises(FeedbackError, match="activity by 'weekday'"):
+        statistics.activity(store, "weekday")
 
 
 # ---------------------------------------------------------------- selection

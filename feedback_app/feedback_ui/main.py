@@ -21,6 +21,7 @@ import streamlit as st
 from feedback_ui.settings import AppSettings, load_settings
 from feedback_ui.widgets import melody_view, show_melody
 from rlcomposer.errors import RLComposerError
+from rlcomposer.feedback import statistics as feedback_statistics
 from rlcomposer.feedback.database import DatabaseUnavailable
 from rlcomposer.feedback.experiment_stats import (
     experiment_summaries,
@@ -295,8 +296,8 @@ def listen_page(store: FeedbackStore, settings: AppSettings) -> None:
     tags = [t for t, _ in store.tags()]
     tag = st.selectbox("Tag", ["(all)"] + tags, key="listen_tag")
     min_stars = st.slider("Mean stars at least", 0.0, 5.0, 0.0, 0.5, key="listen_min_stars")
-    rows = store.browse_melodies(tag=None if tag == "(all)" else tag,
-                                 min_mean_stars=min_stars if min_stars > 0 else None)
+    rows = feedback_statistics.browse_melodies(store, tag=None if tag == "(all)" else tag,
+                                               min_mean_stars=min_stars if min_stars > 0 else None)
     if not rows:
         st.info("No melody matches.")
         return
@@ -339,27 +340,27 @@ def dashboard_page(store: FeedbackStore, settings: AppSettings) -> None:
         column.metric(label, value)
     for by in ("rater", "tag"):
         st.subheader(f"Ratings per {by} over time")
-        activity = store.activity(by)
+        activity = feedback_statistics.activity(store, by)
         if activity:
             frame = pd.DataFrame(activity).pivot_table(index="day", columns=by, values="count", fill_value=0)
             st.bar_chart(frame)
         else:
             st.caption("No ratings yet.")
     st.subheader("Agreement between raters")
-    agreement = store.agreement()
+    agreement = feedback_statistics.agreement(store)
     c1, c2 = st.columns(2)
     c1.metric("Pairs: same answer", "-" if agreement["pair_agreement"] is None
               else f"{100 * agreement['pair_agreement']:.0f}%", help=f"{agreement['pair_judgement_pairs']} pairs of judgements")
     c2.metric("Stars: within one star", "-" if agreement["star_within_one"] is None
               else f"{100 * agreement['star_within_one']:.0f}%", help=f"{agreement['star_judgement_pairs']} pairs of ratings")
     st.subheader("Self-consistency on repeats")
-    consistency = store.self_consistency()
+    consistency = feedback_statistics.self_consistency(store)
     if consistency:
         st.dataframe(consistency, hide_index=True, width="stretch")
     else:
         st.caption("No repeats answered yet.")
     st.subheader("Win-rate of each tag against each other tag (A/B)")
-    rates = store.tag_win_rates()
+    rates = feedback_statistics.tag_win_rates(store)
     if rates:
         st.dataframe(rates, hide_index=True, width="stretch")
     else:

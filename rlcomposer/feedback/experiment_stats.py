@@ -21,7 +21,7 @@ round K-1. From that, and from the judgements of raters of kind ``person``
 * :func:`experiment_summaries` — all three together, one entry per experiment.
 
 Deliberate repeats (``is_repeat``) are left out everywhere, as in
-:meth:`~rlcomposer.feedback.store.FeedbackStore.tag_win_rates`, so a repeated
+:func:`~rlcomposer.feedback.statistics.tag_win_rates`, so a repeated
 pair counts once. Reward models load through
 :mod:`rlcomposer.preferences.reward_model_cache` (once per directory and
 process, since the dashboard reruns on every click).

@@ -58,6 +58,33 @@ class SelectionStrategy(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """What every strategy starts from: the pool, what the rater has judged, what is on its way."""
+
+    pool: list[int]
+    """Ids of the pool's melodies (of the strategy's tags), oldest first."""
+    seen: set
+    """Melody ids the rater has rated (``single``) or unordered pairs compared (``pair``)."""
+    excluded: set[tuple]
+    """Keys (:attr:`Item.key`) of the items already on their way to the rater."""
+
+    def fresh_singles(self) -> list[int]:
+        """Pool melodies the rater has not rated and has not on the way, in pool order."""
+        return [m for m in self.pool if m not in self.seen and ("single", (m,)) not in self.excluded]
+
+
+def _candidates(store: FeedbackStore, rater_id: int, kind: ItemKind, exclude: Collection[Item],
+                tags: Sequence[str]) -> _Candidates:
+    """Check ``kind`` and read the pool and the rater's history of that kind."""
+    if kind not in ("single", "pair"):
+        raise RLComposerError(f"item kind {kind!r} must be single or pair")
+    excluded = {item.key for item in exclude}
+    pool = store.melody_ids(list(tags) or None)
+    seen = store.rated_melody_ids(rater_id) if kind == "single" else store.compared_pairs(rater_id)
+    return _Candidates(pool, seen, excluded)
+
+
 @dataclass
 class RandomSelection:
     """Uniformly random among the items the rater has not judged yet.
@@ -84,27 +111,21 @@ class RandomSelection:
 
     def next_item(self, store: FeedbackStore, rater_id: int, kind: ItemKind,
                   exclude: Collection[Item] = ()) -> Item | None:
-        if kind not in ("single", "pair"):
-            raise RLComposerError(f"item kind {kind!r} must be single or pair")
-        excluded = {item.key for item in exclude}
-        pool = store.melody_ids(list(self.tags) or None)
-        if kind == "single":
-            seen = store.rated_melody_ids(rater_id)
-            history: Sequence[tuple[int, ...]] = sorted((m,) for m in seen)
-        else:
-            seen_pairs = store.compared_pairs(rater_id)
-            history = sorted(tuple(sorted(p)) for p in seen_pairs)
+        start = _candidates(store, rater_id, kind, exclude, self.tags)
+        history: Sequence[tuple[int, ...]] = (
+            sorted((m,) for m in start.seen) if kind == "single"
+            else sorted(tuple(sorted(p)) for p in start.seen))
         if (self.repeat_share > 0 and len(history) >= self.min_history_for_repeat
                 and self.rng.random() < self.repeat_share):
-            candidates = [h for h in history if (kind, h) not in excluded]
+            candidates = [h for h in history if (kind, h) not in start.excluded]
             if candidates:
                 ids = list(self.rng.choice(candidates))
                 self.rng.shuffle(ids)
                 return Item(kind, tuple(ids), is_repeat=True)
         if kind == "single":
-            fresh = [m for m in pool if m not in seen and ("single", (m,)) not in excluded]
+            fresh = start.fresh_singles()
             return Item("single", (self.rng.choice(fresh),)) if fresh else None
-        return self._fresh_pair(pool, seen_pairs, excluded)
+        return self._fresh_pair(start.pool, start.seen, start.excluded)
 
     def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple]) -> Item | None:
         if len(pool) < 2:
@@ -171,13 +192,10 @@ class ActiveSelection:
                   exclude: Collection[Item] = ()) -> Item | None:
         import numpy as np
 
-        if kind not in ("single", "pair"):
-            raise RLComposerError(f"item kind {kind!r} must be single or pair")
-        excluded = {item.key for item in exclude}
-        pool = store.melody_ids(list(self.tags) or None)
+        start = _candidates(store, rater_id, kind, exclude, self.tags)
+        pool, excluded = start.pool, start.excluded
         if kind == "single":
-            seen = store.rated_melody_ids(rater_id)
-            fresh = [m for m in pool if m not in seen and ("single", (m,)) not in excluded]
+            fresh = start.fresh_singles()
             if not fresh:
                 return None
             if len(fresh) > self.candidate_pairs:
@@ -186,7 +204,7 @@ class ActiveSelection:
             return Item("single", (fresh[int(np.argmax(spread))],))
         if len(pool) < 2:
             return None
-        seen_pairs = store.compared_pairs(rater_id)
+        seen_pairs = start.seen
 
         def usable(a: int, b: int) -> bool:
             return a != b and frozenset((a, b)) not in seen_pairs and \

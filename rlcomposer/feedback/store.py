@@ -1,9 +1,11 @@
 """The rating store: every read and write of listener feedback goes through here.
 
 :class:`FeedbackStore` wraps one database (see :mod:`rlcomposer.feedback.database`)
-and offers what the app, the CLI and the simulated listeners need: raters,
-models, the candidate pool of melodies, star ratings, pairwise comparisons,
-per-rater history, the dashboard's figures and the export rows.
+and offers the rows the app, the CLI and the simulated listeners read and write:
+raters, models, the candidate pool of melodies, star ratings, pairwise
+comparisons, per-rater history, lookups and the export rows. What the dashboard
+computes from them (activity, agreement, self-consistency, win-rates) is
+:mod:`rlcomposer.feedback.statistics`'s.
 
 Every submission carries a ``client_id`` made by the client (a UUID made when
 the item was shown). Submitting the same id again returns the row already
@@ -22,7 +24,6 @@ import hashlib
 import json
 import re
 import uuid
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -143,8 +144,8 @@ class PoolAddResult:
 
 
 @dataclass(frozen=True)
-class MelodySummary:
-    """One line of the listening page."""
+class PoolMelody:
+    """A melody of the pool with the count and mean of its star ratings."""
 
     id: int
     tag: str
@@ -152,8 +153,6 @@ class MelodySummary:
     seed: int | None
     num_ratings: int
     mean_stars: float | None
-    comparisons: int
-    wins: float
 
 
 EXPORT_COLUMNS = (
@@ -255,11 +254,6 @@ class FeedbackStore:
     def _insert(self, model, **values) -> sa.Insert:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         return dialect.insert(model).values(**values)
-
-    def ping(self) -> None:
-        """Raise DatabaseUnavailable unless the database answers."""
-        with self._session() as session:
-            session.execute(sa.text("SELECT 1"))
 
     # -------------------------------------------------------------- raters
     def sign_in(self, name: str, kind: str = "person") -> RaterInfo:
@@ -400,6 +394,29 @@ class FeedbackStore:
             return [(t, n) for t, n in session.execute(
                 sa.select(StoredMelody.tag, sa.func.count()).group_by(StoredMelody.tag).order_by(StoredMelody.tag))]
 
+    def melody_tags(self) -> dict[int, str]:
+        """The tag of every melody of the pool, by melody id."""
+        with self._session() as session:
+            return _tag_of(session)
+
+    def pool_melodies(self, tag: str | None = None) -> list[PoolMelody]:
+        """The pool's melodies (of ``tag`` only, if given), oldest first, each with
+        its number of star ratings and their mean."""
+        with self._session() as session:
+            query = sa.select(StoredMelody.id, StoredMelody.tag, Model.name, StoredMelody.seed).outerjoin(
+                Model, StoredMelody.model_id == Model.id).order_by(StoredMelody.id)
+            if tag:
+                query = query.where(StoredMelody.tag == tag)
+            base = session.execute(query).all()
+            star_stats = {mid: (n, mean) for mid, n, mean in session.execute(
+                sa.select(StarRating.melody_id, sa.func.count(), sa.func.avg(StarRating.stars))
+                .group_by(StarRating.melody_id))}
+        rows = []
+        for mid, mtag, model_name, seed in base:
+            n, mean = star_stats.get(mid, (0, None))
+            rows.append(PoolMelody(mid, mtag, model_name, seed, n, None if mean is None else float(mean)))
+        return rows
+
     # -------------------------------------------------------------- submits
     def _existing_rater_and_melodies(self, session: Session, rater_id: int, melody_ids: Sequence[int],
                                      session_id: int | None) -> None:
@@ -514,7 +531,7 @@ class FeedbackStore:
             rows = [_comparison_record(r, False) for r in
                     session.scalars(sa.select(Comparison).order_by(Comparison.id))]
             if tags:
-                tag_of = dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
+                tag_of = _tag_of(session)
                 rows = [r for r in rows if tag_of[r.melody_a_id] in tags and tag_of[r.melody_b_id] in tags]
             return rows
 
@@ -566,150 +583,12 @@ class FeedbackStore:
                     "answer_ms": item.answer_ms,
                 }
                 row.update(melody_fields("melody", first))
-                row.update({k.replace("melody_b_", "melody_b_"): v for k, v in melody_fields("melody_b", second).items()})
+                row.update(melody_fields("melody_b", second))
                 rows.append(row)
         rows.sort(key=lambda r: (r["created_at"], r["kind"], r["id"]))
         return rows
 
-    # ------------------------------------------------------------ dashboard
-    def activity(self, by: str = "rater") -> list[dict[str, Any]]:
-        """Submissions per day and per rater (``by="rater"``) or per melody tag (``by="tag"``)."""
-        if by not in ("rater", "tag"):
-            raise FeedbackError(f"activity by {by!r}: use rater or tag")
-        counts: Counter[tuple[str, str]] = Counter()
-        for row in self.export_rows(include_tokens=False):
-            day = row["created_at"][:10]
-            if by == "rater":
-                counts[(day, row["rater"])] += 1
-            else:
-                for tag in {row["melody_tag"], row["melody_b_tag"]} - {None}:
-                    counts[(day, tag)] += 1
-        return [{"day": d, by: k, "count": n} for (d, k), n in sorted(counts.items())]
-
-    def agreement(self) -> dict[str, Any]:
-        """Agreement between different raters on the same item.
-
-        Pairs: the share of two-rater agreements on unordered pairs both judged
-        with a (non-skip) answer, where a tie agrees only with a tie. Stars: the
-        mean absolute difference and the share within one star, over melodies
-        rated by two or more raters (each rater's first rating)."""
-        by_pair: dict[frozenset[int], dict[int, Any]] = defaultdict(dict)
-        for c in self.comparisons():
-            if c.choice == "skip" or c.is_repeat:
-                continue
-            by_pair[frozenset((c.melody_a_id, c.melody_b_id))].setdefault(c.rater_id, c.winner_id or "tie")
-        pair_total = pair_agree = 0
-        for answers in by_pair.values():
-            values = list(answers.values())
-            for i in range(len(values)):
-                for j in range(i + 1, len(values)):
-                    pair_total += 1
-                    pair_agree += values[i] == values[j]
-        by_melody: dict[int, dict[int, int]] = defaultdict(dict)
-        for r in self.ratings():
-            if not r.is_repeat:
-                by_melody[r.melody_id].setdefault(r.rater_id, r.stars)
-        diffs = []
-        for answers in by_melody.values():
-            values = list(answers.values())
-            diffs += [abs(values[i] - values[j]) for i in range(len(values)) for j in range(i + 1, len(values))]
-        return {
-            "pair_judgement_pairs": pair_total,
-            "pair_agreement": pair_agree / pair_total if pair_total else None,
-            "star_judgement_pairs": len(diffs),
-            "star_mean_abs_difference": sum(diffs) / len(diffs) if diffs else None,
-            "star_within_one": sum(d <= 1 for d in diffs) / len(diffs) if diffs else None,
-        }
-
-    def self_consistency(self) -> list[dict[str, Any]]:
-        """Per rater: how often a deliberate repeat got the same answer as the first time
-        (pairs: the same winner or tie, whatever side it was shown on; stars: exact and within one)."""
-        raters = {r.id: r.name for r in self.raters()}
-        first_pair: dict[tuple[int, frozenset[int]], Any] = {}
-        first_star: dict[tuple[int, int], int] = {}
-        result: dict[int, dict[str, int]] = defaultdict(lambda: Counter())
-        for c in self.comparisons():
-            key = (c.rater_id, frozenset((c.melody_a_id, c.melody_b_id)))
-            answer = "skip" if c.choice == "skip" else (c.winner_id or "tie")
-            if c.is_repeat and key in first_pair:
-                if "skip" not in (answer, first_pair[key]):
-                    result[c.rater_id]["pair_repeats"] += 1
-                    result[c.rater_id]["pair_same"] += answer == first_pair[key]
-            else:
-                first_pair.setdefault(key, answer)
-        for r in self.ratings():
-            key = (r.rater_id, r.melody_id)
-            if r.is_repeat and key in first_star:
-                result[r.rater_id]["star_repeats"] += 1
-                result[r.rater_id]["star_same"] += r.stars == first_star[key]
-                result[r.rater_id]["star_within_one"] += abs(r.stars - first_star[key]) <= 1
-            else:
-                first_star.setdefault(key, r.stars)
-        rows = []
-        for rater_id, c in sorted(result.items()):
-            rows.append({
-                "rater": raters[rater_id],
-                "pair_repeats": c["pair_repeats"],
-                "pair_consistency": c["pair_same"] / c["pair_repeats"] if c["pair_repeats"] else None,
-                "star_repeats": c["star_repeats"],
-                "star_exact": c["star_same"] / c["star_repeats"] if c["star_repeats"] else None,
-                "star_within_one": c["star_within_one"] / c["star_repeats"] if c["star_repeats"] else None,
-            })
-        return rows
-
-    def tag_win_rates(self) -> list[dict[str, Any]]:
-        """For each ordered pair of different tags met in A/B: the first tag's win-rate
-        (ties count ½; skips and deliberate repeats left out) and the number of comparisons."""
-        with self._session() as session:
-            tag_of = dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
-        wins: Counter[tuple[str, str]] = Counter()
-        games: Counter[tuple[str, str]] = Counter()
-        for c in self.comparisons():
-            if c.choice == "skip" or c.is_repeat:
-                continue
-            ta, tb = tag_of[c.melody_a_id], tag_of[c.melody_b_id]
-            if ta == tb:
-                continue
-            score_a = {"a": 1.0, "b": 0.0, "tie": 0.5}[c.choice]
-            games[(ta, tb)] += 1
-            games[(tb, ta)] += 1
-            wins[(ta, tb)] += score_a
-            wins[(tb, ta)] += 1 - score_a
-        return [{"tag": a, "against": b, "win_rate": wins[(a, b)] / n, "comparisons": n}
-                for (a, b), n in sorted(games.items())]
-
-    def browse_melodies(self, tag: str | None = None, min_mean_stars: float | None = None,
-                        limit: int = 200) -> list[MelodySummary]:
-        """Melodies with their ratings, best rated first (listening page)."""
-        with self._session() as session:
-            query = sa.select(StoredMelody.id, StoredMelody.tag, Model.name, StoredMelody.seed).outerjoin(
-                Model, StoredMelody.model_id == Model.id)
-            if tag:
-                query = query.where(StoredMelody.tag == tag)
-            base = session.execute(query).all()
-            star_stats = {mid: (n, mean) for mid, n, mean in session.execute(
-                sa.select(StarRating.melody_id, sa.func.count(), sa.func.avg(StarRating.stars))
-                .group_by(StarRating.melody_id))}
-        games: Counter[int] = Counter()
-        wins: Counter[int] = Counter()
-        for c in self.comparisons():
-            if c.choice == "skip":
-                continue
-            games[c.melody_a_id] += 1
-            games[c.melody_b_id] += 1
-            score_a = {"a": 1.0, "b": 0.0, "tie": 0.5}[c.choice]
-            wins[c.melody_a_id] += score_a
-            wins[c.melody_b_id] += 1 - score_a
-        rows = []
-        for mid, mtag, model_name, seed in base:
-            n, mean = star_stats.get(mid, (0, None))
-            mean = None if mean is None else float(mean)
-            if min_mean_stars is not None and (mean is None or mean < min_mean_stars):
-                continue
-            rows.append(MelodySummary(mid, mtag, model_name, seed, n, mean, games[mid], wins[mid]))
-        rows.sort(key=lambda s: (-(s.mean_stars or 0), -s.num_ratings, s.id))
-        return rows[:limit]
-
+    # --------------------------------------------------------------- counts
     def counts(self) -> dict[str, int]:
         """How many raters, melodies, star ratings and comparisons are stored."""
         with self._session() as session:
@@ -736,6 +615,10 @@ def _iso(value: datetime) -> str:
     if value.tzinfo is None:  # SQLite gives naive datetimes back; they were stored in UTC
         return value.isoformat(timespec="milliseconds") + "+00:00"
     return value.isoformat(timespec="milliseconds")
+
+
+def _tag_of(session: Session) -> dict[int, str]:
+    return dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
 
 
 def _rater_info(rater: Rater) -> RaterInfo:
@@ -766,6 +649,6 @@ def _comparison_record(row: Comparison, created: bool) -> ComparisonRecord:
 
 __all__ = [
     "ComparisonRecord", "DatabaseUnavailable", "EXPORT_COLUMNS", "FeedbackError", "FeedbackStore",
-    "MelodyRecord", "MelodySummary", "PoolAddResult", "RaterInfo", "RatingRecord", "check_rater_name",
+    "MelodyRecord", "PoolAddResult", "PoolMelody", "RaterInfo", "RatingRecord", "check_rater_name",
     "check_tag", "new_client_id", "open_store", "tokens_sha1",
 ]
