@@ -3,14 +3,34 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow lint prior corpus bench app clean
+# the lock: every version pinned (pip-compile'd from pyproject.toml with the dev extra); the install
+# goes through it as a constraints file, and `make lock` refreshes it
+CONSTRAINTS := requirements/constraints.txt
+# `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release the ranges allow
+LOCK_ARGS ?=
+PIP_COMPILE_FLAGS := --quiet --extra=dev --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host
+
+.PHONY: setup lock demo test test-slow lint prior corpus bench app clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@
+
+## refresh the lock after a change of the ranges in pyproject.toml (keeps the pins that still fit);
+## torch's local label (+cpu) is dropped: `torch==2.13.0` takes the CPU build on disk here
+lock: | $(BIN)/python
+	$(BIN)/python -m piptools --version >/dev/null 2>&1 || \
+		$(BIN)/pip install --quiet --disable-pip-version-check \
+			$(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS)) pip-tools
+	mkdir -p $(dir $(CONSTRAINTS))
+	$(BIN)/pip-compile $(PIP_COMPILE_FLAGS) $(LOCK_ARGS) --output-file=$(CONSTRAINTS) pyproject.toml
+	sed -i -E 's/^(torch==[^+[:space:]]+)\+[[:alnum:].]+/\1/' $(CONSTRAINTS)
 
 ## the main job: the whole loop on the embedded SQLite with a simulated listener (a few minutes),
 ## ending with the report, tuned melodies on disk and how to rate them yourself in the app
