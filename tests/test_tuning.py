@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rlcomposer.checkpoints import read_model_dir
 from rlcomposer.cli import main
@@ -17,7 +19,8 @@ from rlcomposer.prior.model import load_prior
 from rlcomposer.prior.registry import resolve_model
 from rlcomposer.rl.best_of_n import BestOfNModel
 from rlcomposer.rl.environment import MelodyEnvConfig
-from rlcomposer.rl.tuning import TuneConfig, tune
+from rlcomposer.rl.sequence_ppo import SequencePPO
+from rlcomposer.rl.tuning import KLPenaltyCallback, TuneConfig, TuningLogCallback, build_model, tune
 
 SMALL = dict(env=MelodyEnvConfig(num_bars=1, theory_motif=1.0, theory_in_key=1.0), n_envs=8,
              minibatch_episodes=4, total_timesteps=8 * 16 * 3, checkpoint_every=8 * 16)
@@ -34,7 +37,7 @@ def test_tuning_writes_policy_logs_plots_and_checkpoints(tmp_path, tiny_prior_di
         assert (run / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert len(history) == 3 and history[0]["kl_per_melody"] == pytest.approx(0.0, abs=1e-6)
-    assert {"reward_theory_motif", "reward_kl_prior", "reward_total"} <= set(history[-1])
+    assert {"reward_theory_motif", "reward_kl", "kl_beta", "reward_total"} <= set(history[-1])
     assert any((run / "tb").rglob("events.out.tfevents.*"))
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "ppo_384_steps.zip"
     assert metrics["timesteps"] == 384
@@ -44,13 +47,79 @@ def test_tuning_writes_policy_logs_plots_and_checkpoints(tmp_path, tiny_prior_di
     assert len(melodies) == 3 and load_prior(run).config.vocab_size == 39
 
 
-def test_resume_continues_from_a_checkpoint(tmp_path, tiny_prior_dir):
+def test_resume_continues_from_a_checkpoint(tmp_path, tiny_prior_dir, monkeypatch):
     config = TuneConfig(prior=str(tiny_prior_dir), **SMALL)
     tune(config, tmp_path / "run", progress=False, log=lambda _: None)
+    checkpoint = tmp_path / "run" / "checkpoints" / "final.zip"
+    saved = SequencePPO.load(checkpoint, device="cpu").policy.state_dict()
+    started_from = {}
+    original_learn = SequencePPO.learn
+
+    def spy_learn(self, total_timesteps, **kwargs):
+        started_from["step"] = self.num_timesteps
+        started_from["weights"] = {k: v.clone() for k, v in self.policy.state_dict().items()}
+        return original_learn(self, total_timesteps, **kwargs)
+
+    monkeypatch.setattr(SequencePPO, "learn", spy_learn)
     longer = TuneConfig(prior=str(tiny_prior_dir), **{**SMALL, "total_timesteps": 8 * 16 * 5})
-    metrics = tune(longer, tmp_path / "run", resume=tmp_path / "run" / "checkpoints" / "final.zip",
-                   progress=False, log=lambda _: None)
+    metrics = tune(longer, tmp_path / "run", resume=checkpoint, progress=False, log=lambda _: None)
+    # training went on from the checkpoint: its step count and its (tuned, not the prior's) weights
+    assert started_from["step"] == 8 * 16 * 3
+    assert all(torch.equal(started_from["weights"][k], v) for k, v in saved.items())
+    prior_weights = load_prior(tiny_prior_dir).state_dict()
+    assert any(not torch.equal(saved[f"actor.{k}"], v) for k, v in prior_weights.items())
     assert metrics["timesteps"] == 8 * 16 * 5
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [h["timesteps"] for h in history] == [8 * 16 * i for i in range(1, 6)]
+
+
+class _RewardSpy(BaseCallback):
+    """Copies the rollout's rewards when its rollout ends (placed before or after the KL callback)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rewards = self.log_probs = self.actions = None
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        buffer = self.model.rollout_buffer
+        self.rewards, self.log_probs = buffer.rewards.copy(), buffer.log_probs.copy()
+        self.actions = buffer.actions.copy()
+
+
+def test_kl_penalty_callback_subtracts_beta_log_policy_ratio(tiny_prior_dir):
+    beta = 0.5
+    config = TuneConfig(prior=str(tiny_prior_dir), **{**SMALL, "total_timesteps": 8 * 16 * 2})
+    prior = load_prior(tiny_prior_dir)
+    model = build_model(config, prior, reward_fn=None)
+    before, after = _RewardSpy(), _RewardSpy()
+    kl_penalty = KLPenaltyCallback(prior, beta)
+    log = TuningLogCallback(prior, kl_penalty=kl_penalty)
+    # two rollouts: in the second the policy has moved from the prior (the spies keep the last)
+    model.learn(8 * 16 * 2, callback=CallbackList([before, kl_penalty, after, log]))
+    episodes = torch.as_tensor(before.actions[..., 0], dtype=torch.long).T.reshape(-1, 16)  # [8 melodies, 16]
+    prior_log = prior.log_likelihood(episodes).detach().reshape(8, -1).T.numpy()  # [16 steps, 8 envs]
+    # every step: the environment's reward + beta * (log p_prior - log pi)
+    np.testing.assert_allclose(after.rewards, before.rewards - beta * (before.log_probs - prior_log), atol=1e-5)
+    assert np.abs(after.rewards - before.rewards).max() > 1e-3
+    # the history holds the policy's KL term: -beta * sum_t (log pi - log p_prior) per melody
+    expected = -beta * float((before.log_probs - prior_log).sum()) / 8
+    assert log.history[-1]["reward_kl"] == pytest.approx(expected, rel=1e-5)
+    assert log.history[-1]["kl_beta"] == beta
+
+
+def test_kl_target_moves_beta_toward_the_target(tiny_prior_dir):
+    prior = load_prior(tiny_prior_dir)
+    config = TuneConfig(prior=str(tiny_prior_dir), **{**SMALL, "total_timesteps": 8 * 16 * 3})
+    # the first rollout is the prior itself (KL 0: below any target, so beta falls 10%); after it
+    # the KL is far above a tiny target (beta rises 10% a rollout) and far below a huge one
+    for target, expected in ((1e-6, 0.1 * 0.9 * 1.1 * 1.1), (1e3, 0.1 * 0.9 ** 3)):
+        model = build_model(config, prior, reward_fn=None)
+        kl_penalty = KLPenaltyCallback(prior, 0.1, kl_target=target, gain=0.5)
+        model.learn(8 * 16 * 3, callback=kl_penalty)
+        assert kl_penalty.beta == pytest.approx(expected, rel=1e-6)
 
 
 def test_bad_tuning_input(tmp_path):
@@ -60,6 +129,10 @@ def test_bad_tuning_input(tmp_path):
         tune(TuneConfig(total_timesteps=64), tmp_path / "x", progress=False)
     with pytest.raises(RLComposerError, match="algorithm"):
         TuneConfig(algorithm="a2c")
+    with pytest.raises(RLComposerError, match="kl_target must be a KL in nats above 0"):
+        TuneConfig(kl_target=0)
+    with pytest.raises(RLComposerError, match="kl_target"):
+        load_config(TuneConfig, None, {"kl_target": -1.0})
 
 
 def test_best_of_n_picks_higher_reward_and_knows_its_kl(tiny_prior_dir):

@@ -63,6 +63,31 @@ def resolve_reward(spec: str, expected_prior=None) -> RewardFunction:
     return load_callable(spec)
 
 
+class ConservativeReward:
+    """A pessimistic reward from an ensemble: the members' mean minus ``k`` times their spread.
+
+    Where the labels say little, the members disagree and the reward is low, so
+    an optimiser gains nothing by running to melodies the ratings never
+    covered (a lower confidence bound, as in conservative model-based RL).
+    The ensemble must offer ``member_scores(melodies) -> [K, N]``.
+    """
+
+    def __init__(self, ensemble, k: float):
+        if not hasattr(ensemble, "member_scores"):
+            raise RewardFunctionError("reward_uncertainty needs a reward model (an ensemble), "
+                                      "not a module:function reward")
+        if not (math.isfinite(k) and k >= 0):
+            raise RewardFunctionError(f"reward_uncertainty must be 0 or more, got {k}")
+        self.ensemble, self.k = ensemble, k
+
+    def score_batch(self, melodies: Sequence[Melody]) -> np.ndarray:
+        scores = np.asarray(self.ensemble.member_scores(melodies), dtype=np.float64)
+        return scores.mean(axis=0) - self.k * scores.std(axis=0)
+
+    def __call__(self, melody: Melody) -> float:
+        return float(self.score_batch([melody])[0])
+
+
 def _describe(melody: Melody, index: int) -> str:
     head = " ".join(str(int(t)) for t in melody.tokens[:16])
     return f"melody {index} (tokens {head}{' ...' if melody.num_steps > 16 else ''})"

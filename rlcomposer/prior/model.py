@@ -117,9 +117,6 @@ class MelodyPrior(nn.Module):
         log_probs = F.log_softmax(self.sequence_logits(tokens), dim=-1)
         return log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
-    def initial_state(self, batch_size: int) -> torch.Tensor:
-        return torch.zeros(self.config.num_layers, batch_size, self.config.hidden_size)
-
     def step(
         self, previous_tokens: torch.Tensor, step: int | torch.Tensor, hidden: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,10 +21,12 @@ A sum of pluggable terms, each reported separately in ``info["reward_terms"]``
 at the end of the episode (per-melody sums):
 
 * ``kl_prior``: every step, ``kl_beta * log p_prior(a_t | a_<t)`` (KL-control,
-  Jaques et al. 2017). The environment cannot see the policy; ``tune`` adds
-  the other half, ``-kl_beta * log policy(a_t | a_<t)``, after each rollout
-  (:class:`rlcomposer.rl.tuning.KLPenaltyCallback`), so that the objective is
-  ``E[reward] - kl_beta * KL(policy || prior)``.
+  Jaques et al. 2017). The environment cannot see the policy, so a learner
+  adds the other half, ``-kl_beta * log policy(a_t | a_<t)``, itself. ``tune``
+  runs the environment with ``kl_beta = 0`` and applies the whole term after
+  each rollout (:class:`rlcomposer.rl.tuning.KLPenaltyCallback`, where β may
+  adapt to a target KL), so that the objective is
+  ``E[reward] - β * KL(policy || prior)``.
 * ``reward``: at the last step, ``reward_weight * reward_fn(melody)`` for any
   melody-level reward function (``module:function`` or a reward model).
 * ``theory_<term>``: at the last step, ``weight * term(melody)`` for each

@@ -31,7 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
-from rlcomposer.preferences.reward_functions import RewardFunction
+from rlcomposer.preferences.reward_functions import ConservativeReward, RewardFunction
 from rlcomposer.prior.model import MelodyPrior, load_prior
 from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.rl.kl import kl_to_prior_per_melody
@@ -53,6 +53,14 @@ class TuneConfig:
     env: MelodyEnvConfig = MelodyEnvConfig()
     """The composition task: melody length, β and the reward-term weights (its keys may be
     given flat, as ``kl_beta`` or ``num_bars``; see :class:`~rlcomposer.rl.environment.MelodyEnvConfig`)."""
+    kl_target: float | None = None
+    """Target KL(π‖prior) per melody in nats: β adapts after every rollout to hold it (Ziegler et al.
+    2019), starting from ``kl_beta``; None keeps β fixed. (Not SB3's ``target_kl``, which stops an
+    update early.)"""
+    kl_gain: float = 0.3
+    """How fast β follows ``kl_target``: β ← β·(1 + kl_gain·clip(KL/kl_target − 1, −0.2, 0.2)) per rollout."""
+    reward_uncertainty: float = 0.0
+    """Conservative reward from an ensemble reward model: mean − this × the members' spread (0: the mean)."""
     # --- PPO
     algorithm: str = "sequence"
     """``sequence`` (whole-episode PPO, fast) or ``stock`` (SB3's PPO, per transition)."""
@@ -100,11 +108,19 @@ class TuneConfig:
                 raise RLComposerError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise RLComposerError(f"seed must be 0 or more, got {self.seed}")
+        if self.kl_target is not None and not self.kl_target > 0:
+            raise RLComposerError(f"kl_target must be a KL in nats above 0, got {self.kl_target}")
+        if not self.kl_gain > 0:
+            raise RLComposerError(f"kl_gain must be above 0, got {self.kl_gain}")
+        if not self.reward_uncertainty >= 0:
+            raise RLComposerError(f"reward_uncertainty must be 0 or more, got {self.reward_uncertainty}")
 
     # ---- derived values (the one place they are computed) ---------------
     def env_config(self) -> MelodyEnvConfig:
-        """The environment's config: without a reward function its weight is 0."""
-        return replace(self.env, reward_weight=0.0) if self.reward is None else self.env
+        """The environment's config while tuning: KL-control is the callback's (β may adapt), so
+        the environment pays no prior term; without a reward function its weight is 0."""
+        return replace(self.env, kl_beta=0.0,
+                       reward_weight=0.0 if self.reward is None else self.env.reward_weight)
 
     @property
     def episode_steps(self) -> int:
@@ -147,8 +163,11 @@ class TuningLogCallback(BaseCallback):
         length = self.model.policy.num_steps
         actions = torch.as_tensor(buffer.actions[..., 0], dtype=torch.long)  # [n_steps, n_envs]
         episodes = actions.T.reshape(-1, length)  # rollouts start on episode boundaries
-        kl = kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes)
-        record = {"timesteps": float(self.num_timesteps), "kl_per_melody": float(kl.mean())}
+        if self.kl_penalty is not None:
+            kl = self.kl_penalty.last_kl
+        else:
+            kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes).mean())
+        record = {"timesteps": float(self.num_timesteps), "kl_per_melody": kl}
         if self.gold_fn is not None:
             from rlcomposer.music.melody import Melody
             from rlcomposer.preferences.reward_functions import score_melodies
@@ -157,9 +176,10 @@ class TuningLogCallback(BaseCallback):
             record["gold"] = float(score_melodies(self.gold_fn, melodies, "gold listener").mean())
         for name, values in self._terms.items():
             record[f"reward_{name}"] = float(np.mean(values))
-        if self.kl_penalty is not None and self.kl_penalty.beta != 0 and "reward_total" in record:
-            record["reward_kl_policy"] = self.kl_penalty.last_penalty_per_melody
-            record["reward_total"] += record["reward_kl_policy"]
+        if self.kl_penalty is not None and "reward_total" in record:
+            record["kl_beta"] = self.kl_penalty.last_beta
+            record["reward_kl"] = self.kl_penalty.last_penalty_per_melody
+            record["reward_total"] += record["reward_kl"]
         self._terms.clear()
         self.history.append(record)
         for key, value in record.items():
@@ -171,31 +191,49 @@ class TuningLogCallback(BaseCallback):
 
 
 class KLPenaltyCallback(BaseCallback):
-    """Completes KL-control: subtracts β·log π(a|s) from every step's reward after a rollout.
+    """KL-control: after each rollout every step earns β·(log p_prior(a|s) − log π(a|s)).
 
-    The environment pays β·log p_prior(a|s) per step; with this term each step
-    earns −β·(log π − log p_prior), whose sum over a melody is −β times a sample
-    of KL(π‖prior) (Jaques et al. 2017; as in RLHF's per-token KL penalty). The
-    returns and advantages are recomputed with SB3's own GAE.
+    The sum over a melody is −β times a sample of KL(π‖prior), so PPO maximises
+    reward − β·KL(π‖prior) (Jaques et al. 2017; RLHF's per-token KL penalty).
+    The returns and advantages are then recomputed with SB3's own GAE. The
+    exact KL(π‖prior) per melody of the rollout is kept in ``last_kl``.
+
+    With ``kl_target`` β adapts to hold that KL (Ziegler et al. 2019's
+    proportional controller): β ← β·(1 + gain·clip(KL/target − 1, −0.2, 0.2)).
     """
 
-    def __init__(self, beta: float):
+    def __init__(self, prior: MelodyPrior, beta: float, kl_target: float | None = None, gain: float = 0.3):
         super().__init__()
+        self.prior = prior
         self.beta = beta
+        self.kl_target = kl_target
+        self.gain = gain
         self.last_penalty_per_melody = 0.0
+        self.last_kl = 0.0
+        self.last_beta = beta
 
     def _on_step(self) -> bool:
         return True
 
     def _on_rollout_end(self) -> None:
-        if self.beta == 0:
-            return
         buffer = self.model.rollout_buffer
-        penalty = self.beta * buffer.log_probs
-        buffer.rewards -= penalty
-        buffer.compute_returns_and_advantage(last_values=self.locals["values"], dones=self.locals["dones"])
-        self.last_penalty_per_melody = -float(penalty.sum()) / (buffer.buffer_size * buffer.n_envs) \
-            * self.model.policy.num_steps
+        length = self.model.policy.num_steps
+        actions = torch.as_tensor(buffer.actions[..., 0], dtype=torch.long)  # [n_steps, n_envs]
+        episodes = actions.T.reshape(-1, length)  # rollouts start on episode boundaries
+        with torch.inference_mode():
+            prior_log = self.prior.log_likelihood(episodes)  # [episodes, length]
+        prior_log = prior_log.reshape(buffer.n_envs, -1).T.numpy()  # back to [n_steps, n_envs]
+        self.last_kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes).mean())
+        self.last_beta = self.beta
+        if self.beta != 0:
+            penalty = self.beta * (buffer.log_probs - prior_log)
+            buffer.rewards -= penalty
+            buffer.compute_returns_and_advantage(last_values=self.locals["values"], dones=self.locals["dones"])
+            self.last_penalty_per_melody = -float(penalty.sum()) / episodes.shape[0]
+        self.logger.record("melody/kl_beta", self.beta)
+        if self.kl_target is not None:
+            error = float(np.clip(self.last_kl / self.kl_target - 1.0, -0.2, 0.2))
+            self.beta = max(self.beta * (1.0 + self.gain * error), 1e-6)
 
 
 class ProgressCallback(BaseCallback):
@@ -325,7 +363,13 @@ def tune(
         except Exception as error:
             raise RLComposerError(f"--resume '{resume}': cannot load ({error})") from None
         log(f"resuming from {resume} at step {model.num_timesteps}")
-    kl_penalty = KLPenaltyCallback(config.env.kl_beta)
+    beta = config.env.kl_beta
+    if resume is not None and config.kl_target is not None and history_path.exists():
+        earlier = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
+        beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
+    if config.reward_uncertainty > 0:
+        reward_fn = ConservativeReward(reward_fn, config.reward_uncertainty)
+    kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain)
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [kl_penalty, logger_callback, ProgressCallback(config.total_timesteps, progress)]
     if config.checkpoint_every > 0:
