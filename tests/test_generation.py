@@ -43,7 +43,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken_wav(*args, **kwargs):
         raise RLComposerError("synthesiser exploded")
 
-    monkeypatch.setattr("rlcomposer.music.audio.render_wav_bytes", broken_wav)
+    monkeypatch.setattr("rlcomposer.music.melody.render_wav_bytes", broken_wav)
     with pytest.raises(RLComposerError):
         export_melodies(melodies, tmp_path / "out", ("json", "wav"))
     assert list((tmp_path / "out").iterdir()) == []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,13 @@ from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.preferences.reward_functions import ConservativeReward, RewardFunction
 from rlcomposer.prior.model import MelodyPrior, load_prior
+from rlcomposer.rl.dpo import DPOConfig, train_dpo
 from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.rl.kl import kl_to_prior_per_melody
 from rlcomposer.rl.policy import MelodyActorCriticPolicy
 from rlcomposer.rl.sequence_ppo import SequencePPO
 
-ALGORITHMS = ("sequence", "stock")
+ALGORITHMS = ("sequence", "stock", "dpo")
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,12 @@ class TuneConfig:
     """How fast β follows ``kl_target``: β ← β·(1 + kl_gain·clip(KL/kl_target − 1, −0.2, 0.2)) per rollout."""
     reward_uncertainty: float = 0.0
     """Conservative reward from an ensemble reward model: mean − this × the members' spread (0: the mean)."""
-    # --- PPO
     algorithm: str = "sequence"
-    """``sequence`` (whole-episode PPO, fast) or ``stock`` (SB3's PPO, per transition)."""
+    """``sequence`` (whole-episode PPO, fast), ``stock`` (SB3's PPO, per transition) or ``dpo``
+    (direct preference optimisation on the comparisons: no reward model, no environment)."""
+    dpo: DPOConfig = DPOConfig()
+    """DPO's settings when ``algorithm`` is dpo (flat keys ``dpo_beta``, ``dpo_loss``, ...)."""
+    # --- PPO
     total_timesteps: int = 262_144
     """Environment steps (tokens) to train for: 4,096 melodies of 4 bars by default."""
     n_envs: int = 64
@@ -333,12 +337,17 @@ def tune(
     progress: bool = True,
     log: Callable[[str], None] = print,
     gold_fn: RewardFunction | None = None,
+    comparisons: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """Run PPO and write the tuned policy, logs, checkpoints and plots into ``out_dir``.
+    r"""Tune the prior and write the policy, logs, checkpoints and plots into ``out_dir``.
 
-    ``gold_fn`` (optional) is a true listener's score, logged beside the proxy
-    reward after every rollout to show over-optimisation (Gao et al. 2022).
+    PPO (``sequence`` / ``stock``) optimises ``reward_fn``; DPO (``dpo``) fits
+    ``comparisons`` (:class:`~rlcomposer.preferences.reward_model.PairLabel`\ s)
+    directly. ``gold_fn`` (optional) is a true listener's score, logged beside
+    the proxy reward after every rollout to show over-optimisation (Gao et al. 2022).
     """
+    if config.algorithm == "dpo":
+        return _tune_dpo(config, Path(out_dir), comparisons, log)
     if config.reward is not None and reward_fn is None:
         raise RLComposerError("the config names a reward but no reward function was given")
     if config.reward is None and not config.env_config().theory_weights:
@@ -397,4 +406,29 @@ def tune(
     policy = model.policy
     save_model_dir(out_dir, "policy", prior.config, policy.state_dict(), config, metrics,
                    extra_config={"env": asdict(config.env_config())})
+    return metrics
+
+
+def _tune_dpo(config: TuneConfig, out_dir: Path, comparisons: Sequence[Any] | None,
+              log: Callable[[str], None]) -> dict[str, Any]:
+    """DPO on the comparisons, written as a policy directory like PPO's."""
+    if not comparisons:
+        raise RLComposerError("tune --algorithm dpo needs comparisons (from the rating database), got none")
+    torch.set_num_threads(config.threads)
+    prior = load_prior(config.prior)
+    started = time.monotonic()
+    policy, metrics = train_dpo(comparisons, config.dpo, prior, config.episode_steps,
+                                np.random.default_rng(config.seed), log)
+    sample = policy.sample(256, config.episode_steps, generator=torch.Generator().manual_seed(config.seed))
+    kl = float(kl_to_prior_per_melody(policy, prior, torch.as_tensor(sample)).mean())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "tune_config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    history = metrics.pop("history")
+    (out_dir / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    metrics.update({"seconds": time.monotonic() - started, "kl_per_melody": kl,
+                    "final": {"kl_per_melody": kl, "held_out_accuracy": metrics["held_out_accuracy"]}})
+    state = {f"actor.{name}": value for name, value in policy.state_dict().items()}
+    save_model_dir(out_dir, "policy", prior.config, state, config, metrics,
+                   extra_config={"env": asdict(config.env_config())})
+    log(f"DPO policy: KL to prior {kl:.2f} nats per melody")
     return metrics
