@@ -1,4 +1,11 @@
-"""What the command groups share: output, argument types, the corpus cache and the database URL."""
+"""What the command groups share: the common options, output, argument types, the corpus and the database.
+
+The options several commands take are defined here once: :func:`add_output_options`
+(``--json``, ``--quiet``), :func:`add_db_option` (``--db URL``), both together
+for the commands on the rating database (:func:`add_db_command_options`) and
+:func:`add_corpus_options` (``--cache-dir``, ``--max-tunes``). This module imports
+only the standard library at load time, so that building the parser stays fast.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +18,20 @@ from typing import Any
 
 from rlcomposer.errors import RLComposerError
 
+Commands = argparse._SubParsersAction
+"""The ``add_subparsers()`` object a group's ``register`` adds its (sub)commands to."""
+
 ENV_CACHE_DIR = "RLCOMPOSER_CACHE_DIR"
 
-
-def emit(args: argparse.Namespace, result: dict[str, Any], text: str | None = None) -> None:
-    """Print ``result`` as JSON with ``--json``, else the human-readable ``text``."""
-    if getattr(args, "json", False):
-        print(json.dumps(result, indent=2, sort_keys=True, default=str))
-    elif text is not None:
-        print(text)
-
-
-def say(args: argparse.Namespace, message: str) -> None:
-    """Progress and notes: to stderr under ``--json``, so stdout stays clean JSON."""
-    print(message, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+QUIET_PROGRESS_BARS = "no progress bars"
+QUIET_PROGRESS_OUTPUT = "no progress output"
+DB_HELP = ("database URL or SQLite file (default: $RLCOMPOSER_DATABASE_URL, "
+           "else the file printed by `rlcomposer db where`)")
+CACHE_DIR_HELP = f"corpus cache folder (default: ${ENV_CACHE_DIR} or the user cache folder)"
+MAX_TUNES_HELP = "parse at most this many tunes per collection (for quick trials)"
 
 
+# ------------------------------------------------------------------- types
 def _whole_number(text: str) -> int:
     try:
         return int(text)
@@ -48,6 +53,46 @@ def positive_int(text: str) -> int:
     return value
 
 
+# ---------------------------------------------------------- shared options
+def add_output_options(parser: argparse.ArgumentParser, *, quiet_help: str = QUIET_PROGRESS_BARS) -> None:
+    """``--json`` (the result as JSON on stdout, notes to stderr) and ``--quiet``."""
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument("--quiet", action="store_true", help=quiet_help)
+
+
+def add_db_option(parser: argparse.ArgumentParser, *, help: str = DB_HELP) -> None:
+    """``--db URL``; :func:`resolve_db` reads it (it wins over ``$RLCOMPOSER_DATABASE_URL``)."""
+    parser.add_argument("--db", default=None, metavar="URL", help=help)
+
+
+def add_db_command_options(parser: argparse.ArgumentParser) -> None:
+    """``--db``, ``--json`` and ``--quiet``: the options of every command on the rating database."""
+    add_db_option(parser)
+    add_output_options(parser, quiet_help=QUIET_PROGRESS_OUTPUT)
+
+
+def add_corpus_options(parser: argparse.ArgumentParser, *, cache_dir_help: str = CACHE_DIR_HELP,
+                       max_tunes_help: str = MAX_TUNES_HELP) -> None:
+    """``--cache-dir`` and ``--max-tunes``; :func:`load_corpus` and :func:`corpus_cache_dir` read them."""
+    parser.add_argument("--cache-dir", default=None, help=cache_dir_help)
+    parser.add_argument("--max-tunes", type=positive_int, default=None, help=max_tunes_help)
+
+
+# ------------------------------------------------------------------ output
+def emit(args: argparse.Namespace, result: dict[str, Any], text: str | None = None) -> None:
+    """Print ``result`` as JSON with ``--json``, else the human-readable ``text``."""
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    elif text is not None:
+        print(text)
+
+
+def say(args: argparse.Namespace, message: str) -> None:
+    """Progress and notes: to stderr under ``--json``, so stdout stays clean JSON."""
+    print(message, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
+
+
+# ------------------------------------------------------------------ corpus
 def default_cache_dir() -> Path:
     """Where the parsed corpus is cached: ``$RLCOMPOSER_CACHE_DIR`` or the user cache folder."""
     if os.environ.get(ENV_CACHE_DIR):
@@ -55,6 +100,12 @@ def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("rlcomposer")) / "corpus"
+
+
+def corpus_cache_dir(args: argparse.Namespace) -> str | Path:
+    """``--cache-dir`` as given, else :func:`default_cache_dir`."""
+    given = getattr(args, "cache_dir", None)
+    return given if given is not None else default_cache_dir()
 
 
 def corpus_config(args: argparse.Namespace):
@@ -69,11 +120,13 @@ def corpus_config(args: argparse.Namespace):
 
 
 def load_corpus(args: argparse.Namespace):
+    """The cached corpus of ``--cache-dir`` (a one-line error says to run ``corpus build`` if missing)."""
     from rlcomposer.corpus.build import load_corpus
 
-    return load_corpus(Path(args.cache_dir), corpus_config(args))
+    return load_corpus(Path(corpus_cache_dir(args)), corpus_config(args))
 
 
+# ---------------------------------------------------------------- database
 def resolve_db(args: argparse.Namespace) -> str:
     """The database URL of a command: ``--db``, else ``$RLCOMPOSER_DATABASE_URL``, else the default."""
     from rlcomposer.feedback.database import ENV_DATABASE_URL, resolve_database_url
@@ -82,9 +135,3 @@ def resolve_db(args: argparse.Namespace) -> str:
     if explicit is not None and not explicit.strip():
         raise RLComposerError("--db is empty: give a URL such as sqlite:///ratings.sqlite3")
     return resolve_database_url(explicit, os.environ.get(ENV_DATABASE_URL))
-
-
-
-
-
-# --------------------------------------------------------------------- db

@@ -1,8 +1,9 @@
-"""The feedback commands of the ``rlcomposer`` CLI: ``db``, ``pool``, ``ratings export``, ``app``.
+"""``rlcomposer db``, ``pool add`` and ``ratings export``: the rating database and what goes in and out.
 
-:func:`register` adds them to the parser of :func:`rlcomposer.cli.main.build_parser`.
-Every command here takes ``--db URL``, which wins over ``$RLCOMPOSER_DATABASE_URL``;
-the default is the SQLite file printed by ``rlcomposer db where``.
+Every command here takes ``--db URL`` (:func:`~rlcomposer.cli.common.add_db_option`),
+which wins over ``$RLCOMPOSER_DATABASE_URL``; the default is the SQLite file printed by
+``rlcomposer db where``. :func:`register` creates the ``ratings`` group and returns its
+actions, so that :mod:`rlcomposer.cli.reward` can add ``ratings simulate`` to it.
 """
 
 from __future__ import annotations
@@ -10,29 +11,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-from rlcomposer.cli.common import emit as _emit
-from rlcomposer.cli.common import positive_int as _positive_int
-from rlcomposer.cli.common import resolve_db
-from rlcomposer.cli.common import say as _say
-from rlcomposer.errors import RLComposerError
+from rlcomposer.cli.common import (
+    Commands,
+    add_corpus_options,
+    add_db_command_options,
+    emit,
+    load_corpus,
+    positive_int,
+    resolve_db,
+    say,
+)
 
-APP_ENTRY = "app.py"
 
-
+# --------------------------------------------------------------------- db
 def cmd_db_where(args: argparse.Namespace) -> None:
-    from rlcomposer.feedback.database import display_url, sqlite_path
+    from rlcomposer.feedback.database import ENV_DATABASE_URL, display_url, sqlite_path
 
     url = resolve_db(args)
     path = sqlite_path(url)
-    source = ("--db" if args.db else "$RLCOMPOSER_DATABASE_URL" if os.environ.get("RLCOMPOSER_DATABASE_URL")
-              else "default")
+    source = "--db" if args.db else f"${ENV_DATABASE_URL}" if os.environ.get(ENV_DATABASE_URL) else "default"
     result = {"url": display_url(url), "path": str(path) if path else None, "source": source}
-    _emit(args, result, str(path) if path else display_url(url))
+    emit(args, result, str(path) if path else display_url(url))
 
 
 def _migrate(args: argparse.Namespace, migrate) -> None:
@@ -42,8 +44,8 @@ def _migrate(args: argparse.Namespace, migrate) -> None:
     before = current_revision(url)
     migrate(url, args.revision)
     after = current_revision(url)
-    _emit(args, {"url": display_url(url), "from": before, "to": after},
-          f"database {display_url(url)}: {before or 'empty'} -> {after or 'empty'}")
+    emit(args, {"url": display_url(url), "from": before, "to": after},
+         f"database {display_url(url)}: {before or 'empty'} -> {after or 'empty'}")
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
@@ -64,8 +66,8 @@ def cmd_db_current(args: argparse.Namespace) -> None:
     url = resolve_db(args)
     current, head = current_revision(url), head_revision()
     state = "up to date" if current == head else "empty" if current is None else "behind: run `rlcomposer db upgrade`"
-    _emit(args, {"url": display_url(url), "current": current, "head": head},
-          f"{display_url(url)}: revision {current or '(none)'}, newest {head} ({state})")
+    emit(args, {"url": display_url(url), "current": current, "head": head},
+         f"{display_url(url)}: revision {current or '(none)'}, newest {head} ({state})")
 
 
 # ------------------------------------------------------------------- pool
@@ -87,8 +89,7 @@ def _model_provenance(spec: str) -> tuple[str, str, dict[str, Any], str | None]:
 
 
 def cmd_pool_add(args: argparse.Namespace) -> None:
-    from rlcomposer.cli.common import default_cache_dir
-    from rlcomposer.cli.common import load_corpus as _load_corpus
+    from rlcomposer.feedback.database import display_url
     from rlcomposer.feedback.store import check_tag, open_store
     from rlcomposer.prior.generation import GenerationConfig, sample_melodies
     from rlcomposer.prior.registry import resolve_model
@@ -98,23 +99,19 @@ def cmd_pool_add(args: argparse.Namespace) -> None:
                               temperature=args.temperature, top_k=args.top_k, formats=("json",))
     url = resolve_db(args)
     store = open_store(url)  # fail on a bad database before sampling
-    if args.cache_dir is None:
-        args.cache_dir = default_cache_dir()
-    model = resolve_model(config.model, lambda: _load_corpus(args).sequences("test"))
+    model = resolve_model(config.model, lambda: load_corpus(args).sequences("test"))
     name, kind, model_config, path = _model_provenance(args.model)
     model.name = name
-    _say(args, f"sampling {config.num_melodies} melodies from {args.model} (seed {config.seed})")
+    say(args, f"sampling {config.num_melodies} melodies from {args.model} (seed {config.seed})")
     melodies = sample_melodies(model, config)
     result = store.add_melodies(melodies, args.tag, model=name, model_kind=kind,
                                 model_config={**model_config, "generation": {
                                     "temperature": config.temperature, "top_k": config.top_k}}
                                 if model_config else {}, model_path=path, experiment=args.experiment)
-    from rlcomposer.feedback.database import display_url
-
-    _emit(args, {"db": display_url(url), "tag": args.tag, "model": name, "added": result.added,
-                 "already_there": result.existing, "melody_ids": result.ids},
-          f"added {result.added} melodies to tag '{args.tag}' in {display_url(url)}"
-          + (f" ({result.existing} were already there)" if result.existing else ""))
+    emit(args, {"db": display_url(url), "tag": args.tag, "model": name, "added": result.added,
+                "already_there": result.existing, "melody_ids": result.ids},
+         f"added {result.added} melodies to tag '{args.tag}' in {display_url(url)}"
+         + (f" ({result.existing} were already there)" if result.existing else ""))
 
 
 # ---------------------------------------------------------------- ratings
@@ -130,75 +127,29 @@ def cmd_ratings_export(args: argparse.Namespace) -> None:
         sys.stdout.write(format_rows(rows, args.format or "csv"))
         return
     count = export_ratings(store, args.out, args.format, tags=args.tag, raters=args.rater)
-    _emit(args, {"out": str(args.out), "rows": count}, f"wrote {count} ratings and comparisons to {args.out}")
-
-
-# -------------------------------------------------------------------- app
-def app_script() -> Path:
-    """The Streamlit entry script: ``feedback_app/app.py`` (inside the package as ``rlcomposer/_feedback_app``)."""
-    package = Path(__file__).resolve().parents[1]
-    for folder in (package / "_feedback_app", package.parent / "feedback_app"):
-        if (folder / APP_ENTRY).is_file():
-            return folder / APP_ENTRY
-    raise RLComposerError(f"the rating app is missing from the installation ({package / '_feedback_app'})")
-
-
-def cmd_app(args: argparse.Namespace) -> None:
-    from rlcomposer.feedback.database import ENV_DATABASE_URL, ensure_migrated
-
-    url = resolve_db(args)
-    ensure_migrated(url)  # a database that is down fails here, with one line
-    streamlit_args = list(getattr(args, "streamlit_args", []) or [])
-    for option, value in (("--browser.gatherUsageStats", "false"), ("--client.toolbarMode", "viewer")):
-        if not any(a.startswith(option) for a in streamlit_args):
-            streamlit_args += [option, value]
-    env = dict(os.environ, **{ENV_DATABASE_URL: url})
-    command = [sys.executable, "-m", "streamlit", "run", str(app_script()), *streamlit_args]
-    try:
-        code = subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        code = 0
-    if code not in (0, -2, 130):
-        raise RLComposerError(f"streamlit stopped with status {code}")
-
-
-class _PassThroughParser(argparse.ArgumentParser):
-    """Keeps options it does not know (Streamlit's own, e.g. ``--server.port 8502``)."""
-
-    def parse_known_args(self, args=None, namespace=None):
-        namespace, extras = super().parse_known_args(args, namespace)
-        namespace.streamlit_args = list(getattr(namespace, "streamlit_args", None) or []) + extras
-        return namespace, []
+    emit(args, {"out": str(args.out), "rows": count}, f"wrote {count} ratings and comparisons to {args.out}")
 
 
 # --------------------------------------------------------------- register
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``db``, ``pool``, ``ratings export`` and ``app`` to the CLI."""
-
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--db", default=None, metavar="URL",
-                         help="database URL or SQLite file (default: $RLCOMPOSER_DATABASE_URL, "
-                              "else the file printed by `rlcomposer db where`)")
-        sub.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-        sub.add_argument("--quiet", action="store_true", help="no progress output")
-
+def register(commands: Commands) -> Commands:
+    """Add ``db``, ``pool add`` and ``ratings export``; return the ``ratings`` group's actions."""
     db = commands.add_parser("db", help="the rating database: where it is, migrations")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     where = db_commands.add_parser("where", help="print the database in use (the SQLite file, or the URL)")
-    common(where)
+    add_db_command_options(where)
     where.set_defaults(handler=cmd_db_where)
     upgrade = db_commands.add_parser("upgrade", help="migrate the database to the newest schema",
                                      description="Run the Alembic migrations (creates the tables on "
                                                  "an empty database). Safe to run again.")
-    common(upgrade)
+    add_db_command_options(upgrade)
     upgrade.add_argument("--revision", default="head", help="target revision (default head)")
     upgrade.set_defaults(handler=cmd_db_upgrade)
     downgrade = db_commands.add_parser("downgrade", help="migrate down (`--revision base` drops every table)")
-    common(downgrade)
+    add_db_command_options(downgrade)
     downgrade.add_argument("--revision", required=True, help="target revision, e.g. base")
     downgrade.set_defaults(handler=cmd_db_downgrade)
     current = db_commands.add_parser("current", help="the database's revision and the newest one")
-    common(current)
+    add_db_command_options(current)
     current.set_defaults(handler=cmd_db_current)
 
     pool = commands.add_parser("pool", help="the pool of melodies listeners rate")
@@ -207,43 +158,28 @@ def register(commands: argparse._SubParsersAction) -> None:
         "add", help="sample melodies from a model into the database for rating",
         description="Sample melodies and store them (with model, seed and tag) as candidates for "
                     "rating. A melody already in the tag is not added twice.")
-    common(add)
+    add_db_command_options(add)
     add.add_argument("--model", default="prior", help="model directory, or prior (default) / corpus / random")
-    add.add_argument("--n", type=_positive_int, default=20, help="number of melodies (default 20)")
+    add.add_argument("--n", type=positive_int, default=20, help="number of melodies (default 20)")
     add.add_argument("--tag", required=True, help="label of this batch, e.g. prior-round1 or tuned-exp3")
     add.add_argument("--seed", type=int, default=0, help="random seed, 0 or more (default 0)")
     add.add_argument("--bars", type=int, default=4, help="melody length in 16-step bars (default 4)")
     add.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     add.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
     add.add_argument("--experiment", default=None, help="experiment name stored with each melody")
-    add.add_argument("--cache-dir", default=None, help="corpus cache folder (for --model corpus)")
-    add.add_argument("--max-tunes", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    add_corpus_options(add, cache_dir_help="corpus cache folder (for --model corpus)",
+                       max_tunes_help=argparse.SUPPRESS)
     add.set_defaults(handler=cmd_pool_add)
 
     ratings = commands.add_parser("ratings", help="listeners' ratings and comparisons")
     ratings_commands = ratings.add_subparsers(dest="ratings_command", metavar="ACTION", required=True)
     export = ratings_commands.add_parser(
         "export", help="write every rating and comparison, with its melody and rater, as CSV or JSONL")
-    common(export)
+    add_db_command_options(export)
     export.add_argument("--format", choices=("csv", "jsonl"), default=None,
                         help="csv or jsonl (default: from the file name; csv for stdout)")
     export.add_argument("--out", default="-", help="file to write, or - for stdout (default)")
     export.add_argument("--tag", action="append", help="only rows about melodies of this tag (repeatable)")
     export.add_argument("--rater", action="append", help="only this rater's rows (repeatable)")
     export.set_defaults(handler=cmd_ratings_export)
-
-    from rlcomposer.cli import reward as cli_reward
-
-    cli_reward.register_simulate(ratings_commands)  # ratings simulate
-    cli_reward.register(commands)  # reward train
-
-    app = commands.add_parser(
-        "app", help="the rating app in the browser (Streamlit options pass through, e.g. --server.port 8502)",
-        description="Start the Streamlit rating app on the database (migrated first). Options "
-                    "this command does not know go to `streamlit run`, e.g. --server.port 8502 "
-                    "--server.headless true. The app reads RLCOMPOSER_ACCESS_CODE (raters' shared "
-                    "access code) and RLCOMPOSER_ADMIN_PASSWORD (the dashboard) from the environment.")
-    app.__class__ = _PassThroughParser
-    app.add_argument("--db", default=None, metavar="URL",
-                     help="database URL or SQLite file (default: $RLCOMPOSER_DATABASE_URL or the default file)")
-    app.set_defaults(handler=cmd_app, streamlit_args=[])
+    return ratings_commands

@@ -1,16 +1,24 @@
-"""The reward commands of the CLI: ``ratings simulate`` and ``reward train``.
+"""``rlcomposer ratings simulate`` and ``reward train``: simulated listeners, and the reward model from ratings.
 
-:func:`register_simulate` adds ``simulate`` to the ``ratings`` command and
-:func:`register` adds ``reward``; both are called from
-:func:`rlcomposer.cli.feedback.register`.
+:func:`register` adds ``reward train``, and ``simulate`` to the ``ratings`` group that
+:func:`rlcomposer.cli.feedback.register` creates (``cli/main.py`` hands it over, so the
+two modules do not import each other).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from rlcomposer.cli.common import non_negative_int as _non_negative_int
+from rlcomposer.cli.common import (
+    Commands,
+    add_db_command_options,
+    emit,
+    non_negative_int,
+    resolve_db,
+    say,
+)
 from rlcomposer.errors import RLComposerError
 
 
@@ -18,9 +26,6 @@ from rlcomposer.errors import RLComposerError
 def cmd_ratings_simulate(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from rlcomposer.cli.common import emit as _emit
-    from rlcomposer.cli.common import resolve_db
-    from rlcomposer.cli.common import say as _say
     from rlcomposer.feedback.database import display_url
     from rlcomposer.feedback.selection import ActiveSelection
     from rlcomposer.feedback.simulated_raters import simulate_ratings
@@ -56,7 +61,7 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
         strategy = ActiveSelection(reward, candidate_pairs=args.candidates,
                                    rng=np.random.default_rng(rng.integers(2**63)),
                                    tags=(args.tag,) if args.tag else ())
-    progress = None if args.quiet else (lambda message: _say(args, message))
+    progress = None if args.quiet else (lambda message: say(args, message))
     counts: dict[str, Any] = simulate_ratings(store, listener, pairs=args.pairs, stars=args.stars, tag=args.tag,
                                               strategy=strategy, rng=rng, reference_tag=args.reference_tag,
                                               progress=progress)
@@ -66,16 +71,11 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
     text = (f"{counts['rater']}: {counts['comparisons']} comparisons (a {counts['a']}, b {counts['b']}, "
             f"tie {counts['tie']}) and {counts['stars']} star ratings in {display_url(url)}"
             + (" (the rater has judged every item)" if counts["exhausted"] else ""))
-    _emit(args, counts, text)
+    emit(args, counts, text)
 
 
 # ----------------------------------------------------------------- train
 def cmd_reward_train(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from rlcomposer.cli.common import emit as _emit
-    from rlcomposer.cli.common import resolve_db
-    from rlcomposer.cli.common import say as _say
     from rlcomposer.config import load_config, parse_overrides
     from rlcomposer.feedback.database import display_url
     from rlcomposer.feedback.store import check_tag, open_store
@@ -98,7 +98,7 @@ def cmd_reward_train(args: argparse.Namespace) -> None:
     url = resolve_db(args)
     store = open_store(url)
     data = load_training_data(store, tag=args.tag, rater=args.rater)
-    log = (lambda message: None) if args.quiet else (lambda message: _say(args, message))
+    log = (lambda message: None) if args.quiet else (lambda message: say(args, message))
     ensemble = train_reward_model(data.comparisons, data.stars, config, prior, log=log)
     ensemble.metrics["data"].update(db=display_url(url), tag=args.tag, rater_filter=args.rater)
     save_reward_model(ensemble, out)
@@ -108,33 +108,25 @@ def cmd_reward_train(args: argparse.Namespace) -> None:
     def fmt(value):
         return "n/a" if value is None else f"{value:.3f}"
 
-    _emit(args, result, f"reward model written to {out}: held-out accuracy {fmt(held['accuracy'])}, "
+    emit(args, result, f"reward model written to {out}: held-out accuracy {fmt(held['accuracy'])}, "
                         f"log-loss {fmt(held['log_loss'])}, ECE {fmt(held['ece'])} "
                         f"({held['pairs']} held-out comparisons)")
 
 
 # -------------------------------------------------------------- register
-def _common(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--db", default=None, metavar="URL",
-                     help="database URL or SQLite file (default: $RLCOMPOSER_DATABASE_URL, "
-                          "else the file printed by `rlcomposer db where`)")
-    sub.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    sub.add_argument("--quiet", action="store_true", help="no progress output")
-
-
-def register_simulate(ratings_commands: argparse._SubParsersAction) -> None:
-    """Add ``ratings simulate``."""
-    simulate = ratings_commands.add_parser(
+def register(commands: Commands, ratings: Commands) -> None:
+    """Add ``simulate`` to the ``ratings`` group's actions, and ``reward train``."""
+    simulate = ratings.add_parser(
         "simulate", help="a simulated listener rates the pool, like a person would",
         description="A listener function (a built-in name: lyrical, rhythmic, adventurous; or "
                     "package.module:function) answers comparisons and gives stars with noise, as "
                     "rater sim:<function>, through the same store functions as the app. Its noise "
                     "is calibrated on the pool melodies (or --reference-tag).")
-    _common(simulate)
+    add_db_command_options(simulate)
     simulate.add_argument("--listener", required=True, metavar="SPEC",
                           help="built-in listener name or package.module:function")
-    simulate.add_argument("--pairs", type=_non_negative_int, default=0, help="comparisons to answer")
-    simulate.add_argument("--stars", type=_non_negative_int, default=0, help="star ratings to give (default 0)")
+    simulate.add_argument("--pairs", type=non_negative_int, default=0, help="comparisons to answer")
+    simulate.add_argument("--stars", type=non_negative_int, default=0, help="star ratings to give (default 0)")
     simulate.add_argument("--tag", default=None, help="only melodies of this tag (default: the whole pool)")
     simulate.add_argument("--reference-tag", default=None,
                           help="calibrate the listener's spread on this tag (default: --tag / the pool)")
@@ -152,9 +144,6 @@ def register_simulate(ratings_commands: argparse._SubParsersAction) -> None:
                           help="noise on the score before stars, in spreads (default 0.5)")
     simulate.set_defaults(handler=cmd_ratings_simulate)
 
-
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``reward train``."""
     reward = commands.add_parser("reward", help="the reward model learnt from ratings")
     reward_commands = reward.add_subparsers(dest="reward_command", metavar="ACTION", required=True)
     train = reward_commands.add_parser(
@@ -162,7 +151,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Bradley-Terry on comparisons (ties = 1/2, skips ignored) and per-rater z-scored "
                     "stars, an ensemble on bootstrap resamples, encoder initialised from the prior. "
                     "Prints held-out accuracy, log-loss and calibration; writes a model directory.")
-    _common(train)
+    add_db_command_options(train)
     train.add_argument("--out", required=True, metavar="RM", help="reward-model directory to write")
     train.add_argument("--tag", default=None, help="only ratings of melodies of this tag")
     train.add_argument("--rater", default=None, help="only this rater's ratings (e.g. sim:lyrical)")

@@ -1,0 +1,68 @@
+"""``rlcomposer app``: the Streamlit rating app in the browser, on the database (migrated first).
+
+Options this command does not know pass through to ``streamlit run``
+(e.g. ``--server.port 8502``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rlcomposer.cli.common import Commands, add_db_option, resolve_db
+from rlcomposer.errors import RLComposerError
+
+APP_ENTRY = "app.py"
+
+
+def app_script() -> Path:
+    """The Streamlit entry script: ``feedback_app/app.py`` (inside the package as ``rlcomposer/_feedback_app``)."""
+    package = Path(__file__).resolve().parents[1]
+    for folder in (package / "_feedback_app", package.parent / "feedback_app"):
+        if (folder / APP_ENTRY).is_file():
+            return folder / APP_ENTRY
+    raise RLComposerError(f"the rating app is missing from the installation ({package / '_feedback_app'})")
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.database import ENV_DATABASE_URL, ensure_migrated
+
+    url = resolve_db(args)
+    ensure_migrated(url)  # a database that is down fails here, with one line
+    streamlit_args = list(getattr(args, "streamlit_args", []) or [])
+    for option, value in (("--browser.gatherUsageStats", "false"), ("--client.toolbarMode", "viewer")):
+        if not any(a.startswith(option) for a in streamlit_args):
+            streamlit_args += [option, value]
+    env = dict(os.environ, **{ENV_DATABASE_URL: url})
+    command = [sys.executable, "-m", "streamlit", "run", str(app_script()), *streamlit_args]
+    try:
+        code = subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    if code not in (0, -2, 130):
+        raise RLComposerError(f"streamlit stopped with status {code}")
+
+
+class _PassThroughParser(argparse.ArgumentParser):
+    """Keeps options it does not know (Streamlit's own, e.g. ``--server.port 8502``)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.streamlit_args = list(getattr(namespace, "streamlit_args", None) or []) + extras
+        return namespace, []
+
+
+def register(commands: Commands) -> None:
+    """Add ``app``."""
+    app = commands.add_parser(
+        "app", help="the rating app in the browser (Streamlit options pass through, e.g. --server.port 8502)",
+        description="Start the Streamlit rating app on the database (migrated first). Options "
+                    "this command does not know go to `streamlit run`, e.g. --server.port 8502 "
+                    "--server.headless true. The app reads RLCOMPOSER_ACCESS_CODE (raters' shared "
+                    "access code) and RLCOMPOSER_ADMIN_PASSWORD (the dashboard) from the environment.")
+    app.__class__ = _PassThroughParser  # add_parser builds the class of the group; this one keeps unknown options
+    add_db_option(app, help="database URL or SQLite file (default: $RLCOMPOSER_DATABASE_URL or the default file)")
+    app.set_defaults(handler=cmd_app, streamlit_args=[])

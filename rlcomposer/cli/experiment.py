@@ -1,0 +1,86 @@
+"""``rlcomposer experiment run`` and ``experiment resume``: the whole loop in rounds, with a report.
+
+Their ``--db`` is not :func:`~rlcomposer.cli.common.add_db_option`'s: by default a run
+keeps its ratings in its own SQLite file (``run``), or in the database it used (``resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rlcomposer.cli.common import Commands, add_output_options, emit, say
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    from rlcomposer.config import parse_overrides
+    from rlcomposer.experiments.loop import (
+        Experiment,
+        ExperimentWaiting,
+        load_experiment_config,
+        read_run_state,
+        resume_config,
+    )
+
+    if args.experiment_command == "run":
+        config = load_experiment_config(args.config, parse_overrides(args.set))
+        run_dir = Path(args.runs_dir) / config.name
+        db_url = args.db
+    else:
+        run_dir = Path(args.run_dir)
+        config = resume_config(run_dir)
+        db_url = args.db or read_run_state(run_dir).get("db_url")
+    if db_url:
+        from rlcomposer.feedback.database import normalise_url
+
+        db_url = normalise_url(db_url)
+    started = time.monotonic()
+    experiment = Experiment(config, run_dir, db_url, log=lambda message: say(args, message),
+                            progress=not args.json and not args.quiet)
+    try:
+        results = experiment.run()
+    except ExperimentWaiting as waiting:
+        emit(args, {"status": "waiting", "run_dir": str(run_dir), "message": str(waiting)}, str(waiting))
+        return
+    report = experiment.write_report()
+    last = results[-1]
+    summary = {"status": "done", "run_dir": str(run_dir), "report": str(report),
+               "seconds": time.monotonic() - started, "win_rate": last.win_rate,
+               "best_of_n_win_rate": last.best_of_n_win_rate, "kl_tuned": last.kl_tuned,
+               "rounds": len(results)}
+    text = [f"experiment {config.name}: {len(results)} round(s) in {summary['seconds'] / 60:.1f} min",
+            f"  listener's win-rate of tuned over prior: "
+            f"{'n/a' if last.win_rate is None else f'{100 * last.win_rate:.1f}%'} "
+            f"(KL {last.kl_tuned:.2f} nats); best-of-{last.best_of_n}: "
+            f"{'n/a' if last.best_of_n_win_rate is None else f'{100 * last.best_of_n_win_rate:.1f}%'}",
+            f"  report: {report}",
+            f"  tuned melodies: {run_dir / f'round-{last.round}' / 'melodies'}",
+            f"  rate them yourself: rlcomposer app --db {experiment.db_url}"]
+    emit(args, summary, "\n".join(text))
+
+
+def register(commands: Commands) -> None:
+    """Add ``experiment run`` and ``experiment resume``."""
+    experiment = commands.add_parser(
+        "experiment", help="the whole loop in rounds: rate -> reward model -> tune -> evaluate, with a report")
+    experiment_commands = experiment.add_subparsers(dest="experiment_command", metavar="ACTION", required=True)
+    run = experiment_commands.add_parser(
+        "run", help="run an experiment from a YAML config (see experiments/configs/)",
+        description="Rounds of: sample a pool from the current policy, collect comparisons (a simulated "
+                    "listener, or people in the app), train the reward model, tune with PPO from the "
+                    "prior, evaluate. Writes runs/NAME/ with report.md, plots, checkpoints and melodies.")
+    add_output_options(run)
+    run.add_argument("config", help="experiment YAML (ExperimentConfig keys, see rlcomposer/experiment.py)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key")
+    run.add_argument("--runs-dir", default="runs", help="where run folders go (default runs/)")
+    run.add_argument("--db", default=None,
+                     help="database URL (default: runs/NAME/feedback.sqlite, the run's own SQLite file)")
+    run.set_defaults(handler=cmd_experiment)
+
+    resume = experiment_commands.add_parser(
+        "resume", help="continue a run folder (e.g. after people have rated in the app)")
+    add_output_options(resume)
+    resume.add_argument("run_dir", help="the run folder, e.g. runs/quickstart")
+    resume.add_argument("--db", default=None, help="database URL (default: the one the run used)")
+    resume.set_defaults(handler=cmd_experiment)
