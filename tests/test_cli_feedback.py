@@ -31,22 +31,32 @@ def test_db_where_follows_flag_then_environment_then_default(capsys, monkeypatch
     monkeypatch.delenv("RLCOMPOSER_DATABASE_URL", raising=False)
     code, out, _ = run(capsys, "db", "where")
     assert code == 0 and out.strip() == str(database.default_database_path())
+    assert json.loads(run(capsys, "db", "where", "--json")[1])["source"] == "default"
     monkeypatch.setenv("RLCOMPOSER_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite3'}")
-    assert run(capsys, "db", "where")[1].strip() == str(tmp_path / "env.sqlite3")
+    assert run(capsys, "db", "where")[1] == f"{tmp_path / 'env.sqlite3'}\n"
+    assert json.loads(run(capsys, "db", "where", "--json")[1]) == {
+        "url": f"sqlite:///{tmp_path / 'env.sqlite3'}", "path": str(tmp_path / "env.sqlite3"),
+        "source": "$RLCOMPOSER_DATABASE_URL"}
     code, out, _ = run(capsys, "db", "where", "--db", f"sqlite:///{tmp_path / 'flag.sqlite3'}", "--json")
     assert json.loads(out)["path"] == str(tmp_path / "flag.sqlite3") and json.loads(out)["source"] == "--db"
+    code, out, err = run(capsys, "db", "where", "--db", " ")
+    assert code == 2 and out == "" and err == (
+        "rlcomposer: error: --db is empty: give a URL such as sqlite:///ratings.sqlite3\n")
 
 
 def test_db_upgrade_current_downgrade(capsys, db):
+    head = database.head_revision()
     code, out, _ = run(capsys, "db", "current", "--db", db)
-    assert code == 0 and "(none)" in out and "empty" in out
+    assert code == 0 and out == f"{db}: revision (none), newest {head} (empty)\n"
     code, out, _ = run(capsys, "db", "upgrade", "--db", db)
-    assert code == 0 and "empty -> " + database.head_revision() in out
+    assert code == 0 and out == f"database {db}: empty -> {head}\n"
     code, out, _ = run(capsys, "db", "upgrade", "--db", db, "--json")
-    assert json.loads(out)["from"] == json.loads(out)["to"] == database.head_revision()
-    assert "up to date" in run(capsys, "db", "current", "--db", db)[1]
+    assert json.loads(out) == {"url": db, "from": head, "to": head}
+    assert run(capsys, "db", "current", "--db", db)[1] == f"{db}: revision {head}, newest {head} (up to date)\n"
     code, out, _ = run(capsys, "db", "downgrade", "--db", db, "--revision", "base")
-    assert code == 0 and out.strip().endswith("-> empty")
+    assert code == 0 and out == f"database {db}: {head} -> empty\n"
+    assert json.loads(run(capsys, "db", "current", "--db", db, "--json")[1]) == {
+        "url": db, "current": None, "head": head}
 
 
 @pytest.mark.parametrize("url, reason", [
@@ -54,9 +64,10 @@ def test_db_upgrade_current_downgrade(capsys, db):
     ("postgresql+psycopg://postgres@127.0.0.1:1/nothing", "is unavailable"),
 ])
 def test_bad_or_unreachable_databases_fail_with_one_line(capsys, url, reason):
-    code, out, err = run(capsys, "db", "upgrade", "--db", url)
-    assert code == 2 and out == ""
-    assert err.startswith("rlcomposer: error:") and reason in err and len(err.strip().splitlines()) == 1
+    for command in ("upgrade", "current"):
+        code, out, err = run(capsys, "db", command, "--db", url)
+        assert code == 2 and out == ""
+        assert err.startswith("rlcomposer: error:") and reason in err and len(err.strip().splitlines()) == 1
 
 
 def test_db_downgrade_to_an_unknown_revision(capsys, db):
@@ -75,9 +86,12 @@ def test_pool_add_samples_into_the_database_once(capsys, db, tiny_prior_dir):
     assert (record.tag, record.seed, record.experiment, record.melody.num_steps) == ("round1", 3, "exp-a", 64)
     assert record.model == str(tiny_prior_dir.resolve())
     assert store.models()[0]["config"]["kind"] == "prior"
+    assert (result["db"], result["tag"], result["model"], result["already_there"]) == (
+        db, "round1", str(tiny_prior_dir.resolve()), 0)
+    assert [r.seed for r in map(store.get_melody, result["melody_ids"])] == [3, 3, 3, 3]
     code, out, _ = run(capsys, "pool", "add", "--db", db, "--model", str(tiny_prior_dir), "--n", "4",
                        "--tag", "round1", "--seed", "3")
-    assert code == 0 and "added 0 melodies" in out and "4 were already there" in out
+    assert code == 0 and out.splitlines()[-1] == f"added 0 melodies to tag 'round1' in {db} (4 were already there)"
     assert store.counts()["melodies"] == 4
 
 
@@ -99,7 +113,7 @@ def test_ratings_export_csv_and_jsonl(capsys, db, tmp_path):
     store.submit_rating(new_client_id(), ann.id, ids[0], 5)
     store.submit_comparison(new_client_id(), bob.id, ids[1], ids[2], "a", "b")
     code, out, _ = run(capsys, "ratings", "export", "--db", db, "--out", str(tmp_path / "all.csv"))
-    assert code == 0 and "wrote 2" in out
+    assert code == 0 and out == f"wrote 2 ratings and comparisons to {tmp_path / 'all.csv'}\n"
     rows = list(csv.DictReader((tmp_path / "all.csv").open()))
     assert [(r["kind"], r["rater"], r["stars"], r["choice"]) for r in rows] == [
         ("stars", "Ann", "5", ""), ("comparison", "Bob", "", "a")]
