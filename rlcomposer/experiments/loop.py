@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import yaml
@@ -65,8 +65,11 @@ class ExperimentConfig:
     """Tuned-vs-prior pairs judged by the listener's noiseless preference."""
     best_of_n: int = 0
     """N for the best-of-N baseline; 0 picks N so that its KL matches the tuned policy's (up to the cap)."""
-    best_of_n_cap: int = 64
-    """Largest N the automatic choice may pick (N samples are scored per melody)."""
+    best_of_n_cap: int = 4096
+    """Largest N the automatic choice may pick (KL log N − (N−1)/N: 4096 reaches 7.3 nats)."""
+    best_of_n_budget: int = 65_536
+    """Candidates best-of-N may draw for its evaluation: with a large N it is judged on
+    ``budget // N`` melodies (at least 16) instead of ``evaluation_pairs``."""
     export_melodies: int = 8
     """Tuned melodies written per round as MIDI, MusicXML, WAV and JSON."""
     seed: int = 0
@@ -143,22 +146,103 @@ def best_of_n_for_kl(kl: float, cap: int = 1024) -> int:
     return n
 
 
+class RewardTrainer(Protocol):
+    """Learns a reward model from the experiment's ratings (imitation's reward-trainer role)."""
+
+    def train(self, comparisons: list, stars: list, out_dir: Path, log: Callable[[str], None]):
+        """Train on ``comparisons`` and ``stars``, save into ``out_dir``; return the ensemble."""
+
+
+class Tuner(Protocol):
+    """Tunes the prior against a reward model or on the comparisons (PPO, DPO, ...)."""
+
+    def tune(self, round_index: int, reward_dir: Path, ensemble, comparisons: list, out_dir: Path,
+             log: Callable[[str], None], gold_fn=None) -> None:
+        """Write a policy directory into ``out_dir``."""
+
+
+class PairSelector(Protocol):
+    """Which pairs a simulated listener is asked about in a round."""
+
+    def strategy(self, round_index: int, tag: str, previous_ensemble):
+        """A :class:`~rlcomposer.feedback.selection.SelectionStrategy` for the round."""
+
+
+@dataclass
+class EnsembleRewardTrainer:
+    """The default reward trainer: the reward-model ensemble of :mod:`rlcomposer.preferences.reward_model`."""
+
+    config: RewardModelConfig
+    prior: str = "prior"
+
+    def train(self, comparisons, stars, out_dir, log):
+        from rlcomposer.preferences.reward_model import save_reward_model, train_reward_model
+
+        ensemble = train_reward_model(comparisons, stars, self.config, prior=self.prior, log=log)
+        save_reward_model(ensemble, out_dir)
+        return ensemble
+
+
+@dataclass
+class PolicyTuner:
+    """The default tuner: ``rlcomposer tune`` with the experiment's tune config (PPO or DPO)."""
+
+    experiment: ExperimentConfig
+    progress: bool = True
+
+    def tune(self, round_index, reward_dir, ensemble, comparisons, out_dir, log, gold_fn=None):
+        from rlcomposer.rl.tuning import tune
+
+        config = self.experiment.tune_config(str(reward_dir), round_index)
+        tune(config, out_dir, reward_fn=ensemble, progress=self.progress, log=log, gold_fn=gold_fn,
+             comparisons=comparisons)
+
+
+@dataclass
+class ConfiguredPairSelector:
+    """Random pairs, or (from round 1 with strategy ``active``) where the last ensemble disagrees most."""
+
+    strategy_name: str
+    seed: int
+
+    def strategy(self, round_index, tag, previous_ensemble):
+        from rlcomposer.feedback.selection import ActiveSelection, RandomSelection
+
+        if self.strategy_name == "active" and round_index > 0 and previous_ensemble is not None:
+            return ActiveSelection(previous_ensemble, rng=np.random.default_rng(self.seed + round_index),
+                                   tags=(tag,))
+        return RandomSelection(repeat_share=0.0, tags=(tag,), seed=self.seed + round_index)
+
+
 class Experiment:
-    """The loop over rounds, with its state on disk so that a run can resume."""
+    """The loop over rounds, with its state on disk so that a run can resume.
+
+    Its roles are passed in, in the style of imitation's ``PreferenceComparisons``,
+    and default to what the config says: ``prior`` (the model that writes
+    round 0's pool and the baseline; default the shipped prior), ``listener``
+    (a calibrated :class:`~rlcomposer.preferences.listeners.SimulatedListener`,
+    or None when people rate: ``listener: people``), ``selector`` (a
+    :class:`PairSelector`), ``reward_trainer`` (a :class:`RewardTrainer`) and
+    ``tuner`` (a :class:`Tuner`). A test or a user swaps any of them.
+    """
 
     def __init__(self, config: ExperimentConfig, run_dir: str | Path, db_url: str | None = None,
-                 log: Callable[[str], None] = print, progress: bool = True):
+                 log: Callable[[str], None] = print, progress: bool = True, *,
+                 prior: MelodyModel | None = None, listener=None, selector: PairSelector | None = None,
+                 reward_trainer: RewardTrainer | None = None, tuner: Tuner | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.log = log
         self.progress = progress
+        self.state: dict[str, Any] = read_run_state(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.db_url = db_url or f"sqlite:///{(self.run_dir / 'feedback.sqlite').resolve()}"
         self.state_path = self.run_dir / STATE_FILE
-        self.state: dict[str, Any] = read_run_state(self.run_dir)
-        self.listener = None
-        self.listener_fn = None
-        self._prior_model: MelodyModel | None = None
+        self._prior_model = prior
+        self.listener = listener
+        self.selector = selector or ConfiguredPairSelector(config.strategy, config.seed)
+        self.reward_trainer = reward_trainer or EnsembleRewardTrainer(config.reward_model_config())
+        self.tuner = tuner or PolicyTuner(config, progress)
 
     # ---- set-up ---------------------------------------------------------
     def _save_state(self) -> None:
@@ -175,14 +259,18 @@ class Experiment:
             self._prior_model = resolve_model("prior")
         return self._prior_model
 
+    @property
+    def listener_fn(self):
+        """The listener's own score function (its noiseless taste), or None when people rate."""
+        return None if self.listener is None else self.listener.score_fn
+
     def _set_up_listener(self) -> None:
         if self.config.listener == PEOPLE or self.listener is not None:
             return
         from rlcomposer.preferences.listeners import SimulatedListener, load_listener
 
-        self.listener_fn, name = load_listener(self.config.listener)
-        noise = self.config.noise
-        self.listener = SimulatedListener(self.listener_fn, name, noise,
+        score_fn, name = load_listener(self.config.listener)
+        self.listener = SimulatedListener(score_fn, name, self.config.noise,
                                           rng=np.random.default_rng(self.config.seed + 1))
         reference = self.prior_model.sample(1000, self._num_steps, np.random.default_rng(self.config.seed + 2))
         self.listener.calibrate(reference)
@@ -258,29 +346,21 @@ class Experiment:
                 f"'{self.config.tag(index)}': rate in the app (RLCOMPOSER_POOL_TAGS={self.config.tag(index)}"
                 f"{active} rlcomposer app --db {self.db_url}), then run "
                 f"`rlcomposer experiment resume {self.run_dir}`")
-        from rlcomposer.feedback.selection import ActiveSelection, RandomSelection
         from rlcomposer.feedback.simulated_raters import simulate_ratings
 
-        strategy = RandomSelection(repeat_share=0.0, tags=(self.config.tag(index),),
-                                   seed=self.config.seed + index)
-        if self.config.strategy == "active" and index > 0:
+        previous = None
+        if index > 0:
             from rlcomposer.preferences.reward_model import load_reward_model
 
             previous = load_reward_model(self._round_dir(index - 1) / "reward_model")
-            strategy = ActiveSelection(previous, rng=np.random.default_rng(self.config.seed + index),
-                                       tags=(self.config.tag(index),))
+        strategy = self.selector.strategy(index, self.config.tag(index), previous)
         counts = simulate_ratings(store, self.listener, pairs=need, tag=self.config.tag(index),
                                   strategy=strategy, rng=np.random.default_rng(self.config.seed + 10 + index))
         self.log(f"  ratings: {self.listener.rater_name} answered {counts.get('comparisons', need)} comparisons "
                  f"({counts.get('a', 0)} A, {counts.get('b', 0)} B, {counts.get('tie', 0)} ties)")
 
     def _train_tune_evaluate(self, store, index: int) -> RoundResult:
-        from rlcomposer.preferences.reward_model import (
-            load_training_data,
-            save_reward_model,
-            train_reward_model,
-        )
-        from rlcomposer.rl.tuning import tune
+        from rlcomposer.preferences.reward_model import load_training_data
 
         round_dir = self._round_dir(index)
         comparisons, stars = [], []
@@ -289,18 +369,16 @@ class Experiment:
             comparisons += data.comparisons
             stars += data.stars
         started = time.monotonic()
-        ensemble = train_reward_model(comparisons, stars, self.config.reward_model_config(), prior="prior",
-                                      log=lambda message: self.log(f"  {message}"))
-        reward_dir = save_reward_model(ensemble, round_dir / "reward_model")
+        reward_dir = round_dir / "reward_model"
+        ensemble = self.reward_trainer.train(comparisons, stars, reward_dir, lambda message: self.log(f"  {message}"))
         reward_seconds = time.monotonic() - started
         store.register_model(f"{self.config.name}/round-{index}/reward-model", kind="reward-model",
                              config={"experiment": self.config.name, "round": index,
                                      "metrics": ensemble.metrics.get("held_out", {})},
                              path=str(reward_dir.resolve()))
-        tune_config = self.config.tune_config(str(reward_dir), index)
         started = time.monotonic()
-        tune(tune_config, round_dir / "policy", reward_fn=ensemble, progress=self.progress,
-             log=lambda message: self.log(f"  {message}"), gold_fn=self.listener_fn)
+        self.tuner.tune(index, reward_dir, ensemble, comparisons, round_dir / "policy",
+                        lambda message: self.log(f"  {message}"), gold_fn=self.listener_fn)
         tune_seconds = time.monotonic() - started
         store.register_model(f"{self.config.name}/round-{index}/policy", kind="policy",
                              config={"experiment": self.config.name, "round": index},
@@ -325,7 +403,9 @@ class Experiment:
         kl_tuned = float(kl_to_prior(tuned_model, prior.prior, tuned))
         best_n = self.config.best_of_n or best_of_n_for_kl(kl_tuned, self.config.best_of_n_cap)
         best_model = BestOfNModel(prior, ensemble, best_n, "reward model")
-        best = best_model.sample(n, self._num_steps, rng)
+        # best-of-N draws N candidates a melody: a large N is judged on fewer melodies (the budget)
+        n_best = max(min(n, self.config.best_of_n_budget // best_n), 16)
+        best = best_model.sample(n_best, self._num_steps, rng)
         columns = {"prior": base, "tuned": tuned, f"best-of-{best_n}": best}
         proxy = {name: float(score_melodies(ensemble, melodies).mean()) for name, melodies in columns.items()}
         gold: dict[str, float] = {}
@@ -333,7 +413,7 @@ class Experiment:
         if self.listener is not None:
             gold = {name: float(np.mean(self.listener.scores(melodies))) for name, melodies in columns.items()}
             win_rate = self._win_rate(tuned, base)
-            best_win_rate = self._win_rate(best, base)
+            best_win_rate = self._win_rate(best, base[:len(best)])
             ensemble.metrics["noiseless_accuracy"] = self._reward_model_accuracy(ensemble, base)
         metrics = {name: compute_music_metrics(melodies) for name, melodies in columns.items()}
         table = format_metrics_table(metrics, extra_rows={
@@ -355,7 +435,7 @@ class Experiment:
             metrics={name: m.as_dict() for name, m in metrics.items()}, metrics_table=table,
             tune_seconds=tune_seconds, reward_seconds=reward_seconds,
             overoptimisation=[{k: h[k] for k in ("timesteps", "kl_per_melody", "reward_reward", "gold")
-                               if k in h} for h in history],
+                               if k in h} for h in history if "kl_per_melody" in h],
         )
 
     def _reward_model_accuracy(self, ensemble, melodies: list[Melody]) -> float:
