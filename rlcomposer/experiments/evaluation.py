@@ -1,9 +1,17 @@
-"""Side-by-side evaluation of melody models: music metrics and likelihood under the prior."""
+"""Side-by-side evaluation of melody models: music metrics, style overlap with the corpus,
+diversity, and likelihood under the prior.
+
+Every model's row shows musicality beside win-rate and KL: the Sequence Tutor
+metrics, the style overlap with the held-out corpus (:mod:`rlcomposer.music.style`),
+the share of distinct melodies, distinct 4-note patterns relative to the
+baseline model's and the corpus's, and the longest run of one repeated pitch;
+:func:`format_evaluation` prints collapse warnings under the table.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,6 +19,14 @@ import torch
 
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.metrics import MusicMetrics, compute_music_metrics, format_metrics_table
+from rlcomposer.music.style import (
+    FEATURE_LABELS,
+    StyleReference,
+    StyleReport,
+    collapse_warnings,
+    load_style_reference,
+    style_report,
+)
 from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, MelodyPrior, load_prior
 from rlcomposer.prior.registry import MelodyModel
 
@@ -32,6 +48,12 @@ class ModelEvaluation:
     win_rate: float | None = None
     """Share of pairs (this model's i-th melody vs the reference model's) the listener prefers,
     noiselessly, ties ½; None for the reference itself or without a listener."""
+    style: StyleReport | None = None
+    """Style overlap with the corpus and diversity; distinct patterns relative to the baseline's."""
+    is_baseline: bool = False
+    """Is this the model the others are compared with (win-rate, distinct patterns)?"""
+    collapse_warnings: list[str] = field(default_factory=list)
+    """Plain-language warnings of :func:`~rlcomposer.music.style.collapse_warnings`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +64,9 @@ class ModelEvaluation:
             "mean_reward": self.mean_reward,
             "listener_score": self.listener_score,
             "win_rate": self.win_rate,
+            "style": self.style.as_dict() if self.style is not None else None,
+            "is_baseline": self.is_baseline,
+            "collapse_warnings": list(self.collapse_warnings),
         }
 
 
@@ -84,6 +109,7 @@ def evaluate_models(
     reward_fn: Callable[[Melody], float] | None = None,
     listener_fn: Callable[[Melody], float] | None = None,
     reference_index: int = -1,
+    style_reference: StyleReference | None = None,
 ) -> list[ModelEvaluation]:
     """Sample ``num_melodies`` from each model and measure them all the same way.
 
@@ -92,13 +118,20 @@ def evaluate_models(
     listener's mean score and each model's win-rate against the model at
     ``reference_index`` (the baseline), pair by pair, by the listener's
     noiseless preference (ties count ½).
+
+    Every model also gets a :class:`~rlcomposer.music.style.StyleReport`
+    against ``style_reference`` (default: the shipped statistics of the corpus's
+    test split), its distinct 4-note patterns relative to the baseline's, and
+    the collapse warnings (the non-baseline models compared with the baseline).
     """
     from rlcomposer.preferences.reward_functions import score_melodies
 
     prior = prior if prior is not None else load_prior(SHIPPED_PRIOR_DIR)
-    results, listener_scores = [], []
+    style_reference = style_reference if style_reference is not None else load_style_reference()
+    results, listener_scores, samples = [], [], []
     for model in models:
         melodies = model.sample(num_melodies, num_steps, rng)
+        samples.append(melodies)
         scores = score_melodies(listener_fn, melodies, "listener") if listener_fn is not None else None
         listener_scores.append(scores)
         results.append(ModelEvaluation(
@@ -114,15 +147,63 @@ def evaluate_models(
         for index, (result, scores) in enumerate(zip(results, listener_scores, strict=True)):
             if index != reference_index % len(models):
                 result.win_rate = float(np.mean((scores > reference) + 0.5 * (scores == reference)))
+    _add_style(results, samples, reference_index % len(models), style_reference)
     return results
+
+
+def _add_style(results: Sequence[ModelEvaluation], samples: Sequence[Sequence[Melody]],
+               baseline_index: int, reference: StyleReference) -> None:
+    """Style reports (patterns relative to the baseline's) and collapse warnings, in place."""
+    baseline = results[baseline_index]
+    baseline.is_baseline = True
+    baseline.style = style_report(samples[baseline_index], reference)
+    for index, (result, melodies) in enumerate(zip(results, samples, strict=True)):
+        if index != baseline_index:
+            result.style = style_report(melodies, reference, baseline=samples[baseline_index])
+    for index, result in enumerate(results):
+        assert result.style is not None
+        name = f"{result.name}'s melodies"
+        if index == baseline_index:
+            result.collapse_warnings = collapse_warnings(result.style, name=name)
+        else:
+            result.collapse_warnings = collapse_warnings(
+                result.style, baseline.style, name=name, baseline_name=baseline.name)
 
 
 def _cell(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _style_rows(results: Sequence[ModelEvaluation]) -> dict[str, list[str]]:
+    styles = [r.style for r in results]
+    if any(s is None for s in styles):
+        return {}
+    baseline = next((r.name for r in results if r.is_baseline), None)
+    rows = {"Style overlap with corpus": [f"{s.style_overlap:.3f}" for s in styles]}
+    for name, label in FEATURE_LABELS.items():
+        rows[f"  overlap: {label}"] = [f"{s.feature_overlap[name]:.3f}" for s in styles]
+    rows["Distinct melodies"] = [f"{100 * s.distinct_melodies:.1f}%" for s in styles]
+    rows["Distinct 4-note patterns"] = [str(s.distinct_patterns) for s in styles]
+    if baseline is not None:
+        rows[f"  patterns relative to {baseline}"] = [
+            "-" if r.is_baseline or r.style.pattern_ratio_to_baseline is None
+            else f"{r.style.pattern_ratio_to_baseline:.2f}" for r in results]
+    rows["  patterns relative to corpus"] = [f"{s.pattern_ratio_to_reference:.2f}" for s in styles]
+    rows["Longest one-pitch run (mean / max)"] = [
+        f"{s.longest_run_mean:.1f} / {s.longest_run_max}" for s in styles]
+    rows["Melodies one pitch repeated"] = [f"{100 * s.monotone_share:.1f}%" for s in styles]
+    return rows
+
+
+def format_warnings(results: Sequence[ModelEvaluation]) -> str:
+    """The collapse warnings of every model, one per line (empty when there are none)."""
+    lines = [f"  - {w}" for r in results for w in r.collapse_warnings]
+    return "Warnings:\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def format_evaluation(results: Sequence[ModelEvaluation]) -> str:
-    """The metrics table with rows for reward, KL to the prior and prior log-likelihood."""
+    """The metrics table with rows for reward, KL to the prior, prior log-likelihood, style
+    overlap and diversity; the collapse warnings under it."""
     extra = {}
     if any(r.mean_reward is not None for r in results):
         extra["Mean reward"] = [_cell(r.mean_reward) for r in results]
@@ -133,4 +214,7 @@ def format_evaluation(results: Sequence[ModelEvaluation]) -> str:
             "-" if r.win_rate is None else f"{100 * r.win_rate:.1f}%" for r in results]
     extra["KL to prior / melody (nats)"] = [_cell(r.kl_to_prior_per_melody, 2) for r in results]
     extra["Prior log-likelihood / step"] = [_cell(r.prior_log_likelihood_per_step) for r in results]
-    return format_metrics_table({r.name: r.metrics for r in results}, extra_rows=extra)
+    extra.update(_style_rows(results))
+    table = format_metrics_table({r.name: r.metrics for r in results}, extra_rows=extra)
+    warnings = format_warnings(results)
+    return table + ("\n" + warnings if warnings else "")
