@@ -31,6 +31,7 @@ from rlcomposer.config import config_from_dict, config_to_dict, load_config
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.metrics import compute_music_metrics, format_metrics_table
+from rlcomposer.music.style import collapse_warnings, style_report
 from rlcomposer.preferences.listeners import ListenerNoise
 from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
@@ -70,6 +71,9 @@ class ExperimentConfig:
     best_of_n_budget: int = 65_536
     """Candidates best-of-N may draw for its evaluation: with a large N it is judged on
     ``budget // N`` melodies (at least 16) instead of ``evaluation_pairs``."""
+    difficulty_best_of: int = 0
+    """N of a best-of-N (under the reward model) whose win-rate measures how hard the listener is
+    (e.g. 64 in panel evaluations; 0: not measured)."""
     export_melodies: int = 8
     """Tuned melodies written per round as MIDI, MusicXML, WAV and JSON."""
     seed: int = 0
@@ -132,6 +136,12 @@ class RoundResult:
     tune_seconds: float
     reward_seconds: float
     overoptimisation: list[dict[str, float]] = field(default_factory=list)
+    musicality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per column (prior, tuned, best-of-N): style overlap with the held-out corpus and diversity."""
+    collapse_warnings: list[str] = field(default_factory=list)
+    """Plain-language warnings when the tuned melodies collapse (empty when they stay music)."""
+    difficulty_win_rate: float | None = None
+    """The listener's win-rate of best-of-``difficulty_best_of`` over the prior (None: not measured)."""
 
 
 class ExperimentWaiting(Exception):
@@ -415,7 +425,18 @@ class Experiment:
             win_rate = self._win_rate(tuned, base)
             best_win_rate = self._win_rate(best, base[:len(best)])
             ensemble.metrics["noiseless_accuracy"] = self._reward_model_accuracy(ensemble, base)
+        difficulty = None
+        if self.listener is not None and self.config.difficulty_best_of > 1:
+            hard = BestOfNModel(prior, ensemble, self.config.difficulty_best_of, "reward model")
+            size = max(min(n, self.config.best_of_n_budget // self.config.difficulty_best_of), 16)
+            difficulty = self._win_rate(hard.sample(size, self._num_steps, rng), base[:size])
         metrics = {name: compute_music_metrics(melodies) for name, melodies in columns.items()}
+        musicality = {name: style_report(melodies, baseline=base)
+                      for name, melodies in columns.items()}
+        warnings = collapse_warnings(musicality["tuned"], musicality["prior"], name="the tuned melodies",
+                                     baseline_name="the prior's")
+        for warning in warnings:
+            self.log(f"  WARNING: {warning}")
         table = format_metrics_table(metrics, extra_rows={
             "Reward model (proxy) mean": [f"{proxy[name]:.3f}" for name in columns],
             "Listener score (gold) mean": [f"{gold[name]:.3f}" if gold else "n/a" for name in columns],
@@ -436,6 +457,8 @@ class Experiment:
             tune_seconds=tune_seconds, reward_seconds=reward_seconds,
             overoptimisation=[{k: h[k] for k in ("timesteps", "kl_per_melody", "reward_reward", "gold")
                                if k in h} for h in history if "kl_per_melody" in h],
+            musicality={name: report.as_dict() for name, report in musicality.items()},
+            collapse_warnings=warnings, difficulty_win_rate=difficulty,
         )
 
     def _reward_model_accuracy(self, ensemble, melodies: list[Melody]) -> float:
@@ -467,6 +490,26 @@ class Experiment:
                 f"| {r.round} | {r.comparisons} | {_pct(rm.get('held_out', {}).get('accuracy'))} | "
                 f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)} | {r.kl_tuned:.2f} | "
                 f"{_pct(r.best_of_n_win_rate)} | {r.best_of_n} ({r.kl_best_of_n:.2f}) | {r.tune_seconds:.0f} |")
+        if results and results[-1].musicality:
+            last = results[-1]
+            names = list(last.musicality)
+            lines += ["", f"## Musicality, round {last.round}", "",
+                      "Style overlap with the held-out corpus (mean histogram intersection of intervals, "
+                      "durations, scale degrees, range and notes per bar; 1 = the corpus's style), "
+                      "diversity against the prior's melodies, and the longest run of one repeated pitch.", "",
+                      "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+            rows = [("style overlap", lambda m: f"{m['style_overlap']:.2f}"),
+                    *[(f"  {feature}", lambda m, f=feature: f"{m['feature_overlap'][f]:.2f}")
+                      for feature in last.musicality[names[0]]["feature_overlap"]],
+                    ("distinct melodies", lambda m: f"{100 * m['distinct_melodies']:.0f}%"),
+                    ("distinct 4-note patterns vs prior", lambda m: f"{100 * m['distinct_pattern_ratio']:.0f}%"),
+                    ("longest repeated-pitch run (mean / max)",
+                     lambda m: f"{m['longest_repeated_pitch_run']['mean']:.1f} / {m['longest_repeated_pitch_run']['max']}"),
+                    ("one pitch repeated", lambda m: f"{100 * m['monotone_share']:.1f}%")]
+            for label, cell in rows:
+                lines.append(f"| {label} | " + " | ".join(cell(last.musicality[n]) for n in names) + " |")
+            lines += [""] + ([f"**Warning: {w}**" for w in last.collapse_warnings]
+                             or ["The tuned melodies keep the prior's musicality: no collapse detected."])
         if results:
             lines += ["", f"## Round {results[-1].round}: prior vs tuned vs best-of-N "
                           f"({self.config.evaluation_pairs} melodies each)", "", "```",
