@@ -14,8 +14,10 @@ from rlcomposer.preferences.listeners import (
     ListenerNoise,
     SimulatedListener,
     adventurous,
+    boredom,
     load_listener,
     lyrical,
+    note_grid,
 )
 
 
@@ -46,7 +48,9 @@ def test_builtins_have_spread_and_different_tastes():
         assert np.all(np.isfinite(values)), name
         assert values.std() > 0.05, name
         assert len(np.unique(values.round(6))) > 50, name
-    corr = np.corrcoef(scores["lyrical"], scores["adventurous"])[0, 1]
+    lively = np.array([boredom(m) == 0 for m in melodies])  # boredom is shared, not a taste
+    assert lively.sum() > 150
+    corr = np.corrcoef(scores["lyrical"][lively], scores["adventurous"][lively])[0, 1]
     assert corr < 0.5  # different tastes
 
 
@@ -97,7 +101,6 @@ def test_rater_name_ties_stars_and_prefers():
     assert listener.rater_name == "sim:lyrical"
     melodies = prior_like_melodies(50, seed=4)
     assert listener.prefers(melodies[0], melodies[0]) == 0.5
-    assert listener.compare(melodies[0], melodies[0]) in ("tie", "a", "b")
     stars = [listener.stars(m) for m in melodies]
     assert set(stars) <= {1, 2, 3, 4, 5} and len(set(stars)) >= 3
     exact = SimulatedListener(lyrical, "lyrical", ListenerNoise(mistake_rate=0.0, tie_band=0.5, temperature=0))
@@ -105,6 +108,102 @@ def test_rater_name_ties_stars_and_prefers():
     a, b = melodies[0], melodies[1]
     close = abs(lyrical(a) - lyrical(b)) < 0.5 * exact.spread
     assert (exact.compare(a, b) == "tie") == close
+
+
+def test_noiseless_listener_ties_a_melody_with_itself():
+    melodies = prior_like_melodies(50, seed=4)
+    exact = calibrated(noise=ListenerNoise(mistake_rate=0.0, temperature=0.0))
+    for melody in melodies[:20]:
+        assert exact.compare(melody, melody) == "tie"
+    a, b = sorted(melodies[:2], key=lyrical)
+    if abs(lyrical(b) - lyrical(a)) >= exact.noise.tie_band * exact.spread:
+        assert exact.compare(b, a) == "a" and exact.compare(a, b) == "b"
+
+
+def _first_token(melody):
+    return float(melody.tokens[0])
+
+
+@pytest.mark.parametrize("mistake_rate", [0.1, 0.4])
+def test_answer_shares_match_the_mistake_rate(mistake_rate):
+    """A mistake is a coin flip: against itself a melody gets a/b each mistake_rate/2 of the time;
+    for a clear pair (temperature 0) the wrong answer comes mistake_rate/2 of the time."""
+    n = 4000
+    noisy = SimulatedListener(_first_token, "first", ListenerNoise(mistake_rate=mistake_rate, temperature=0.0),
+                              rng=7, spread=1.0)
+    low, high = Melody(np.array([pitch_token(60)] + [1] * 15)), Melody(np.array([pitch_token(72)] + [1] * 15))
+    tolerance = 4 * np.sqrt(0.25 / n)  # four standard errors
+    answers = [noisy.compare(low, low) for _ in range(n)]
+    assert abs(answers.count("tie") / n - (1 - mistake_rate)) < tolerance
+    assert abs(answers.count("a") / n - mistake_rate / 2) < tolerance
+    assert abs(answers.count("b") / n - mistake_rate / 2) < tolerance
+    answers = [noisy.compare(high, low) for _ in range(n)]
+    assert answers.count("tie") == 0
+    assert abs(answers.count("b") / n - mistake_rate / 2) < tolerance
+
+
+def quarters(pitches, bars=4):
+    return Melody(np.array([t for i in range(4 * bars) for t in (pitch_token(pitches[i % len(pitches)]), 1, 1, 1)]))
+
+
+def test_boredom_penalises_collapsed_melodies_only():
+    assert boredom(quarters([72])) == pytest.approx(1.5 * 11 + 10 + 20 + 15 + 8)  # run, share, pitches, range, shape
+    assert boredom(quarters([72, 74])) == pytest.approx(10 + 5)  # two pitches, range 2
+    assert boredom(quarters([60, 62, 64, 65, 67, 65, 64, 62])) == 0
+    assert boredom(quarters(list(range(60, 76)))) == 8  # one long climb: no change of direction
+    assert boredom(Melody(np.array([pitch_token(72)] + [1] * 63))) > 40
+    assert boredom(Melody(np.zeros(64, dtype=int))) > 40
+    lively = [m for m in prior_like_melodies(300) if boredom(m) == 0]
+    assert len(lively) > 200
+
+
+def test_boredom_vectorised_matches_one_by_one():
+    rng = np.random.default_rng(0)
+    tokens = np.where(rng.random((300, 64)) < 0.5, 1, rng.integers(0, 39, (300, 64)))
+    tokens[:100] = np.where(rng.random((100, 64)) < 0.7, 1, rng.integers(26, 29, (100, 64)))  # few pitches
+    tokens = np.vstack([tokens, [m.tokens for m in prior_like_melodies(100)]])
+    assert np.allclose(boredom(tokens), [boredom(Melody(t)) for t in tokens])
+
+
+def test_note_grid_matches_melody_notes():
+    rng = np.random.default_rng(1)
+    tokens = np.where(rng.random((50, 64)) < 0.5, 1, rng.integers(0, 39, (50, 64)))
+    grid = note_grid(tokens)
+    for i, row in enumerate(tokens):
+        notes = Melody(row).notes()
+        assert grid.count[i] == len(notes)
+        got = [(int(p), o / 4, d / 4) for p, o, d in zip(grid.pitch[i], grid.onset[i], grid.duration[i], strict=True)]
+        assert got[:len(notes)] == [(p, o, d) for p, o, d in notes]
+        assert grid.silent[i].sum() == 64 - grid.duration[i, grid.valid[i]].sum()
+
+
+def test_calibration_spread_ignores_collapsed_reference_melodies():
+    melodies = prior_like_melodies(200, seed=1)
+    lively = [m for m in melodies if boredom(m) == 0]
+    plain = calibrated(melodies=lively)
+    spoiled = calibrated(melodies=lively + [quarters([72])] * 10 + [quarters([72, 74])] * 10)
+    assert spoiled.spread == pytest.approx(plain.spread)
+    assert spoiled.star_edges[0] < plain.star_edges[0]  # the collapsed ones still get the fewest stars
+
+
+class CountingListener:
+    def __init__(self):
+        self.batches = 0
+
+    def __call__(self, melody):
+        return float(melody.tokens.sum())
+
+    def score_batch(self, melodies):
+        self.batches += 1
+        return np.array([self(m) for m in melodies])
+
+
+def test_scores_use_score_batch():
+    counting = CountingListener()
+    listener = SimulatedListener(counting, "counting", spread=1.0)
+    melodies = prior_like_melodies(20)
+    assert np.allclose(listener.scores(melodies), [counting(m) for m in melodies])
+    assert counting.batches == 1
 
 
 def test_uncalibrated_listener_refuses():
@@ -142,7 +241,10 @@ def test_load_listener():
     assert load_listener("lyrical") == (lyrical, "lyrical")
     fn, name = load_listener("rlcomposer.preferences.listeners:adventurous")
     assert fn is adventurous and name == "adventurous"
-    for spec in ("nosuch.module:fn", "rlcomposer.preferences.listeners:nope", "plainword", "rlcomposer.preferences.listeners:CHOICES"):
+    member, name = load_listener("panel:0")
+    assert name == "panel:0" and member.name == "panel:0"
+    for spec in ("nosuch.module:fn", "rlcomposer.preferences.listeners:nope", "plainword", "rlcomposer.preferences.listeners:CHOICES",
+                 "panel:24", "panel:-3", "panel:one"):
         with pytest.raises(RLComposerError):
             load_listener(spec)
 

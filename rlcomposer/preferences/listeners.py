@@ -7,9 +7,9 @@ short name of a built-in listener (:data:`BUILTIN_LISTENERS`). A
 in the spirit of B-Pref's simulated teachers (:class:`ListenerNoise`):
 
 * a Bradley–Terry temperature in units of the listener's own *score spread*
-  (the standard deviation of its scores on prior melodies, measured by
-  :meth:`SimulatedListener.calibrate`), so "noisy" means the same for every
-  listener whatever the scale of its scores;
+  (the standard deviation of its scores on the prior melodies that do not bore
+  it, measured by :meth:`SimulatedListener.calibrate`), so "noisy" means the
+  same for every listener whatever the scale of its scores;
 * a mistake rate: that share of answers is uniformly random;
 * a tie band: a score difference below ``tie_band`` spreads is a tie.
 
@@ -19,12 +19,22 @@ distribution of prior melodies.
 :func:`rlcomposer.feedback.simulated_raters.simulate_ratings` lets a listener
 rate the pool through the same store functions as the app, as rater ``sim:<function>``.
 
-Built-in tastes (all computed from the tokens with numpy, tens of thousands of
-melodies a second):
+Built-in tastes (all computed from the tokens with numpy, some thousands of
+melodies a second on one core):
 
 * :func:`lyrical`: stepwise motion, long notes, in key, ends on the tonic, few rests;
 * :func:`rhythmic`: many short notes, syncopation, repeated rhythmic cells;
 * :func:`adventurous`: wide range, leaps, chromatic notes (rare in the folk prior).
+
+They were the tastes the tuning was developed against, so results are judged by
+the *panel* instead (``panel:K``, :mod:`rlcomposer.preferences.panel`): a seeded
+family of listeners nobody tuned anything to.
+
+Every listener (built-ins and panel) subtracts :func:`boredom`, a penalty that is
+0 for nearly every prior melody and large for a collapsed one: one pitch
+repeated over and over, two pitches only, or no shape at all. It is measured in
+units of the listener's score spread on prior melodies, so a collapsed melody
+loses to a typical prior melody for every listener.
 """
 
 from __future__ import annotations
@@ -36,7 +46,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import MIN_PITCH, NUM_SPECIAL_TOKENS, REST, STEPS_PER_BAR, Melody
+from rlcomposer.music.melody import (
+    HOLD,
+    MIN_PITCH,
+    NUM_SPECIAL_TOKENS,
+    REST,
+    STEPS_PER_BAR,
+    Melody,
+)
 
 ListenerFunction = Callable[[Melody], float]
 
@@ -56,6 +73,140 @@ def _tokens(melody: Melody | np.ndarray) -> np.ndarray:
     return np.asarray(melody.tokens if isinstance(melody, Melody) else melody, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class NoteGrid:
+    """The sounding notes of ``N`` melodies of ``T`` steps, padded to ``M`` notes each.
+
+    Row ``i`` holds its ``count[i]`` notes first (``valid[i, :count[i]]``); the
+    padding is 0. Onsets and durations are in steps. ``silent[i, t]`` is True
+    where step ``t`` is silence (after a ``REST``, or a leading ``HOLD``).
+    """
+
+    pitch: np.ndarray  # [N, M] MIDI pitch
+    onset: np.ndarray  # [N, M] step of the note's onset
+    duration: np.ndarray  # [N, M] steps until the next onset or rest (or the end)
+    valid: np.ndarray  # [N, M] bool
+    count: np.ndarray  # [N] notes per melody
+    silent: np.ndarray  # [N, T] bool
+    num_steps: int
+
+
+def note_grid(tokens: np.ndarray) -> NoteGrid:
+    """The notes of a token array ``[N, T]`` (or one melody ``[T]``), vectorised."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    if tokens.ndim == 1:
+        tokens = tokens[None, :]
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        raise ListenerError(f"tokens of shape {tokens.shape} are not [melodies, steps]")
+    num, steps = tokens.shape
+    event = tokens != HOLD
+    event[:, 0] = True  # a leading HOLD continues the (initial) silence
+    onset = tokens >= NUM_SPECIAL_TOKENS
+    position = np.arange(steps)
+    # the next event strictly after each step ends the note that starts there
+    next_event = np.minimum.accumulate(np.where(event, position, steps)[:, ::-1], axis=1)[:, ::-1]
+    next_event = np.concatenate([next_event[:, 1:], np.full((num, 1), steps)], axis=1)
+    last_event = np.maximum.accumulate(np.where(event, position, 0), axis=1)
+    silent = ~np.take_along_axis(onset, last_event, axis=1)
+    count = onset.sum(axis=1)
+    width = max(int(count.max()), 1)
+    rows, cols = np.nonzero(onset)
+    rank = (np.cumsum(onset, axis=1) - 1)[rows, cols]
+    pitch = np.zeros((num, width), dtype=np.int64)
+    start = np.zeros((num, width), dtype=np.int64)
+    duration = np.zeros((num, width), dtype=np.int64)
+    pitch[rows, rank] = tokens[rows, cols] - NUM_SPECIAL_TOKENS + MIN_PITCH
+    start[rows, rank] = cols
+    duration[rows, rank] = next_event[rows, cols] - cols
+    valid = np.arange(width)[None, :] < count[:, None]
+    return NoteGrid(pitch, start, duration, valid, count, silent, steps)
+
+
+BOREDOM_RUN = 5
+"""A run of more than this many consecutive notes of one pitch is boring."""
+
+
+def boredom(melody: Melody | np.ndarray) -> float | np.ndarray:
+    """How bored every listener is by a melody: 0 or more, in units of score spread.
+
+    The sum of
+
+    * ``1.5`` per note beyond :data:`BOREDOM_RUN` in the longest run of one pitch
+      (consecutive notes; 16 repeated quarter notes: 16.5);
+    * ``20 · (share - 0.5)`` when one pitch takes more than half of the notes (all: 10);
+    * ``10`` per distinct pitch fewer than 3 (two pitches: 10, one: 20, none: 30);
+    * ``5`` per semitone of range below 3 (a range of 2 semitones: 5, one pitch: 15);
+    * ``8`` when the line never changes direction (only rises, only falls, or neither).
+
+    On 6000 melodies of the shipped prior it is 0 for 93%, 1 or more for 5.5% and
+    5 or more for 1% (the prior's own collapsed melodies): a run of 6 or more notes
+    of one pitch and one pitch taking more than half of the notes are each in about
+    4% of them; two pitches only, a range under 3 semitones or no change of
+    direction in fewer than 0.2%. Accepts a melody, one token array ``[T]``
+    (returns a float) or many ``[N, T]`` (returns ``[N]``).
+    """
+    tokens = _tokens(melody)
+    if tokens.ndim == 1:
+        return _boredom_of_pitches(_notes(tokens)[1])
+    return _boredom_of(note_grid(tokens))
+
+
+def _boredom_of_pitches(pitches: np.ndarray) -> float:
+    """:func:`boredom` of one melody's pitch sequence (a fast path of :func:`_boredom_of`)."""
+    values = pitches.tolist()  # a few dozen notes: plain Python beats numpy's call overhead here
+    if not values:
+        return 20.0 * 0.5 + 10.0 * 3 + 5.0 * 3 + 8.0
+    longest = run = 1
+    rises = falls = False
+    counts: dict[int, int] = {}
+    previous = None
+    for pitch in values:
+        counts[pitch] = counts.get(pitch, 0) + 1
+        if previous is not None:
+            if pitch == previous:
+                run += 1
+                longest = max(longest, run)
+            else:
+                run = 1
+                rises |= pitch > previous
+                falls |= pitch < previous
+        previous = pitch
+    pitch_range = max(values) - min(values)
+    return float(1.5 * max(longest - BOREDOM_RUN, 0)
+                 + 20.0 * max(max(counts.values()) / len(values) - 0.5, 0.0)
+                 + 10.0 * max(3 - len(counts), 0) + 5.0 * max(3 - pitch_range, 0)
+                 + 8.0 * (not (rises and falls)))
+
+
+def _boredom_of(grid: NoteGrid) -> np.ndarray:
+    pitch, valid, count = grid.pitch, grid.valid, grid.count
+    num, width = pitch.shape
+    same = (pitch[:, 1:] == pitch[:, :-1]) & valid[:, 1:]
+    running = np.cumsum(same, axis=1)
+    reset = np.maximum.accumulate(np.where(same, 0, running), axis=1)
+    longest = np.where(count > 0, 1 + (running - reset).max(axis=1, initial=0), 0)
+    histogram = np.bincount((np.arange(num)[:, None] * 128 + pitch)[valid], minlength=num * 128)
+    histogram = histogram.reshape(num, 128)
+    distinct = np.count_nonzero(histogram, axis=1)
+    dominant = histogram.max(axis=1) / np.maximum(count, 1)
+    high = np.where(valid, pitch, -1).max(axis=1)
+    low = np.where(valid, pitch, 1000).min(axis=1)
+    pitch_range = np.where(count > 0, high - low, 0)
+    moves = np.diff(pitch, axis=1)
+    moving = valid[:, 1:]
+    shapeless = ~(((moves > 0) & moving).any(axis=1) & ((moves < 0) & moving).any(axis=1))
+    return (1.5 * np.maximum(longest - BOREDOM_RUN, 0)
+            + 20.0 * np.maximum(np.where(count > 0, dominant, 1.0) - 0.5, 0.0)
+            + 10.0 * np.maximum(3 - distinct, 0)
+            + 5.0 * np.maximum(3 - pitch_range, 0)
+            + 8.0 * shapeless)
+
+
+_BUILTIN_SPREAD = {"lyrical": 0.55, "rhythmic": 0.95, "adventurous": 0.51}
+"""Score spread (std) of the built-ins without boredom on 2000 prior melodies: the
+unit in which each subtracts :func:`boredom`."""
+
+
 def _notes(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(onset steps, MIDI pitches, durations in steps) of the sounding notes."""
     events = np.flatnonzero(tokens != 1)  # note onsets and rests end the previous event
@@ -69,12 +220,14 @@ def lyrical(melody: Melody) -> float:
     """Likes singable lines: stepwise motion, long notes, in key, ending on the tonic.
 
     Dislikes leaps, rests and busy rhythm. Roughly what the folk prior already
-    does well, with a taste for the calmer tunes.
+    does well, with a taste for the calmer tunes; but, like every listener, bored
+    by one pitch repeated over and over or a line without shape (:func:`boredom`).
     """
     tokens = _tokens(melody)
     onsets, pitches, durations = _notes(tokens)
+    bored = _BUILTIN_SPREAD["lyrical"] * _boredom_of_pitches(pitches)
     if pitches.size < 2:
-        return -2.0
+        return -2.0 - bored
     intervals = np.abs(np.diff(pitches))
     steps = np.count_nonzero((intervals >= 1) & (intervals <= 2)) / intervals.size
     leaps = np.count_nonzero(intervals >= 5) / intervals.size
@@ -84,7 +237,7 @@ def lyrical(melody: Melody) -> float:
     rests = np.count_nonzero(tokens == REST) / tokens.size
     ends_tonic = float(_TONIC[pitch_classes[-1]])
     return float(1.5 * steps - 1.5 * leaps + 0.8 * math.log2(mean_duration) + 1.0 * in_key
-                 + 0.5 * ends_tonic - 2.0 * rests)
+                 + 0.5 * ends_tonic - 2.0 * rests - bored)
 
 
 def rhythmic(melody: Melody) -> float:
@@ -92,12 +245,14 @@ def rhythmic(melody: Melody) -> float:
 
     A note starting off the beat and held across the next beat counts as a
     syncopation; the onset pattern of each beat compared with that of the same
-    beat a bar earlier measures repeated rhythmic cells.
+    beat a bar earlier measures repeated rhythmic cells. Bored, like every
+    listener, by one pitch drummed over and over (:func:`boredom`).
     """
     tokens = _tokens(melody)
     onsets, pitches, durations = _notes(tokens)
+    bored = _BUILTIN_SPREAD["rhythmic"] * _boredom_of_pitches(pitches)
     if pitches.size < 2:
-        return -2.0
+        return -2.0 - bored
     num_steps = tokens.size
     density = pitches.size / num_steps * 4  # notes per quarter
     short = np.count_nonzero(durations <= 2) / pitches.size
@@ -116,28 +271,34 @@ def rhythmic(melody: Melody) -> float:
         repeated = float(np.count_nonzero(same & busy)) / max(usable // 4, 1)
     rests = np.count_nonzero(tokens == REST) / num_steps
     return float(0.6 * density + 1.0 * short + 2.5 * syncopation + 0.8 * offbeat_share
-                 + 1.5 * repeated - 1.0 * rests)
+                 + 1.5 * repeated - 1.0 * rests - bored)
 
 
 def adventurous(melody: Melody) -> float:
     """Likes what folk tunes rarely do: a wide range, big leaps, chromatic notes.
 
-    Also likes variety of pitch (many distinct pitches) and dislikes long runs
-    of stepwise motion. The folk prior mostly stays in key within an octave, so
-    this taste pulls away from it.
+    Also likes variety of pitch (many distinct pitches per note); stepwise lines
+    score low, having no leaps and small intervals. The folk prior mostly stays
+    in key within an octave, so this taste pulls away from it. Bored, like every
+    listener, by a melody without shape (:func:`boredom`).
     """
     tokens = _tokens(melody)
     onsets, pitches, durations = _notes(tokens)
+    bored = _BUILTIN_SPREAD["adventurous"] * _boredom_of_pitches(pitches)
     if pitches.size < 2:
-        return -2.0
+        return -2.0 - bored
     intervals = np.abs(np.diff(pitches))
     pitch_range = float(pitches.max() - pitches.min())
     leaps = np.count_nonzero(intervals >= 5) / intervals.size
     mean_interval = float(np.mean(intervals))
     chromatic = np.count_nonzero(~_IN_KEY[pitches % 12]) / pitches.size
     distinct = np.unique(pitches).size / pitches.size
-    return float(pitch_range / 12 + 1.5 * leaps + 0.15 * mean_interval + 3.0 * chromatic + 0.5 * distinct)
+    return float(pitch_range / 12 + 1.5 * leaps + 0.15 * mean_interval + 3.0 * chromatic + 0.5 * distinct
+                 - bored)
 
+
+PANEL_PREFIX = "panel:"
+"""``panel:K`` names member K of the panel (:mod:`rlcomposer.preferences.panel`)."""
 
 BUILTIN_LISTENERS: dict[str, ListenerFunction] = {
     "lyrical": lyrical,
@@ -150,8 +311,9 @@ BUILTIN_LISTENERS: dict[str, ListenerFunction] = {
 def load_listener(spec: str) -> tuple[ListenerFunction, str]:
     """The listener function of ``spec`` and its name (used in ``sim:<name>``).
 
-    ``spec`` is a built-in short name (see :data:`BUILTIN_LISTENERS`) or
-    ``package.module:function`` (found on ``sys.path``).
+    ``spec`` is a built-in short name (see :data:`BUILTIN_LISTENERS`), ``panel:K``
+    (member ``K`` of the panel, :func:`rlcomposer.preferences.panel.panel_listener`;
+    its name is ``panel:K``) or ``package.module:function`` (found on ``sys.path``).
     """
     from rlcomposer.preferences.reward_functions import load_callable
 
@@ -161,6 +323,15 @@ def load_listener(spec: str) -> tuple[ListenerFunction, str]:
     spec = spec.strip()
     if spec in BUILTIN_LISTENERS:
         return BUILTIN_LISTENERS[spec], spec
+    if spec.startswith(PANEL_PREFIX):
+        from rlcomposer.preferences.panel import PANEL_SIZE, panel_listener
+
+        index = spec[len(PANEL_PREFIX):].strip()
+        if not (index.isascii() and index.isdigit()) or not 0 <= int(index) < PANEL_SIZE:
+            raise ListenerError(f"listener '{spec}': the panel has members panel:0 .. "
+                                f"panel:{PANEL_SIZE - 1}, give an integer 0..{PANEL_SIZE - 1}")
+        member = panel_listener(int(index))
+        return member, member.name
     if ":" not in spec:
         raise ListenerError(f"listener '{spec}' is neither a built-in listener "
                             f"({', '.join(BUILTIN_LISTENERS)}) nor of the form package.module:function")
@@ -256,8 +427,24 @@ class SimulatedListener:
         return value
 
     def scores(self, melodies: Sequence[Melody]) -> np.ndarray:
-        """Noiseless scores of many melodies."""
-        return np.array([self.score(m) for m in melodies], dtype=np.float64)
+        """Noiseless scores of many melodies (in one call when the listener has ``score_batch``)."""
+        melodies = list(melodies)
+        batch = getattr(self.score_fn, "score_batch", None)
+        if batch is None or not melodies:
+            return np.array([self.score(m) for m in melodies], dtype=np.float64)
+        try:
+            values = np.asarray(batch(melodies), dtype=np.float64)
+        except Exception as error:
+            raise ListenerError(f"listener {self.rater_name} raised {type(error).__name__}: {error} "
+                                f"scoring {len(melodies)} melodies") from None
+        bad = np.flatnonzero(~np.isfinite(values))
+        if values.shape != (len(melodies),) or bad.size:
+            if values.shape != (len(melodies),):
+                raise ListenerError(f"listener {self.rater_name}: score_batch returned shape {values.shape} "
+                                    f"for {len(melodies)} melodies")
+            raise ListenerError(f"listener {self.rater_name} returned {values[bad[0]]} for "
+                                f"{_describe(melodies[bad[0]])}")
+        return values
 
     def _set_spread(self, spread: float) -> None:
         if not math.isfinite(spread) or spread <= 0:
@@ -265,18 +452,26 @@ class SimulatedListener:
         self.spread = spread
 
     def calibrate(self, reference: Sequence[Melody]) -> float:
-        """Measure the score spread (std) and star quintiles on ``reference`` (prior melodies)."""
+        """Measure the score spread and star quintiles on ``reference`` (prior melodies).
+
+        The spread is the standard deviation over the reference melodies that do
+        not bore (:func:`boredom` 0; all of them if fewer than 10 remain): the few
+        collapsed melodies a prior writes would otherwise inflate it, and with it
+        every listener's noise. The star quintiles are over all of them.
+        """
         reference = list(reference)
         if len(reference) < 10:
             raise ListenerError(f"calibrating listener {self.rater_name} needs at least 10 reference "
                                 f"melodies, got {len(reference)}")
         values = self.scores(reference)
-        spread = float(np.std(values))
+        lively = np.array([boredom(m) == 0 for m in reference])
+        usable = values[lively] if np.count_nonzero(lively) >= 10 else values
+        spread = float(np.std(usable))
         if spread <= 1e-12:
             raise ListenerError(f"listener {self.rater_name} gives every reference melody the same score "
                                 f"({values[0]:g}): it cannot tell melodies apart")
         self._set_spread(spread)
-        self.center = float(np.mean(values))
+        self.center = float(np.mean(usable))
         self.star_edges = np.quantile(values, [0.2, 0.4, 0.6, 0.8])
         return spread
 
@@ -329,6 +524,6 @@ class SimulatedListener:
 
 
 __all__ = [
-    "BUILTIN_LISTENERS", "ListenerError", "ListenerNoise", "SimulatedListener", "adventurous",
-    "load_listener", "lyrical", "rhythmic",
+    "BOREDOM_RUN", "BUILTIN_LISTENERS", "ListenerError", "ListenerNoise", "NoteGrid", "PANEL_PREFIX",
+    "SimulatedListener", "adventurous", "boredom", "load_listener", "lyrical", "note_grid", "rhythmic",
 ]
