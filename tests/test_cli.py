@@ -7,10 +7,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from rlcomposer.checkpoints import read_model_dir
 from rlcomposer.cli import main
 from rlcomposer.cli.main import build_parser
+from rlcomposer.prior.registry import resolve_model
 
 COMMANDS = ["corpus", "prior", "generate", "evaluate", "tune", "experiment", "db", "pool", "ratings",
             "reward", "app"]
@@ -97,22 +100,43 @@ def test_building_the_parser_imports_nothing_heavy():
     assert json.loads(result.stdout) == []
 
 
-def test_tune_algorithm_choices_are_the_tuning_modules(monkeypatch, capsys):
-    from rlcomposer.cli import tune as cli_tune
+def test_tune_algorithm_choices_are_the_tuning_modules(capsys):
+    from rlcomposer import rl
     from rlcomposer.rl import tuning
 
-    assert cli_tune._literal_from_source(cli_tune.TUNING_MODULE, "ALGORITHMS") == tuple(tuning.ALGORITHMS)
+    assert tuning.ALGORITHMS is rl.ALGORITHMS and "dpo" in rl.ALGORITHMS  # one definition
     tune_parser = dict(leaf_parsers(build_parser()))[("tune",)]
-    assert tuple(option(tune_parser, "--algorithm").choices) == tuple(tuning.ALGORITHMS)
-    monkeypatch.setattr(tuning, "ALGORITHMS", (*tuning.ALGORITHMS, "dpo"))  # a new algorithm: one edit
-    assert build_parser().parse_args(["tune", "--algorithm", "dpo", "--out", "x"]).algorithm == "dpo"
-    monkeypatch.undo()
+    assert tuple(option(tune_parser, "--algorithm").choices) == rl.ALGORITHMS
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["tune", "--algorithm", "nope", "--out", "x"])
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("rlcomposer tune: error: argument --algorithm: invalid choice: 'nope'")
-    assert all(repr(name) in error for name in tuning.ALGORITHMS)
+    assert all(repr(name) in error for name in rl.ALGORITHMS)
+
+
+def test_tune_dpo_on_the_comparisons_in_the_database(tmp_path, tiny_prior_dir, capsys):
+    db = f"sqlite:///{tmp_path / 'ratings.sqlite3'}"
+    assert main(["pool", "add", "--model", str(tiny_prior_dir), "--n", "30", "--bars", "1", "--tag", "t",
+                 "--db", db, "--json"]) == 0
+    assert main(["ratings", "simulate", "--listener", "lyrical", "--pairs", "40", "--tag", "t", "--db", db,
+                 "--json"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "dpo"
+    assert main(["tune", "--algorithm", "dpo", "--db", db, "--tag", "t", "--prior", str(tiny_prior_dir),
+                 "--set", "num_bars=1", "--set", "dpo_epochs=3", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["comparisons"] == 40 - result.get("skipped", 0) and result["kl_per_melody"] >= 0
+    files = read_model_dir(out)
+    assert files.kind == "policy" and files.config["training"]["algorithm"] == "dpo"
+    assert files.config["training"]["dpo"]["epochs"] == 3
+    assert len(resolve_model(str(out)).sample(2, 16, np.random.default_rng(0))) == 2
+    # comparisons of another length than the run's: one line, before any training
+    assert main(["tune", "--algorithm", "dpo", "--db", db, "--tag", "t", "--prior", str(tiny_prior_dir),
+                 "--set", "num_bars=2", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "16 steps; this run's melodies have 32" in err
+    assert not (tmp_path / "x").exists()
 
 
 # ------------------------------------------------------------------ generate

@@ -71,7 +71,7 @@ def register(commands: Commands) -> None:
                     "listener, or people in the app), train the reward model, tune with PPO from the "
                     "prior, evaluate. Writes runs/NAME/ with report.md, plots, checkpoints and melodies.")
     add_output_options(run)
-    run.add_argument("config", help="experiment YAML (ExperimentConfig keys, see rlcomposer/experiment.py)")
+    run.add_argument("config", help="experiment YAML (ExperimentConfig keys, see rlcomposer/experiments/loop.py)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key")
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default runs/)")
     run.add_argument("--db", default=None,

@@ -3,66 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 from rlcomposer.cli.common import (
     Commands,
+    add_db_option,
     add_output_options,
     emit,
     non_negative_int,
     positive_int,
+    resolve_db,
     say,
 )
-
-TUNING_MODULE = "rlcomposer.rl.tuning"
-
-
-def tuning_algorithms() -> tuple[str, ...]:
-    """``ALGORITHMS`` of :mod:`rlcomposer.rl.tuning`, the one list of ``--algorithm`` choices.
-
-    argparse needs the choices when the parser is built, and importing the tuning module
-    takes seconds (torch, Stable-Baselines3), so while that module is not imported yet the
-    tuple is read from its source; if the assignment there is not a plain literal, the
-    module is imported after all.
-    """
-    module = sys.modules.get(TUNING_MODULE)
-    if module is None:
-        literal = _literal_from_source(TUNING_MODULE, "ALGORITHMS")
-        if literal is not None:
-            return literal
-        module = importlib.import_module(TUNING_MODULE)
-    return tuple(module.ALGORITHMS)
-
-
-def _literal_from_source(module_name: str, name: str) -> tuple[str, ...] | None:
-    """The last top-level ``name = (...)`` of a module's source, if it is a literal tuple of strings."""
-    try:
-        spec = importlib.util.find_spec(module_name)
-        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-            return None
-        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    except (ImportError, OSError, SyntaxError, ValueError):
-        return None
-    value = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            value = node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
-            value = node.value
-    if value is None:
-        return None
-    try:
-        literal = ast.literal_eval(value)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
-    if isinstance(literal, tuple | list) and all(isinstance(item, str) for item in literal):
-        return tuple(literal)
-    return None
+from rlcomposer.rl import ALGORITHMS
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
@@ -71,10 +25,13 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from rlcomposer.rl.tuning import TuneConfig, tune
 
     overrides = parse_overrides(args.set)
-    for key in ("reward", "prior", "seed", "total_timesteps", "kl_beta", "algorithm"):
+    for key in ("reward", "prior", "seed", "total_timesteps", "kl_beta", "kl_target", "algorithm"):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
     config = load_config(TuneConfig, args.config, overrides)
+    if config.algorithm == "dpo":
+        _tune_dpo(args, config)
+        return
     reward_fn = resolve_reward(config.reward, expected_prior=config.prior) if config.reward else None
     say(args, f"tuning into {args.out}; config: {json.dumps(config_to_dict(config))}")
     metrics = tune(config, args.out, reward_fn, resume=args.resume, progress=not args.json and not args.quiet,
@@ -91,16 +48,42 @@ def cmd_tune(args: argparse.Namespace) -> None:
     emit(args, {"out": str(args.out), **metrics}, "\n".join(lines))
 
 
+def _tune_dpo(args: argparse.Namespace, config) -> None:
+    """DPO on the comparisons in the rating database (of ``--tag``, by ``--rater``), no reward model."""
+    from rlcomposer.errors import RLComposerError
+    from rlcomposer.feedback.store import check_tag, open_store
+    from rlcomposer.preferences.reward_model import load_training_data
+    from rlcomposer.rl.tuning import tune
+
+    if args.resume is not None:
+        raise RLComposerError("--resume is for PPO runs; a DPO run is short: run it again")
+    if args.tag is not None:
+        check_tag(args.tag)
+    data = load_training_data(open_store(resolve_db(args)), tag=args.tag, rater=args.rater)
+    say(args, f"DPO on {len(data.comparisons)} comparisons into {args.out}")
+    metrics = tune(config, args.out, comparisons=data.comparisons, log=lambda message: say(args, message))
+    emit(args, {"out": str(args.out), **metrics},
+         f"tuned policy written to {args.out} (DPO, {metrics['comparisons']} comparisons, best epoch "
+         f"{metrics['best_epoch']}): held-out implicit-reward accuracy {metrics['held_out_accuracy']:.1%}, "
+         f"KL(policy || prior) per melody {metrics['kl_per_melody']:.2f} nats")
+
+
 def register(commands: Commands) -> None:
     """Add ``tune``."""
     tune = commands.add_parser(
-        "tune", help="PPO fine-tuning of the prior against a reward, held near the prior (KL-control)",
+        "tune", help="fine-tune the prior against a reward (PPO, KL-control) or on comparisons (DPO)",
         description="Fine-tune the prior with sequence-level PPO against a melody-level reward "
-                    "(--reward module:function) and/or music-theory terms, with a KL penalty to the "
-                    "prior. Writes a policy directory that generate and evaluate accept, TensorBoard "
-                    "logs, checkpoints for --resume and PNG plots.")
+                    "(--reward module:function or a reward-model directory) and/or music-theory terms, "
+                    "with a KL penalty to the prior (fixed β, or adapted to --kl-target); or with "
+                    "--algorithm dpo directly on the comparisons in the rating database (--db, --tag, "
+                    "--rater), with no reward model. Writes a policy directory that generate and "
+                    "evaluate accept, TensorBoard logs, checkpoints for --resume and PNG plots.")
     add_output_options(tune)
-    tune.add_argument("--config", default=None, help="YAML file of TuneConfig keys (see rlcomposer/tuning.py)")
+    add_db_option(tune)
+    tune.add_argument("--tag", default=None, help="DPO: train on the comparisons of this pool tag")
+    tune.add_argument("--rater", default=None, help="DPO: train on this rater's comparisons only")
+    tune.add_argument("--config", default=None,
+                      help="YAML file of TuneConfig keys (see rlcomposer/rl/tuning.py)")
     tune.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="override one config key (repeatable), e.g. --set theory_motif=1")
     tune.add_argument("--reward", default=None, metavar="MODULE:FUNCTION", help="melody-level reward function")
@@ -110,8 +93,10 @@ def register(commands: Commands) -> None:
                       help="environment steps (tokens) to train for")
     tune.add_argument("--kl-beta", dest="kl_beta", type=float, default=None,
                       help="β, weight of log p_prior per step (0: no KL-control)")
-    tune.add_argument("--algorithm", choices=tuning_algorithms(), default=None,
-                      help="sequence-level PPO (default) or stock SB3 PPO")
+    tune.add_argument("--kl-target", dest="kl_target", type=float, default=None, metavar="NATS",
+                      help="adapt β to hold KL(policy || prior) at this many nats per melody")
+    tune.add_argument("--algorithm", choices=ALGORITHMS, default=None,
+                      help="sequence-level PPO (default), stock SB3 PPO, or dpo (on the comparisons)")
     tune.add_argument("--out", required=True, help="run folder to write the policy, logs and plots into")
     tune.add_argument("--resume", default=None, metavar="ZIP",
                       help="continue from a checkpoint zip in OUT/checkpoints (trusted files only: it unpickles)")

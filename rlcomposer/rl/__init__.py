@@ -8,3 +8,6 @@ callbacks (:mod:`~rlcomposer.rl.tuning`), KL(policy‖prior)
 
 May import: the foundation, ``music``, ``corpus``, ``prior`` and ``preferences``.
 """
+
+ALGORITHMS = ("sequence", "stock", "dpo")
+"""Ways ``tune`` can tune the prior: sequence-level PPO, SB3's stock PPO, or DPO on the comparisons."""

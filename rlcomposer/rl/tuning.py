@@ -33,13 +33,12 @@ from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.preferences.reward_functions import ConservativeReward, RewardFunction
 from rlcomposer.prior.model import MelodyPrior, load_prior
+from rlcomposer.rl import ALGORITHMS
 from rlcomposer.rl.dpo import DPOConfig, train_dpo
 from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.rl.kl import kl_to_prior_per_melody
 from rlcomposer.rl.policy import MelodyActorCriticPolicy
 from rlcomposer.rl.sequence_ppo import SequencePPO
-
-ALGORITHMS = ("sequence", "stock", "dpo")
 
 
 @dataclass(frozen=True)
