@@ -70,7 +70,7 @@ def test_shared_options_are_the_same_on_every_command():
     database = {name for name, sub in commands.items() if option(sub, "--db") is not None
                 and option(sub, "--db").metavar == "URL"}
     assert database == {"db where", "db upgrade", "db downgrade", "db current", "pool add", "ratings export",
-                        "ratings simulate", "reward train", "app"}
+                        "ratings simulate", "reward train", "tune", "app"}
     for name in output:
         assert option(commands[name], "--json").help == "print the result as JSON on stdout", name
     max_tunes = option(commands["generate"], "--max-tunes")
