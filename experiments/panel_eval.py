@@ -40,13 +40,13 @@ BASE_CONFIG = Path(__file__).parent / "configs" / "quickstart.yaml"
 METHODS: dict[str, dict] = {
     # the defaults of `tune` and `experiment run` (whatever they are)
     "default": {},
-    # the variants compared on the choosing half
+    # the variants compared on the choosing half (each spelled out, whatever the defaults)
     "beta-0.1": {"tune": {"kl_beta": 0.1, "kl_target": None, "reward_uncertainty": 0.0}},
-    "beta-0.5": {"tune": {"kl_beta": 0.5, "kl_target": None, "reward_uncertainty": 0.0}},
     "kl-target-3": {"tune": {"kl_target": 3.0, "reward_uncertainty": 0.0}},
     "kl-target-6": {"tune": {"kl_target": 6.0, "reward_uncertainty": 0.0}},
     "kl-target-3-lcb-1": {"tune": {"kl_target": 3.0, "reward_uncertainty": 1.0}},
-    "rounds-2-active": {"rounds": 2, "comparisons_per_round": 150, "strategy": "active"},
+    "rounds-2-kl-target-3": {"rounds": 2, "comparisons_per_round": 150, "strategy": "active",
+                             "tune": {"kl_target": 3.0, "reward_uncertainty": 0.0}},
     "dpo": {"tune": {"algorithm": "dpo"}},
 }
 
