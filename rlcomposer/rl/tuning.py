@@ -139,6 +139,12 @@ class TuneConfig:
 
 
 
+def rollout_episodes(model: PPO) -> torch.Tensor:
+    """The melodies of the last rollout, ``[episodes, length]`` (rollouts start on episode boundaries)."""
+    actions = torch.as_tensor(model.rollout_buffer.actions[..., 0], dtype=torch.long)  # [n_steps, n_envs]
+    return actions.T.reshape(-1, model.policy.num_steps)
+
+
 class TuningLogCallback(BaseCallback):
     """Logs reward by term and KL(policy‖prior) per melody after every rollout; keeps the history."""
 
@@ -162,10 +168,7 @@ class TuningLogCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        buffer = self.model.rollout_buffer
-        length = self.model.policy.num_steps
-        actions = torch.as_tensor(buffer.actions[..., 0], dtype=torch.long)  # [n_steps, n_envs]
-        episodes = actions.T.reshape(-1, length)  # rollouts start on episode boundaries
+        episodes = rollout_episodes(self.model)
         if self.kl_penalty is not None:
             kl = self.kl_penalty.last_kl
         else:
@@ -220,9 +223,7 @@ class KLPenaltyCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         buffer = self.model.rollout_buffer
-        length = self.model.policy.num_steps
-        actions = torch.as_tensor(buffer.actions[..., 0], dtype=torch.long)  # [n_steps, n_envs]
-        episodes = actions.T.reshape(-1, length)  # rollouts start on episode boundaries
+        episodes = rollout_episodes(self.model)
         with torch.inference_mode():
             prior_log = self.prior.log_likelihood(episodes)  # [episodes, length]
         prior_log = prior_log.reshape(buffer.n_envs, -1).T.numpy()  # back to [n_steps, n_envs]
