@@ -37,7 +37,8 @@ def test_tuning_writes_policy_logs_plots_and_checkpoints(tmp_path, tiny_prior_di
         assert (run / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert len(history) == 3 and history[0]["kl_per_melody"] == pytest.approx(0.0, abs=1e-6)
-    assert {"reward_theory_motif", "reward_kl", "kl_beta", "reward_total"} <= set(history[-1])
+    assert {"reward_theory_motif", "reward_kl", "kl_beta", "reward_total", "style_overlap",
+            "longest_repeated_pitch_run", "one_pitch_repeated"} <= set(history[-1])
     assert any((run / "tb").rglob("events.out.tfevents.*"))
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "ppo_384_steps.zip"
     assert metrics["timesteps"] == 384

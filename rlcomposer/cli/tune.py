@@ -43,6 +43,10 @@ def cmd_tune(args: argparse.Namespace) -> None:
         lines.append(f"  {key}: {first.get(key, float('nan')):.3f} -> {final[key]:.3f}")
     if "kl_per_melody" in final:
         lines.append(f"  KL(policy || prior) per melody: {final['kl_per_melody']:.3f} nats")
+    if "style_overlap" in final:
+        lines.append(f"  style overlap with the corpus: {first.get('style_overlap', float('nan')):.3f} -> "
+                     f"{final['style_overlap']:.3f}; one pitch repeated: {final['one_pitch_repeated']:.1%} "
+                     "of the melodies")
     lines.append(f"  plots: {', '.join(metrics['plots'])}")
     lines.append(f"  TensorBoard: tensorboard --logdir {Path(args.out) / 'tb'}")
     emit(args, {"out": str(args.out), **metrics}, "\n".join(lines))

@@ -7,7 +7,9 @@ resolved config is saved with the run. The output directory holds
 * ``model.pt`` + ``config.json`` + ``metrics.json``: the tuned policy
   (weights only; ``generate`` and ``evaluate`` accept it like a prior);
 * ``tb/``: TensorBoard logs (reward by term, KL(policy || prior) per melody,
-  entropy, clip fraction, approx-KL, explained variance);
+  β, the rollout's musicality — style overlap with the held-out corpus,
+  distinct melodies, repeated-pitch runs — entropy, clip fraction, approx-KL,
+  explained variance);
 * ``checkpoints/``: SB3 training-state zips for ``--resume`` (they unpickle:
   trusted files only);
 * ``plots/reward.png``, ``plots/kl.png`` and ``history.jsonl``: the curves.
@@ -31,7 +33,13 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
-from rlcomposer.preferences.reward_functions import ConservativeReward, RewardFunction
+from rlcomposer.music.melody import Melody
+from rlcomposer.music.style import style_report
+from rlcomposer.preferences.reward_functions import (
+    ConservativeReward,
+    RewardFunction,
+    score_melodies,
+)
 from rlcomposer.prior.model import MelodyPrior, load_prior
 from rlcomposer.rl import ALGORITHMS
 from rlcomposer.rl.dpo import DPOConfig, train_dpo
@@ -174,11 +182,12 @@ class TuningLogCallback(BaseCallback):
         else:
             kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes).mean())
         record = {"timesteps": float(self.num_timesteps), "kl_per_melody": kl}
+        melodies = [Melody(row) for row in episodes.numpy()]
+        style = style_report(melodies)  # musicality of what the policy writes now
+        record.update({"style_overlap": style.style_overlap, "distinct_melodies": style.distinct_melodies,
+                       "longest_repeated_pitch_run": style.longest_run_mean,
+                       "one_pitch_repeated": style.monotone_share})
         if self.gold_fn is not None:
-            from rlcomposer.music.melody import Melody
-            from rlcomposer.preferences.reward_functions import score_melodies
-
-            melodies = [Melody(row) for row in episodes.numpy()]
             record["gold"] = float(score_melodies(self.gold_fn, melodies, "gold listener").mean())
         for name, values in self._terms.items():
             record[f"reward_{name}"] = float(np.mean(values))
