@@ -48,12 +48,14 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     summary = {"status": "done", "run_dir": str(run_dir), "report": str(report),
                "seconds": time.monotonic() - started, "win_rate": last.win_rate,
                "best_of_n_win_rate": last.best_of_n_win_rate, "kl_tuned": last.kl_tuned,
-               "rounds": len(results)}
+               "rounds": len(results), "collapse_warnings": last.collapse_warnings,
+               "style_overlap": last.musicality.get("tuned", {}).get("style_overlap")}
     text = [f"experiment {config.name}: {len(results)} round(s) in {summary['seconds'] / 60:.1f} min",
             f"  listener's win-rate of tuned over prior: "
             f"{'n/a' if last.win_rate is None else f'{100 * last.win_rate:.1f}%'} "
             f"(KL {last.kl_tuned:.2f} nats); best-of-{last.best_of_n}: "
             f"{'n/a' if last.best_of_n_win_rate is None else f'{100 * last.best_of_n_win_rate:.1f}%'}",
+            *[f"  WARNING: {warning} -- not a win" for warning in last.collapse_warnings],
             f"  report: {report}",
             f"  tuned melodies: {run_dir / f'round-{last.round}' / 'melodies'}",
             f"  rate them yourself: rlcomposer app --db {experiment.db_url}"]

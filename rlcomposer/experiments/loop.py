@@ -488,7 +488,8 @@ class Experiment:
             rm = r.reward_model
             lines.append(
                 f"| {r.round} | {r.comparisons} | {_pct(rm.get('held_out', {}).get('accuracy'))} | "
-                f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)} | {r.kl_tuned:.2f} | "
+                f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)}"
+                f"{' (collapsed)' if r.collapse_warnings else ''} | {r.kl_tuned:.2f} | "
                 f"{_pct(r.best_of_n_win_rate)} | {r.best_of_n} ({r.kl_best_of_n:.2f}) | {r.tune_seconds:.0f} |")
         if results and results[-1].musicality:
             last = results[-1]
