@@ -414,7 +414,7 @@ class Experiment:
         best_n = self.config.best_of_n or best_of_n_for_kl(kl_tuned, self.config.best_of_n_cap)
         best_model = BestOfNModel(prior, ensemble, best_n, "reward model")
         # best-of-N draws N candidates a melody: a large N is judged on fewer melodies (the budget)
-        n_best = max(min(n, self.config.best_of_n_budget // best_n), 16)
+        n_best = min(n, max(self.config.best_of_n_budget // best_n, 16))
         best = best_model.sample(n_best, self._num_steps, rng)
         columns = {"prior": base, "tuned": tuned, f"best-of-{best_n}": best}
         proxy = {name: float(score_melodies(ensemble, melodies).mean()) for name, melodies in columns.items()}
@@ -428,7 +428,7 @@ class Experiment:
         difficulty = None
         if self.listener is not None and self.config.difficulty_best_of > 1:
             hard = BestOfNModel(prior, ensemble, self.config.difficulty_best_of, "reward model")
-            size = max(min(n, self.config.best_of_n_budget // self.config.difficulty_best_of), 16)
+            size = min(n, max(self.config.best_of_n_budget // self.config.difficulty_best_of, 16))
             difficulty = self._win_rate(hard.sample(size, self._num_steps, rng), base[:size])
         metrics = {name: compute_music_metrics(melodies) for name, melodies in columns.items()}
         musicality = {name: style_report(melodies, baseline=base)

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.config import config_to_dict
+from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
 from rlcomposer.prior.model import MelodyPrior, PriorConfig
 from rlcomposer.prior.ngram import best_ngram
@@ -120,6 +121,9 @@ def _crop_batches(
 @torch.inference_mode()
 def score_prior(model: MelodyPrior, sequences: Sequence[np.ndarray], batch_size: int = 64) -> HeldOutScore:
     """Teacher-forced NLL per step and next-token accuracy over whole tunes."""
+    if not any(len(s) for s in sequences):
+        raise RLComposerError("no tunes to score the prior on (an empty split): build the corpus with "
+                              "more tunes (fewer --max-tunes)")
     was_training = model.training
     model.eval()
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
