@@ -42,6 +42,7 @@ METHODS: dict[str, dict] = {
     "default": {},
     # the variants compared on the choosing half (each spelled out, whatever the defaults)
     "beta-0.1": {"tune": {"kl_beta": 0.1, "kl_target": None, "reward_uncertainty": 0.0}},
+    "kl-target-1.5": {"tune": {"kl_target": 1.5, "reward_uncertainty": 0.0}},
     "kl-target-3": {"tune": {"kl_target": 3.0, "reward_uncertainty": 0.0}},
     "kl-target-6": {"tune": {"kl_target": 6.0, "reward_uncertainty": 0.0}},
     "kl-target-3-lcb-1": {"tune": {"kl_target": 3.0, "reward_uncertainty": 1.0}},
@@ -60,7 +61,9 @@ def _run_one(job: dict) -> dict:
 
     run_dir = Path(job["run_dir"])
     overrides = {"name": f"{job['method']}-panel{job['member']}-s{job['seed']}",
-                 "listener": f"panel:{job['member']}", "seed": job["seed"], "difficulty_best_of": 64,
+                 "listener": f"panel:{job['member']}", "seed": job["seed"],
+                 # the member's difficulty does not depend on the method: measured with the default only
+                 "difficulty_best_of": 64 if job["method"] == "default" else 0, "best_of_n_budget": 16384,
                  **{k: v for k, v in job["overrides"].items() if k != "tune"}}
     config = load_experiment_config(BASE_CONFIG, overrides)
     tune_overrides = {**config.tune, "threads": 1, **job["overrides"].get("tune", {})}

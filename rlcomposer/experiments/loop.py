@@ -465,14 +465,14 @@ class Experiment:
         """Reward model vs the listener's noiseless preference on fresh prior pairs (ties left out)."""
         half = len(melodies) // 2
         first, second = melodies[:half], melodies[half: 2 * half]
-        truth = np.array([self.listener.prefers(a, b) for a, b in zip(first, second, strict=True)])
+        truth = self.listener.preferences(first, second)
         predicted = ensemble.score_batch(first) > ensemble.score_batch(second)
         decided = truth != 0.5
         return float(np.mean(predicted[decided] == (truth[decided] == 1.0))) if decided.any() else math.nan
 
     def _win_rate(self, tuned: list[Melody], base: list[Melody]) -> float:
         """Share of pairs the listener prefers the first of, noiselessly (ties count ½)."""
-        return float(np.mean([self.listener.prefers(a, b) for a, b in zip(tuned, base, strict=True)]))
+        return float(np.mean(self.listener.preferences(tuned, base)))
 
     # ---- report ---------------------------------------------------------
     def write_report(self) -> Path:

@@ -487,6 +487,16 @@ class SimulatedListener:
         spread = self._need_spread()
         return self._preference(self.score(a) - self.score(b), spread)
 
+    def preferences(self, first: Sequence[Melody], second: Sequence[Melody]) -> np.ndarray:
+        """Noiseless P(first[i] beats second[i]) for many pairs at once (1, 0 or 0.5), ``[N]``."""
+        if len(first) != len(second):
+            raise ListenerError(f"{len(first)} first melodies but {len(second)} second melodies")
+        spread = self._need_spread()
+        delta = self.scores(first) - self.scores(second)
+        result = np.where(delta > 0, 1.0, 0.0)
+        result[(np.abs(delta) < self.noise.tie_band * spread) | (delta == 0)] = 0.5
+        return result
+
     def _preference(self, delta: float, spread: float) -> float:
         if abs(delta) < self.noise.tie_band * spread or delta == 0:
             return 0.5
