@@ -39,22 +39,7 @@ import pytest
 from rlcomposer.cli.main import build_parser, main
 
 # (README line exactly as it is now, what is wrong with it and how to fix it)
-KNOWN_README_PROBLEMS: list[tuple[str, str]] = [
-    ("m.notes()[:3]          # [(67, 0.75, 0.25), (72, 1.0, 0.5), ...]",
-     "after the README's `rlcomposer generate --model prior --n 10 --seed 1 --out melodies ...` "
-     "melodies/melody-000.json starts [(79, 3.5, 0.5), (76, 4.0, 0.25), (79, 4.25, 0.75)]: "
-     "show that output (or mark the comment as an example)"),
-    ('store.submit_comparison(new_client_id(), ann.id, *item.melody_ids, choice="a", shown_left="b")',
-     "on a fresh sqlite:///study.sqlite3 the pool is empty, so RandomSelection().next_item(...) "
-     "returns None and `item.melody_ids` raises AttributeError; nothing in the README fills "
-     "that database: add e.g. `rlcomposer pool add --db sqlite:///study.sqlite3 --n 40 --tag "
-     "prior-round1` to an sh block (or say so in the block)"),
-    ("rlcomposer reward train --out runs/rm --tag round0 [--rater sim:lyrical] [--set epochs=60]   "
-     "# prints held-out accuracy, log-loss, ECE",
-     "copied as written the brackets reach the parser ('unrecognized arguments: [--rater "
-     "sim:lyrical] [--set epochs=60]'); write the options without brackets, or move them into "
-     "the comment (`# optional: --rater sim:lyrical, --set epochs=60`)"),
-]
+KNOWN_README_PROBLEMS: list[tuple[str, str]] = []
 
 REPO = Path(__file__).resolve().parents[1]
 README_PATH = REPO / "README.md"
@@ -436,11 +421,10 @@ def test_melody_block_writes_files_that_load_back(workdir, cli):
     assert Path("tune.wav").stat().st_size > 1000
 
 
-def test_feedback_block_runs_on_a_filled_pool(workdir, cli):
-    """The block as it should be run: after `pool add` put melodies in its database."""
+def test_feedback_block_stores_one_comparison_by_ann(workdir, cli):
+    """The block fills its own pool (from the files `generate` wrote) and stores Ann's answer."""
     block = python_block("open_store")
-    url = re.search(r"\"(sqlite:///[\w./-]+)\"", block.text).group(1)
-    cli(*adjust(readme_argv("rlcomposer pool add --model prior"), n=4, db=url, quiet=True))
+    readme_setup(block, cli)
     namespace, found = run_python_block(block)
     assert not found, found
     rows = namespace["store"].export_rows()

@@ -391,11 +391,14 @@ def test_a_locked_sqlite_database_gives_a_clear_error_and_stores_nothing(tmp_pat
 
 
 # ---------------------------------------------------------------------- URLs
-def test_database_urls(tmp_path):
+def test_database_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert database.resolve_database_url(None, None) == database.default_database_url()
     assert database.default_database_url().endswith("feedback.sqlite3")
-    assert database.resolve_database_url("sqlite:///a.db", "sqlite:///b.db") == "sqlite:///a.db"
-    assert database.resolve_database_url(None, "sqlite:///b.db") == "sqlite:///b.db"
+    # a relative SQLite file is the one in the working folder (made absolute, so that an engine
+    # cached for it is never reused after the working folder changes)
+    assert database.resolve_database_url("sqlite:///a.db", "sqlite:///b.db") == f"sqlite:///{tmp_path / 'a.db'}"
+    assert database.resolve_database_url(None, "sqlite:///b.db") == f"sqlite:///{tmp_path / 'b.db'}"
     assert database.resolve_database_url(str(tmp_path / "x.db")) == f"sqlite:///{tmp_path / 'x.db'}"
     assert database.normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     for bad, reason in [("mysql://u@h/db", "unsupported database"),

@@ -87,6 +87,9 @@ def normalise_url(url: str) -> str:
     if backend == "sqlite":
         if parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
             raise DatabaseError(f"database URL '{_safe(url)}': use sqlite:///PATH")
+        if parsed.database and parsed.database != ":memory:" and not Path(parsed.database).is_absolute():
+            # a relative file is the one in today's working folder, not wherever an engine was made first
+            parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
         return parsed.render_as_string(hide_password=False)
     if backend == "postgresql":
         if parsed.drivername in ("postgresql", "postgresql+psycopg"):
