@@ -96,9 +96,10 @@ def register(commands: Commands) -> None:
     tune.add_argument("--total-timesteps", dest="total_timesteps", type=positive_int, default=None,
                       help="environment steps (tokens) to train for")
     tune.add_argument("--kl-beta", dest="kl_beta", type=float, default=None,
-                      help="β, weight of log p_prior per step (0: no KL-control)")
+                      help="β, weight of KL(policy || prior); where the adaptive β starts (default "
+                           "kl_target 3 nats), fixed with --set kl_target=null (0: no KL-control)")
     tune.add_argument("--kl-target", dest="kl_target", type=float, default=None, metavar="NATS",
-                      help="adapt β to hold KL(policy || prior) at this many nats per melody")
+                      help="adapt β to hold KL(policy || prior) at this many nats per melody (default 3)")
     tune.add_argument("--algorithm", choices=ALGORITHMS, default=None,
                       help="sequence-level PPO (default), stock SB3 PPO, or dpo (on the comparisons)")
     tune.add_argument("--out", required=True, help="run folder to write the policy, logs and plots into")

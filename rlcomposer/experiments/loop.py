@@ -71,6 +71,11 @@ class ExperimentConfig:
     best_of_n_budget: int = 65_536
     """Candidates best-of-N may draw for its evaluation: with a large N it is judged on
     ``budget // N`` melodies (at least 16) instead of ``evaluation_pairs``."""
+    tuned_melodies: str = "best-of-n"
+    """What writes the round's tuned melodies (the exported files and the next round's pool):
+    ``best-of-n`` (the prior's best of N under the round's reward model, N at the tuned policy's
+    KL: on the panel's choosing half it beat the PPO policy at equal KL) or ``policy`` (the
+    PPO / DPO policy itself)."""
     difficulty_best_of: int = 0
     """N of a best-of-N (under the reward model) whose win-rate measures how hard the listener is
     (e.g. 64 in panel evaluations; 0: not measured)."""
@@ -87,6 +92,9 @@ class ExperimentConfig:
         for key in ("rounds", "pool_size", "comparisons_per_round", "evaluation_pairs"):
             if getattr(self, key) < 1:
                 raise RLComposerError(f"experiment key '{key}' must be at least 1, got {getattr(self, key)}")
+        if self.tuned_melodies not in ("best-of-n", "policy"):
+            raise RLComposerError(f"experiment key 'tuned_melodies' must be best-of-n or policy, "
+                                  f"got '{self.tuned_melodies}'")
         if self.strategy not in ("random", "active"):
             raise RLComposerError(f"experiment key 'strategy' must be random or active, got '{self.strategy}'")
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -317,10 +325,20 @@ class Experiment:
         return self.run_dir / f"round-{index}"
 
     def _policy_model(self, index: int) -> MelodyModel:
-        """The policy that writes round ``index``'s pool: the prior, then the last tuned policy."""
+        """What writes round ``index``'s pool: the prior, then the last round's tuned melodies
+        (best-of-N under its reward model, or its tuned policy; see ``tuned_melodies``)."""
         if index == 0:
             return self.prior_model
-        model = resolve_model(str(self._round_dir(index - 1) / "policy"))
+        previous = self._round_dir(index - 1)
+        if self.config.tuned_melodies == "best-of-n":
+            from rlcomposer.preferences.reward_model import load_reward_model
+
+            n = self.state["results"][index - 1]["best_of_n"]
+            model = BestOfNModel(self.prior_model, load_reward_model(previous / "reward_model"), n,
+                                 "reward model")
+            model.name = f"{self.config.name}/round-{index - 1}/best-of-{n}"
+            return model
+        model = resolve_model(str(previous / "policy"))
         model.name = f"{self.config.name}/round-{index - 1}/policy"
         return model
 
@@ -333,7 +351,7 @@ class Experiment:
         melodies = [m.with_metadata(seed=self.config.seed, index=i) for i, m in enumerate(melodies)]
         result = store.add_melodies(melodies, self.config.tag(index), model=model.name,
                                     model_kind="prior" if index == 0 else "policy",
-                                    model_path=None if index == 0 else
+                                    model_path=None if index == 0 or self.config.tuned_melodies != "policy" else
                                     str((self._round_dir(index - 1) / "policy").resolve()),
                                     experiment=self.config.name)
         self.log(f"  pool: {result.added} melodies under tag '{self.config.tag(index)}'")
@@ -433,8 +451,11 @@ class Experiment:
         metrics = {name: compute_music_metrics(melodies) for name, melodies in columns.items()}
         musicality = {name: style_report(melodies, baseline=base)
                       for name, melodies in columns.items()}
-        warnings = collapse_warnings(musicality["tuned"], musicality["prior"], name="the tuned melodies",
-                                     baseline_name="the prior's")
+        best_name = f"best-of-{best_n}"
+        warnings = (collapse_warnings(musicality["tuned"], musicality["prior"], name="the tuned policy's melodies",
+                                      baseline_name="the prior's")
+                    + collapse_warnings(musicality[best_name], musicality["prior"],
+                                        name=f"the {best_name} melodies", baseline_name="the prior's"))
         for warning in warnings:
             self.log(f"  WARNING: {warning}")
         table = format_metrics_table(metrics, extra_rows={
@@ -442,7 +463,8 @@ class Experiment:
             "Listener score (gold) mean": [f"{gold[name]:.3f}" if gold else "n/a" for name in columns],
             "KL to prior / melody (nats)": ["0.00", f"{kl_tuned:.2f}", f"{best_model.kl_to_base_per_melody:.2f}"],
         })
-        export_melodies(tuned[: self.config.export_melodies], round_dir / "melodies",
+        chosen = best if self.config.tuned_melodies == "best-of-n" else tuned
+        export_melodies(chosen[: self.config.export_melodies], round_dir / "melodies",
                         ("midi", "musicxml", "wav", "json"), stem="tuned")
         history_path = round_dir / "policy" / "history.jsonl"
         history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
@@ -516,7 +538,9 @@ class Experiment:
                           f"({self.config.evaluation_pairs} melodies each)", "", "```",
                       results[-1].metrics_table.rstrip(), "```"]
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.relative_to(self.run_dir)})" for p in plots]
-        lines += ["", "Tuned melodies: `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). "
+        source = ("best-of-N sampling from the prior under the round's reward model, N at the tuned "
+                  "policy's KL" if self.config.tuned_melodies == "best-of-n" else "the tuned policy")
+        lines += ["", f"Tuned melodies (from {source}): `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). "
                       "Reward and KL curves per round: `round-K/policy/plots/`; TensorBoard: "
                       f"`tensorboard --logdir {self.run_dir}`.",
                   f"Rate them yourself: `rlcomposer app --db {self.db_url}`.", ""]
