@@ -106,10 +106,8 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     durations = (ends - events)[is_note]
     pitches = tokens[onsets] - NUM_SPECIAL_TOKENS + MIN_PITCH
     bars = max(length / STEPS_PER_BAR, 1.0)
-    silent = np.ones(tokens.size, dtype=bool)
-    for onset, duration in zip(onsets.tolist(), durations.tolist(), strict=True):
-        silent[onset:onset + duration] = False
-    values["rests"] = _share(np.count_nonzero(silent), length)
+    lead = int(events[0]) if events.size else int(tokens.size)  # leading HOLDs continue a silence
+    values["rests"] = _share(lead + int((ends - events)[~is_note].sum()), length)
     values["rest_count"] = np.count_nonzero(tokens == REST) / bars
     n = pitches.size
     values["notes"] = n / 32
@@ -142,11 +140,8 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     values["unique_climax"] = float(np.count_nonzero(pitches == top) == 1)
     values["distinct_pitches"] = np.unique(pitches).size / 12
     values["pitch_variety"] = np.unique(pitches).size / n
-    run = longest = 1
-    for previous, current in zip(pitches[:-1].tolist(), pitches[1:].tolist(), strict=True):
-        run = run + 1 if current == previous else 1
-        longest = max(longest, run)
-    values["longest_run"] = longest / 8
+    changes = np.flatnonzero(np.diff(pitches) != 0)
+    values["longest_run"] = int(np.diff(np.concatenate([[-1], changes, [n - 1]])).max()) / 8
     full_bars = tokens.size // STEPS_PER_BAR
     if full_bars >= 2:
         grid = tokens[:full_bars * STEPS_PER_BAR].reshape(full_bars, STEPS_PER_BAR)

@@ -872,6 +872,7 @@ def _fit(template: RewardEnsemble, data: _Data, cached: torch.Tensor | None, sub
         diff = (scores[:, a_sub] - scores[:, b_sub]).numpy()[:, covered]
         return (diff * oob_weight).sum(axis=0)
 
+    stopping = config.early_stopping and covered.sum() >= 2  # (a handful of comparisons may leave none out of bag)
     best_loss, best_epoch, best_state, best_logits = math.inf, 0, None, np.zeros(int(covered.sum()))
     epoch, total = 0, 0.0
     for epoch in range(1, config.epochs + 1):
@@ -909,20 +910,19 @@ def _fit(template: RewardEnsemble, data: _Data, cached: torch.Tensor | None, sub
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) / k_members
-        if config.early_stopping or epoch == config.epochs:
+        if stopping or epoch == config.epochs:
             logits = oob_logits(all_scores())
             loss_oob = _log_loss(logits, y_sub[covered])
-            if not config.early_stopping or loss_oob < best_loss - 1e-6:
+            if not stopping or loss_oob < best_loss - 1e-6:
                 best_loss, best_epoch, best_logits = loss_oob, epoch, logits
                 best_state = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
             elif epoch - best_epoch >= config.patience:
                 break
-    if best_state is not None and config.early_stopping:
+    if best_state is not None and stopping:
         for module, saved in zip(modules, best_state, strict=True):
             module.load_state_dict(saved)
     for parameter in ensemble.parameters():
         parameter.requires_grad_(False)
-    ensemble.eval()
     raw = all_scores()
     ensemble.eval()
     temperature = fit_temperature(best_logits, y_sub[covered]) if config.calibrate and covered.sum() >= 5 else 1.0
@@ -930,9 +930,10 @@ def _fit(template: RewardEnsemble, data: _Data, cached: torch.Tensor | None, sub
     ensemble.offset.copy_(raw[:, torch.from_numpy(trained_on)].mean(1))
     ensemble.temperature.fill_(temperature)
     scores = ((raw - ensemble.offset.view(-1, 1)) / temperature).numpy().astype(np.float64)
+    calibrated = _log_loss(best_logits / temperature, y_sub[covered])
     info = {"epoch": int(best_epoch), "epochs_run": int(epoch), "temperature": float(temperature),
-            "oob_pairs": int(covered.sum()), "oob_log_loss": float(best_loss),
-            "oob_log_loss_calibrated": _log_loss(best_logits / temperature, y_sub[covered]),
+            "oob_pairs": int(covered.sum()), "oob_log_loss": best_loss if math.isfinite(best_loss) else None,
+            "oob_log_loss_calibrated": calibrated if math.isfinite(calibrated) else None,
             "final_training_loss": total / steps}
     return ensemble, info, scores
 
