@@ -159,3 +159,23 @@ def test_cli_tune_with_a_reward_from_the_working_directory(tmp_path, tiny_prior_
     assert "reward_reward" in result["final"]
     assert main(["tune", "--reward", "my_taste:nope", "--out", str(tmp_path / "x")]) == 2
     assert "has no 'nope'" in capsys.readouterr().err
+
+
+def test_reward_uncertainty_makes_the_environment_pay_the_pessimistic_reward(tmp_path, tiny_prior_dir, monkeypatch):
+    class TwoMembers:
+        """An 'ensemble' whose members disagree by a known amount on every melody."""
+
+        def member_scores(self, melodies):
+            return np.array([[1.0] * len(melodies), [3.0] * len(melodies)])
+
+        def score_batch(self, melodies):
+            return self.member_scores(melodies).mean(axis=0)
+
+        def __call__(self, melody):
+            return 2.0
+
+    config = TuneConfig(prior=str(tiny_prior_dir), reward="two-members", reward_uncertainty=0.5,
+                        **{**SMALL, "total_timesteps": 8 * 16})
+    metrics = tune(config, tmp_path / "run", reward_fn=TwoMembers(), progress=False, log=lambda _: None)
+    # mean 2, spread 1: the environment paid 2 - 0.5 * 1 per melody
+    assert metrics["final"]["reward_reward"] == pytest.approx(1.5)

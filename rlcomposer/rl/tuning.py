@@ -362,6 +362,8 @@ def tune(
         raise RLComposerError("the config names a reward but no reward function was given")
     if config.reward is None and not config.env_config().theory_weights:
         raise RLComposerError("nothing to tune for: give --reward or a non-zero theory_* weight")
+    if config.reward_uncertainty > 0:  # the environment pays the pessimistic reward
+        reward_fn = ConservativeReward(reward_fn, config.reward_uncertainty)
     torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -386,8 +388,6 @@ def tune(
     if resume is not None and config.kl_target is not None and history_path.exists():
         earlier = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
         beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
-    if config.reward_uncertainty > 0:
-        reward_fn = ConservativeReward(reward_fn, config.reward_uncertainty)
     kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain)
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [kl_penalty, logger_callback, ProgressCallback(config.total_timesteps, progress)]
