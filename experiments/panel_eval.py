@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="default,dpo", help=f"comma-separated: {', '.join(METHODS)}")
     parser.add_argument("--out", default="runs/panel_eval", help="results folder (default runs/panel_eval)")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default 2)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the tables of the runs finished so far; run nothing")
     args = parser.parse_args(argv)
     if args.members == "report":
         members = list(REPORT_MEMBERS)
@@ -203,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 jobs.append({"method": method, "member": member, "seed": seed, "run_dir": str(run_dir),
                              "overrides": METHODS[method]})
-    print(f"{len(results)} runs finished earlier, {len(jobs)} to run", flush=True)
+    print(f"{len(results)} runs finished earlier, {0 if args.table_only else len(jobs)} to run", flush=True)
+    if args.table_only:
+        jobs = []
     with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         for result in pool.map(_run_one, jobs):
             results.append(result)
