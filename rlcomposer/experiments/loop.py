@@ -453,9 +453,9 @@ class Experiment:
                       for name, melodies in columns.items()}
         best_name = f"best-of-{best_n}"
         warnings = (collapse_warnings(musicality["tuned"], musicality["prior"], name="the tuned policy's melodies",
-                                      baseline_name="the prior's")
+                                      baseline_name="the prior")
                     + collapse_warnings(musicality[best_name], musicality["prior"],
-                                        name=f"the {best_name} melodies", baseline_name="the prior's"))
+                                        name=f"the {best_name} melodies", baseline_name="the prior"))
         for warning in warnings:
             self.log(f"  WARNING: {warning}")
         table = format_metrics_table(metrics, extra_rows={
@@ -511,7 +511,7 @@ class Experiment:
             lines.append(
                 f"| {r.round} | {r.comparisons} | {_pct(rm.get('held_out', {}).get('accuracy'))} | "
                 f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)}"
-                f"{' (collapsed)' if r.collapse_warnings else ''} | {r.kl_tuned:.2f} | "
+                f"{' (see warnings)' if r.collapse_warnings else ''} | {r.kl_tuned:.2f} | "
                 f"{_pct(r.best_of_n_win_rate)} | {r.best_of_n} ({r.kl_best_of_n:.2f}) | {r.tune_seconds:.0f} |")
         if results and results[-1].musicality:
             last = results[-1]
