@@ -331,10 +331,10 @@ class Experiment:
             return self.prior_model
         previous = self._round_dir(index - 1)
         if self.config.tuned_melodies == "best-of-n":
-            from rlcomposer.preferences.reward_model import load_reward_model
+            from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
             n = self.state["results"][index - 1]["best_of_n"]
-            model = BestOfNModel(self.prior_model, load_reward_model(previous / "reward_model"), n,
+            model = BestOfNModel(self.prior_model, load_reward_model_cached(previous / "reward_model"), n,
                                  "reward model")
             model.name = f"{self.config.name}/round-{index - 1}/best-of-{n}"
             return model
@@ -377,10 +377,10 @@ class Experiment:
         from rlcomposer.feedback.simulated_raters import simulate_ratings
 
         previous = None
-        if index > 0:
-            from rlcomposer.preferences.reward_model import load_reward_model
+        if index > 0:  # the same model the pool was drawn with: loaded once (cached per directory)
+            from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
-            previous = load_reward_model(self._round_dir(index - 1) / "reward_model")
+            previous = load_reward_model_cached(self._round_dir(index - 1) / "reward_model")
         strategy = self.selector.strategy(index, self.config.tag(index), previous)
         counts = simulate_ratings(store, self.listener, pairs=need, tag=self.config.tag(index),
                                   strategy=strategy, rng=np.random.default_rng(self.config.seed + 10 + index))
