@@ -9,8 +9,11 @@ notes, one token per step.
 * ``pitch_token(p)`` (2 + p - 48): a note of MIDI pitch ``p`` starts on this step,
   for ``p`` in ``MIN_PITCH..MAX_PITCH`` (48..84, C3..C6).
 
-A bar is ``STEPS_PER_BAR`` = 16 steps (one bar of 4/4 or 2/2, two bars of 2/4);
-a quarter note is ``STEPS_PER_QUARTER`` = 4 steps.
+A quarter note is ``STEPS_PER_QUARTER`` = 4 steps. A melody knows its
+:class:`~rlcomposer.music.metre.Metre` (default 4/4: a bar of ``STEPS_PER_BAR`` =
+16 steps; a 6/8 bar is 12 steps) and its :class:`~rlcomposer.music.keys.Key`
+(default C major), and writes them as time and key signatures into MusicXML and
+MIDI; :meth:`Melody.notes` stays in quarter notes whatever the metre.
 
 Several token sequences can sound the same (``REST REST`` and ``REST HOLD``; a
 leading ``HOLD`` and a leading ``REST``). :meth:`Melody.canonical` picks one:
@@ -33,6 +36,8 @@ import numpy as np
 
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.audio import DEFAULT_TEMPO_BPM, render_wav_bytes
+from rlcomposer.music.keys import DEFAULT_KEY, Key, KeyNameError, parse_key
+from rlcomposer.music.metre import DEFAULT_METRE, Metre, MetreError, parse_metre
 
 REST = 0
 HOLD = 1
@@ -42,6 +47,7 @@ NUM_SPECIAL_TOKENS = 2
 VOCAB_SIZE = NUM_SPECIAL_TOKENS + MAX_PITCH - MIN_PITCH + 1  # 39
 STEPS_PER_QUARTER = 4
 STEPS_PER_BAR = 16
+"""Steps in a bar of the default metre, 4/4 (``melody.metre.steps_per_bar`` in general)."""
 JSON_FORMAT = "rlcomposer.melody"  # the file format's name (kept when the module moved)
 JSON_VERSION = 1
 MIDI_TICKS_PER_QUARTER = 480
@@ -102,11 +108,14 @@ class Melody:
 
     ``tokens`` is a 1-D integer array of token ids (see the module docstring);
     ``metadata`` carries provenance (title, source, model, seed, ...) as plain
-    JSON values. Two melodies are equal when their tokens are equal.
+    JSON values; ``metre`` and ``key`` say how to bar and spell it. Two melodies
+    are equal when their tokens, metre and key are equal.
     """
 
     tokens: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
+    metre: Metre = DEFAULT_METRE
+    key: Key = DEFAULT_KEY
 
     def __post_init__(self) -> None:
         tokens = np.asarray(self.tokens)
@@ -123,6 +132,9 @@ class Melody:
         tokens = tokens.astype(np.int16)
         tokens.setflags(write=False)
         object.__setattr__(self, "tokens", tokens)
+        object.__setattr__(self, "metre", parse_metre(self.metre))
+        if not isinstance(self.key, Key):
+            raise MelodyError(f"a melody's key must be a Key, got {self.key!r}", "invalid")
 
     # ------------------------------------------------------------------ basics
     @property
@@ -132,8 +144,12 @@ class Melody:
 
     @property
     def num_bars(self) -> float:
-        """Length in 16-step bars (fractional if the melody is not whole bars)."""
-        return self.num_steps / STEPS_PER_BAR
+        """Length in bars of its metre (fractional if the melody is not whole bars)."""
+        return self.num_steps / self.metre.steps_per_bar
+
+    @property
+    def steps_per_bar(self) -> int:
+        return self.metre.steps_per_bar
 
     @property
     def duration_beats(self) -> float:
@@ -141,10 +157,11 @@ class Melody:
         return self.num_steps / STEPS_PER_QUARTER
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Melody) and np.array_equal(self.tokens, other.tokens)
+        return (isinstance(other, Melody) and np.array_equal(self.tokens, other.tokens)
+                and self.metre == other.metre and self.key == other.key)
 
     def __hash__(self) -> int:
-        return hash(self.tokens.tobytes())
+        return hash((self.tokens.tobytes(), self.metre, self.key))
 
     def __len__(self) -> int:
         return self.num_steps
@@ -152,13 +169,16 @@ class Melody:
     def __repr__(self) -> str:
         head = " ".join(token_name(int(t)) for t in self.tokens[:8])
         more = " ..." if self.num_steps > 8 else ""
-        return f"Melody({self.num_steps} steps: {head}{more})"
+        where = "" if (self.metre, self.key) == (DEFAULT_METRE, DEFAULT_KEY) else \
+            f", {self.metre.name}, {self.key.name}"
+        return f"Melody({self.num_steps} steps{where}: {head}{more})"
 
     # ------------------------------------------------------------- tokens/notes
     @classmethod
-    def from_tokens(cls, tokens: Iterable[int], metadata: dict[str, Any] | None = None) -> Melody:
+    def from_tokens(cls, tokens: Iterable[int], metadata: dict[str, Any] | None = None,
+                    metre: Metre | str | None = None, key: Key | None = None) -> Melody:
         return cls(np.asarray(list(tokens) if not isinstance(tokens, np.ndarray) else tokens),
-                   dict(metadata or {}))
+                   dict(metadata or {}), parse_metre(metre), key or DEFAULT_KEY)
 
     def notes(self) -> list[Note]:
         """The sounding notes as ``(midi_pitch, onset_beats, duration_beats)``.
@@ -185,6 +205,8 @@ class Melody:
         notes: Iterable[Sequence[float]],
         num_steps: int | None = None,
         metadata: dict[str, Any] | None = None,
+        metre: Metre | str | None = None,
+        key: Key | None = None,
     ) -> Melody:
         """Build canonical tokens from ``(pitch, onset_beats, duration_beats)`` notes.
 
@@ -227,26 +249,48 @@ class Melody:
             previous_end = stop
         if previous_end < num_steps:
             tokens[previous_end] = REST
-        return cls(tokens, dict(metadata or {}))
+        return cls(tokens, dict(metadata or {}), parse_metre(metre), key or DEFAULT_KEY)
 
     def canonical(self) -> Melody:
         """The same sound with canonical tokens (silences are ``REST HOLD ...``)."""
-        return Melody.from_notes(self.notes(), self.num_steps, self.metadata)
+        return Melody.from_notes(self.notes(), self.num_steps, self.metadata, self.metre, self.key)
 
-    def transpose(self, semitones: int) -> Melody:
-        """Shift every pitch; raises :class:`MelodyError` if one leaves the range."""
+    def transpose(self, semitones: int, key: Key | None = None) -> Melody:
+        """Shift every pitch (and name the result's ``key``, default: unchanged);
+        raises :class:`MelodyError` if a pitch leaves the range."""
         notes = [(p + semitones, o, d) for p, o, d in self.notes()]
-        return Melody.from_notes(notes, self.num_steps, self.metadata)
+        return Melody.from_notes(notes, self.num_steps, self.metadata, self.metre, key or self.key)
+
+    def in_key(self, key: Key) -> Melody:
+        """The melody moved from its key to ``key``'s tonic (mode relabelled, notes unchanged
+        otherwise): the shift of :meth:`Key.transposition` (-5..+6 semitones), moved by an
+        octave if that keeps every pitch inside the range. Raises :class:`MelodyError` if
+        no shift fits."""
+        shift = (key.tonic_pitch_class - self.key.tonic_pitch_class) % 12
+        shift = shift - 12 if shift > 6 else shift
+        pitches = [p for p, _, _ in self.notes()] or [MIN_PITCH]
+        for candidate in sorted((shift, shift - 12, shift + 12), key=abs):
+            if MIN_PITCH <= min(pitches) + candidate and max(pitches) + candidate <= MAX_PITCH:
+                return self.transpose(candidate, key)
+        raise MelodyError(
+            f"the melody spans {max(pitches) - min(pitches)} semitones: no octave puts it in "
+            f"{key.name} inside MIDI {MIN_PITCH}-{MAX_PITCH}", "pitch-range")
 
     def with_metadata(self, **updates: Any) -> Melody:
-        return Melody(self.tokens, {**self.metadata, **updates})
+        return Melody(self.tokens, {**self.metadata, **updates}, self.metre, self.key)
+
+    def with_metre(self, metre: Metre | str, key: Key | None = None) -> Melody:
+        """The same tokens read in another metre (and key, if given)."""
+        return Melody(self.tokens, dict(self.metadata), parse_metre(metre), key or self.key)
 
     # --------------------------------------------------------------------- JSON
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "format": JSON_FORMAT,
             "version": JSON_VERSION,
-            "steps_per_bar": STEPS_PER_BAR,
+            "steps_per_bar": self.metre.steps_per_bar,
+            "metre": self.metre.name,
+            "key": {"tonic": self.key.tonic, "mode": self.key.mode},
             "num_steps": self.num_steps,
             "tokens": self.tokens.tolist(),
             "notes": [list(n) for n in self.notes()],
@@ -269,7 +313,14 @@ class Melody:
         metadata = data.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise MelodyError("melody JSON 'metadata' must be an object")
-        return cls(np.asarray(tokens, dtype=np.int64), metadata)
+        metre, key = _declared_metre_and_key(data)
+        melody = cls(np.asarray(tokens, dtype=np.int64), metadata, metre, key)
+        declared = data.get("steps_per_bar", metre.steps_per_bar)
+        if declared != metre.steps_per_bar:
+            raise MelodyError(
+                f"its notes are barred in {declared!r} steps, but a bar of {metre.name} is "
+                f"{metre.steps_per_bar} steps", "metre")
+        return melody
 
     @classmethod
     def from_json(cls, text: str) -> Melody:
@@ -281,12 +332,17 @@ class Melody:
 
     # ------------------------------------------------------------------ music21
     def to_stream(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, title: str | None = None):
-        """A ``music21.stream.Score`` with one part in 4/4, C major / A minor."""
+        """A ``music21.stream.Score`` with one part in the melody's metre and key.
+
+        Always a treble clef: the ottava treble (``Treble8vbClef``) when the
+        melody lies low (:func:`engraving_clef`), never a bass clef.
+        """
         from music21 import key, metadata, meter, note, stream, tempo
 
         part = stream.Part()
-        part.append(meter.TimeSignature("4/4"))
-        part.append(key.KeySignature(0))
+        part.append(engraving_clef(self))
+        part.append(meter.TimeSignature(self.metre.name))
+        part.append(key.Key(self.key.tonic.replace("b", "-"), self.key.mode))
         part.append(tempo.MetronomeMark(number=tempo_bpm))
         cursor = 0
         for pitch, onset, duration in self.notes():
@@ -320,9 +376,10 @@ class Melody:
         notes, num_steps = stream_notes(score)
         if not notes and not num_steps:
             raise MelodyError("the stream has no notes", "empty")
+        metre, key = stream_metre_and_key(score)
         return cls.from_notes(
             [(p, s / STEPS_PER_QUARTER, n / STEPS_PER_QUARTER) for p, s, n in notes],
-            num_steps, metadata,
+            num_steps, metadata, metre, key,
         )
 
     # --------------------------------------------------------------------- MIDI
@@ -333,8 +390,10 @@ class Melody:
         tick = MIDI_TICKS_PER_QUARTER // STEPS_PER_QUARTER
         track = mido.MidiTrack()
         track.append(mido.MetaMessage("track_name", name=str(self.metadata.get("title", "Melody"))))
-        track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4))
-        track.append(mido.MetaMessage("key_signature", key="C"))
+        track.append(mido.MetaMessage("time_signature", numerator=self.metre.numerator,
+                                      denominator=self.metre.denominator))
+        track.append(mido.MetaMessage("key_signature", key=midi_key_name(self.key)))
+        track.append(mido.MetaMessage("text", text=f"{MIDI_KEY_TEXT}{self.key.name}"))
         track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
         track.append(mido.Message("program_change", program=program, channel=0))
         now = 0
@@ -368,11 +427,14 @@ class Melody:
         tick = midi.ticks_per_beat / STEPS_PER_QUARTER
         raw: list[tuple[int, int, int]] = []  # (start_step, end_step, pitch)
         end_tick = 0
+        metre, key = DEFAULT_METRE, DEFAULT_KEY
         for track in midi.tracks:
             now = 0
             sounding: dict[tuple[int, int], int] = {}
             for message in track:
                 now += message.time
+                if message.type in ("time_signature", "key_signature", "text") and now == 0:
+                    metre, key = _midi_meta(message, metre, key)
                 if message.type == "note_on" and message.velocity > 0 and message.channel != 9:
                     sounding[(message.channel, message.note)] = now
                 elif message.type in ("note_off", "note_on") and message.channel != 9:
@@ -392,7 +454,7 @@ class Melody:
             kept.append([start, max(stop, start + 1), pitch])
         num_steps = max([round(end_tick / tick)] + [stop for _, stop, _ in kept])
         notes = [(p, s / STEPS_PER_QUARTER, (e - s) / STEPS_PER_QUARTER) for s, e, p in kept]
-        return cls.from_notes(notes, num_steps, metadata)
+        return cls.from_notes(notes, num_steps, metadata, metre, key)
 
     # ----------------------------------------------------------------- MusicXML
     def to_musicxml_bytes(self, tempo_bpm: float = DEFAULT_TEMPO_BPM) -> bytes:
@@ -485,15 +547,115 @@ def stream_notes(part) -> tuple[list[tuple[int, int, int]], int]:
     return [(m, s, n) for m, s, n in notes], end
 
 
+def _declared_metre_and_key(data: dict[str, Any]) -> tuple[Metre, Key]:
+    """The ``metre`` and ``key`` a melody JSON declares (4/4, C major when absent)."""
+    try:
+        metre = parse_metre(data.get("metre"))
+        key = data.get("key")
+        if key is None:
+            return metre, DEFAULT_KEY
+        if not isinstance(key, dict):
+            raise MelodyError("melody JSON 'key' must be an object with 'tonic' and 'mode'")
+        return metre, parse_key(key.get("tonic"), key.get("mode"))
+    except (MetreError, KeyNameError) as error:
+        raise MelodyError(f"melody JSON: {error}", "metre") from None
+
+
+def stream_metre_and_key(part) -> tuple[Metre, Key]:
+    """The first time signature and key of a music21 stream (4/4, C major when absent).
+
+    A time signature rlcomposer does not know raises :class:`MelodyError`
+    (``"metre"``); a key signature without a mode reads as major.
+    """
+    from music21 import key as m21key
+    from music21 import meter
+
+    signature = part.recurse().getElementsByClass(meter.TimeSignature).first()
+    try:
+        metre = parse_metre(signature.ratioString) if signature is not None else DEFAULT_METRE
+    except MetreError as error:
+        raise MelodyError(str(error), "metre") from None
+    found = part.recurse().getElementsByClass(m21key.KeySignature).first()
+    if found is None:
+        return metre, DEFAULT_KEY
+    if isinstance(found, m21key.Key):
+        try:
+            return metre, parse_key(found.tonic.name, found.mode)
+        except KeyNameError:
+            pass
+    return metre, key_from_sharps(int(found.sharps))
+
+
+_MAJOR_BY_SHARPS = {-7: "Cb", -6: "Gb", -5: "Db", -4: "Ab", -3: "Eb", -2: "Bb", -1: "F", 0: "C",
+                    1: "G", 2: "D", 3: "A", 4: "E", 5: "B", 6: "F#", 7: "C#"}
+_MINOR_BY_SHARPS = {-7: "Ab", -6: "Eb", -5: "Bb", -4: "F", -3: "C", -2: "G", -1: "D", 0: "A",
+                    1: "E", 2: "B", 3: "F#", 4: "C#", 5: "G#", 6: "D#", 7: "A#"}
+MIDI_KEY_TEXT = "rlcomposer key: "
+"""Prefix of the MIDI text event that keeps the mode (MIDI key signatures know only major/minor)."""
+
+
+def key_from_sharps(sharps: int, minor: bool = False) -> Key:
+    """The major (or minor) key of a signature of ``sharps`` (negative: flats)."""
+    if not -7 <= sharps <= 7:
+        raise MelodyError(f"a key signature of {sharps} sharps does not exist", "invalid")
+    return Key((_MINOR_BY_SHARPS if minor else _MAJOR_BY_SHARPS)[sharps],
+               "minor" if minor else "major")
+
+
+def midi_key_name(key: Key) -> str:
+    """The MIDI key-signature name of a key's signature (``"Am"`` for A minor; a church
+    mode is written as the major key of its signature: D dorian is ``"C"``)."""
+    if key.mode == "minor":
+        return _MINOR_BY_SHARPS[key.sharps] + "m"
+    return _MAJOR_BY_SHARPS[key.sharps]
+
+
+def _midi_meta(message, metre: Metre, key: Key) -> tuple[Metre, Key]:
+    try:
+        if message.type == "time_signature":
+            return parse_metre(f"{message.numerator}/{message.denominator}"), key
+        if message.type == "key_signature":
+            name = message.key
+            minor = name.endswith("m")
+            tonic = name[:-1] if minor else name
+            return metre, parse_key(tonic, "minor" if minor else "major")
+        if message.text.startswith(MIDI_KEY_TEXT):
+            tonic, _, mode = message.text[len(MIDI_KEY_TEXT):].partition(" ")
+            return metre, parse_key(tonic, mode)
+    except MetreError as error:
+        raise MelodyError(f"the MIDI file's time signature: {error}", "metre") from None
+    except KeyNameError as error:
+        raise MelodyError(f"the MIDI file's key: {error}", "invalid") from None
+    return metre, key
+
+
+def engraving_clef(melody: Melody):
+    """The clef to engrave ``melody`` with: always treble; the ottava treble
+    (``Treble8vbClef``, sounding an octave below the written notes) when its median
+    pitch is below :data:`LOW_MELODY_MEDIAN_PITCH` (C4), never a bass clef."""
+    from music21 import clef
+
+    pitches = sorted(p for p, _, _ in melody.notes())
+    if pitches and pitches[len(pitches) // 2] < LOW_MELODY_MEDIAN_PITCH:
+        return clef.Treble8vbClef()
+    return clef.TrebleClef()
+
+
+LOW_MELODY_MEDIAN_PITCH = 60
+"""A melody whose median pitch is below this (C4) is engraved in the ottava treble clef."""
+
+
 def _note(pitch: int, start_step: int, stop_step: int) -> Note:
     return (pitch, start_step / STEPS_PER_QUARTER, (stop_step - start_step) / STEPS_PER_QUARTER)
 
 
-def random_melody(rng: np.random.Generator, num_steps: int = 64) -> Melody:
+def random_melody(rng: np.random.Generator, num_steps: int = 64,
+                  metre: Metre | str | None = None, key: Key | None = None) -> Melody:
     """Uniformly random tokens (the ``random`` model of ``evaluate``)."""
-    return Melody(rng.integers(0, VOCAB_SIZE, size=num_steps))
+    return Melody(rng.integers(0, VOCAB_SIZE, size=num_steps), {}, parse_metre(metre),
+                  key or DEFAULT_KEY)
 
 
-def whole_bars(num_steps: int) -> int:
-    """Round a length up to whole bars."""
-    return int(math.ceil(num_steps / STEPS_PER_BAR) * STEPS_PER_BAR)
+def whole_bars(num_steps: int, steps_per_bar: int = STEPS_PER_BAR) -> int:
+    """Round a length up to whole bars (of ``steps_per_bar`` steps, default 4/4's 16)."""
+    return int(math.ceil(num_steps / steps_per_bar) * steps_per_bar)
