@@ -15,7 +15,9 @@ import pytest
 from rlcomposer.corpus import abc as abc_module
 from rlcomposer.corpus import build as corpus_module
 from rlcomposer.corpus.abc import (
+    ALLOWED_METRES,
     COLLECTIONS,
+    MIN_STEPS,
     SKIP_REASONS,
     CorpusError,
     TuneText,
@@ -42,6 +44,8 @@ from rlcomposer.music.melody import (
     MelodyError,
     pitch_token,
 )
+from rlcomposer.music.keys import Key
+from rlcomposer.music.metre import parse_metre
 
 SMALL = CorpusConfig(max_tunes_per_collection=16)
 WHITE_KEYS = {0, 2, 4, 5, 7, 9, 11}
@@ -76,7 +80,8 @@ def test_small_build_keeps_and_skips_with_counts_that_add_up(small):
     assert stats.kept == len(corpus) > 0
     assert stats.skipped > 0 and set(stats.skipped_by_reason) <= set(SKIP_REASONS)
     assert stats.parsed == stats.kept + sum(stats.skipped_by_reason.values())
-    assert stats.skipped_by_reason.get("metre", 0) > 0  # jigs, 3/4 airs, 4/2 songs...
+    assert sum(stats.kept_by_metre.values()) == sum(stats.kept_by_mode.values()) == stats.kept
+    assert len(stats.kept_by_metre) >= 3  # reels, jigs, waltzes... all kept
     for name in COLLECTIONS:
         counts = stats.per_collection[name]
         assert counts["parsed"] == 16 and counts["available"] > 16
@@ -91,9 +96,9 @@ def test_kept_sequences_are_whole_bars_in_range(small):
         sequences = corpus.sequences(split)
         assert len(sequences) == corpus.num_tunes(split)
         assert sum(len(s) for s in sequences) == corpus.num_steps(split)
-        for tokens in sequences:
+        for tokens, metre in zip(sequences, corpus.metres(split), strict=True):
             assert tokens.dtype == np.int64 and tokens.ndim == 1
-            assert len(tokens) % STEPS_PER_BAR == 0 and len(tokens) >= 2 * STEPS_PER_BAR
+            assert len(tokens) % parse_metre(metre).steps_per_bar == 0 and len(tokens) >= MIN_STEPS
             assert tokens.min() >= 0 and tokens.max() < VOCAB_SIZE
             assert (tokens >= 2).any()
 
@@ -106,22 +111,24 @@ def test_melodies_carry_their_provenance(small):
         meta = melody.metadata
         assert meta["collection"] in COLLECTIONS
         assert meta["source"].endswith(".abc") and not meta["source"].startswith("test")
-        assert meta["title"] and meta["metre"] in ("2/4", "4/4", "2/2")
+        assert meta["title"] and meta["metre"] in ALLOWED_METRES
         assert meta["split"] in SPLITS
-        assert (meta["transposition"] + 7 * meta["key_sharps"]) % 12 == 0  # tonic -> C
+        assert melody.metre.name == meta["metre"] and melody.key == Key("C", meta["mode"])
+        tonic, mode = meta["key"].split()
+        assert (meta["transposition"] + Key(tonic, mode).tonic_pitch_class) % 12 == 0  # tonic -> C
 
 
-def test_kept_tunes_are_in_c_major_or_a_minor(small):
+def test_kept_tunes_lie_in_their_mode_on_c(small):
     corpus, _ = small
-    pitches = [p for m in all_melodies(corpus) for p, _, _ in m.notes()]
-    outside = sum(p % 12 not in WHITE_KEYS for p in pitches)
-    assert len(pitches) > 1000
-    assert outside / len(pitches) < 0.10
+    pairs = [(p, m.key.scale_pitch_classes()) for m in all_melodies(corpus) for p, _, _ in m.notes()]
+    outside = sum(p % 12 not in scale for p, scale in pairs)
+    assert len(pairs) > 1000
+    assert outside / len(pairs) < 0.10
 
 
-def test_pickups_put_the_first_full_bar_on_a_multiple_of_16(small):
+def test_pickups_put_the_first_full_bar_on_a_bar_line(small):
     """Re-read real tunes with music21: the first note of the first full-length
-    measure lands on a 16-step bar line, preceded by the pick-up."""
+    measure lands on a bar line of its metre, preceded by the pick-up."""
     from music21 import stream
 
     corpus, _ = small
@@ -149,7 +156,7 @@ def test_pickups_put_the_first_full_bar_on_a_multiple_of_16(small):
         assert float(first_full.offset) > 0  # there is a pick-up before it
         note = next(n for n in first_full.notes if not n.duration.isGrace)
         step = round((float(first_full.offset) + float(note.offset)) * 4) + pad
-        assert step % STEPS_PER_BAR == 0
+        assert step % melody.metre.steps_per_bar == 0
         expected = pitch_token(int(note.pitch.midi) + meta["transposition"])
         assert melody.tokens[step] == expected
         checked += 1
@@ -162,11 +169,15 @@ def test_pickup_padding_on_handmade_tunes():
     assert melody.metadata["pickup_padding"] == 12
     assert melody.tokens[12] == pitch_token(67) and melody.tokens[16] == pitch_token(72)
     assert melody.num_steps == 4 * STEPS_PER_BAR  # pick-up bar + 3 bars (the last padded)
-    # 2/4 with an eighth pick-up: the first full 2/4 bar starts a 16-step bar
+    # 2/4 with an eighth pick-up: bars of 8 steps, the pick-up on steps 6-7
     melody = parse_abc_tune(abc("G|c2d2|e4|c2d2|e4|", metre="2/4"), "test", "t.abc")
-    assert melody.metadata["pickup_padding"] == 14
-    assert melody.tokens[14] == pitch_token(67) and melody.tokens[16] == pitch_token(72)
-    assert melody.tokens[24] == pitch_token(76)  # the second 2/4 bar, half-way
+    assert melody.metadata["pickup_padding"] == 6 and melody.metre.steps_per_bar == 8
+    assert melody.tokens[6] == pitch_token(67) and melody.tokens[8] == pitch_token(72)
+    assert melody.tokens[16] == pitch_token(76)  # the second 2/4 bar
+    # 6/8 with a one-eighth pick-up: bars of 12 steps
+    melody = parse_abc_tune(abc("G|c2d edc|B2A G3|c3 c3|", metre="6/8"), "test", "t.abc")
+    assert melody.metadata["pickup_padding"] == 10 and melody.num_steps == 48
+    assert melody.tokens[12] == pitch_token(72)
     # no pick-up, no padding; the end is padded to a whole bar
     melody = parse_abc_tune(abc("c2d2 e2f2|g4e4|c4", metre="C"), "test", "t.abc")
     assert melody.metadata["pickup_padding"] == 0 and melody.num_steps == 48
@@ -201,19 +212,26 @@ def test_transposition_to_c_from_the_key_signature():
     assert caught.value.reason == "pitch-range"
 
 
-def test_tunes_land_on_the_white_keys():
+def test_tunes_land_with_their_tonic_on_c():
     d_major = parse_abc_tune(abc("d2f2 a2f2|g2e2 c2A2|d8|", key="D"), "test", "t.abc")
     assert d_major.metadata["key_sharps"] == 2 and d_major.metadata["transposition"] == -2
     assert all(p % 12 in WHITE_KEYS for p, _, _ in d_major.notes())
     assert d_major.notes()[0][0] == 72  # d (MIDI 74) -> c
     e_minor = parse_abc_tune(abc("E2G2 B2G2|A2F2 D2F2|E8|", key="Em"), "test", "t.abc")
-    assert all(p % 12 in WHITE_KEYS for p, _, _ in e_minor.notes())
-    assert e_minor.notes()[-1][0] % 12 == 9  # ends on A
+    assert e_minor.key == Key("C", "minor") and e_minor.metadata["key"] == "E minor"
+    c_minor = Key("C", "minor").scale_pitch_classes()
+    assert all(p % 12 in c_minor for p, _, _ in e_minor.notes())
+    assert e_minor.notes()[-1][0] % 12 == 0  # ends on its tonic, now C
+    # a bare K:G tune that ends on E is read as E minor (its final note)
+    ending_on_e = parse_abc_tune(abc("G2B2 d2B2|A2F2 D2F2|E8|", key="G"), "test", "t.abc")
+    assert ending_on_e.metadata["mode"] == "minor" and ending_on_e.metadata["mode_source"] == "final note"
 
 
 # ------------------------------------------------------------ skip reasons
-def test_six_eight_and_metre_changes_are_skipped_as_metre():
-    assert reason_of(abc("c2d edc|B2A G3|c3 c3|", metre="6/8")) == "metre"
+def test_metres_are_kept_and_metre_changes_skipped():
+    assert parse_abc_tune(abc("c2d edc|B2A G3|c3 c3|", metre="6/8"), "t", "t").metre.name == "6/8"
+    assert parse_abc_tune(abc("c2d2 e2|f2g2 a2|c6|", metre="3/4"), "t", "t").metre.name == "3/4"
+    assert reason_of(abc("c2d2 e2f2 g2|c8 z2|", metre="5/4")) == "metre"
     assert reason_of(abc("c2d2 e2f2|[M:3/4] g2e2 c2|c8|")) == "metre"
     assert reason_of(abc("c2d2 e2f2|g8|", metre="none")) == "metre"
     assert parse_abc_tune(abc("c2d2 e2f2|g8|", metre="C|"), "t", "t").metadata["metre"] == "2/2"
@@ -222,7 +240,7 @@ def test_six_eight_and_metre_changes_are_skipped_as_metre():
 
 def test_chords_tuplets_and_others_are_skipped_with_reasons():
     assert reason_of(abc("[ceg]2d2 e2f2|g8|")) == "chord"
-    assert reason_of(abc("(3cde d2 e2f2|g8|")) == "off-grid"
+    assert parse_abc_tune(abc("(3cde d2 e2f2|g8|"), "t", "t").metadata["quantised_notes"] == 2
     assert reason_of(abc("c/4d/4e/2 d2 e2f2|g8|", unit="1/8")) == "off-grid"
     assert reason_of(abc("z8|z8|")) == "empty"
     assert reason_of(abc("c2d2 e2f2|")) == "too-short"
@@ -256,9 +274,9 @@ def test_every_skipped_tune_is_counted_and_duplicates_kept_once(tmp_path, monkey
     bodies = [
         tune,
         tune.replace("X:1", "X:2"),  # the same notes again
-        abc("c2d edc|B2A G3|", metre="6/8"),
+        abc("c2d edc|B2A G3|", metre="5/8"),
         abc("[ceg]2d2 e2f2|g8|"),
-        abc("(3cde d2 e2f2|g8|"),
+        abc("c/4d/4e/2 d2 e2f2|g8|"),
         abc("a2g2 f2e2|d8|c8|"),
     ]
     tunes = [TuneText("airdsAirs", "fake.abc", i, text) for i, text in enumerate(bodies)]
@@ -274,7 +292,7 @@ def test_every_skipped_tune_is_counted_and_duplicates_kept_once(tmp_path, monkey
     assert kept == [0, 5]
     examples = corpus.stats.skipped_examples
     assert examples["duplicate"] == ["airdsAirs/fake.abc/1: the same tokens as airdsAirs/fake.abc/0"]
-    assert examples["metre"][0].startswith("airdsAirs/fake.abc/2: metre 6/8")
+    assert examples["metre"][0].startswith("airdsAirs/fake.abc/2: metre 5/8")
 
 
 # ------------------------------------------------------------ splits

@@ -71,6 +71,48 @@ def add_db_command_options(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser, quiet_help=QUIET_PROGRESS_OUTPUT)
 
 
+def bar_count(text: str) -> int:
+    """``--bars``: a whole number of bars in 1..MAX_BARS (32)."""
+    from rlcomposer.music.metre import MAX_BARS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of bars, got {text!r}") from None
+    if not 1 <= value <= MAX_BARS:
+        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_BARS}, got {value}")
+    return value
+
+
+def add_melody_shape_options(parser: argparse.ArgumentParser, *, key: bool = True,
+                             bars_default: int | None = 4) -> None:
+    """``--metre``, ``--mode``, ``--bars`` (and ``--key``): the shape of the melodies to make.
+
+    :func:`melody_condition` reads the metre and mode; the defaults (None) mean
+    4/4 major, or what a config file says.
+    """
+    from rlcomposer.music.keys import MODES
+    from rlcomposer.music.metre import MAX_BARS, METRE_NAMES
+
+    parser.add_argument("--metre", default=None, metavar="N/D",
+                        help=f"time signature: {', '.join(METRE_NAMES)} (default 4/4)")
+    parser.add_argument("--mode", default=None, help=f"mode: {', '.join(MODES)} (default major)")
+    if key:
+        parser.add_argument("--key", default=None, metavar="TONIC",
+                            help="tonic to write the melodies in: C, G, D, A, E, F, Bb, Eb, F#, ... "
+                                 "(default C; melodies are made on C and transposed)")
+    default_text = f" (default {bars_default})" if bars_default is not None else ""
+    parser.add_argument("--bars", type=bar_count, default=bars_default,
+                        help=f"melody length in bars of the metre, 1..{MAX_BARS}{default_text}")
+
+
+def melody_condition(args: argparse.Namespace, num_steps: int | None = None):
+    """The :class:`~rlcomposer.prior.model.MelodyCondition` of ``--metre`` and ``--mode``."""
+    from rlcomposer.prior.model import MelodyCondition
+
+    return MelodyCondition(args.metre or "4/4", args.mode or "major", num_steps)
+
+
 def add_corpus_options(parser: argparse.ArgumentParser, *, cache_dir_help: str = CACHE_DIR_HELP,
                        max_tunes_help: str = MAX_TUNES_HELP) -> None:
     """``--cache-dir`` and ``--max-tunes``; :func:`load_corpus` and :func:`corpus_cache_dir` read them."""

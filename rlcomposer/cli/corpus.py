@@ -33,6 +33,10 @@ def cmd_corpus_build(args: argparse.Namespace) -> None:
         "parsed": stats.parsed,
         "kept": stats.kept,
         "skipped_by_reason": stats.skipped_by_reason,
+        "kept_by_metre": stats.kept_by_metre,
+        "kept_by_mode": stats.kept_by_mode,
+        "quantised_tuplet_tunes": stats.quantised_tuplet_tunes,
+        "quantised_tuplet_notes": stats.quantised_tuplet_notes,
         "from_cache": stats.from_cache,
         "build_seconds": stats.build_seconds,
         "seconds": seconds,
@@ -44,6 +48,10 @@ def cmd_corpus_build(args: argparse.Namespace) -> None:
     ]
     for reason, count in sorted(stats.skipped_by_reason.items(), key=lambda kv: -kv[1]):
         lines.append(f"  skipped ({reason}): {count}")
+    lines.append("  kept by metre: " + ", ".join(f"{m} {n}" for m, n in stats.kept_by_metre.items()))
+    lines.append("  kept by mode: " + ", ".join(f"{m} {n}" for m, n in stats.kept_by_mode.items()))
+    lines.append(f"  tuplets quantised to the grid: {stats.quantised_tuplet_notes} notes in "
+                 f"{stats.quantised_tuplet_tunes} kept tunes")
     for split, info in splits.items():
         lines.append(f"  {split}: {info['tunes']} tunes, {info['steps']} steps")
     emit(args, result, "\n".join(lines))
@@ -56,8 +64,9 @@ def register(commands: Commands) -> None:
     build = corpus_commands.add_parser(
         "build", help="parse the folk collections bundled in music21 into the cache",
         description="Parse essenFolksong, oneills1850, airdsAirs and ryansMammoth (shipped with "
-                    "music21) on both cores, keep 2/4, 4/4 and 2/2 tunes, transpose to C major / "
-                    "A minor, split by tune and cache compact arrays. A second build reads the cache.")
+                    "music21) on both cores, keep the tunes in the 11 known metres (2/4 to 12/8), "
+                    "transpose each so that its tonic is C and record its mode, quantise tuplets "
+                    "to the sixteenth grid, split by tune and cache compact arrays. A second build reads the cache.")
     add_output_options(build)
     add_corpus_options(build)
     build.add_argument("--force", action="store_true", help="rebuild even if a cache exists")

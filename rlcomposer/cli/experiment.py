@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from rlcomposer.cli.common import Commands, add_output_options, emit, say
+from rlcomposer.cli.common import Commands, add_melody_shape_options, add_output_options, emit, say
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
@@ -24,7 +24,16 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     )
 
     if args.experiment_command == "run":
-        config = load_experiment_config(args.config, parse_overrides(args.set))
+        overrides = parse_overrides(args.set)
+        if args.key is not None:
+            overrides["key"] = args.key
+        config = load_experiment_config(args.config, overrides)
+        shape = {name: value for name, value in (("metre", args.metre), ("mode", args.mode),
+                                                 ("num_bars", args.bars)) if value is not None}
+        if shape:
+            from dataclasses import replace
+
+            config = replace(config, tune={**config.tune, **shape})
         run_dir = Path(args.runs_dir) / config.name
         db_url = args.db
     else:
@@ -76,6 +85,7 @@ def register(commands: Commands) -> None:
     run.add_argument("config", help="experiment YAML (ExperimentConfig keys, see rlcomposer/experiments/loop.py)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key")
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default runs/)")
+    add_melody_shape_options(run, bars_default=None)
     run.add_argument("--db", default=None,
                      help="database URL (default: runs/NAME/feedback.sqlite, the run's own SQLite file)")
     run.set_defaults(handler=cmd_experiment)

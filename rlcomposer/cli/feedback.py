@@ -18,6 +18,7 @@ from rlcomposer.cli.common import (
     Commands,
     add_corpus_options,
     add_db_command_options,
+    add_melody_shape_options,
     emit,
     load_corpus,
     positive_int,
@@ -96,10 +97,11 @@ def cmd_pool_add(args: argparse.Namespace) -> None:
 
     check_tag(args.tag)
     config = GenerationConfig(model=args.model, num_melodies=args.n, seed=args.seed, num_bars=args.bars,
-                              temperature=args.temperature, top_k=args.top_k, formats=("json",))
+                              temperature=args.temperature, top_k=args.top_k, formats=("json",),
+                              metre=args.metre or "4/4", key=args.key or "C", mode=args.mode or "major")
     url = resolve_db(args)
     store = open_store(url)  # fail on a bad database before sampling
-    model = resolve_model(config.model, lambda: load_corpus(args).sequences("test"))
+    model = resolve_model(config.model, lambda: load_corpus(args).melodies("test"))
     name, kind, model_config, path = _model_provenance(args.model)
     model.name = name
     say(args, f"sampling {config.num_melodies} melodies from {args.model} (seed {config.seed})")
@@ -163,7 +165,7 @@ def register(commands: Commands) -> Commands:
     add.add_argument("--n", type=positive_int, default=20, help="number of melodies (default 20)")
     add.add_argument("--tag", required=True, help="label of this batch, e.g. prior-round1 or tuned-exp3")
     add.add_argument("--seed", type=int, default=0, help="random seed, 0 or more (default 0)")
-    add.add_argument("--bars", type=int, default=4, help="melody length in 16-step bars (default 4)")
+    add_melody_shape_options(add)
     add.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     add.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
     add.add_argument("--experiment", default=None, help="experiment name stored with each melody")

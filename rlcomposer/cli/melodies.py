@@ -11,9 +11,11 @@ import argparse
 from rlcomposer.cli.common import (
     Commands,
     add_corpus_options,
+    add_melody_shape_options,
     add_output_options,
     emit,
     load_corpus,
+    melody_condition,
     non_negative_int,
     positive_int,
     say,
@@ -30,7 +32,8 @@ def _generation_config(args: argparse.Namespace):
         model=args.model, num_melodies=args.n, seed=args.seed, num_bars=args.bars,
         temperature=args.temperature, top_k=args.top_k,
         formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
-        tempo_bpm=args.tempo,
+        tempo_bpm=args.tempo, metre=args.metre or "4/4", key=args.key or "C",
+        mode=args.mode or "major",
     )
 
 
@@ -39,7 +42,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from rlcomposer.prior.registry import resolve_model
 
     config = _generation_config(args)
-    model = resolve_model(config.model, lambda: load_corpus(args).sequences("test"))
+    model = resolve_model(config.model, lambda: load_corpus(args).melodies("test"))
     if args.best_of is not None:
         from rlcomposer.preferences.reward_functions import resolve_reward
         from rlcomposer.rl.best_of_n import BestOfNModel
@@ -53,8 +56,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
     files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
                             progress=not args.json and not args.quiet)
     result = {"out": str(args.out), "model": config.model, "seed": config.seed,
+              "metre": config.metre, "key": config.target_key.name, "bars": config.num_bars,
               "melodies": len(melodies), "files": [str(f) for f in files]}
-    emit(args, result, f"wrote {len(melodies)} melodies ({len(files)} files) to {args.out}")
+    emit(args, result, f"wrote {len(melodies)} melodies of {config.num_bars} bars of {config.metre} in "
+                       f"{config.target_key.name} ({len(files)} files) to {args.out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -73,7 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     def corpus_loader():
         nonlocal corpus_sequences
         if corpus_sequences is None:
-            corpus_sequences = load_corpus(args).sequences("test")
+            corpus_sequences = load_corpus(args).melodies("test")
         return corpus_sequences
 
     models = [resolve_model(spec, corpus_loader) for spec in specs]
@@ -90,16 +95,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if reward_fn is None:
             raise RLComposerError(BEST_OF_NEEDS_REWARD)
         models.append(BestOfNModel(models[0], reward_fn, args.best_of, args.reward))
-    say(args, f"sampling {args.n} melodies of {args.bars} bars from {', '.join(m.name for m in models)}")
+    condition = melody_condition(args)
+    num_steps = args.bars * condition.metre.steps_per_bar
+    say(args, f"sampling {args.n} melodies of {args.bars} bars of {condition.metre.name} "
+              f"{condition.mode} from {', '.join(m.name for m in models)}")
     listener_fn = None
     if args.listener:
         from rlcomposer.preferences.listeners import load_listener
 
         listener_fn, _ = load_listener(args.listener)
     reference = len(specs) - 1 if args.baseline else 0  # win-rates are against --baseline, else the first --model
-    results = evaluate_models(models, args.n, args.bars * 16, np.random.default_rng(args.seed),
-                              reward_fn=reward_fn, listener_fn=listener_fn, reference_index=reference)
-    emit(args, {"num_melodies": args.n, "num_steps": args.bars * 16, "seed": args.seed,
+    results = evaluate_models(models, args.n, num_steps, np.random.default_rng(args.seed),
+                              reward_fn=reward_fn, listener_fn=listener_fn, reference_index=reference,
+                              condition=condition)
+    emit(args, {"num_melodies": args.n, "num_steps": num_steps, "seed": args.seed,
+                "metre": condition.metre.name, "mode": condition.mode,
                 "models": [r.as_dict() for r in results]}, format_evaluation(results))
 
 
@@ -118,7 +128,7 @@ def register(commands: Commands) -> None:
     generate.add_argument("--out", required=True, help="folder to write the files into")
     generate.add_argument("--format", default="midi,musicxml,wav,json",
                           help="comma-separated formats: midi, musicxml, wav, json (default all)")
-    generate.add_argument("--bars", type=int, default=4, help="melody length in 16-step bars (default 4)")
+    add_melody_shape_options(generate)
     generate.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     generate.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
     generate.add_argument("--tempo", type=float, default=120.0, help="quarter notes per minute (default 120)")
@@ -139,7 +149,7 @@ def register(commands: Commands) -> None:
     evaluate.add_argument("--baseline", default=None, help="a model to compare against")
     evaluate.add_argument("--n", type=int, default=1000, help="melodies per model (default 1000)")
     evaluate.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
-    evaluate.add_argument("--bars", type=positive_int, default=4, help="melody length in bars (default 4)")
+    add_melody_shape_options(evaluate, key=False)
     evaluate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",
                           help="also report the mean of this reward function")
     evaluate.add_argument("--best-of", type=positive_int, default=None, metavar="N",

@@ -34,18 +34,45 @@ def cmd_prior_train(args: argparse.Namespace) -> None:
     say(args, f"training a prior on {corpus.num_tunes('train')} tunes "
               f"({corpus.num_steps('train')} steps); config: {json.dumps(config_to_dict(config))}")
     tensorboard_dir = Path(args.tensorboard) if args.tensorboard else out_dir.parent / (out_dir.name + "-tb")
-    _, metrics = train_prior(
+    model, metrics = train_prior(
         config,
         corpus.sequences("train"),
         corpus.sequences("validation"),
         corpus.sequences("test"),
-        out_dir=out_dir,
+        out_dir=None,
         tensorboard_dir=tensorboard_dir,
         progress=not args.json,
         log=lambda message: say(args, message),
+        conditions={split: corpus_conditions(corpus, split) for split in ("train", "validation", "test")},
     )
+    metrics["test_duple_as_before"] = duple_as_before(model, corpus)
+    from rlcomposer.checkpoints import save_model_dir
+
+    save_model_dir(out_dir, "prior", model.config, model.state_dict(), config, metrics)
     emit(args, {"out": str(out_dir), "tensorboard": str(tensorboard_dir), **metrics},
          format_prior_report(metrics, out_dir))
+
+
+def corpus_conditions(corpus, split: str) -> list:
+    """Each tune's :class:`~rlcomposer.prior.model.MelodyCondition` (metre, mode, length)."""
+    from rlcomposer.prior.model import MelodyCondition
+
+    return [MelodyCondition(metre, mode, len(sequence)) for metre, mode, sequence in
+            zip(corpus.metres(split), corpus.modes(split), corpus.sequences(split), strict=True)]
+
+
+def duple_as_before(model, corpus) -> dict[str, Any]:
+    """The prior's NLL on the test tunes the earlier 4/4-only corpus kept too (2/4, 4/4, 2/2
+    without tuplets), for comparison with the earlier prior's figure."""
+    from rlcomposer.corpus.build import SPLITS
+    from rlcomposer.prior.training import score_prior
+
+    ids = [i for i in range(len(corpus)) if corpus.split_ids[i] == SPLITS.index("test")]
+    test, conditions = corpus.sequences("test"), corpus_conditions(corpus, "test")
+    rows = [r for r, i in enumerate(ids) if corpus.index[i].get("metre") in ("2/4", "4/4", "2/2")
+            and not corpus.index[i].get("quantised_notes")]
+    score = score_prior(model, [test[r] for r in rows], 64, [conditions[r] for r in rows])
+    return {"tunes": len(rows), "nll_per_step": score.nll_per_step, "accuracy": score.accuracy}
 
 
 def format_prior_report(metrics: dict[str, Any], where: Path | str) -> str:
@@ -66,6 +93,17 @@ def format_prior_report(metrics: dict[str, Any], where: Path | str) -> str:
         )
     if "perplexity_reduction_vs_ngram" in metrics:
         lines.append(f"  perplexity reduction vs n-gram: {100 * metrics['perplexity_reduction_vs_ngram']:.1f}%")
+    for family, row in metrics.get("test_by_family", {}).items():
+        low, high = row["nll_95"]
+        n_low, n_high = row["ngram_nll_95"]
+        lines.append(
+            f"  {family} ({row['tunes']} tunes): NLL/step {row['nll_per_step']:.4f} "
+            f"[{low:.4f}, {high:.4f}], n-gram {row['ngram_nll_per_step']:.4f} [{n_low:.4f}, {n_high:.4f}], "
+            f"perplexity {100 * row['perplexity_reduction_vs_ngram']:.1f}% lower")
+    before = metrics.get("test_duple_as_before")
+    if before:
+        lines.append(f"  duple tunes without tuplets ({before['tunes']} test tunes): "
+                     f"NLL/step {before['nll_per_step']:.4f}")
     return "\n".join(lines)
 
 
@@ -76,16 +114,27 @@ def cmd_prior_evaluate(args: argparse.Namespace) -> None:
     directory = prior_directory(args.model)
     model = load_prior(directory)
     corpus = load_corpus(args)
+    import numpy as np
+
+    from rlcomposer.prior.training import family_report
+
     test = corpus.sequences("test")
+    conditions = corpus_conditions(corpus, "test")
     say(args, f"scoring {directory.name} and the n-gram baseline on {len(test)} test tunes")
-    score = score_prior(model, test)
-    baseline = score_ngram_baseline(corpus.sequences("train"), corpus.sequences("validation"), test)
+    per_tune: list[float] = []
+    score = score_prior(model, test, 64, conditions if model.config.conditioned else None, per_tune)
+    train, validation = corpus.sequences("train"), corpus.sequences("validation")
+    baseline = score_ngram_baseline(train, validation, test)
     metrics = {
         "test": {"nll_per_step": score.nll_per_step, "accuracy": score.accuracy,
                  "perplexity": score.perplexity, "num_steps": score.num_steps, "num_tunes": len(test)},
         "ngram_baseline": baseline,
         "perplexity_reduction_vs_ngram": 1 - score.perplexity / baseline["test_perplexity"],
+        "test_by_family": family_report(per_tune, test, conditions, train, validation,
+                                        np.random.default_rng(0)),
     }
+    if model.config.conditioned:
+        metrics["test_duple_as_before"] = duple_as_before(model, corpus)
     emit(args, metrics, format_prior_report(metrics, args.model))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from rlcomposer.cli.common import (
     Commands,
     add_db_option,
+    add_melody_shape_options,
     add_output_options,
     emit,
     non_negative_int,
@@ -25,9 +26,12 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from rlcomposer.rl.tuning import TuneConfig, tune
 
     overrides = parse_overrides(args.set)
-    for key in ("reward", "prior", "seed", "total_timesteps", "kl_beta", "kl_target", "algorithm"):
+    for key in ("reward", "prior", "seed", "total_timesteps", "kl_beta", "kl_target", "algorithm",
+                "metre", "mode"):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
+    if args.bars is not None:
+        overrides["num_bars"] = args.bars
     config = load_config(TuneConfig, args.config, overrides)
     if config.algorithm == "dpo":
         _tune_dpo(args, config)
@@ -102,6 +106,7 @@ def register(commands: Commands) -> None:
                       help="adapt β to hold KL(policy || prior) at this many nats per melody (default 3)")
     tune.add_argument("--algorithm", choices=ALGORITHMS, default=None,
                       help="sequence-level PPO (default), stock SB3 PPO, or dpo (on the comparisons)")
+    add_melody_shape_options(tune, key=False, bars_default=None)
     tune.add_argument("--out", required=True, help="run folder to write the policy, logs and plots into")
     tune.add_argument("--resume", default=None, metavar="ZIP",
                       help="continue from a checkpoint zip in OUT/checkpoints (trusted files only: it unpickles)")

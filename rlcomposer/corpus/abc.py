@@ -12,16 +12,20 @@ skipped. Building, splitting and caching the whole corpus is
 
 What a kept tune looks like:
 
-* monophonic, in 2/4, 4/4 or 2/2 (``C`` and ``C|`` included) throughout;
-* transposed to C major / A minor from its key signature: ``n`` sharps (flats
-  negative) put the major tonic ``7·n mod 12`` semitones above C, and the tune
-  moves by the shift into ``-5..+6`` that takes that tonic to C (modes follow
-  their signature, so a D-mixolydian tune with one sharp lands on the white
-  keys as G mixolydian); then by whole octaves if needed so that every pitch
-  fits MIDI 48..84;
+* monophonic, in one metre of :data:`ALLOWED_METRES` throughout (``C`` is 4/4
+  and ``C|`` 2/2);
+* in a mode of :data:`~rlcomposer.music.keys.MODES`, read from its ``K:`` field
+  (``K:Ador`` is A dorian, ``K:Em`` E minor, a bare tonic major);
+* transposed so that its tonic is C (the reference tonic): by the shift into
+  ``-5..+6`` that takes the tonic to C, then by whole octaves if needed so that
+  every pitch fits MIDI 48..84; an A-minor tune becomes C minor, a D-dorian one
+  C dorian, and the prior is told the mode;
+* triplets and other tuplets quantised to the nearest sixteenth (the group keeps
+  its span, each note moves by at most a third of a step; counted in the
+  metadata as ``quantised_notes``), see :func:`~rlcomposer.music.melody.stream_notes`;
 * a pick-up (anacrusis) is padded with leading silence so that bar lines fall
-  on multiples of 16 steps (for 2/4, the first full 2/4 bar starts a 16-step
-  bar); the end is padded with silence to whole 16-step bars; a full bar that
+  on multiples of the metre's bar (12 steps for 6/8); the end is padded with
+  silence to whole bars; a full bar that
   an earlier short bar pushes off the bar lines (a first-time ending, a section
   end written without its pick-up, a transcription slip) gets silence before it
   (see :func:`bar_layout`); a tune needing that for over a quarter of its bars
@@ -42,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlcomposer.errors import RLComposerError
+from rlcomposer.music.keys import Key, KeyNameError, parse_key
 from rlcomposer.music.melody import (
     MAX_PITCH,
     MIN_PITCH,
@@ -52,15 +57,17 @@ from rlcomposer.music.melody import (
     stream_notes,
     whole_bars,
 )
+from rlcomposer.music.metre import METRE_NAMES, Metre, MetreError, parse_metre
 
 COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth")
 """The music21 corpus "composers" that hold monophonic folk tunes in ABC."""
 
-ALLOWED_METRES = ("2/4", "4/4", "2/2")
-"""Time signatures kept (``C`` reads as 4/4 and ``C|`` as 2/2)."""
+ALLOWED_METRES = METRE_NAMES
+"""Time signatures kept (``C`` reads as 4/4 and ``C|`` as 2/2): every metre of
+:data:`~rlcomposer.music.metre.METRES`."""
 
-MIN_BARS = 2
-"""Tunes shorter than this many 16-step bars after encoding are skipped."""
+MIN_STEPS = 2 * STEPS_PER_BAR
+"""Tunes shorter than this many steps (two bars of 4/4) after encoding are skipped."""
 
 MAX_REALIGNED_FRACTION = 0.25
 """Tunes with more bars than this share needing silence to reach a bar line are
@@ -69,12 +76,13 @@ skipped as ``"metre"``: their bars do not follow the declared metre."""
 SKIP_REASONS = (
     "parse-error",  # music21 could not read the ABC text
     "polyphonic",  # several voices / parts
-    "metre",  # no metre, another metre than 2/4, 4/4, 2/2, a metre change, bars that don't fit
+    "metre",  # no metre, a metre not in ALLOWED_METRES, a metre change, bars that don't fit
+    "mode",  # a K: field whose mode or tonic is not one of MODES (e.g. K:HP, a bagpipe key)
     "chord",  # a chord or overlapping notes
-    "off-grid",  # tuplets or other notes off the sixteenth-note grid
+    "off-grid",  # notes off the sixteenth-note grid that are no tuplet (or a tuplet too fast)
     "empty",  # no notes
     "pitch-range",  # cannot fit MIDI 48..84 after transposition to C
-    "too-short",  # fewer than MIN_BARS bars after encoding
+    "too-short",  # fewer than MIN_STEPS steps after encoding
     "duplicate",  # the same tokens as a tune kept before it
     "invalid",  # anything else the Melody encoding rejects
 )
@@ -202,7 +210,7 @@ def _parse_abc(text: str):
 
 
 _METRE_FIELD = re.compile(r"^M:([^\n]*)|\[M:([^\]\n]*)\]", re.MULTILINE)
-_METRE_TEXT_OK = {"2/4", "4/4", "2/2", "C", "C|"}
+_METRE_TEXT_OK = {*ALLOWED_METRES, "C", "C|"}
 
 
 def check_metre_text(text: str) -> None:
@@ -216,10 +224,11 @@ def check_metre_text(text: str) -> None:
         value = (match.group(1) if match.group(1) is not None else match.group(2) or "")
         value = "".join(value.split("%", 1)[0].split())
         if value not in _METRE_TEXT_OK:
-            raise MelodyError(f"metre {value or '(empty)'} is not one of 2/4, 4/4, 2/2", "metre")
+            raise MelodyError(
+                f"metre {value or '(empty)'} is not one of {', '.join(ALLOWED_METRES)}", "metre")
 
 
-def _metre(part) -> str:
+def _metre(part) -> Metre:
     from music21 import meter
 
     metres = {ts.ratioString for ts in part.recurse().getElementsByClass(meter.TimeSignature)}
@@ -228,9 +237,11 @@ def _metre(part) -> str:
     if len(metres) > 1:
         raise MelodyError(f"metre changes ({', '.join(sorted(metres))})", "metre")
     (metre,) = metres
-    if metre not in ALLOWED_METRES:
-        raise MelodyError(f"metre {metre} is not one of {', '.join(ALLOWED_METRES)}", "metre")
-    return metre
+    try:
+        return parse_metre(metre)
+    except MetreError:
+        raise MelodyError(f"metre {metre} is not one of {', '.join(ALLOWED_METRES)}",
+                          "metre") from None
 
 
 def _key_sharps(part) -> int:
@@ -240,13 +251,80 @@ def _key_sharps(part) -> int:
     return int(signature.sharps) if signature is not None else 0
 
 
-def transposition_to_c(sharps: int, low: int, high: int) -> int:
-    """Semitones that move a key signature of ``sharps`` to C and ``low..high`` into range.
+_KEY_FIELD = re.compile(r"^K:\s*([^\n%]*)", re.MULTILINE)
+_KEY_VALUE = re.compile(r"^([A-Ga-g][#b]?)\s*([A-Za-z]*)")
 
-    The shift by key is in ``-5..+6``; whole octaves are added only when needed.
-    Raises :class:`MelodyError` (``"pitch-range"``) when the span cannot fit.
+
+FINAL_NOTE_MODES = {0: "major", 9: "minor", 2: "dorian"}
+"""Mode of a tune whose ``K:`` field names only a tonic, by its final note's degree
+above that (major) tonic: a tune in ``K:G`` ending on E is E minor, on A A dorian.
+Other endings keep the major reading: a tune ending on the fifth (D in ``K:G``) is
+as often a major song ending on its dominant as a mixolydian one, so only a
+written ``K:Dmix`` makes a tune mixolydian."""
+
+
+def tune_key(text: str, sharps: int, final_pitch: int | None = None) -> tuple[Key, str]:
+    """The key of a tune and where its mode came from (``"key field"`` or ``"final note"``).
+
+    ``K:Ador`` is A dorian and ``K:E Minor`` E minor (the mode as written). Essen's
+    songs and many others name only the signature's major key (``K:G``): then
+    the mode is read from the final note (``final_pitch``, see
+    :data:`FINAL_NOTE_MODES`), the usual rule for folk tunes, which end on their
+    tonic. No ``K:`` field reads as the signature of ``sharps``. A field naming
+    an unknown mode (``K:HP``, ``K:Gexp``) raises :class:`MelodyError` (``"mode"``).
     """
-    shift = -((7 * sharps) % 12)
+    from rlcomposer.music.melody import key_from_sharps
+
+    match = _KEY_FIELD.search(text)
+    value = " ".join(t for t in (match.group(1) if match else "").split() if "=" not in t)
+    if not value or value.lower() == "none":
+        return _mode_from_final(key_from_sharps(sharps), final_pitch)
+    explicit = _explicit_key(value)
+    if explicit.mode != "major" or _KEY_VALUE.match(value).group(2):
+        return explicit, "key field"
+    return _mode_from_final(explicit, final_pitch)
+
+
+def _mode_from_final(major: Key, final_pitch: int | None) -> tuple[Key, str]:
+    if final_pitch is None:
+        return major, "key field"
+    degree = (final_pitch - major.tonic_pitch_class) % 12
+    mode = FINAL_NOTE_MODES.get(degree)
+    if mode is None or mode == "major":
+        return major, "final note"
+    from music21 import key as m21key
+
+    tonic = m21key.Key(major.tonic.replace("b", "-")).pitchFromDegree(
+        {"minor": 6, "dorian": 2}[mode]).name.replace("-", "b")
+    return Key(tonic, mode), "final note"
+
+
+def _explicit_key(value: str) -> Key:
+    parsed = _KEY_VALUE.match(value)
+    if parsed is None:
+        raise MelodyError(f"key {value!r} names no tonic", "mode")
+    mode_word = parsed.group(2).lower()
+    if mode_word.startswith("exp") or mode_word in ("hp",):
+        raise MelodyError(f"key {value!r} is not a mode", "mode")
+    mode = mode_word[:3] if mode_word else "major"
+    if mode_word in ("m", "min", "minor"):
+        mode = "minor"
+    try:
+        return parse_key(parsed.group(1)[0].upper() + parsed.group(1)[1:], mode)
+    except KeyNameError as error:
+        raise MelodyError(f"key {value!r}: {error}", "mode") from None
+
+
+def transposition_to_c(sharps: int, low: int, high: int, tonic_pitch_class: int | None = None) -> int:
+    """Semitones that move a tune's tonic to C and ``low..high`` into range.
+
+    The tonic is ``tonic_pitch_class``, or when None the major tonic of a key
+    signature of ``sharps`` (``7·sharps mod 12``). The shift by key is in
+    ``-5..+6``; whole octaves are added only when needed. Raises
+    :class:`MelodyError` (``"pitch-range"``) when the span cannot fit.
+    """
+    tonic = (7 * sharps) % 12 if tonic_pitch_class is None else tonic_pitch_class % 12
+    shift = -tonic
     if shift < -5:
         shift += 12
     if high - low > MAX_PITCH - MIN_PITCH:
@@ -290,20 +368,18 @@ class BarLayout:
         return raw + self.pickup_padding + sum(n for at, n in self.inserts if at < raw)
 
 
-def bar_layout(part, metre: str) -> BarLayout:
+def bar_layout(part, metre: Metre) -> BarLayout:
     """The padding that puts every full-length bar of ``part`` on a bar line.
 
-    The first full-length measure starts a 16-step bar: everything before it is
-    a pick-up, padded with leading silence (for 2/4 the first full 2/4 bar starts
-    a 16-step bar). Later full-length bars that the written durations put off the
-    bar lines (``bar_steps`` = 8 for 2/4, 16 otherwise) get silence before them.
-    Short bars that add up to whole bars (a section's last bar and the next
-    section's pick-up) need none.
+    The first full-length measure starts a bar: everything before it is a
+    pick-up, padded with leading silence. Later full-length bars that the
+    written durations put off the bar lines (``metre.steps_per_bar`` apart) get
+    silence before them. Short bars that add up to whole bars (a section's last
+    bar and the next section's pick-up) need none.
     """
     from music21 import stream
 
-    numerator, denominator = (int(x) for x in metre.split("/"))
-    bar_steps = numerator * 16 // denominator
+    bar_steps = metre.steps_per_bar
     full_starts: list[int] = []
     for measure in part.getElementsByClass(stream.Measure):
         length = float(measure.duration.quarterLength) * STEPS_PER_QUARTER
@@ -312,7 +388,7 @@ def bar_layout(part, metre: str) -> BarLayout:
             full_starts.append(round(start))
     if not full_starts:
         return BarLayout()
-    pad = (-full_starts[0]) % STEPS_PER_BAR
+    pad = (-full_starts[0]) % bar_steps
     inserts: list[tuple[int, int]] = []
     shift = pad
     for start in full_starts:
@@ -324,14 +400,16 @@ def bar_layout(part, metre: str) -> BarLayout:
 
 
 def parse_abc_tune(text: str, collection: str, source: str) -> Melody:
-    """One ABC tune (text starting at its ``X:`` header) as a melody in C major / A minor.
+    """One ABC tune (text starting at its ``X:`` header) as a melody with its tonic on C.
 
     Raises :class:`MelodyError` whose ``reason`` is one of :data:`SKIP_REASONS`
-    (except ``"duplicate"``) when the tune is not usable. Metadata: ``title``,
-    ``collection``, ``source``, ``metre``, ``key_sharps`` (of the original),
-    ``transposition`` (semitones applied), ``pickup_padding`` (leading steps of
-    silence) and ``realigned_bars`` (bars that needed silence before them to
-    start on a bar line, see :func:`bar_layout`).
+    (except ``"duplicate"``) when the tune is not usable. The melody's metre is
+    the tune's and its key C in the tune's mode. Metadata: ``title``,
+    ``collection``, ``source``, ``metre``, ``mode``, ``key`` (the original key's
+    name), ``key_sharps`` (of the original), ``transposition`` (semitones
+    applied), ``pickup_padding`` (leading steps of silence), ``realigned_bars``
+    (bars that needed silence before them to start on a bar line, see
+    :func:`bar_layout`) and ``quantised_notes`` (tuplet notes moved to the grid).
     """
     check_metre_text(text)
     if any("&" in _simplify_music_line(line) for line in _music_lines(text)):
@@ -339,32 +417,39 @@ def parse_abc_tune(text: str, collection: str, source: str) -> Melody:
     part = _parse_abc(text)
     metre = _metre(part)
     layout = bar_layout(part, metre)
-    notes, end = stream_notes(part)
+    counts: dict[str, int] = {}
+    notes, end = stream_notes(part, quantise_tuplets=True, counts=counts)
     if not notes:
         raise MelodyError("the tune has no notes", "empty")
     pitches = [p for p, _, _ in notes]
     sharps = _key_sharps(part)
-    shift = transposition_to_c(sharps, min(pitches), max(pitches))
-    num_steps = whole_bars(layout.end(end))
-    if len(layout.inserts) > MAX_REALIGNED_FRACTION * num_steps / STEPS_PER_BAR:
+    key, mode_source = tune_key(text, sharps, notes[-1][0])
+    shift = transposition_to_c(sharps, min(pitches), max(pitches), key.tonic_pitch_class)
+    bar = metre.steps_per_bar
+    num_steps = whole_bars(layout.end(end), bar)
+    if len(layout.inserts) > MAX_REALIGNED_FRACTION * num_steps / bar:
         raise MelodyError(
-            f"{len(layout.inserts)} bars off the bar lines: the bars do not follow {metre}",
+            f"{len(layout.inserts)} bars off the bar lines: the bars do not follow {metre.name}",
             "metre",
         )
-    if num_steps < MIN_BARS * STEPS_PER_BAR:
+    if num_steps < MIN_STEPS:
         raise MelodyError(
-            f"{num_steps // STEPS_PER_BAR} bar(s) after encoding, fewer than {MIN_BARS}",
+            f"{num_steps} steps after encoding, fewer than {MIN_STEPS}",
             "too-short",
         )
     metadata = {
         "title": _title(text),
         "collection": collection,
         "source": source,
-        "metre": metre,
+        "metre": metre.name,
+        "mode": key.mode,
+        "key": key.name,
+        "mode_source": mode_source,
         "key_sharps": sharps,
         "transposition": shift,
         "pickup_padding": layout.pickup_padding,
         "realigned_bars": len(layout.inserts),
+        "quantised_notes": counts.get("quantised_notes", 0),
     }
     placed = []
     for pitch, start, length in notes:
@@ -373,7 +458,7 @@ def parse_abc_tune(text: str, collection: str, source: str) -> Melody:
             (pitch + shift, onset / STEPS_PER_QUARTER,
              (layout.end(start + length) - onset) / STEPS_PER_QUARTER)
         )
-    return Melody.from_notes(placed, num_steps, metadata)
+    return Melody.from_notes(placed, num_steps, metadata, metre, Key("C", key.mode))
 
 
 # ------------------------------------------------------- the collections

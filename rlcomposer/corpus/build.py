@@ -46,12 +46,14 @@ from rlcomposer.corpus.abc import (
     iter_tunes,
     parse_abc_tune,
 )
+from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE, Melody, MelodyError
+from rlcomposer.music.metre import parse_metre
 
 SPLITS = ("train", "validation", "test")
 
 CACHE_FORMAT = "rlcomposer.corpus"  # the cache format's name (kept when the module moved)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: every metre, tonic on C with the mode, tuplets quantised
 """Bump when the encoding of tunes changes, so that old caches are not reused."""
 
 _BUILD_COMMAND = "run `rlcomposer corpus build` first"
@@ -169,6 +171,18 @@ class CorpusStats:
 
     music21_version: str = ""
 
+    kept_by_metre: dict[str, int] = field(default_factory=dict)
+    """Kept tunes per time signature."""
+
+    kept_by_mode: dict[str, int] = field(default_factory=dict)
+    """Kept tunes per mode (read from each tune's ``K:`` field)."""
+
+    quantised_tuplet_tunes: int = 0
+    """Kept tunes with at least one tuplet note moved to the sixteenth grid."""
+
+    quantised_tuplet_notes: int = 0
+    """Tuplet notes moved to the grid, over all kept tunes."""
+
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
     """Up to three skipped tunes per reason, as ``collection/file/index: message``."""
 
@@ -193,7 +207,8 @@ class Corpus:
     """Kept tunes as one concatenated token array with offsets, split ids and names.
 
     ``tokens[offsets[i]:offsets[i + 1]]`` are the tokens of tune ``i``; every tune
-    is a whole number of 16-step bars. ``split_ids[i]`` indexes :data:`SPLITS`.
+    is a whole number of bars of its metre (``index[i]["metre"]``), its tonic on C
+    in its mode (``index[i]["mode"]``). ``split_ids[i]`` indexes :data:`SPLITS`.
     """
 
     def __init__(
@@ -234,14 +249,25 @@ class Corpus:
         ]
 
     def melodies(self, split: str) -> list[Melody]:
-        """The tunes of ``split`` as melodies, with title/collection/source metadata."""
+        """The tunes of ``split`` as melodies in their metre and mode (tonic C), with
+        title/collection/source metadata."""
         return [
             Melody(
                 self.tokens[self.offsets[i] : self.offsets[i + 1]],
                 {**self.index[i], "split": split},
+                parse_metre(self.index[i].get("metre", "4/4")),
+                Key("C", self.index[i].get("mode", "major")),
             )
             for i in self._ids(split)
         ]
+
+    def metres(self, split: str) -> list[str]:
+        """The time signature of each tune of ``split``, in corpus order."""
+        return [str(self.index[i].get("metre", "4/4")) for i in self._ids(split)]
+
+    def modes(self, split: str) -> list[str]:
+        """The mode of each tune of ``split``, in corpus order."""
+        return [str(self.index[i].get("mode", "major")) for i in self._ids(split)]
 
     def num_tunes(self, split: str) -> int:
         return int(self._ids(split).size)
@@ -382,6 +408,10 @@ def _build(config: CorpusConfig, progress: bool) -> Corpus:
         counts["skipped_by_reason"] = dict(sorted(counts["skipped_by_reason"].items()))
         skipped_total.update(counts["skipped_by_reason"])
     stats = CorpusStats(
+        kept_by_metre=dict(Counter(str(m.get("metre")) for m in index).most_common()),
+        kept_by_mode=dict(Counter(str(m.get("mode")) for m in index).most_common()),
+        quantised_tuplet_tunes=sum(1 for m in index if m.get("quantised_notes")),
+        quantised_tuplet_notes=sum(int(m.get("quantised_notes", 0)) for m in index),
         parsed=sum(c["parsed"] for c in per_collection.values()),
         kept=sum(c["kept"] for c in per_collection.values()),
         skipped_by_reason=dict(sorted(skipped_total.items())),

@@ -27,7 +27,7 @@ from rlcomposer.music.style import (
     load_style_reference,
     style_report,
 )
-from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, MelodyPrior, load_prior
+from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, MelodyCondition, MelodyPrior, load_prior
 from rlcomposer.prior.registry import MelodyModel
 
 
@@ -79,7 +79,8 @@ def prior_log_likelihood_per_step(
     for first in range(0, len(melodies), batch_size):
         batch = torch.as_tensor(np.stack([m.tokens for m in melodies[first:first + batch_size]]),
                                 dtype=torch.long)
-        total += float(prior.log_likelihood(batch).sum())
+        condition = MelodyCondition.of(melodies[first])
+        total += float(prior.log_likelihood(batch, condition).sum())
         steps += batch.numel()
     return total / steps
 
@@ -93,7 +94,8 @@ def kl_to_prior(model: MelodyModel, prior: MelodyPrior, melodies: Sequence[Melod
 
     if isinstance(model, PriorModel):
         tokens = torch.as_tensor(np.stack([m.tokens for m in melodies]), dtype=torch.long)
-        return float(kl_to_prior_per_melody(model.prior, prior, tokens).mean())
+        condition = MelodyCondition.of(melodies[0])
+        return float(kl_to_prior_per_melody(model.prior, prior, tokens, condition).mean())
     if isinstance(model, BestOfNModel) and isinstance(model.base, PriorModel):
         base_kl = kl_to_prior(model.base, prior, melodies)
         return model.kl_to_base_per_melody + (base_kl or 0.0)
@@ -110,6 +112,7 @@ def evaluate_models(
     listener_fn: Callable[[Melody], float] | None = None,
     reference_index: int = -1,
     style_reference: StyleReference | None = None,
+    condition: MelodyCondition | None = None,
 ) -> list[ModelEvaluation]:
     """Sample ``num_melodies`` from each model and measure them all the same way.
 
@@ -117,7 +120,8 @@ def evaluate_models(
     shipped prior); ``reward_fn`` adds the mean reward; ``listener_fn`` adds the
     listener's mean score and each model's win-rate against the model at
     ``reference_index`` (the baseline), pair by pair, by the listener's
-    noiseless preference (ties count ½).
+    noiseless preference (ties count ½). ``condition`` asks every model for
+    melodies of one metre and mode (default 4/4 major).
 
     Every model also gets a :class:`~rlcomposer.music.style.StyleReport`
     against ``style_reference`` (default: the shipped statistics of the corpus's
@@ -130,7 +134,7 @@ def evaluate_models(
     style_reference = style_reference if style_reference is not None else load_style_reference()
     results, listener_scores, samples = [], [], []
     for model in models:
-        melodies = model.sample(num_melodies, num_steps, rng)
+        melodies = model.sample(num_melodies, num_steps, rng, condition=condition)
         samples.append(melodies)
         scores = score_melodies(listener_fn, melodies, "listener") if listener_fn is not None else None
         listener_scores.append(scores)

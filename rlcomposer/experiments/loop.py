@@ -29,6 +29,7 @@ import yaml
 
 from rlcomposer.config import config_from_dict, config_to_dict, load_config
 from rlcomposer.errors import RLComposerError
+from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.metrics import compute_music_metrics, format_metrics_table
 from rlcomposer.music.style import collapse_warnings, style_report
@@ -81,6 +82,9 @@ class ExperimentConfig:
     (e.g. 64 in panel evaluations; 0: not measured)."""
     export_melodies: int = 8
     """Tuned melodies written per round as MIDI, MusicXML, WAV and JSON."""
+    key: str = "C"
+    """Tonic the exported melodies are written in (they are made on C in the tune config's
+    ``mode``; its ``metre`` and ``num_bars`` set their shape)."""
     seed: int = 0
     """Seeds pools, listeners, the reward model and PPO."""
     reward_model: dict[str, Any] = field(default_factory=dict)
@@ -290,12 +294,18 @@ class Experiment:
         score_fn, name = load_listener(self.config.listener)
         self.listener = SimulatedListener(score_fn, name, self.config.noise,
                                           rng=np.random.default_rng(self.config.seed + 1))
-        reference = self.prior_model.sample(1000, self._num_steps, np.random.default_rng(self.config.seed + 2))
+        reference = self.prior_model.sample(1000, self._num_steps, np.random.default_rng(self.config.seed + 2),
+                                            condition=self._condition)
         self.listener.calibrate(reference)
 
     @property
     def _num_steps(self) -> int:
         return self.config.tune_config().episode_steps
+
+    @property
+    def _condition(self):
+        """The melodies' metre, mode and length (the tune config's): one experiment has one."""
+        return self.config.tune_config().env.condition
 
     # ---- the loop -------------------------------------------------------
     def run(self) -> list[RoundResult]:
@@ -347,7 +357,8 @@ class Experiment:
             return
         model = self._policy_model(index)
         melodies = model.sample(self.config.pool_size, self._num_steps,
-                                np.random.default_rng(self.config.seed * 1000 + index))
+                                np.random.default_rng(self.config.seed * 1000 + index),
+                                condition=self._condition)
         melodies = [m.with_metadata(seed=self.config.seed, index=i) for i, m in enumerate(melodies)]
         result = store.add_melodies(melodies, self.config.tag(index), model=model.name,
                                     model_kind="prior" if index == 0 else "policy",
@@ -426,14 +437,14 @@ class Experiment:
         tuned_model = resolve_model(str(round_dir / "policy"))
         tuned_model.name = "tuned"
         prior = self.prior_model
-        tuned = tuned_model.sample(n, self._num_steps, rng)
-        base = prior.sample(n, self._num_steps, rng)
+        tuned = tuned_model.sample(n, self._num_steps, rng, condition=self._condition)
+        base = prior.sample(n, self._num_steps, rng, condition=self._condition)
         kl_tuned = float(kl_to_prior(tuned_model, prior.prior, tuned))
         best_n = self.config.best_of_n or best_of_n_for_kl(kl_tuned, self.config.best_of_n_cap)
         best_model = BestOfNModel(prior, ensemble, best_n, "reward model")
         # best-of-N draws N candidates a melody: a large N is judged on fewer melodies (the budget)
         n_best = min(n, max(self.config.best_of_n_budget // best_n, 16))
-        best = best_model.sample(n_best, self._num_steps, rng)
+        best = best_model.sample(n_best, self._num_steps, rng, condition=self._condition)
         columns = {"prior": base, "tuned": tuned, f"best-of-{best_n}": best}
         proxy = {name: float(score_melodies(ensemble, melodies).mean()) for name, melodies in columns.items()}
         gold: dict[str, float] = {}
@@ -447,7 +458,8 @@ class Experiment:
         if self.listener is not None and self.config.difficulty_best_of > 1:
             hard = BestOfNModel(prior, ensemble, self.config.difficulty_best_of, "reward model")
             size = min(n, max(self.config.best_of_n_budget // self.config.difficulty_best_of, 16))
-            difficulty = self._win_rate(hard.sample(size, self._num_steps, rng), base[:size])
+            difficulty = self._win_rate(hard.sample(size, self._num_steps, rng, condition=self._condition),
+                                        base[:size])
         metrics = {name: compute_music_metrics(melodies) for name, melodies in columns.items()}
         musicality = {name: style_report(melodies, baseline=base)
                       for name, melodies in columns.items()}
@@ -464,7 +476,9 @@ class Experiment:
             "KL to prior / melody (nats)": ["0.00", f"{kl_tuned:.2f}", f"{best_model.kl_to_base_per_melody:.2f}"],
         })
         chosen = best if self.config.tuned_melodies == "best-of-n" else tuned
-        export_melodies(chosen[: self.config.export_melodies], round_dir / "melodies",
+        target_key = Key(self.config.key, self._condition.mode)
+        export_melodies([m.in_key(target_key) for m in chosen[: self.config.export_melodies]],
+                        round_dir / "melodies",
                         ("midi", "musicxml", "wav", "json"), stem="tuned")
         history_path = round_dir / "policy" / "history.jsonl"
         history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]

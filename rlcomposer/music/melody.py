@@ -514,13 +514,21 @@ class Melody:
         raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
 
 
-def stream_notes(part) -> tuple[list[tuple[int, int, int]], int]:
+def stream_notes(part, quantise_tuplets: bool = False,
+                 counts: dict[str, int] | None = None) -> tuple[list[tuple[int, int, int]], int]:
     """``(midi, start_step, length_steps)`` of a monophonic stream's notes, and its length in steps.
 
     Tied notes of the same pitch merge into one. A "tie" between different
     pitches (ABC's ``G-F``, a slur written as a tie) leaves two notes, where
     music21's ``stripTies`` would merge them into one note of the first pitch.
     Grace notes are dropped; a chord or a note off the grid raises MelodyError.
+
+    With ``quantise_tuplets``, the notes of a tuplet (a triplet of eighths in a
+    quarter) start and end at the nearest step instead: the group keeps its
+    span, each note moves by at most a third of a step (a triplet of eighths
+    becomes 1 + 2 + 1 sixteenths); a tuplet too fast for the grid (a note left
+    with no step) is still off-grid. ``counts["quantised_notes"]`` counts the
+    notes moved.
     """
     from music21 import chord
 
@@ -532,8 +540,20 @@ def stream_notes(part) -> tuple[list[tuple[int, int, int]], int]:
             continue
         if isinstance(element, chord.Chord):
             raise MelodyError(f"a chord at beat {float(element.offset):g}", "chord")
-        start = _grid_steps(element.offset, "a note at")
-        length = _grid_steps(element.duration.quarterLength, "a duration of")
+        if quantise_tuplets and element.duration.tuplets:
+            start = round(float(element.offset) * STEPS_PER_QUARTER)
+            stop = round(float(element.offset + element.duration.quarterLength) * STEPS_PER_QUARTER)
+            length = stop - start
+            if length <= 0:
+                raise MelodyError(
+                    f"a tuplet at beat {float(element.offset):g} is too fast for the sixteenth grid",
+                    "off-grid")
+            exact = float(element.offset) * STEPS_PER_QUARTER
+            if counts is not None and abs(exact - start) > 1e-6:
+                counts["quantised_notes"] = counts.get("quantised_notes", 0) + 1
+        else:
+            start = _grid_steps(element.offset, "a note at")
+            length = _grid_steps(element.duration.quarterLength, "a duration of")
         if element.isRest:
             tied_forward = False
             continue
@@ -543,7 +563,11 @@ def stream_notes(part) -> tuple[list[tuple[int, int, int]], int]:
         else:
             notes.append([midi, start, length])
         tied_forward = element.tie is not None and element.tie.type in ("start", "continue")
-    end = max([_grid_steps(flat.highestTime, "the end at")] + [s + n for _, s, n in notes])
+    if quantise_tuplets:
+        end_steps = round(float(flat.highestTime) * STEPS_PER_QUARTER)
+    else:
+        end_steps = _grid_steps(flat.highestTime, "the end at")
+    end = max([end_steps] + [s + n for _, s, n in notes])
     return [(m, s, n) for m, s, n in notes], end
 
 

@@ -95,6 +95,8 @@ METRES: tuple[Metre, ...] = tuple(
 """Every metre rlcomposer knows; 4/4 first (the default)."""
 
 DEFAULT_METRE = METRES[0]
+MAX_BARS = 32
+"""The longest melody rlcomposer generates or tunes, in bars (``--bars`` is 1..32)."""
 METRE_NAMES = tuple(m.name for m in METRES)
 MAX_STEPS_PER_BAR = max(m.steps_per_bar for m in METRES)  # 32 (4/2)
 
@@ -116,7 +118,10 @@ def parse_metre(value: str | Metre | None) -> Metre:
         numerator, slash, denominator = text.partition("/")
         if not (slash and numerator.isdigit() and denominator.isdigit()):
             raise MetreError(f"unknown metre {value!r}: choose one of {', '.join(METRE_NAMES)}")
-        metre = Metre(int(numerator), int(denominator)) if 1 <= int(numerator) <= 32 else None
+        try:
+            metre = Metre(int(numerator), int(denominator))
+        except MetreError:
+            metre = None
     if metre not in METRES:
         raise MetreError(f"unknown metre {value!r}: choose one of {', '.join(METRE_NAMES)}")
     return metre

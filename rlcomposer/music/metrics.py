@@ -43,6 +43,7 @@ environment can call them on a partial melody to build reward terms.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -50,6 +51,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from rlcomposer.music.keys import DEFAULT_KEY, Key
 from rlcomposer.music.melody import HOLD, MIN_PITCH, NUM_SPECIAL_TOKENS, REST, VOCAB_SIZE, Melody
 
 # --------------------------------------------------------------------- constants
@@ -105,6 +107,22 @@ _OUT_OF_KEY = np.array(
 TokensLike = Melody | np.ndarray | Sequence[int]
 
 
+@functools.lru_cache(maxsize=64)
+def out_of_key_table(key: Key) -> np.ndarray:
+    """Per token: does it start a note outside ``key``'s scale? (bool, REST/HOLD False)."""
+    scale = key.scale_pitch_classes()
+    return np.array([token >= NUM_SPECIAL_TOKENS
+                     and (token - NUM_SPECIAL_TOKENS + MIN_PITCH) % 12 not in scale
+                     for token in range(VOCAB_SIZE)])
+
+
+def melody_key(melody: TokensLike, key: Key | None = None) -> Key:
+    """``key`` if given, else the melody's own (token arrays are C major)."""
+    if key is not None:
+        return key
+    return melody.key if isinstance(melody, Melody) else DEFAULT_KEY
+
+
 def _tokens(melody: TokensLike) -> np.ndarray:
     """The token array of a melody (or of something that already is one)."""
     if isinstance(melody, Melody):
@@ -156,25 +174,31 @@ def excessive_repeats(melody: TokensLike) -> np.ndarray:
     return flags
 
 
-def notes_not_in_key(melody: TokensLike) -> np.ndarray:
-    """Per step: does a note outside C major / A minor start here? (bool array)
+def notes_not_in_key(melody: TokensLike, key: Key | None = None) -> np.ndarray:
+    """Per step: does a note outside the key start here? (bool array)
 
-    RL Tuner's ``reward_key`` / ``add_in_key_stat``: REST and HOLD count as in
-    key, a note is in key when its pitch class is a white key.
+    RL Tuner's ``reward_key`` / ``add_in_key_stat`` (which hard-codes C major),
+    in the melody's own key and mode (``key``, else the melody's, else C
+    major): REST and HOLD count as in key, a note is in key when its pitch class
+    is in the scale (C dorian's E-flat is, its E is not).
     """
-    return _OUT_OF_KEY[_tokens(melody)]
+    if key is None and not isinstance(melody, Melody):
+        return _OUT_OF_KEY[_tokens(melody)]
+    return out_of_key_table(melody_key(melody, key))[_tokens(melody)]
 
 
 def starts_with_tonic(
-    melody: TokensLike, tonic_pitch_classes: Iterable[int] = TONIC_PITCH_CLASSES
+    melody: TokensLike, tonic_pitch_classes: Iterable[int] | None = None
 ) -> bool:
     """Does the very first step start a tonic note?
 
     RL Tuner's ``add_tonic_start_stat`` (and the beat-0 part of ``reward_tonic``):
     the action at beat 0 must be the tonic, so a melody opening with a rest does
-    not count. The tonic is tested by pitch class (C in any octave by default;
-    see :data:`TONIC_PITCH_CLASSES`).
+    not count. The tonic is tested by pitch class: ``tonic_pitch_classes``, else
+    the melody's own tonic (C for a token array; see :data:`TONIC_PITCH_CLASSES`).
     """
+    if tonic_pitch_classes is None:
+        tonic_pitch_classes = (melody_key(melody).tonic_pitch_class,)
     tokens = _tokens(melody)
     if tokens.size == 0 or tokens[0] < NUM_SPECIAL_TOKENS:
         return False
@@ -337,7 +361,7 @@ class MusicMetrics:
     excessively_repeated: float
     """Share of steps flagged by :func:`excessive_repeats`."""
     not_in_key: float
-    """Share of steps starting a note outside C major (:func:`notes_not_in_key`)."""
+    """Share of steps starting a note outside the melody's key (:func:`notes_not_in_key`)."""
     starts_with_tonic: float
     """Share of melodies whose first step is the tonic (:func:`starts_with_tonic`)."""
     leaps_resolved: float
@@ -400,19 +424,20 @@ def _nanmean(values: list[float]) -> float:
 def compute_music_metrics(
     melodies: Iterable[Melody],
     *,
-    tonic_pitch_classes: Iterable[int] = TONIC_PITCH_CLASSES,
+    tonic_pitch_classes: Iterable[int] | None = None,
     motif_window: int = MOTIF_WINDOW,
 ) -> MusicMetrics:
     """The Table 1 metrics of a set of melodies (RL Tuner's ``compute_composition_stats``).
 
     Counts are summed over all melodies before dividing, as RL Tuner does
-    (longer melodies weigh more in the per-step shares). Raises ``ValueError``
-    for an empty set.
+    (longer melodies weigh more in the per-step shares). "In key" and "starts
+    with the tonic" are judged in each melody's own key and mode (unless
+    ``tonic_pitch_classes`` is given). Raises ``ValueError`` for an empty set.
     """
     melodies = list(melodies)
     if not melodies:
         raise ValueError("compute_music_metrics needs at least one melody, got none")
-    tonics = tuple(tonic_pitch_classes)
+    tonics = tuple(tonic_pitch_classes) if tonic_pitch_classes is not None else None
     steps = notes = repeated = out_of_key = tonic = resolved = doubled = 0
     high = low = motif = repeated_motif = 0
     autocorrelations: dict[int, list[float]] = {lag: [] for lag in AUTOCORRELATION_LAGS}
@@ -421,8 +446,9 @@ def compute_music_metrics(
         steps += tokens.size
         notes += int(np.count_nonzero(_IS_PITCH[tokens]))
         repeated += int(np.count_nonzero(excessive_repeats(tokens)))
-        out_of_key += int(np.count_nonzero(notes_not_in_key(tokens)))
-        tonic += starts_with_tonic(tokens, tonics)
+        key = melody_key(melody)
+        out_of_key += int(np.count_nonzero(notes_not_in_key(tokens, key)))
+        tonic += starts_with_tonic(tokens, tonics if tonics is not None else (key.tonic_pitch_class,))
         leaps = leap_resolutions(tokens)
         resolved += int(np.count_nonzero(leaps == LEAP_RESOLVED))
         doubled += int(np.count_nonzero(leaps == LEAP_DOUBLED))

@@ -74,6 +74,18 @@ _TONICS = np.zeros(12, dtype=bool)
 _TONICS[[0, 9]] = True
 
 
+def _shape(melody: Melody | np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Steps per bar and per beat, the in-scale and tonic pitch-class masks: the melody's own
+    metre and key for a :class:`Melody`, 4/4 in C (tonics C and A) for a token array."""
+    if not isinstance(melody, Melody) or (melody.metre.name, melody.key.name) == ("4/4", "C major"):
+        return STEPS_PER_BAR, 4, _MAJOR, _TONICS
+    scale = np.zeros(12, dtype=bool)
+    scale[list(melody.key.scale_pitch_classes())] = True
+    tonic = np.zeros(12, dtype=bool)
+    tonic[melody.key.tonic_pitch_class] = True
+    return melody.metre.steps_per_bar, 6 if melody.metre.is_compound else 4, scale, tonic
+
+
 def _tokens(melody: Melody | np.ndarray) -> np.ndarray:
     return np.asarray(melody.tokens if isinstance(melody, Melody) else melody, dtype=np.int64)
 
@@ -97,6 +109,7 @@ def _repeat_share(rows: list[bytes]) -> float:
 def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     """The descriptors of one melody, ``[len(DESCRIPTOR_NAMES)]`` (finite)."""
     tokens = _tokens(melody)
+    bar_steps, beat_steps, in_scale, tonics = _shape(melody)
     length = max(int(tokens.size), 1)
     values = dict.fromkeys(DESCRIPTOR_NAMES, 0.0)
     events = np.flatnonzero(tokens != 1)  # onsets of notes and rests end the previous event
@@ -105,7 +118,7 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     onsets = events[is_note]
     durations = (ends - events)[is_note]
     pitches = tokens[onsets] - NUM_SPECIAL_TOKENS + MIN_PITCH
-    bars = max(length / STEPS_PER_BAR, 1.0)
+    bars = max(length / bar_steps, 1.0)
     lead = int(events[0]) if events.size else int(tokens.size)  # leading HOLDs continue a silence
     values["rests"] = _share(lead + int((ends - events)[~is_note].sum()), length)
     values["rest_count"] = np.count_nonzero(tokens == REST) / bars
@@ -123,18 +136,18 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     values["distinct_lengths"] = np.unique(durations).size / 4
     values["short_notes"] = _share(np.count_nonzero(durations <= 2), n)
     values["long_notes"] = _share(np.count_nonzero(durations >= 8), n)
-    beat = onsets % 4
+    beat = onsets % beat_steps
     values["offbeat"] = _share(np.count_nonzero(beat != 0), n)
-    values["syncopation"] = _share(np.count_nonzero((beat != 0) & (beat + durations > 4)), n)
-    downbeats = np.arange(0, tokens.size, STEPS_PER_BAR)
+    values["syncopation"] = _share(np.count_nonzero((beat != 0) & (beat + durations > beat_steps)), n)
+    downbeats = np.arange(0, tokens.size, bar_steps)
     values["downbeats"] = _share(np.count_nonzero(tokens[downbeats] >= NUM_SPECIAL_TOKENS), downbeats.size)
     classes = pitches % 12
-    values["in_key"] = _share(np.count_nonzero(_MAJOR[classes]), n)
+    values["in_key"] = _share(np.count_nonzero(in_scale[classes]), n)
     values["best_key_fit"] = float(_MAJOR_SHIFTS[:, classes].sum(axis=1).max()) / n
-    values["ends_tonic"] = float(_TONICS[classes[-1]])
-    values["starts_tonic"] = float(_TONICS[classes[0]])
+    values["ends_tonic"] = float(tonics[classes[-1]])
+    values["starts_tonic"] = float(tonics[classes[0]])
     values["final_length"] = float(np.log2(durations[-1]))
-    values["ends_on_downbeat"] = float(onsets[-1] % 4 == 0)
+    values["ends_on_downbeat"] = float(onsets[-1] % beat_steps == 0)
     top = pitches.max()
     values["climax_position"] = float(onsets[int(np.argmax(pitches == top))]) / length
     values["unique_climax"] = float(np.count_nonzero(pitches == top) == 1)
@@ -142,9 +155,9 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     values["pitch_variety"] = np.unique(pitches).size / n
     changes = np.flatnonzero(np.diff(pitches) != 0)
     values["longest_run"] = int(np.diff(np.concatenate([[-1], changes, [n - 1]])).max()) / 8
-    full_bars = tokens.size // STEPS_PER_BAR
+    full_bars = tokens.size // bar_steps
     if full_bars >= 2:
-        grid = tokens[:full_bars * STEPS_PER_BAR].reshape(full_bars, STEPS_PER_BAR)
+        grid = tokens[:full_bars * bar_steps].reshape(full_bars, bar_steps)
         values["rhythm_repetition"] = _repeat_share([(row >= NUM_SPECIAL_TOKENS).tobytes() for row in grid])
         values["bar_repetition"] = _repeat_share([row.tobytes() for row in grid])
     if n >= 2:

@@ -91,7 +91,13 @@ from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import HOLD, Melody
 from rlcomposer.preferences.choices import CHOICE_SCORE
 from rlcomposer.preferences.descriptors import DESCRIPTOR_NAMES, describe
-from rlcomposer.prior.model import MelodyPrior, PriorConfig, load_prior
+from rlcomposer.prior.model import (
+    ConditionBatch,
+    MelodyCondition,
+    MelodyPrior,
+    PriorConfig,
+    load_prior,
+)
 
 KIND = "reward-model"
 RELIABILITY_PLOT = "reliability.png"
@@ -311,13 +317,19 @@ class MelodyEncoder(nn.Module):
         hidden = sum(s in self.summary for s in ("mean", "max", "last")) * self.config.hidden_size
         return hidden + (3 * self.config.embedding_dim if "tokens" in self.summary else 0)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor,
+                condition: ConditionBatch | None = None) -> torch.Tensor:
+        """Summaries of ``tokens`` (``lengths`` long); a conditioned prior is told each melody's
+        length and ``condition``'s metre and mode (default 4/4 major)."""
         batch, length = tokens.shape
         if not self.summary:
             return torch.zeros(batch, 0)
+        if condition is None and self.config.conditioned:
+            default = self.prior.condition_batch(MelodyCondition(), batch)
+            condition = ConditionBatch(default.metre_ids, default.mode_ids, lengths.long())
         bos = torch.full((batch, 1), self.config.bos_token, dtype=tokens.dtype)
         steps = torch.arange(length + 1).view(1, -1).expand(batch, -1)
-        output, _ = self.prior.gru(self.prior.embed(torch.cat([bos, tokens], dim=1), steps))
+        output, _ = self.prior.gru(self.prior.embed(torch.cat([bos, tokens], dim=1), steps, condition))
         output = output[:, 1:]  # states that have read at least one token
         mask = (torch.arange(length).view(1, -1) < lengths.view(-1, 1)).unsqueeze(-1)
         count = lengths.view(-1, 1).clamp(min=1)

@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import STEPS_PER_BAR, Melody
+from rlcomposer.music.keys import Key
+from rlcomposer.music.melody import Melody
+from rlcomposer.music.metre import MAX_BARS, Metre, parse_metre
+from rlcomposer.prior.model import MelodyCondition
 from rlcomposer.prior.registry import MelodyModel
 
 FORMAT_SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "wav": ".wav", "json": ".json"}
@@ -28,7 +31,13 @@ class GenerationConfig:
     seed: int = 0
     """Fixes the melodies: the same seed gives byte-identical JSON."""
     num_bars: int = 4
-    """Length of each melody in 16-step bars."""
+    """Length of each melody in bars of its metre (1..32)."""
+    metre: str = "4/4"
+    """Time signature (2/4, 3/4, 4/4, 2/2, 3/8, 6/8, 9/8, 12/8, 6/4, 3/2, 4/2)."""
+    key: str = "C"
+    """Tonic to transpose to (C, G, D, Bb, F#, ...); melodies are sampled on C."""
+    mode: str = "major"
+    """Mode: major, minor, dorian, mixolydian, phrygian, lydian or locrian."""
     temperature: float = 1.0
     """Softmax temperature: below 1 is safer, above 1 is wilder."""
     top_k: int | None = None
@@ -43,8 +52,10 @@ class GenerationConfig:
             raise RLComposerError(f"--n must be at least 1, got {self.num_melodies}")
         if self.seed < 0:
             raise RLComposerError(f"--seed must be 0 or more, got {self.seed}")
-        if self.num_bars < 1:
-            raise RLComposerError(f"--bars must be at least 1, got {self.num_bars}")
+        if not 1 <= self.num_bars <= MAX_BARS:
+            raise RLComposerError(f"--bars must be in 1..{MAX_BARS}, got {self.num_bars}")
+        object.__setattr__(self, "metre", parse_metre(self.metre).name)
+        self.target_key  # noqa: B018 - validates the tonic spelling and the mode
         if self.temperature <= 0:
             raise RLComposerError(f"--temperature must be positive, got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
@@ -58,18 +69,35 @@ class GenerationConfig:
                 f"(choose from {', '.join(FORMAT_SUFFIXES)})"
             )
 
+    # ---- derived values --------------------------------------------------
+    @property
+    def time_signature(self) -> Metre:
+        return parse_metre(self.metre)
+
+    @property
+    def target_key(self) -> Key:
+        return Key(self.key, self.mode)
+
+    @property
+    def condition(self) -> MelodyCondition:
+        return MelodyCondition(self.time_signature, self.mode, self.num_steps)
+
     @property
     def num_steps(self) -> int:
-        return self.num_bars * STEPS_PER_BAR
+        return self.num_bars * self.time_signature.steps_per_bar
 
 
 def sample_melodies(model: MelodyModel, config: GenerationConfig) -> list[Melody]:
-    """``config.num_melodies`` melodies, with provenance (model, seed, index) in metadata."""
+    """``config.num_melodies`` melodies in the config's metre and key, with provenance
+    (model, seed, index) in metadata. They are sampled on C and moved to the key's
+    tonic (by -5..+6 semitones, or an octave further to stay inside the range)."""
     rng = np.random.default_rng(config.seed)
-    melodies = model.sample(config.num_melodies, config.num_steps, rng, config.temperature, config.top_k)
+    melodies = model.sample(config.num_melodies, config.num_steps, rng, config.temperature,
+                            config.top_k, condition=config.condition)
+    key = config.target_key
     return [
-        melody.with_metadata(model=model.name, seed=config.seed, index=index,
-                             temperature=config.temperature, top_k=config.top_k)
+        melody.in_key(key).with_metadata(model=model.name, seed=config.seed, index=index,
+                                         temperature=config.temperature, top_k=config.top_k)
         for index, melody in enumerate(melodies)
     ]
 

@@ -7,6 +7,16 @@ metric position of step ``t`` (sixteenth within the bar, and bar within a
 4-bar phrase), and predicts the distribution of token ``t``. Sampling carries
 the recurrent state step by step, so a melody of T steps costs T cell updates.
 
+A *conditioned* prior (``PriorConfig.metres`` not empty, as the shipped one) is
+also told the melody's :class:`MelodyCondition`: its metre (the sixteenth
+within the bar is learnt per metre, so a 6/8 bar has 12 positions and 3/4's
+12 are others), its mode (its tonic is always C, see
+:mod:`rlcomposer.music.keys`) and its length: the bars left to the end (the
+last bar, the one before, ...) and whether a bar lies in the first or the
+answering 4-bar phrase, so that an 8-bar melody answers and ends with a
+cadence. One model serves every metre and mode. A prior with empty ``metres``
+(the earlier format) knows 4/4 only.
+
 A prior is saved as a model directory (see :mod:`rlcomposer.checkpoints`):
 ``model.pt`` holds tensors only and loads with ``weights_only=True``;
 ``config.json`` holds the :class:`PriorConfig` that made it.
@@ -24,7 +34,50 @@ from torch.nn import functional as F
 
 from rlcomposer.checkpoints import CONFIG_FILE, CheckpointError, read_model_dir
 from rlcomposer.config import ConfigError, config_from_dict
+from rlcomposer.errors import RLComposerError
+from rlcomposer.music.keys import MODES, parse_mode
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
+from rlcomposer.music.metre import DEFAULT_METRE, MAX_STEPS_PER_BAR, METRE_NAMES, Metre, parse_metre
+
+
+class ConditionError(RLComposerError):
+    """A metre or mode the prior (or a policy tuned from it) was not trained for."""
+
+
+@dataclass(frozen=True)
+class MelodyCondition:
+    """What a conditioned prior is told about the melody to predict."""
+
+    metre: Metre = DEFAULT_METRE
+    """The time signature."""
+    mode: str = "major"
+    """The mode (the tonic is C)."""
+    num_steps: int | None = None
+    """The melody's length in steps (None: unknown, e.g. an open-ended rollout)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metre", parse_metre(self.metre))
+        object.__setattr__(self, "mode", parse_mode(self.mode))
+
+    def with_length(self, num_steps: int | None) -> MelodyCondition:
+        return MelodyCondition(self.metre, self.mode, num_steps)
+
+    @classmethod
+    def of(cls, melody) -> MelodyCondition:
+        """The condition of an existing :class:`~rlcomposer.music.melody.Melody`."""
+        return cls(melody.metre, melody.key.mode, melody.num_steps)
+
+
+DEFAULT_CONDITION = MelodyCondition()
+
+
+@dataclass(frozen=True)
+class ConditionBatch:
+    """One condition per row of a batch: ``[B]`` integer tensors (``num_steps`` 0 = unknown)."""
+
+    metre_ids: torch.Tensor
+    mode_ids: torch.Tensor
+    num_steps: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -45,11 +98,21 @@ class PriorConfig:
     """GRU layers (one keeps PPO fast: about 5k env-steps/s on 2 cores)."""
     dropout: float = 0.2
     """Dropout on the embeddings and the GRU output while training."""
+    metres: tuple[str, ...] = ()
+    """Time signatures the prior is conditioned on (empty: the unconditioned 4/4 format)."""
+    modes: tuple[str, ...] = ()
+    """Modes the prior is conditioned on (empty with ``metres``)."""
+    end_buckets: int = 4
+    """Bars-to-the-end input: the last bar, the one before, ..., this many or more."""
 
     @property
     def bos_token(self) -> int:
         """Input-only token that stands before step 0."""
         return self.vocab_size
+
+    @property
+    def conditioned(self) -> bool:
+        return bool(self.metres)
 
 
 class MelodyPrior(nn.Module):
@@ -59,7 +122,21 @@ class MelodyPrior(nn.Module):
         super().__init__()
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size + 1, config.embedding_dim)
-        self.beat_embedding = nn.Embedding(config.steps_per_bar, config.embedding_dim)
+        if config.conditioned:
+            unknown = [m for m in config.metres if m not in METRE_NAMES]
+            if unknown or not config.modes or any(m not in MODES for m in config.modes):
+                raise ConditionError(f"a prior config names unknown metres or modes: "
+                                     f"{list(config.metres)}, {list(config.modes)}")
+            # one row per (metre, sixteenth in its bar)
+            self.beat_embedding = nn.Embedding(len(config.metres) * MAX_STEPS_PER_BAR,
+                                               config.embedding_dim)
+            self.mode_embedding = nn.Embedding(len(config.modes), config.embedding_dim)
+            self.end_embedding = nn.Embedding(config.end_buckets + 1, config.embedding_dim)
+            self.phrase_embedding = nn.Embedding(2, config.embedding_dim)
+            self.register_buffer("bar_steps", torch.tensor(
+                [parse_metre(m).steps_per_bar for m in config.metres]), persistent=False)
+        else:
+            self.beat_embedding = nn.Embedding(config.steps_per_bar, config.embedding_dim)
         self.bar_embedding = nn.Embedding(config.bars_per_phrase, config.embedding_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.gru = nn.GRU(
@@ -70,15 +147,76 @@ class MelodyPrior(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        self.tuned_condition: MelodyCondition | None = None
+        """A tuned policy's metre and mode (it samples those only); None for a prior."""
 
     # ----------------------------------------------------------------- inputs
-    def embed(self, previous_tokens: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """Embedding of (previous token, metric position of the step to predict)."""
-        beat = steps % self.config.steps_per_bar
-        bar = (steps // self.config.steps_per_bar) % self.config.bars_per_phrase
-        return self.dropout(
-            self.token_embedding(previous_tokens) + self.beat_embedding(beat) + self.bar_embedding(bar)
+    def check_condition(self, condition: MelodyCondition) -> None:
+        """Raise :class:`ConditionError` if the prior was not trained for ``condition``."""
+        if not self.config.conditioned:
+            if condition.metre != DEFAULT_METRE or condition.mode not in ("major", "minor"):
+                raise ConditionError(
+                    f"this prior knows only 4/4 in major or minor (an unconditioned prior), "
+                    f"not {condition.metre.name} {condition.mode}")
+            return
+        if condition.metre.name not in self.config.metres:
+            raise ConditionError(f"this prior was trained for the metres "
+                                 f"{', '.join(self.config.metres)}, not {condition.metre.name}")
+        if condition.mode not in self.config.modes:
+            raise ConditionError(f"this prior was trained for the modes "
+                                 f"{', '.join(self.config.modes)}, not {condition.mode}")
+
+    def condition_batch(self, condition: MelodyCondition | ConditionBatch | None, batch: int,
+                        length: int | None = None) -> ConditionBatch | None:
+        """Tensors of a condition for ``batch`` rows (None for an unconditioned prior).
+
+        ``length`` fills in an unknown ``num_steps`` (whole sequences know theirs).
+        """
+        if not self.config.conditioned:
+            if isinstance(condition, MelodyCondition):
+                self.check_condition(condition)
+            return None
+        if isinstance(condition, ConditionBatch):
+            return condition
+        condition = condition or DEFAULT_CONDITION
+        self.check_condition(condition)
+        num_steps = condition.num_steps if condition.num_steps is not None else (length or 0)
+        device = self.token_embedding.weight.device
+        return ConditionBatch(
+            torch.full((batch,), self.config.metres.index(condition.metre.name), device=device),
+            torch.full((batch,), self.config.modes.index(condition.mode), device=device),
+            torch.full((batch,), int(num_steps), device=device),
         )
+
+    def embed(self, previous_tokens: torch.Tensor, steps: torch.Tensor,
+              condition: MelodyCondition | ConditionBatch | None = None) -> torch.Tensor:
+        """Embedding of (previous token, metric position of the step to predict, condition)."""
+        if not self.config.conditioned:
+            self.condition_batch(condition, 0)
+            beat = steps % self.config.steps_per_bar
+            bar = (steps // self.config.steps_per_bar) % self.config.bars_per_phrase
+            return self.dropout(
+                self.token_embedding(previous_tokens) + self.beat_embedding(beat)
+                + self.bar_embedding(bar)
+            )
+        batch = self.condition_batch(condition, previous_tokens.shape[0])
+        assert batch is not None
+        metre = batch.metre_ids.view(-1, 1)
+        bar_steps = self.bar_steps[metre]
+        bar = steps // bar_steps
+        total_bars = torch.div(batch.num_steps.view(-1, 1) + bar_steps - 1, bar_steps,
+                               rounding_mode="floor")
+        left = (total_bars - 1 - bar).clamp(0, self.config.end_buckets - 1)
+        left = torch.where(batch.num_steps.view(-1, 1) > 0, left, self.config.end_buckets)
+        embedded = (
+            self.token_embedding(previous_tokens)
+            + self.beat_embedding(metre * MAX_STEPS_PER_BAR + steps % bar_steps)
+            + self.bar_embedding(bar % self.config.bars_per_phrase)
+            + self.phrase_embedding((bar // self.config.bars_per_phrase) % 2)
+            + self.end_embedding(left)
+            + self.mode_embedding(batch.mode_ids).unsqueeze(1)
+        )
+        return self.dropout(embedded)
 
     def shift_right(self, tokens: torch.Tensor) -> torch.Tensor:
         """Inputs for predicting ``tokens``: BOS followed by all but the last token."""
@@ -91,12 +229,14 @@ class MelodyPrior(nn.Module):
         previous_tokens: torch.Tensor,
         start_step: int | torch.Tensor = 0,
         hidden: torch.Tensor | None = None,
+        condition: MelodyCondition | ConditionBatch | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[B, T, vocab]`` for steps ``start_step .. start_step+T-1``.
 
         ``previous_tokens[:, i]`` is the token before step ``start_step + i``
         (BOS for step 0). ``start_step`` is an int or a ``[B]`` tensor.
-        Returns the logits and the final recurrent state.
+        ``condition`` (default 4/4 major, length unknown) is ignored by an
+        unconditioned prior. Returns the logits and the final recurrent state.
         """
         batch, length = previous_tokens.shape
         offsets = torch.arange(length, device=previous_tokens.device)
@@ -104,24 +244,29 @@ class MelodyPrior(nn.Module):
             steps = start_step.view(-1, 1) + offsets.view(1, -1)
         else:
             steps = (start_step + offsets).view(1, -1).expand(batch, length)
-        output, hidden = self.gru(self.embed(previous_tokens, steps), hidden)
+        output, hidden = self.gru(self.embed(previous_tokens, steps, condition), hidden)
         return self.head(self.dropout(output)), hidden
 
-    def sequence_logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, T, vocab]`` predicting each token of whole melodies from step 0."""
-        logits, _ = self(self.shift_right(tokens))
+    def sequence_logits(self, tokens: torch.Tensor,
+                        condition: MelodyCondition | ConditionBatch | None = None) -> torch.Tensor:
+        """Logits ``[B, T, vocab]`` predicting each token of whole melodies from step 0
+        (a condition of unknown length takes the melodies' ``T``)."""
+        batch = self.condition_batch(condition, tokens.shape[0], tokens.shape[1])
+        logits, _ = self(self.shift_right(tokens), condition=batch if batch is not None else condition)
         return logits
 
-    def log_likelihood(self, tokens: torch.Tensor) -> torch.Tensor:
+    def log_likelihood(self, tokens: torch.Tensor,
+                       condition: MelodyCondition | ConditionBatch | None = None) -> torch.Tensor:
         """Per-step log p(token_t | tokens_<t), shape ``[B, T]``."""
-        log_probs = F.log_softmax(self.sequence_logits(tokens), dim=-1)
+        log_probs = F.log_softmax(self.sequence_logits(tokens, condition), dim=-1)
         return log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
     def step(
-        self, previous_tokens: torch.Tensor, step: int | torch.Tensor, hidden: torch.Tensor | None
+        self, previous_tokens: torch.Tensor, step: int | torch.Tensor, hidden: torch.Tensor | None,
+        condition: MelodyCondition | ConditionBatch | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: logits ``[B, vocab]`` for step ``step`` and the new state."""
-        logits, hidden = self(previous_tokens.view(-1, 1), step, hidden)
+        logits, hidden = self(previous_tokens.view(-1, 1), step, hidden, condition)
         return logits[:, 0], hidden
 
     # --------------------------------------------------------------- sampling
@@ -134,11 +279,14 @@ class MelodyPrior(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         batch_size: int = 2048,
+        condition: MelodyCondition | None = None,
     ) -> np.ndarray:
         """Sample token arrays ``[num_melodies, num_steps]``, carrying the GRU state.
 
-        ``temperature`` scales the logits; ``top_k`` keeps the k likeliest tokens.
+        ``temperature`` scales the logits; ``top_k`` keeps the k likeliest tokens;
+        ``condition`` (default 4/4 major) gets the length ``num_steps``.
         """
+        condition = (condition or DEFAULT_CONDITION).with_length(num_steps)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
@@ -151,8 +299,9 @@ class MelodyPrior(nn.Module):
             tokens = torch.empty(count, num_steps, dtype=torch.long)
             previous = torch.full((count,), self.config.bos_token, dtype=torch.long)
             hidden = None
+            batch = self.condition_batch(condition, count)
             for t in range(num_steps):
-                logits, hidden = self.step(previous, t, hidden)
+                logits, hidden = self.step(previous, t, hidden, batch)
                 logits = logits / temperature
                 if top_k is not None and top_k < self.config.vocab_size:
                     kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
@@ -201,4 +350,10 @@ def load_prior(directory: str | Path = SHIPPED_PRIOR_DIR):
         first = str(error).splitlines()[0]
         raise CheckpointError(f"{directory}: weights do not match its config ({first})") from None
     model.eval()
+    env = files.config.get("env") if files.kind == "policy" else None
+    if isinstance(env, dict):
+        try:
+            model.tuned_condition = MelodyCondition(env.get("metre", "4/4"), env.get("mode", "major"))
+        except RLComposerError as error:
+            raise CheckpointError(f"{directory}: {error}") from None
     return model

@@ -7,7 +7,9 @@
 * a path: a model directory written by this project (a prior, for now).
 
 Every model samples through one interface, :meth:`MelodyModel.sample`, driven
-by an explicit ``numpy.random.Generator`` so that a seed fixes the result.
+by an explicit ``numpy.random.Generator`` so that a seed fixes the result; a
+:class:`~rlcomposer.prior.model.MelodyCondition` asks for a metre and mode
+(melodies come in that metre with their tonic on C, in ``Key("C", mode)``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import numpy as np
 import torch
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import STEPS_PER_BAR, Melody, random_melody
-from rlcomposer.prior.model import MelodyPrior, load_prior
+from rlcomposer.music.keys import Key
+from rlcomposer.music.melody import Melody, random_melody
+from rlcomposer.prior.model import ConditionError, MelodyCondition, MelodyPrior, load_prior
 
 BUILTIN_MODELS = ("prior", "corpus", "random")
 
@@ -38,6 +41,7 @@ class MelodyModel(Protocol):
         rng: np.random.Generator,
         temperature: float = 1.0,
         top_k: int | None = None,
+        condition: MelodyCondition | None = None,
     ) -> list[Melody]: ...
 
 
@@ -48,33 +52,53 @@ class PriorModel:
         self.prior = prior
         self.name = name
 
-    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None):
+    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None, condition=None):
+        tuned = self.prior.tuned_condition
+        if condition is None:
+            condition = tuned or MelodyCondition()
+        elif tuned is not None and (condition.metre, condition.mode) != (tuned.metre, tuned.mode):
+            raise ConditionError(
+                f"{self.name} was tuned for {tuned.metre.name} {tuned.mode}, not "
+                f"{condition.metre.name} {condition.mode}: tune another policy for that")
         generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
-        tokens = self.prior.sample(num_melodies, num_steps, generator, temperature, top_k)
-        return [Melody(row, {"model": self.name}) for row in tokens]
+        tokens = self.prior.sample(num_melodies, num_steps, generator, temperature, top_k,
+                                   condition=condition)
+        key = Key("C", condition.mode)
+        return [Melody(row, {"model": self.name}, condition.metre, key) for row in tokens]
 
 
 class CorpusModel:
-    """Real tunes from one split of the corpus: openings first, then random excerpts."""
+    """Real tunes from one split of the corpus: openings first, then random excerpts.
 
-    def __init__(self, sequences: list[np.ndarray], name: str = "corpus"):
-        if not sequences:
+    Given melodies (which know their metre and mode), a condition picks the tunes
+    of its metre (and mode, where that leaves any); plain token arrays are 4/4.
+    """
+
+    def __init__(self, tunes: list[np.ndarray] | list[Melody], name: str = "corpus"):
+        if not tunes:
             raise RLComposerError("the corpus split is empty: run `rlcomposer corpus build`")
-        self.sequences = sequences
+        self.tunes = [t if isinstance(t, Melody) else Melody(t) for t in tunes]
         self.name = name
 
-    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None):
-        long_enough = [s for s in self.sequences if len(s) >= num_steps]
+    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None, condition=None):
+        condition = condition or MelodyCondition()
+        in_metre = [t for t in self.tunes if t.metre == condition.metre and t.num_steps >= num_steps]
+        long_enough = [t for t in in_metre if t.key.mode == condition.mode] or in_metre
         if not long_enough:
-            raise RLComposerError(f"no corpus tune is {num_steps} steps long")
+            raise RLComposerError(f"no corpus tune in {condition.metre.name} is {num_steps} steps long")
+        bar = condition.metre.steps_per_bar
+
+        def excerpt(tune: Melody, start: int) -> Melody:
+            return Melody(tune.tokens[start:start + num_steps], {"model": self.name}, tune.metre,
+                          tune.key)
+
         result: list[Melody] = []
         for index in rng.permutation(len(long_enough))[:num_melodies]:
-            result.append(Melody(long_enough[index][:num_steps], {"model": self.name}))
+            result.append(excerpt(long_enough[index], 0))
         while len(result) < num_melodies:
-            sequence = long_enough[int(rng.integers(len(long_enough)))]
-            bars = (len(sequence) - num_steps) // STEPS_PER_BAR
-            start = int(rng.integers(bars + 1)) * STEPS_PER_BAR
-            result.append(Melody(sequence[start:start + num_steps], {"model": self.name}))
+            tune = long_enough[int(rng.integers(len(long_enough)))]
+            bars = (tune.num_steps - num_steps) // bar
+            result.append(excerpt(tune, int(rng.integers(bars + 1)) * bar))
         return result
 
 
@@ -83,8 +107,10 @@ class RandomModel:
 
     name = "random"
 
-    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None):
-        return [random_melody(rng, num_steps).with_metadata(model=self.name)
+    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None, condition=None):
+        condition = condition or MelodyCondition()
+        key = Key("C", condition.mode)
+        return [random_melody(rng, num_steps, condition.metre, key).with_metadata(model=self.name)
                 for _ in range(num_melodies)]
 
 
@@ -93,7 +119,8 @@ def resolve_model(
 ) -> MelodyModel:
     """The model named by ``spec``: a built-in name or a model directory.
 
-    ``corpus_loader`` returns the held-out corpus sequences; it is only called
+    ``corpus_loader`` returns the held-out corpus tunes (melodies, or token
+    arrays taken as 4/4); it is only called
     for ``corpus`` (so other models never need a built corpus).
     """
     if spec == "prior":

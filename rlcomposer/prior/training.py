@@ -22,8 +22,10 @@ from torch.nn import functional as F
 from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
+from rlcomposer.music.keys import MODES
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
-from rlcomposer.prior.model import MelodyPrior, PriorConfig
+from rlcomposer.music.metre import METRE_NAMES
+from rlcomposer.prior.model import ConditionBatch, MelodyCondition, MelodyPrior, PriorConfig
 from rlcomposer.prior.ngram import best_ngram
 
 
@@ -42,7 +44,11 @@ class PriorTrainingConfig:
     dropout: float = 0.2
     """Prior: dropout while training."""
     crop_bars: int = 16
-    """Training crops are this many 16-step bars, starting on a bar line."""
+    """Training crops are this many 16-step bars (256 steps) long, starting on a bar line
+    of the tune's metre."""
+    conditioned: bool = True
+    """Condition the prior on metre, mode and length (every metre and mode rlcomposer knows);
+    False trains the earlier 4/4-only format."""
     batch_size: int = 32
     """Crops per gradient step."""
     learning_rate: float = 3e-3
@@ -68,6 +74,8 @@ class PriorTrainingConfig:
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
             dropout=self.dropout,
+            metres=METRE_NAMES if self.conditioned else (),
+            modes=MODES if self.conditioned else (),
         )
 
 
@@ -84,21 +92,40 @@ class HeldOutScore:
         return math.exp(self.nll_per_step)
 
 
-def _crop_batches(
-    sequences: Sequence[np.ndarray], crop_steps: int, batch_size: int, rng: np.random.Generator
-):
-    """Yield (previous_tokens, targets, start_steps, mask) batches of bar-aligned crops.
+def _condition_ids(model: MelodyPrior, conditions: Sequence[MelodyCondition], rows: Sequence[int],
+                   lengths: Sequence[int]) -> ConditionBatch | None:
+    """The per-row condition tensors of a batch (None for an unconditioned prior)."""
+    if not model.config.conditioned:
+        return None
+    for row in rows:
+        model.check_condition(conditions[row])
+    return ConditionBatch(
+        torch.tensor([model.config.metres.index(conditions[r].metre.name) for r in rows]),
+        torch.tensor([model.config.modes.index(conditions[r].mode) for r in rows]),
+        torch.tensor(list(lengths)),
+    )
 
-    Each tune is cut into crops of ``crop_steps`` at a random bar offset; a crop
-    that starts mid-tune gets the real previous token as its first input.
+
+def _crop_batches(
+    sequences: Sequence[np.ndarray], crop_steps: int, batch_size: int, rng: np.random.Generator,
+    bar_steps: Sequence[int] | None = None,
+):
+    """Yield (previous_tokens, targets, start_steps, mask, rows) batches of bar-aligned crops.
+
+    Each tune is cut into crops of ``crop_steps`` at a random bar offset; crops
+    start on bar lines of the tune's own metre (``bar_steps[i]`` steps a bar,
+    default 16); a crop that starts mid-tune gets the real previous token as its
+    first input. ``rows`` are the tunes' indices (for their conditions).
     """
     bos = VOCAB_SIZE
     crops: list[tuple[int, int]] = []
     for index, sequence in enumerate(sequences):
-        num_bars = len(sequence) // STEPS_PER_BAR
-        offset_bars = int(rng.integers(0, crop_steps // STEPS_PER_BAR))
-        starts = [0] + list(range(offset_bars * STEPS_PER_BAR or crop_steps, len(sequence), crop_steps))
-        crops.extend((index, start) for start in starts if start < num_bars * STEPS_PER_BAR)
+        bar = bar_steps[index] if bar_steps is not None else STEPS_PER_BAR
+        crop = max(bar, crop_steps // bar * bar)
+        num_bars = len(sequence) // bar
+        offset_bars = int(rng.integers(0, crop // bar))
+        starts = [0] + list(range(offset_bars * bar or crop, len(sequence), crop))
+        crops.extend((index, start) for start in starts if start < num_bars * bar)
     order = rng.permutation(len(crops))
     for first in range(0, len(order), batch_size):
         chosen = [crops[i] for i in order[first:first + batch_size]]
@@ -115,12 +142,22 @@ def _crop_batches(
             previous[row, 1:len(piece)] = piece[:-1]
             starts[row] = start
         yield (torch.from_numpy(previous), torch.from_numpy(targets), torch.from_numpy(starts),
-               torch.from_numpy(mask))
+               torch.from_numpy(mask), [index for index, _ in chosen])
 
 
 @torch.inference_mode()
-def score_prior(model: MelodyPrior, sequences: Sequence[np.ndarray], batch_size: int = 64) -> HeldOutScore:
-    """Teacher-forced NLL per step and next-token accuracy over whole tunes."""
+def score_prior(model: MelodyPrior, sequences: Sequence[np.ndarray], batch_size: int = 64,
+                conditions: Sequence[MelodyCondition] | None = None,
+                per_tune: list[float] | None = None) -> HeldOutScore:
+    """Teacher-forced NLL per step and next-token accuracy over whole tunes.
+
+    ``conditions`` (one per tune, default 4/4 major) tell a conditioned prior each
+    tune's metre and mode; ``per_tune``, if given, receives each tune's summed NLL
+    (in the order of ``sequences``), for intervals over tunes.
+    """
+    conditions = conditions or [MelodyCondition()] * len(sequences)
+    if per_tune is not None:
+        per_tune[:] = [0.0] * len(sequences)
     if not any(len(s) for s in sequences):
         raise RLComposerError("no tunes to score the prior on (an empty split): build the corpus with "
                               "more tunes (fewer --max-tunes)")
@@ -129,15 +166,20 @@ def score_prior(model: MelodyPrior, sequences: Sequence[np.ndarray], batch_size:
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     total_nll, total_correct, total_steps = 0.0, 0, 0
     for first in range(0, len(order), batch_size):
-        chosen = [sequences[i] for i in order[first:first + batch_size]]
+        rows = order[first:first + batch_size]
+        chosen = [sequences[i] for i in rows]
         length = max(len(s) for s in chosen)
         tokens = torch.zeros(len(chosen), length, dtype=torch.long)
         mask = torch.zeros(len(chosen), length, dtype=torch.bool)
         for row, sequence in enumerate(chosen):
             tokens[row, :len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
             mask[row, :len(sequence)] = True
-        logits = model.sequence_logits(tokens)
+        batch = _condition_ids(model, conditions, rows, [len(s) for s in chosen])
+        logits = model.sequence_logits(tokens, batch)
         nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
+        if per_tune is not None:
+            for row, index in enumerate(rows):
+                per_tune[index] = float(nll[row][mask[row]].sum())
         total_nll += float(nll[mask].sum())
         total_correct += int((logits.argmax(-1) == tokens)[mask].sum())
         total_steps += int(mask.sum())
@@ -164,6 +206,53 @@ def score_ngram_baseline(
     }
 
 
+def bootstrap_interval(nll_sums: np.ndarray, steps: np.ndarray, rng: np.random.Generator,
+                       resamples: int = 2000) -> tuple[float, float]:
+    """95% interval of the NLL per step, resampling whole tunes (percentile bootstrap)."""
+    picks = rng.integers(0, len(nll_sums), size=(resamples, len(nll_sums)))
+    ratios = nll_sums[picks].sum(axis=1) / steps[picks].sum(axis=1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def family_report(
+    prior_nll_per_tune: Sequence[float],
+    test: Sequence[np.ndarray],
+    test_conditions: Sequence[MelodyCondition],
+    train: Sequence[np.ndarray],
+    validation: Sequence[np.ndarray],
+    rng: np.random.Generator,
+) -> dict[str, dict[str, Any]]:
+    """Per metre family (duple, triple, compound): test tunes, the prior's NLL per step with a
+    95% interval over tunes, the n-gram baseline's (fitted on the same train split) with its
+    interval, and the prior's perplexity reduction against it."""
+    from rlcomposer.music.metre import FAMILIES
+
+    model, _ = best_ngram(train, validation, VOCAB_SIZE)
+    bounds = np.cumsum([0] + [len(s) for s in test])
+    log_probs = model.log_probs(test)
+    ngram_per_tune = np.array([-float(log_probs[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    prior_per_tune = np.asarray(prior_nll_per_tune, dtype=np.float64)
+    steps = np.array([len(s) for s in test], dtype=np.float64)
+    report: dict[str, dict[str, Any]] = {}
+    for family in FAMILIES:
+        rows = np.array([i for i, c in enumerate(test_conditions) if c.metre.family == family])
+        if rows.size == 0:
+            continue
+        prior_nll = float(prior_per_tune[rows].sum() / steps[rows].sum())
+        ngram_nll = float(ngram_per_tune[rows].sum() / steps[rows].sum())
+        report[family] = {
+            "tunes": int(rows.size),
+            "steps": int(steps[rows].sum()),
+            "nll_per_step": prior_nll,
+            "nll_95": bootstrap_interval(prior_per_tune[rows], steps[rows], rng),
+            "ngram_nll_per_step": ngram_nll,
+            "ngram_nll_95": bootstrap_interval(ngram_per_tune[rows], steps[rows], rng),
+            "perplexity_reduction_vs_ngram": 1 - math.exp(prior_nll - ngram_nll),
+        }
+    return report
+
+
 def train_prior(
     config: PriorTrainingConfig,
     train: Sequence[np.ndarray],
@@ -173,8 +262,18 @@ def train_prior(
     tensorboard_dir: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    conditions: dict[str, Sequence[MelodyCondition]] | None = None,
 ) -> tuple[MelodyPrior, dict[str, Any]]:
-    """Train, choose on validation, report on test; save to ``out_dir`` if given."""
+    """Train, choose on validation, report on test; save to ``out_dir`` if given.
+
+    ``conditions`` maps ``"train"``, ``"validation"`` and ``"test"`` to each tune's
+    :class:`MelodyCondition` (metre and mode; default 4/4 major); the test report
+    then also gives each metre family's NLL with a 95% interval beside the
+    n-gram baseline's (:func:`family_report`).
+    """
+    conditions = conditions or {}
+    train_conditions = list(conditions.get("train") or [MelodyCondition()] * len(train))
+    validation_conditions = list(conditions.get("validation") or [MelodyCondition()] * len(validation))
     # ---- derived values --------------------------------------------------
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -206,14 +305,16 @@ def train_prior(
     global_step = 0
     for epoch in range(1, config.max_epochs + 1):
         model.train()
-        batches = _crop_batches(train, crop_steps, config.batch_size, rng)
+        batches = _crop_batches(train, crop_steps, config.batch_size, rng,
+                                [c.metre.steps_per_bar for c in train_conditions])
         if progress:
             from tqdm import tqdm
 
             batches = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}", leave=False)
         loss_sum, loss_steps = 0.0, 0
-        for previous, targets, starts, mask in batches:
-            logits, _ = model(previous, starts)
+        for previous, targets, starts, mask, rows in batches:
+            condition = _condition_ids(model, train_conditions, rows, [len(train[r]) for r in rows])
+            logits, _ = model(previous, starts, condition=condition)
             nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
             loss = nll[mask].mean()
             optimizer.zero_grad(set_to_none=True)
@@ -228,7 +329,8 @@ def train_prior(
             if writer is not None and global_step % 50 == 0:
                 writer.add_scalar("train/nll_per_step", float(loss.detach()), global_step)
                 writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], global_step)
-        validation_score = score_prior(model, validation, config.eval_batch_size)
+        validation_score = score_prior(model, validation, config.eval_batch_size,
+                                       validation_conditions)
         minutes = (time.monotonic() - started) / 60
         record = {
             "epoch": epoch,
@@ -269,7 +371,9 @@ def train_prior(
         "history": history,
     }
     if test is not None and len(test):
-        test_score = score_prior(model, test, config.eval_batch_size)
+        test_conditions = list(conditions.get("test") or [MelodyCondition()] * len(test))
+        per_tune: list[float] = []
+        test_score = score_prior(model, test, config.eval_batch_size, test_conditions, per_tune)
         metrics["test"] = {
             "nll_per_step": test_score.nll_per_step,
             "accuracy": test_score.accuracy,
@@ -281,6 +385,8 @@ def train_prior(
         metrics["perplexity_reduction_vs_ngram"] = 1 - (
             test_score.perplexity / metrics["ngram_baseline"]["test_perplexity"]
         )
+        metrics["test_by_family"] = family_report(
+            per_tune, test, test_conditions, train, validation, np.random.default_rng(config.seed))
         if writer is not None:
             writer.add_scalar("test/nll_per_step", test_score.nll_per_step, 0)
             writer.add_scalar("test/accuracy", test_score.accuracy, 0)

@@ -29,8 +29,9 @@ class BestOfNModel:
     def kl_to_base_per_melody(self) -> float:
         return best_of_n_kl(self.n)
 
-    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None):
-        candidates = self.base.sample(num_melodies * self.n, num_steps, rng, temperature, top_k)
+    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None, condition=None):
+        candidates = self.base.sample(num_melodies * self.n, num_steps, rng, temperature, top_k,
+                                      condition=condition)
         scores = score_melodies(self.reward_fn, candidates, self.reward_name).reshape(num_melodies, self.n)
         best = scores.argmax(axis=1)
         return [

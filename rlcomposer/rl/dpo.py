@@ -101,9 +101,9 @@ def comparison_arrays(comparisons: Sequence[Any], num_steps: int) -> tuple[torch
     return tokens_a, tokens_b, targets
 
 
-def _sequence_log_prob(model: MelodyPrior, tokens: torch.Tensor) -> torch.Tensor:
+def _sequence_log_prob(model: MelodyPrior, tokens: torch.Tensor, condition=None) -> torch.Tensor:
     """log p(melody) = Σ_t log p(token_t | tokens_<t), shape ``[N]``."""
-    return model.log_likelihood(tokens).sum(dim=1)
+    return model.log_likelihood(tokens, condition).sum(dim=1)
 
 
 def preference_loss(policy_ratio_a: torch.Tensor, policy_ratio_b: torch.Tensor, targets: torch.Tensor,
@@ -116,8 +116,12 @@ def preference_loss(policy_ratio_a: torch.Tensor, policy_ratio_b: torch.Tensor, 
 
 
 def train_dpo(comparisons: Sequence[Any], config: DPOConfig, prior: MelodyPrior, num_steps: int,
-              rng: np.random.Generator, log: Callable[[str], None] = print) -> tuple[MelodyPrior, dict[str, Any]]:
-    """Fit a copy of ``prior`` to ``comparisons``; returns the policy (eval mode) and its metrics."""
+              rng: np.random.Generator, log: Callable[[str], None] = print,
+              condition=None) -> tuple[MelodyPrior, dict[str, Any]]:
+    """Fit a copy of ``prior`` to ``comparisons``; returns the policy (eval mode) and its metrics.
+
+    ``condition`` (a :class:`~rlcomposer.prior.model.MelodyCondition`) is the
+    melodies' metre and mode (one DPO run has one metre and length)."""
     tokens_a, tokens_b, targets = comparison_arrays(comparisons, num_steps)
     n = len(targets)
     if n < config.min_comparisons:
@@ -127,7 +131,7 @@ def train_dpo(comparisons: Sequence[Any], config: DPOConfig, prior: MelodyPrior,
     held_idx, train_idx = order[:held], order[held:]
     reference = prior.eval()
     with torch.inference_mode():
-        ref_a, ref_b = _sequence_log_prob(reference, tokens_a), _sequence_log_prob(reference, tokens_b)
+        ref_a, ref_b = _sequence_log_prob(reference, tokens_a, condition), _sequence_log_prob(reference, tokens_b, condition)
     policy = copy.deepcopy(prior)
     policy.train()
     optimiser = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
@@ -135,8 +139,8 @@ def train_dpo(comparisons: Sequence[Any], config: DPOConfig, prior: MelodyPrior,
     def held_out() -> tuple[float, float]:
         policy.eval()
         with torch.no_grad():
-            ratio_a = _sequence_log_prob(policy, tokens_a[held_idx]) - ref_a[held_idx]
-            ratio_b = _sequence_log_prob(policy, tokens_b[held_idx]) - ref_b[held_idx]
+            ratio_a = _sequence_log_prob(policy, tokens_a[held_idx], condition) - ref_a[held_idx]
+            ratio_b = _sequence_log_prob(policy, tokens_b[held_idx], condition) - ref_b[held_idx]
             loss = float(preference_loss(ratio_a, ratio_b, targets[held_idx], config))
             decided = targets[held_idx] != 0.5
             right = ((ratio_a - ratio_b) > 0) == (targets[held_idx] == 1.0)
@@ -152,8 +156,8 @@ def train_dpo(comparisons: Sequence[Any], config: DPOConfig, prior: MelodyPrior,
         total = 0.0
         for start in range(0, len(shuffled), config.batch_size):
             batch = torch.as_tensor(shuffled[start:start + config.batch_size])
-            ratio_a = _sequence_log_prob(policy, tokens_a[batch]) - ref_a[batch]
-            ratio_b = _sequence_log_prob(policy, tokens_b[batch]) - ref_b[batch]
+            ratio_a = _sequence_log_prob(policy, tokens_a[batch], condition) - ref_a[batch]
+            ratio_b = _sequence_log_prob(policy, tokens_b[batch], condition) - ref_b[batch]
             loss = preference_loss(ratio_a, ratio_b, targets[batch], config)
             optimiser.zero_grad()
             loss.backward()

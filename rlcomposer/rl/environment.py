@@ -2,8 +2,10 @@
 
 ## Description
 
-An episode writes one melody of ``num_bars`` 16-step bars, one token per step
-(see :mod:`rlcomposer.music.melody`: REST, HOLD or a pitch onset).
+An episode writes one melody of ``num_bars`` bars of ``metre`` (16 steps a bar
+in 4/4, 12 in 6/8), in ``mode`` with its tonic on C, one token per step (see
+:mod:`rlcomposer.music.melody`: REST, HOLD or a pitch onset). A conditioned
+prior is told the metre, mode and length.
 
 ## Action space
 
@@ -11,7 +13,7 @@ An episode writes one melody of ``num_bars`` 16-step bars, one token per step
 
 ## Observation space
 
-``Box(0, 39, (T,), int64)`` with ``T = 16 * num_bars``: the tokens chosen so far,
+``Box(0, 39, (T,), int64)`` with ``T = num_bars * steps per bar``: the tokens chosen so far,
 followed by the padding value 39 (``PAD``, equal to the prior's BOS token). The
 step index is the number of non-padding entries.
 
@@ -30,7 +32,8 @@ at the end of the episode (per-melody sums):
 * ``reward``: at the last step, ``reward_weight * reward_fn(melody)`` for any
   melody-level reward function (``module:function`` or a reward model).
 * ``theory_<term>``: at the last step, ``weight * term(melody)`` for each
-  music-theory term of :mod:`rlcomposer.music.theory` with a non-zero weight.
+  music-theory term of :mod:`rlcomposer.music.theory` with a non-zero weight,
+  judged in C ``mode`` (the melody's key).
 
 ## Starting state
 
@@ -52,7 +55,8 @@ required when ``config.reward_weight`` is non-zero.
 
 ## Version history
 
-* v0: first version.
+* v0: first version; ``metre`` and ``mode`` added (defaults 4/4 major keep
+  the first version's task).
 """
 
 from __future__ import annotations
@@ -70,10 +74,12 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE, Melody
+from rlcomposer.music.keys import Key, parse_mode
+from rlcomposer.music.melody import VOCAB_SIZE, Melody
+from rlcomposer.music.metre import MAX_BARS, Metre, parse_metre
 from rlcomposer.music.theory import THEORY_TERMS, theory_terms
 from rlcomposer.preferences.reward_functions import RewardFunction, score_melodies
-from rlcomposer.prior.model import MelodyPrior
+from rlcomposer.prior.model import MelodyCondition, MelodyPrior
 
 PAD = VOCAB_SIZE
 
@@ -83,15 +89,19 @@ class MelodyEnvConfig:
     """The composition task: melody length and the weight of each reward term."""
 
     num_bars: int = 4
-    """Episode length in 16-step bars (a melody is whole bars)."""
+    """Episode length in bars of ``metre`` (1..32; a melody is whole bars)."""
+    metre: str = "4/4"
+    """Time signature of the melodies (2/4, 3/4, 4/4, 2/2, 3/8, 6/8, 9/8, 12/8, 6/4, 3/2, 4/2)."""
+    mode: str = "major"
+    """Mode of the melodies (their tonic is C): major, minor, dorian, mixolydian, ..."""
     kl_beta: float = 0.1
     """β: weight of log p_prior(action | history) per step (KL-control); 0 turns it off."""
     reward_weight: float = 1.0
     """Weight of the melody-level reward function at the end (0: no reward function)."""
     theory_in_key: float = 0.0
-    """Weight of the in-key term (minus the share of notes outside C major / A minor)."""
+    """Weight of the in-key term (minus the share of notes outside C ``mode``)."""
     theory_tonic: float = 0.0
-    """Weight of the tonic term (first and last note on C or A)."""
+    """Weight of the tonic term (first and last note on the tonic, C)."""
     theory_leaps: float = 0.0
     """Weight of the leap-resolution term (resolved minus doubled leaps, normalised)."""
     theory_repetition: float = 0.0
@@ -100,14 +110,35 @@ class MelodyEnvConfig:
     """Weight of the motif term (share of steps in a motif and in a repeated motif)."""
 
     def __post_init__(self) -> None:
-        if self.num_bars < 1:
-            raise RLComposerError(f"num_bars must be a positive whole number of bars, got {self.num_bars}")
+        if not 1 <= self.num_bars <= MAX_BARS:
+            raise RLComposerError(f"num_bars must be a whole number of bars in 1..{MAX_BARS}, "
+                                  f"got {self.num_bars}")
+        object.__setattr__(self, "metre", parse_metre(self.metre).name)
+        object.__setattr__(self, "mode", parse_mode(self.mode))
         if self.kl_beta < 0:
             raise RLComposerError(f"kl_beta must be 0 or more, got {self.kl_beta}")
 
+    # ---- derived values --------------------------------------------------
+    @property
+    def time_signature(self) -> Metre:
+        return parse_metre(self.metre)
+
+    @property
+    def key(self) -> Key:
+        """The melodies' key: C in ``mode``."""
+        return Key("C", self.mode)
+
     @property
     def num_steps(self) -> int:
-        return self.num_bars * STEPS_PER_BAR
+        return self.num_bars * self.time_signature.steps_per_bar
+
+    @property
+    def condition(self) -> MelodyCondition:
+        return MelodyCondition(self.time_signature, self.mode, self.num_steps)
+
+    def melody(self, tokens: np.ndarray) -> Melody:
+        """A finished episode's tokens as a melody in the task's metre and key."""
+        return Melody(tokens, {}, self.time_signature, self.key)
 
     @property
     def theory_weights(self) -> dict[str, float]:
@@ -142,6 +173,8 @@ class MelodyEpisodes:
         self.num_melodies = num_melodies
         self.config = config
         self.prior = prior.eval()
+        self.prior.check_condition(config.condition)
+        self._condition = self.prior.condition_batch(config.condition, num_melodies)
         self.reward_fn = reward_fn
         self.num_steps = config.num_steps
         self.tokens = np.full((num_melodies, self.num_steps), PAD, dtype=np.int64)
@@ -152,7 +185,8 @@ class MelodyEpisodes:
 
     @torch.inference_mode()
     def _advance_prior(self, previous: torch.Tensor) -> None:
-        logits, self._hidden = self.prior.step(previous, self.step_index, self._hidden)
+        logits, self._hidden = self.prior.step(previous, self.step_index, self._hidden,
+                                               self._condition)
         self._log_probs = F.log_softmax(logits, dim=-1)
 
     def reset(self) -> np.ndarray:
@@ -196,11 +230,11 @@ class MelodyEpisodes:
             terms["kl_prior"] = self.kl_prior_sum.copy()
         if self.config.reward_weight != 0:
             assert self.reward_fn is not None
-            melodies = [Melody(row) for row in self.tokens]
+            melodies = [self.config.melody(row) for row in self.tokens]
             terms["reward"] = self.config.reward_weight * score_melodies(self.reward_fn, melodies)
         weights = self.config.theory_weights
         if weights:
-            for name, values in theory_terms(self.tokens, tuple(weights)).items():
+            for name, values in theory_terms(self.tokens, tuple(weights), self.config.key).items():
                 terms[f"theory_{name}"] = weights[name] * values
         return terms
 
@@ -242,7 +276,7 @@ class MelodyEnv(gym.Env):
         if done:
             self._started = False
             info["reward_terms"] = {name: float(values[0]) for name, values in terms.items()}
-            info["melody"] = Melody(self.episodes.tokens[0])
+            info["melody"] = self.config.melody(self.episodes.tokens[0])
         return observations[0], float(rewards[0]), done, False, info
 
     def render(self):

@@ -26,7 +26,7 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from rlcomposer.prior.model import MelodyPrior, PriorConfig
+from rlcomposer.prior.model import MelodyCondition, MelodyPrior, PriorConfig
 from rlcomposer.rl.environment import PAD
 
 
@@ -41,9 +41,12 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         prior_config: dict[str, Any] | None = None,
         prior_state_dict: dict[str, torch.Tensor] | None = None,
         value_hidden_size: int = 64,
+        condition: dict[str, str] | None = None,
         **kwargs: Any,
     ):
         self.prior_config = dict(prior_config or {})
+        self.condition_spec = dict(condition or {"metre": "4/4", "mode": "major"})
+        """The task's metre and mode (one tune run has one), told to a conditioned actor."""
         self.prior_config["dropout"] = 0.0  # RL needs the same log-probs in rollout and update
         self.value_hidden_size = value_hidden_size
         self._initial_state = prior_state_dict
@@ -60,6 +63,9 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         if self._initial_state is not None:
             self.actor.load_state_dict(self._initial_state)
             self._initial_state = None
+        self.condition = MelodyCondition(self.condition_spec["metre"], self.condition_spec["mode"],
+                                         self.num_steps)
+        self.actor.check_condition(self.condition)
         hidden = self.actor.config.hidden_size
         self.value_head = nn.Sequential(
             nn.Linear(hidden, self.value_hidden_size), nn.Tanh(), nn.Linear(self.value_hidden_size, 1)
@@ -68,7 +74,8 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(prior_config=self.prior_config, value_hidden_size=self.value_hidden_size)
+        data.update(prior_config=self.prior_config, value_hidden_size=self.value_hidden_size,
+                    condition=self.condition_spec)
         return data
 
     @property
@@ -85,7 +92,8 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         """GRU output at each observation's current step, re-reading its history."""
         steps = self.step_indices(tokens).clamp(max=tokens.shape[1] - 1)
         output, _ = self.actor.gru(self.actor.embed(self.actor.shift_right(tokens),
-                                                    torch.arange(tokens.shape[1]).expand_as(tokens)))
+                                                    torch.arange(tokens.shape[1]).expand_as(tokens),
+                                                    self.condition))
         return output[torch.arange(tokens.shape[0]), steps]
 
     def _states_with_cache(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -103,7 +111,8 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
             self._cache = None
             return self._states_per_transition(tokens)
         output, hidden = self.actor.gru(self.actor.embed(previous.view(-1, 1),
-                                                         torch.full_like(previous.view(-1, 1), step)), hidden)
+                                                         torch.full_like(previous.view(-1, 1), step),
+                                                         self.condition), hidden)
         self._cache = (tokens.clone(), step, hidden, output[:, 0])
         return output[:, 0]
 
@@ -117,7 +126,7 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         """GRU outputs ``[E, T, H]`` for whole episodes, in one causal pass."""
         output, _ = self.actor.gru(self.actor.embed(
             self.actor.shift_right(episode_actions),
-            torch.arange(episode_actions.shape[1]).expand_as(episode_actions)))
+            torch.arange(episode_actions.shape[1]).expand_as(episode_actions), self.condition))
         return output
 
     def _whole_episodes(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor | None:

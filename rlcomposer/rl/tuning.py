@@ -33,6 +33,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
+from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.style import style_report
 from rlcomposer.preferences.reward_functions import (
@@ -181,9 +182,12 @@ class TuningLogCallback(BaseCallback):
         if self.kl_penalty is not None:
             kl = self.kl_penalty.last_kl
         else:
-            kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes).mean())
+            kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes,
+                                              self.model.policy.condition).mean())
         record = {"timesteps": float(self.num_timesteps), "kl_per_melody": kl}
-        melodies = [Melody(row) for row in episodes.numpy()]
+        condition = self.model.policy.condition
+        melodies = [Melody(row, {}, condition.metre, Key("C", condition.mode))
+                    for row in episodes.numpy()]
         style = style_report(melodies)  # musicality of what the policy writes now
         record.update({"style_overlap": style.style_overlap, "distinct_melodies": style.distinct_melodies,
                        "longest_repeated_pitch_run": style.longest_run_mean,
@@ -235,9 +239,10 @@ class KLPenaltyCallback(BaseCallback):
         buffer = self.model.rollout_buffer
         episodes = rollout_episodes(self.model)
         with torch.inference_mode():
-            prior_log = self.prior.log_likelihood(episodes)  # [episodes, length]
+            prior_log = self.prior.log_likelihood(episodes, self.model.policy.condition)  # [episodes, length]
         prior_log = prior_log.reshape(buffer.n_envs, -1).T.numpy()  # back to [n_steps, n_envs]
-        self.last_kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes).mean())
+        self.last_kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes,
+                                                    self.model.policy.condition).mean())
         self.last_beta = self.beta
         if self.beta != 0:
             penalty = self.beta * (buffer.log_probs - prior_log)
@@ -335,7 +340,9 @@ def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunctio
         tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
         policy_kwargs={"prior_config": config_to_dict(prior.config),
                        "prior_state_dict": prior.state_dict(),
-                       "value_hidden_size": config.value_hidden_size},
+                       "value_hidden_size": config.value_hidden_size,
+                       "condition": {"metre": config.env_config().metre,
+                                     "mode": config.env_config().mode}},
     )
 
 
@@ -427,10 +434,12 @@ def _tune_dpo(config: TuneConfig, out_dir: Path, comparisons: Sequence[Any] | No
     torch.set_num_threads(config.threads)
     prior = load_prior(config.prior)
     started = time.monotonic()
+    condition = config.env.condition
     policy, metrics = train_dpo(comparisons, config.dpo, prior, config.episode_steps,
-                                np.random.default_rng(config.seed), log)
-    sample = policy.sample(256, config.episode_steps, generator=torch.Generator().manual_seed(config.seed))
-    kl = float(kl_to_prior_per_melody(policy, prior, torch.as_tensor(sample)).mean())
+                                np.random.default_rng(config.seed), log, condition)
+    sample = policy.sample(256, config.episode_steps, generator=torch.Generator().manual_seed(config.seed),
+                           condition=condition)
+    kl = float(kl_to_prior_per_melody(policy, prior, torch.as_tensor(sample), condition).mean())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tune_config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     history = metrics.pop("history")
