@@ -35,6 +35,7 @@ from rlcomposer.corpus.build import (
     load_corpus,
     split_of,
 )
+from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import (
     HOLD,
     REST,
@@ -44,7 +45,6 @@ from rlcomposer.music.melody import (
     MelodyError,
     pitch_token,
 )
-from rlcomposer.music.keys import Key
 from rlcomposer.music.metre import parse_metre
 
 SMALL = CorpusConfig(max_tunes_per_collection=16)

@@ -211,3 +211,57 @@ def test_the_corpus_model_gives_tunes_of_the_asked_metre():
     sample = CorpusModel(tunes).sample(3, 24, np.random.default_rng(0),
                                        condition=MelodyCondition("6/8", "dorian"))
     assert all(m.metre.name == "6/8" and m.num_steps == 24 for m in sample)
+
+
+# ------------------------------------------------------------------ tuning
+@pytest.fixture(scope="module")
+def conditioned_prior_dir(tmp_path_factory):
+    from rlcomposer.checkpoints import save_model_dir
+
+    prior = tiny_conditioned_prior()
+    return save_model_dir(tmp_path_factory.mktemp("models") / "conditioned", "prior", prior.config,
+                          prior.state_dict())
+
+
+def test_the_environment_writes_bars_of_its_metre_and_passes_the_checker(conditioned_prior_dir):
+    from dataclasses import replace
+
+    from gymnasium.utils.env_checker import check_env
+
+    from rlcomposer.prior.model import load_prior
+    from rlcomposer.rl.environment import THEORY_ENV_CONFIG, MelodyEnv
+
+    config = replace(THEORY_ENV_CONFIG, metre="6/8", mode="dorian", num_bars=2)
+    env = MelodyEnv(config, load_prior(conditioned_prior_dir))
+    assert env.observation_space.shape == (24,)
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    for _ in range(23):
+        env.step(env.action_space.sample())
+    _, _, done, _, info = env.step(env.action_space.sample())
+    assert done and info["melody"].metre.name == "6/8" and info["melody"].key.name == "C dorian"
+
+
+def test_a_policy_tuned_in_six_eight_samples_six_eight_and_refuses_other_metres(tmp_path,
+                                                                               conditioned_prior_dir):
+    from rlcomposer.prior.registry import resolve_model
+    from rlcomposer.rl.environment import MelodyEnvConfig
+    from rlcomposer.rl.tuning import TuneConfig, tune
+
+    config = TuneConfig(prior=str(conditioned_prior_dir), total_timesteps=4 * 24 * 2, n_envs=4,
+                        minibatch_episodes=2, checkpoint_every=0,
+                        env=MelodyEnvConfig(metre="6/8", mode="minor", num_bars=2, theory_in_key=1.0))
+    tune(config, tmp_path / "jig", progress=False, log=lambda _: None)
+    policy = resolve_model(str(tmp_path / "jig"))
+    melodies = policy.sample(3, 24, np.random.default_rng(0))
+    assert all((m.metre.name, m.key.name, m.num_steps) == ("6/8", "C minor", 24) for m in melodies)
+    with pytest.raises(ConditionError, match="tuned for 6/8 minor"):
+        policy.sample(1, 32, np.random.default_rng(0), condition=MelodyCondition("4/4", "minor"))
+    result = run_cli("generate", "--model", str(tmp_path / "jig"), "--n", "1", "--out",
+                     str(tmp_path / "out"), "--metre", "3/4")
+    assert result.returncode == 2 and "tuned for 6/8 minor" in result.stderr
+    result = run_cli("generate", "--model", str(tmp_path / "jig"), "--n", "1", "--key", "E",
+                     "--format", "json", "--out", str(tmp_path / "out"))  # its own metre and mode
+    assert result.returncode == 0, result.stderr
+    written = Melody.load(tmp_path / "out" / "melody-000.json")
+    assert (written.metre.name, written.key.name, written.num_steps) == ("6/8", "E minor", 48)

@@ -23,19 +23,28 @@ def full_corpus(tmp_path_factory):
     return build_corpus(CorpusConfig(), tmp_path_factory.mktemp("corpus"), progress=False)
 
 
-def test_full_corpus_keeps_thousands_of_tunes_and_counts_the_rest(full_corpus):
+def test_full_corpus_keeps_nine_thousand_tunes_of_every_metre_and_counts_the_rest(full_corpus):
     stats = full_corpus.stats
-    assert stats.kept > 5000
+    assert stats.kept >= 9000
     assert stats.parsed == stats.kept + sum(stats.skipped_by_reason.values())
-    assert full_corpus.num_tunes("test") > 200
+    assert {"2/4", "4/4", "3/4", "6/8", "9/8"} <= set(stats.kept_by_metre)
+    assert {"major", "minor", "dorian", "mixolydian"} <= set(stats.kept_by_mode)
+    assert full_corpus.num_tunes("test") > 400
 
 
-def test_shipped_prior_reproduces_its_test_figures_and_beats_ngram(full_corpus):
+def test_shipped_prior_reproduces_its_test_figures_and_beats_ngram_in_every_family(full_corpus):
+    from rlcomposer.cli.prior import corpus_conditions, duple_as_before
+
     shipped = json.loads((SHIPPED_PRIOR_DIR / "metrics.json").read_text())
     test = full_corpus.sequences("test")
-    score = score_prior(load_prior(), test)
+    prior = load_prior()
+    score = score_prior(prior, test, 64, corpus_conditions(full_corpus, "test"))
     assert score.num_steps == shipped["test"]["num_steps"]
     assert score.nll_per_step == pytest.approx(shipped["test"]["nll_per_step"], abs=1e-3)
     baseline = score_ngram_baseline(full_corpus.sequences("train"),
                                     full_corpus.sequences("validation"), test)
     assert score.perplexity <= 0.85 * baseline["test_perplexity"]
+    for family, row in shipped["test_by_family"].items():
+        if row["tunes"] >= 30:
+            assert row["perplexity_reduction_vs_ngram"] >= 0.15, family
+    assert duple_as_before(prior, full_corpus)["nll_per_step"] <= 0.810

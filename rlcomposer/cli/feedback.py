@@ -98,7 +98,7 @@ def cmd_pool_add(args: argparse.Namespace) -> None:
     check_tag(args.tag)
     config = GenerationConfig(model=args.model, num_melodies=args.n, seed=args.seed, num_bars=args.bars,
                               temperature=args.temperature, top_k=args.top_k, formats=("json",),
-                              metre=args.metre or "4/4", key=args.key or "C", mode=args.mode or "major")
+                              metre=args.metre, key=args.key or "C", mode=args.mode)
     url = resolve_db(args)
     store = open_store(url)  # fail on a bad database before sampling
     model = resolve_model(config.model, lambda: load_corpus(args).melodies("test"))

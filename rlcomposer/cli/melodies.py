@@ -32,8 +32,7 @@ def _generation_config(args: argparse.Namespace):
         model=args.model, num_melodies=args.n, seed=args.seed, num_bars=args.bars,
         temperature=args.temperature, top_k=args.top_k,
         formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
-        tempo_bpm=args.tempo, metre=args.metre or "4/4", key=args.key or "C",
-        mode=args.mode or "major",
+        tempo_bpm=args.tempo, metre=args.metre, key=args.key or "C", mode=args.mode,
     )
 
 
@@ -55,11 +54,12 @@ def cmd_generate(args: argparse.Namespace) -> None:
     melodies = sample_melodies(model, config)
     files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
                             progress=not args.json and not args.quiet)
+    first = melodies[0]
     result = {"out": str(args.out), "model": config.model, "seed": config.seed,
-              "metre": config.metre, "key": config.target_key.name, "bars": config.num_bars,
+              "metre": first.metre.name, "key": first.key.name, "bars": config.num_bars,
               "melodies": len(melodies), "files": [str(f) for f in files]}
-    emit(args, result, f"wrote {len(melodies)} melodies of {config.num_bars} bars of {config.metre} in "
-                       f"{config.target_key.name} ({len(files)} files) to {args.out}")
+    emit(args, result, f"wrote {len(melodies)} melodies of {config.num_bars} bars of {first.metre.name} "
+                       f"in {first.key.name} ({len(files)} files) to {args.out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

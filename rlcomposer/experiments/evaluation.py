@@ -134,7 +134,9 @@ def evaluate_models(
     style_reference = style_reference if style_reference is not None else load_style_reference()
     results, listener_scores, samples = [], [], []
     for model in models:
-        melodies = model.sample(num_melodies, num_steps, rng, condition=condition)
+        # a condition only when asked: models written before metres keep working
+        melodies = model.sample(num_melodies, num_steps, rng,
+                                **({"condition": condition} if condition is not None else {}))
         samples.append(melodies)
         scores = score_melodies(listener_fn, melodies, "listener") if listener_fn is not None else None
         listener_scores.append(scores)

@@ -262,10 +262,13 @@ class Melody:
         return Melody.from_notes(notes, self.num_steps, self.metadata, self.metre, key or self.key)
 
     def in_key(self, key: Key) -> Melody:
-        """The melody moved from its key to ``key``'s tonic (mode relabelled, notes unchanged
-        otherwise): the shift of :meth:`Key.transposition` (-5..+6 semitones), moved by an
-        octave if that keeps every pitch inside the range. Raises :class:`MelodyError` if
-        no shift fits."""
+        """The melody moved from its key's tonic to ``key``'s (the same mode): by -5..+6
+        semitones, or an octave further if that keeps every pitch inside the range.
+        Raises :class:`MelodyError` for another mode (transposing cannot change it) or
+        when no octave fits."""
+        if key.mode != self.key.mode:
+            raise MelodyError(f"a melody in {self.key.mode} cannot be moved to {key.name}: "
+                              f"transposing keeps the mode (make it in {key.mode})", "invalid")
         shift = (key.tonic_pitch_class - self.key.tonic_pitch_class) % 12
         shift = shift - 12 if shift > 6 else shift
         pitches = [p for p, _, _ in self.notes()] or [MIN_PITCH]

@@ -32,12 +32,14 @@ class GenerationConfig:
     """Fixes the melodies: the same seed gives byte-identical JSON."""
     num_bars: int = 4
     """Length of each melody in bars of its metre (1..32)."""
-    metre: str = "4/4"
-    """Time signature (2/4, 3/4, 4/4, 2/2, 3/8, 6/8, 9/8, 12/8, 6/4, 3/2, 4/2)."""
+    metre: str | None = None
+    """Time signature (2/4, 3/4, 4/4, 2/2, 3/8, 6/8, 9/8, 12/8, 6/4, 3/2, 4/2); None: a tuned
+    policy's own, else 4/4."""
     key: str = "C"
     """Tonic to transpose to (C, G, D, Bb, F#, ...); melodies are sampled on C."""
-    mode: str = "major"
-    """Mode: major, minor, dorian, mixolydian, phrygian, lydian or locrian."""
+    mode: str | None = None
+    """Mode: major, minor, dorian, mixolydian, phrygian, lydian or locrian; None: a tuned
+    policy's own, else major."""
     temperature: float = 1.0
     """Softmax temperature: below 1 is safer, above 1 is wilder."""
     top_k: int | None = None
@@ -54,8 +56,9 @@ class GenerationConfig:
             raise RLComposerError(f"--seed must be 0 or more, got {self.seed}")
         if not 1 <= self.num_bars <= MAX_BARS:
             raise RLComposerError(f"--bars must be in 1..{MAX_BARS}, got {self.num_bars}")
-        object.__setattr__(self, "metre", parse_metre(self.metre).name)
-        self.target_key  # noqa: B018 - validates the tonic spelling and the mode
+        if self.metre is not None:
+            object.__setattr__(self, "metre", parse_metre(self.metre).name)
+        Key(self.key, self.mode or "major")  # validates the tonic spelling and the mode
         if self.temperature <= 0:
             raise RLComposerError(f"--temperature must be positive, got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
@@ -70,21 +73,30 @@ class GenerationConfig:
             )
 
     # ---- derived values --------------------------------------------------
+    def condition_for(self, model: MelodyModel) -> MelodyCondition:
+        """Metre, mode and length: the config's, where it names them, else the model's own
+        (a tuned policy's metre and mode), else 4/4 major."""
+        own = tuned_condition(model)
+        metre = parse_metre(self.metre or (own.metre if own else None))
+        mode = self.mode or (own.mode if own else "major")
+        return MelodyCondition(metre, mode, self.num_bars * metre.steps_per_bar)
+
     @property
     def time_signature(self) -> Metre:
         return parse_metre(self.metre)
 
     @property
-    def target_key(self) -> Key:
-        return Key(self.key, self.mode)
-
-    @property
-    def condition(self) -> MelodyCondition:
-        return MelodyCondition(self.time_signature, self.mode, self.num_steps)
-
-    @property
     def num_steps(self) -> int:
+        """Steps of a melody in the config's metre (4/4 when it names none)."""
         return self.num_bars * self.time_signature.steps_per_bar
+
+
+def tuned_condition(model: MelodyModel) -> MelodyCondition | None:
+    """The metre and mode a tuned policy was tuned for (through a best-of-N wrapper), or None."""
+    while not hasattr(model, "prior") and hasattr(model, "base"):
+        model = model.base
+    prior = getattr(model, "prior", None)
+    return getattr(prior, "tuned_condition", None)
 
 
 def sample_melodies(model: MelodyModel, config: GenerationConfig) -> list[Melody]:
@@ -92,9 +104,10 @@ def sample_melodies(model: MelodyModel, config: GenerationConfig) -> list[Melody
     (model, seed, index) in metadata. They are sampled on C and moved to the key's
     tonic (by -5..+6 semitones, or an octave further to stay inside the range)."""
     rng = np.random.default_rng(config.seed)
-    melodies = model.sample(config.num_melodies, config.num_steps, rng, config.temperature,
-                            config.top_k, condition=config.condition)
-    key = config.target_key
+    condition = config.condition_for(model)
+    melodies = model.sample(config.num_melodies, condition.num_steps, rng, config.temperature,
+                            config.top_k, condition=condition)
+    key = Key(config.key, condition.mode)
     return [
         melody.in_key(key).with_metadata(model=model.name, seed=config.seed, index=index,
                                          temperature=config.temperature, top_k=config.top_k)
