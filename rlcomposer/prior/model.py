@@ -24,6 +24,7 @@ A prior is saved as a model directory (see :mod:`rlcomposer.checkpoints`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,6 +189,18 @@ class MelodyPrior(nn.Module):
             torch.full((batch,), int(num_steps), device=device),
         )
 
+    def rows_condition_batch(self, conditions: Sequence[MelodyCondition]) -> ConditionBatch | None:
+        """One condition per row (None for an unconditioned prior, which checks them)."""
+        for condition in conditions:
+            self.check_condition(condition)
+        if not self.config.conditioned:
+            return None
+        return ConditionBatch(
+            torch.tensor([self.config.metres.index(c.metre.name) for c in conditions]),
+            torch.tensor([self.config.modes.index(c.mode) for c in conditions]),
+            torch.tensor([c.num_steps or 0 for c in conditions]),
+        )
+
     def embed(self, previous_tokens: torch.Tensor, steps: torch.Tensor,
               condition: MelodyCondition | ConditionBatch | None = None) -> torch.Tensor:
         """Embedding of (previous token, metric position of the step to predict, condition)."""
@@ -279,14 +292,21 @@ class MelodyPrior(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         batch_size: int = 2048,
-        condition: MelodyCondition | None = None,
+        condition: MelodyCondition | Sequence[MelodyCondition] | None = None,
     ) -> np.ndarray:
         """Sample token arrays ``[num_melodies, num_steps]``, carrying the GRU state.
 
         ``temperature`` scales the logits; ``top_k`` keeps the k likeliest tokens;
-        ``condition`` (default 4/4 major) gets the length ``num_steps``.
+        ``condition`` (default 4/4 major), or one per melody (a batch may mix
+        metres and modes), gets the length ``num_steps``.
         """
-        condition = (condition or DEFAULT_CONDITION).with_length(num_steps)
+        if isinstance(condition, MelodyCondition) or condition is None:
+            conditions = None
+            condition = (condition or DEFAULT_CONDITION).with_length(num_steps)
+        else:
+            conditions = [c.with_length(num_steps) for c in condition]
+            if len(conditions) != num_melodies:
+                raise ValueError(f"{len(conditions)} conditions for {num_melodies} melodies")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
@@ -299,7 +319,10 @@ class MelodyPrior(nn.Module):
             tokens = torch.empty(count, num_steps, dtype=torch.long)
             previous = torch.full((count,), self.config.bos_token, dtype=torch.long)
             hidden = None
-            batch = self.condition_batch(condition, count)
+            if conditions is None:
+                batch = self.condition_batch(condition, count)
+            else:
+                batch = self.rows_condition_batch(conditions[start:start + count])
             for t in range(num_steps):
                 logits, hidden = self.step(previous, t, hidden, batch)
                 logits = logits / temperature
