@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlcomposer.errors import RLComposerError
+from rlcomposer.validation import Range
 
 Commands = argparse._SubParsersAction
 """The ``add_subparsers()`` object a group's ``register`` adds its (sub)commands to."""
@@ -53,6 +54,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def check_options(args: argparse.Namespace, ranges: dict[str, Range]) -> None:
+    """Each numeric ``--option`` given (not None) in its range: else a one-line error naming it and the range.
+
+    ``type=float`` lets ``nan`` and ``inf`` through, so every numeric option a handler
+    uses directly is checked here (options that fill a config are checked by the config).
+    """
+    for flag, allowed in ranges.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is not None:
+            allowed.check(value, flag)
+
+
 # ---------------------------------------------------------- shared options
 def add_output_options(parser: argparse.ArgumentParser, *, quiet_help: str = QUIET_PROGRESS_BARS) -> None:
     """``--json`` (the result as JSON on stdout, notes to stderr) and ``--quiet``."""
@@ -76,6 +89,26 @@ def add_corpus_options(parser: argparse.ArgumentParser, *, cache_dir_help: str =
     """``--cache-dir`` and ``--max-tunes``; :func:`load_corpus` and :func:`corpus_cache_dir` read them."""
     parser.add_argument("--cache-dir", default=None, help=cache_dir_help)
     parser.add_argument("--max-tunes", type=positive_int, default=None, help=max_tunes_help)
+
+
+# ------------------------------------------------------- module:function names
+CALLABLE_SEARCH_NOTE = ("module:function is imported from installed packages and $PYTHONPATH, then the "
+                        "working directory (which never shadows an installed package); "
+                        "path/to/file.py:function loads that file")
+
+
+def working_directory_last() -> None:
+    """Put the working directory at the *end* of ``sys.path``, never ahead of installed packages.
+
+    ``python -m`` and ``python -c`` put it first, so a ``mido.py`` there would run
+    instead of the real package; ``module:function`` rewards and listeners in it
+    are still found, after everything installed.
+    """
+    cwd = os.getcwd()
+    if sys.path and sys.path[0] in ("", ".", cwd):
+        del sys.path[0]
+    if cwd not in sys.path:
+        sys.path.append(cwd)
 
 
 # ------------------------------------------------------------------ output

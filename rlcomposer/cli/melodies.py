@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 
 from rlcomposer.cli.common import (
+    CALLABLE_SEARCH_NOTE,
     Commands,
     add_corpus_options,
     add_output_options,
+    check_options,
     emit,
     load_corpus,
     non_negative_int,
@@ -19,8 +21,11 @@ from rlcomposer.cli.common import (
     say,
 )
 from rlcomposer.errors import RLComposerError
+from rlcomposer.validation import between
 
 BEST_OF_NEEDS_REWARD = "--best-of needs --reward (module:function) to choose the best"
+BEST_OF = between(1, 65_536, whole=True)
+"""N of ``--best-of N``: candidates drawn per melody."""
 
 
 def _generation_config(args: argparse.Namespace):
@@ -39,6 +44,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from rlcomposer.prior.registry import resolve_model
 
     config = _generation_config(args)
+    check_options(args, {"--best-of": BEST_OF})
     model = resolve_model(config.model, lambda: load_corpus(args).sequences("test"))
     if args.best_of is not None:
         from rlcomposer.preferences.reward_functions import resolve_reward
@@ -63,8 +69,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from rlcomposer.experiments.evaluation import evaluate_models, format_evaluation
     from rlcomposer.prior.registry import resolve_model
 
-    if args.n < 1:
-        raise RLComposerError(f"--n must be at least 1, got {args.n}")
+    from rlcomposer.prior.generation import BARS, MELODY_COUNT
+
+    check_options(args, {"--n": MELODY_COUNT, "--bars": BARS, "--best-of": BEST_OF})
     specs = list(args.model or ["prior"])
     if args.baseline:
         specs.append(args.baseline)
@@ -125,7 +132,8 @@ def register(commands: Commands) -> None:
     generate.add_argument("--best-of", type=int, default=None, metavar="N",
                           help="sample N melodies per output and keep the one --reward scores highest")
     generate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",
-                          help="reward function for --best-of (any callable Melody -> float)")
+                          help="reward function for --best-of (any callable Melody -> float); "
+                               + CALLABLE_SEARCH_NOTE)
     generate.set_defaults(handler=cmd_generate)
 
     evaluate = commands.add_parser(
@@ -141,11 +149,11 @@ def register(commands: Commands) -> None:
     evaluate.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     evaluate.add_argument("--bars", type=positive_int, default=4, help="melody length in bars (default 4)")
     evaluate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",
-                          help="also report the mean of this reward function")
+                          help="also report the mean of this reward function; " + CALLABLE_SEARCH_NOTE)
     evaluate.add_argument("--best-of", type=positive_int, default=None, metavar="N",
                           help="add a column: best-of-N sampling from the first --model under --reward")
     evaluate.add_argument("--listener", default=None, metavar="SPEC",
                           help="a listener (lyrical, rhythmic, adventurous or module:function): its mean "
                                "score and each model's win-rate against --baseline (else the first "
-                               "--model), pair by pair, noiselessly")
+                               "--model), pair by pair, noiselessly; " + CALLABLE_SEARCH_NOTE)
     evaluate.set_defaults(handler=cmd_evaluate)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rlcomposer.cli.common import (
+    CALLABLE_SEARCH_NOTE,
     Commands,
     add_db_option,
     add_output_options,
@@ -90,7 +91,7 @@ def register(commands: Commands) -> None:
                       help="YAML file of TuneConfig keys (see rlcomposer/rl/tuning.py)")
     tune.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="override one config key (repeatable), e.g. --set theory_motif=1")
-    tune.add_argument("--reward", default=None, metavar="MODULE:FUNCTION", help="melody-level reward function")
+    tune.add_argument("--reward", default=None, metavar="MODULE:FUNCTION", help="melody-level reward function, or a reward-model directory; " + CALLABLE_SEARCH_NOTE)
     tune.add_argument("--prior", default=None, help="prior to start from (default: the shipped prior)")
     tune.add_argument("--seed", type=non_negative_int, default=None, help="random seed")
     tune.add_argument("--total-timesteps", dest="total_timesteps", type=positive_int, default=None,

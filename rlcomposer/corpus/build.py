@@ -47,6 +47,7 @@ from rlcomposer.corpus.abc import (
     parse_abc_tune,
 )
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE, Melody, MelodyError
+from rlcomposer.validation import FRACTION, Range, between, check_config
 
 SPLITS = ("train", "validation", "test")
 
@@ -86,6 +87,8 @@ class CorpusConfig:
             )
         if len(set(self.collections)) != len(self.collections):
             raise CorpusError(f"collections listed twice: {list(self.collections)}")
+        check_config(self, {"validation_fraction": FRACTION, "test_fraction": FRACTION,
+                            "workers": between(1, 256, whole=True), "max_tunes_per_collection": Range(1, whole=True, optional=True)})
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

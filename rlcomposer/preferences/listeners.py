@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
+from rlcomposer.validation import NON_NEGATIVE, PROBABILITY, check_config
 from rlcomposer.music.melody import (
     HOLD,
     MIN_PITCH,
@@ -313,7 +314,8 @@ def load_listener(spec: str) -> tuple[ListenerFunction, str]:
 
     ``spec`` is a built-in short name (see :data:`BUILTIN_LISTENERS`), ``panel:K``
     (member ``K`` of the panel, :func:`rlcomposer.preferences.panel.panel_listener`;
-    its name is ``panel:K``) or ``package.module:function`` (found on ``sys.path``).
+    its name is ``panel:K``), ``package.module:function`` (found on ``sys.path``, where the
+    CLI puts the working directory last) or ``path/to/file.py:function`` (that file).
     """
     from rlcomposer.preferences.reward_functions import load_callable
 
@@ -339,7 +341,7 @@ def load_listener(spec: str) -> tuple[ListenerFunction, str]:
         function = load_callable(spec, what="listener")
     except RLComposerError as error:
         raise ListenerError(str(error)) from None
-    name = spec.partition(":")[2].split(".")[-1]
+    name = spec.rpartition(":")[2].split(".")[-1]
     return function, name
 
 
@@ -361,6 +363,8 @@ class ListenerNoise:
     turned into stars, in units of the spread."""
 
     def __post_init__(self) -> None:
+        check_config(self, {"temperature": NON_NEGATIVE, "tie_band": NON_NEGATIVE, "star_noise": NON_NEGATIVE,
+                            "mistake_rate": PROBABILITY}, "listener noise ")
         for name in ("temperature", "tie_band", "star_noise"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):

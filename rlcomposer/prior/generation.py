@@ -11,10 +11,27 @@ from pathlib import Path
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import STEPS_PER_BAR, Melody
+from rlcomposer.music.melody import MAX_BARS, STEPS_PER_BAR, VOCAB_SIZE, Melody
 from rlcomposer.prior.registry import MelodyModel
+from rlcomposer.validation import SEED, Range, above, between
+
+BARS = between(1, MAX_BARS, whole=True)
+"""Melody length in bars (the named limit ``MAX_BARS``)."""
+MELODY_COUNT = between(1, 100_000, whole=True)
+"""Melodies one command samples."""
+TEMPERATURE = above(0, 100)
+"""Softmax temperature."""
+TEMPO_BPM = between(20, 400)
+"""Quarter notes per minute of MIDI, MusicXML and WAV."""
 
 FORMAT_SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "wav": ".wav", "json": ".json"}
+
+
+GENERATION_RANGES = {
+    "--n": MELODY_COUNT, "--seed": SEED, "--bars": BARS, "--temperature": TEMPERATURE,
+    "--top-k": Range(1, VOCAB_SIZE, whole=True, optional=True), "--tempo": TEMPO_BPM,
+}
+"""Where each number of a :class:`GenerationConfig` may lie, by its ``generate`` option."""
 
 
 @dataclass(frozen=True)
@@ -39,18 +56,10 @@ class GenerationConfig:
     """Quarter notes per minute in MIDI, MusicXML and WAV."""
 
     def __post_init__(self) -> None:
-        if self.num_melodies < 1:
-            raise RLComposerError(f"--n must be at least 1, got {self.num_melodies}")
-        if self.seed < 0:
-            raise RLComposerError(f"--seed must be 0 or more, got {self.seed}")
-        if self.num_bars < 1:
-            raise RLComposerError(f"--bars must be at least 1, got {self.num_bars}")
-        if self.temperature <= 0:
-            raise RLComposerError(f"--temperature must be positive, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise RLComposerError(f"--top-k must be at least 1, got {self.top_k}")
-        if self.tempo_bpm <= 0:
-            raise RLComposerError(f"--tempo must be positive, got {self.tempo_bpm}")
+        for name, value in (("--n", self.num_melodies), ("--seed", self.seed), ("--bars", self.num_bars),
+                            ("--temperature", self.temperature), ("--top-k", self.top_k),
+                            ("--tempo", self.tempo_bpm)):
+            GENERATION_RANGES[name].check(value, name)
         unknown = [f for f in self.formats if f not in FORMAT_SUFFIXES]
         if unknown or not self.formats:
             raise RLComposerError(

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from rlcomposer.checkpoints import CONFIG_FILE, CheckpointError, read_model_dir
 from rlcomposer.config import ConfigError, config_from_dict
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
+from rlcomposer.validation import FRACTION, between, check_config
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class PriorConfig:
     """GRU layers (one keeps PPO fast: about 5k env-steps/s on 2 cores)."""
     dropout: float = 0.2
     """Dropout on the embeddings and the GRU output while training."""
+
+    def __post_init__(self) -> None:
+        check_config(self, {"vocab_size": between(1, 4096, whole=True), "steps_per_bar": between(1, 256, whole=True),
+                            "bars_per_phrase": between(1, 256, whole=True), "embedding_dim": between(1, 4096, whole=True),
+                            "hidden_size": between(1, 4096, whole=True), "num_layers": between(1, 16, whole=True),
+                            "dropout": FRACTION}, "prior ")
 
     @property
     def bos_token(self) -> int:

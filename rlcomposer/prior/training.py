@@ -25,6 +25,17 @@ from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
 from rlcomposer.prior.model import MelodyPrior, PriorConfig
 from rlcomposer.prior.ngram import best_ngram
+from rlcomposer.validation import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    THREADS,
+    above,
+    between,
+    check_config,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,14 @@ class PriorTrainingConfig:
     """torch CPU threads."""
     eval_batch_size: int = 64
     """Whole tunes per batch when measuring validation and test NLL."""
+
+    def __post_init__(self) -> None:
+        check_config(self, {
+            "seed": SEED, "embedding_dim": between(1, 4096, whole=True), "hidden_size": between(1, 4096, whole=True),
+            "num_layers": between(1, 16, whole=True), "dropout": FRACTION, "crop_bars": between(1, 1024, whole=True),
+            "batch_size": between(1, 65_536, whole=True), "learning_rate": above(0, 1), "weight_decay": NON_NEGATIVE,
+            "max_epochs": between(1, 100_000, whole=True), "patience": AT_LEAST_ONE, "max_minutes": POSITIVE,
+            "grad_clip": POSITIVE, "threads": THREADS, "eval_batch_size": between(1, 65_536, whole=True)})
 
     def prior_config(self) -> PriorConfig:
         return PriorConfig(

@@ -37,6 +37,7 @@ import torch
 from rlcomposer.errors import RLComposerError
 from rlcomposer.preferences.choices import CHOICE_SCORE
 from rlcomposer.prior.model import MelodyPrior
+from rlcomposer.validation import AT_LEAST_ONE, POSITIVE, Range, above, between, check_config
 
 DPO_LOSSES = ("dpo", "ipo")
 
@@ -67,6 +68,10 @@ class DPOConfig:
     """Fewest decided comparisons to train on."""
 
     def __post_init__(self) -> None:
+        check_config(self, {"beta": POSITIVE, "learning_rate": above(0, 1), "epochs": between(1, 100_000, whole=True),
+                            "patience": AT_LEAST_ONE, "held_out_fraction": Range(0, 0.9, True, True),
+                            "batch_size": between(1, 65_536, whole=True), "min_comparisons": AT_LEAST_ONE},
+                     "dpo ")
         if self.loss not in DPO_LOSSES:
             raise DPOError(f"dpo loss must be one of {', '.join(DPO_LOSSES)}, got '{self.loss}'")
         if not (math.isfinite(self.beta) and self.beta > 0):

@@ -70,10 +70,12 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from rlcomposer.errors import RLComposerError
+from rlcomposer.music.melody import MAX_BARS
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE, Melody
 from rlcomposer.music.theory import THEORY_TERMS, theory_terms
 from rlcomposer.preferences.reward_functions import RewardFunction, score_melodies
 from rlcomposer.prior.model import MelodyPrior
+from rlcomposer.validation import NON_NEGATIVE, between, check_config
 
 PAD = VOCAB_SIZE
 
@@ -100,6 +102,7 @@ class MelodyEnvConfig:
     """Weight of the motif term (share of steps in a motif and in a repeated motif)."""
 
     def __post_init__(self) -> None:
+        check_config(self, {"num_bars": between(1, MAX_BARS, whole=True), "kl_beta": NON_NEGATIVE})
         if self.num_bars < 1:
             raise RLComposerError(f"num_bars must be a positive whole number of bars, got {self.num_bars}")
         if self.kl_beta < 0:

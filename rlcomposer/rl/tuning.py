@@ -33,6 +33,17 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
+from rlcomposer.validation import (
+    MAX_COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+    THREADS,
+    above,
+    between,
+    check_config,
+)
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.style import style_report
 from rlcomposer.preferences.reward_functions import (
@@ -47,6 +58,19 @@ from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.rl.kl import kl_to_prior_per_melody
 from rlcomposer.rl.policy import MelodyActorCriticPolicy
 from rlcomposer.rl.sequence_ppo import SequencePPO
+
+
+TUNE_CONFIG_RANGES = {
+    "kl_target": above(0, optional=True), "kl_gain": POSITIVE, "reward_uncertainty": NON_NEGATIVE,
+    "total_timesteps": between(1, MAX_COUNT, whole=True), "n_envs": between(1, 4096, whole=True),
+    "episodes_per_rollout": between(1, 1024, whole=True), "minibatch_episodes": between(1, 65_536, whole=True),
+    "n_epochs": between(1, 1000, whole=True), "learning_rate": above(0, 1), "clip_range": above(0, 1),
+    "gamma": PROBABILITY, "gae_lambda": PROBABILITY, "ent_coef": NON_NEGATIVE, "vf_coef": NON_NEGATIVE,
+    "max_grad_norm": POSITIVE, "target_kl": above(0, optional=True),
+    "value_hidden_size": between(1, 4096, whole=True), "seed": SEED, "threads": THREADS,
+    "checkpoint_every": between(0, MAX_COUNT, whole=True),
+}
+"""Where each number of a :class:`TuneConfig` may lie (checked with its own name in the message)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +137,7 @@ class TuneConfig:
     """Save an SB3 training-state zip for --resume every this many steps (0: never)."""
 
     def __post_init__(self) -> None:
+        check_config(self, TUNE_CONFIG_RANGES)
         if self.algorithm not in ALGORITHMS:
             raise RLComposerError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got '{self.algorithm}'")
         for name in ("total_timesteps", "n_envs", "episodes_per_rollout", "minibatch_episodes", "n_epochs"):
