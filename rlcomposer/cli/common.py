@@ -168,3 +168,15 @@ def resolve_db(args: argparse.Namespace) -> str:
     if explicit is not None and not explicit.strip():
         raise RLComposerError("--db is empty: give a URL such as sqlite:///ratings.sqlite3")
     return resolve_database_url(explicit, os.environ.get(ENV_DATABASE_URL))
+
+
+def resolve_existing_db(args: argparse.Namespace) -> str:
+    """:func:`resolve_db` for commands that only read: a SQLite file that does not exist is an error
+    naming where it looked (instead of a new, empty database)."""
+    from rlcomposer.feedback.database import ENV_DATABASE_URL, require_existing_database
+
+    url = resolve_db(args)
+    source = ("--db" if getattr(args, "db", None) is not None
+              else f"${ENV_DATABASE_URL}" if os.environ.get(ENV_DATABASE_URL) else "the default location")
+    require_existing_database(url, source)
+    return url

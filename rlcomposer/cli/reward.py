@@ -19,6 +19,7 @@ from rlcomposer.cli.common import (
     emit,
     non_negative_int,
     resolve_db,
+    resolve_existing_db,
     say,
 )
 from rlcomposer.errors import RLComposerError
@@ -101,7 +102,7 @@ def cmd_reward_train(args: argparse.Namespace) -> None:
     from rlcomposer.prior.model import load_prior
 
     prior = load_prior(config.prior)
-    url = resolve_db(args)
+    url = resolve_existing_db(args)
     store = open_store(url)
     data = load_training_data(store, tag=args.tag, rater=args.rater)
     log = (lambda message: None) if args.quiet else (lambda message: say(args, message))
