@@ -40,11 +40,12 @@ def _generation_config(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from rlcomposer.prior.generation import export_melodies, sample_melodies
+    from rlcomposer.prior.generation import check_out_dir, export_melodies, sample_melodies
     from rlcomposer.prior.registry import resolve_model
 
     config = _generation_config(args)
     check_options(args, {"--best-of": BEST_OF})
+    check_out_dir(args.out, args.overwrite)  # before sampling: a folder of another run's melodies
     model = resolve_model(config.model, lambda: load_corpus(args).sequences("test"))
     if args.best_of is not None:
         from rlcomposer.preferences.reward_functions import resolve_reward
@@ -57,7 +58,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         raise RLComposerError("--reward is used with --best-of N")
     melodies = sample_melodies(model, config)
     files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
-                            progress=not args.json and not args.quiet)
+                            progress=not args.json and not args.quiet, overwrite=args.overwrite)
     result = {"out": str(args.out), "model": config.model, "seed": config.seed,
               "melodies": len(melodies), "files": [str(f) for f in files]}
     emit(args, result, f"wrote {len(melodies)} melodies ({len(files)} files) to {args.out}")
@@ -123,6 +124,8 @@ def register(commands: Commands) -> None:
     generate.add_argument("--n", type=int, default=8, help="number of melodies (default 8)")
     generate.add_argument("--seed", type=int, default=0, help="random seed, 0 or more (default 0)")
     generate.add_argument("--out", required=True, help="folder to write the files into")
+    generate.add_argument("--overwrite", action="store_true",
+                          help="replace the melody files already in --out (else that is an error)")
     generate.add_argument("--format", default="midi,musicxml,wav,json",
                           help="comma-separated formats: midi, musicxml, wav, json (default all)")
     generate.add_argument("--bars", type=int, default=4, help="melody length in 16-step bars (default 4)")

@@ -85,7 +85,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlcomposer.checkpoints import CONFIG_FILE, CheckpointError, read_model_dir, save_model_dir
+from rlcomposer.checkpoints import (
+    CONFIG_FILE,
+    CheckpointError,
+    check_finite_loss,
+    read_model_dir,
+    save_model_dir,
+)
 from rlcomposer.config import ConfigError, config_from_dict, config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import HOLD, Melody
@@ -927,6 +933,9 @@ def _fit(template: RewardEnsemble, data: _Data, cached: torch.Tensor | None, sub
                 predicted = heads.star_scale.view(-1, 1) * scores[:, 2 * width:] + heads.star_offset.view(-1, 1)
                 loss = loss + config.star_weight * F.mse_loss(
                     predicted, star_z[torch.from_numpy(js)], reduction="none").mean(1).sum()
+            check_finite_loss(loss, "reward-model training", f"step {step + 1} of epoch {epoch}",
+                              f"learning_rate={config.learning_rate:g}, encoder_learning_rate="
+                              f"{config.encoder_learning_rate:g}, weight_decay={config.weight_decay:g}")
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

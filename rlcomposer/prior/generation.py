@@ -83,6 +83,26 @@ def sample_melodies(model: MelodyModel, config: GenerationConfig) -> list[Melody
     ]
 
 
+def existing_melody_files(out_dir: str | Path, stem: str = "melody") -> list[Path]:
+    """Melody files (``STEM-NNN.mid`` / ``.musicxml`` / ``.wav`` / ``.json``) already in ``out_dir``."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    suffixes = set(FORMAT_SUFFIXES.values())
+    return sorted(p for p in out_dir.glob(f"{stem}-*") if p.suffix in suffixes and p.is_file())
+
+
+def check_out_dir(out_dir: str | Path, overwrite: bool = False, stem: str = "melody") -> None:
+    """Refuse an ``--out`` that is a file, or that already holds melodies (unless ``overwrite``)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RLComposerError(f"--out '{out_dir}' exists and is not a directory")
+    existing = existing_melody_files(out_dir, stem)
+    if existing and not overwrite:
+        raise RLComposerError(f"--out '{out_dir}' already holds {len(existing)} melody files ({existing[0].name}, "
+                              "...): choose another folder, or pass --overwrite to replace them")
+
+
 def export_melodies(
     melodies: Sequence[Melody],
     out_dir: str | Path,
@@ -90,15 +110,17 @@ def export_melodies(
     tempo_bpm: float = 120.0,
     stem: str = "melody",
     progress: bool = False,
+    overwrite: bool = True,
 ) -> list[Path]:
     """Write one file per melody per format into ``out_dir``.
 
     Files are rendered into a staging folder first and moved in only when all
-    are written, so a failure leaves nothing half-written in ``out_dir``.
+    are written, so a failure leaves nothing half-written in ``out_dir``. Melody
+    files already there are an error unless ``overwrite``; then they are replaced:
+    the folder holds this call's melodies only.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RLComposerError(f"--out '{out_dir}' exists and is not a directory")
+    check_out_dir(out_dir, overwrite, stem)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -118,6 +140,9 @@ def export_melodies(
             melody.save(staging / name, tempo_bpm=tempo_bpm)
             names.append(name)
         written = []
+        for old in existing_melody_files(out_dir, stem):
+            if old.name not in names:
+                old.unlink()
         for name in names:
             target = out_dir / name
             (staging / name).replace(target)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from rlcomposer.checkpoints import save_model_dir
+from rlcomposer.checkpoints import check_finite_loss, save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
@@ -235,6 +235,9 @@ def train_prior(
             logits, _ = model(previous, starts)
             nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
             loss = nll[mask].mean()
+            check_finite_loss(loss, "prior training", f"step {global_step + 1} (epoch {epoch})",
+                              f"learning_rate={config.learning_rate:g} (now {scheduler.get_last_lr()[0]:g}), "
+                              f"weight_decay={config.weight_decay:g}, grad_clip={config.grad_clip:g}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

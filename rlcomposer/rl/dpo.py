@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlcomposer.checkpoints import check_finite_loss
 from rlcomposer.errors import RLComposerError
 from rlcomposer.preferences.choices import CHOICE_SCORE
 from rlcomposer.prior.model import MelodyPrior
@@ -160,6 +161,8 @@ def train_dpo(comparisons: Sequence[Any], config: DPOConfig, prior: MelodyPrior,
             ratio_a = _sequence_log_prob(policy, tokens_a[batch]) - ref_a[batch]
             ratio_b = _sequence_log_prob(policy, tokens_b[batch]) - ref_b[batch]
             loss = preference_loss(ratio_a, ratio_b, targets[batch], config)
+            check_finite_loss(loss, "DPO", f"epoch {epoch}, comparison {start}",
+                              f"dpo learning_rate={config.learning_rate:g}, dpo beta={config.beta:g}")
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
