@@ -55,7 +55,7 @@ def check_finite_loss(loss: float | torch.Tensor, what: str, where: str, setting
     ``where`` is the step (``"step 12 (epoch 2)"``), ``settings`` the learning-rate
     settings (``"learning_rate=0.9"``).
     """
-    value = float(loss)
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
     if not math.isfinite(value):
         raise TrainingDiverged(f"{what}: the loss became {value} at {where} with {settings}; "
                                "no model written (lower the learning rate)")

@@ -363,14 +363,14 @@ class ListenerNoise:
     turned into stars, in units of the spread."""
 
     def __post_init__(self) -> None:
-        check_config(self, {"temperature": NON_NEGATIVE, "tie_band": NON_NEGATIVE, "star_noise": NON_NEGATIVE,
-                            "mistake_rate": PROBABILITY}, "listener noise ")
         for name in ("temperature", "tie_band", "star_noise"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ListenerError(f"listener noise {name.replace('_', '-')} {value!r} must be 0 or more")
         if not (isinstance(self.mistake_rate, (int, float)) and 0.0 <= self.mistake_rate <= 1.0):
             raise ListenerError(f"listener mistake rate {self.mistake_rate!r} must be between 0 and 1")
+        check_config(self, {"temperature": NON_NEGATIVE, "tie_band": NON_NEGATIVE, "star_noise": NON_NEGATIVE,
+                            "mistake_rate": PROBABILITY}, "listener noise ")
 
 
 def _describe(melody: Melody) -> str:

@@ -102,9 +102,9 @@ class MelodyEnvConfig:
     """Weight of the motif term (share of steps in a motif and in a repeated motif)."""
 
     def __post_init__(self) -> None:
-        check_config(self, {"num_bars": between(1, MAX_BARS, whole=True), "kl_beta": NON_NEGATIVE})
         if self.num_bars < 1:
             raise RLComposerError(f"num_bars must be a positive whole number of bars, got {self.num_bars}")
+        check_config(self, {"num_bars": between(1, MAX_BARS, whole=True), "kl_beta": NON_NEGATIVE})
         if self.kl_beta < 0:
             raise RLComposerError(f"kl_beta must be 0 or more, got {self.kl_beta}")
 

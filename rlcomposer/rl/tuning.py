@@ -446,7 +446,7 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
                  ProgressCallback(config.total_timesteps, progress)]
     if config.checkpoint_every > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
-        callbacks.append(CheckpointCallback(every, str(run.make_dir("checkpoints")), name_prefix="ppo"))
+        callbacks.append(AtomicCheckpointCallback(every, str(run.make_dir("checkpoints")), name_prefix="ppo"))
     started = time.monotonic()
     remaining = config.total_timesteps - (model.num_timesteps if resume is not None else 0)
     model.learn(max(remaining, 0), callback=CallbackList(callbacks), tb_log_name="ppo",
@@ -473,6 +473,19 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
     save_model_dir(out_dir, "policy", prior.config, policy.state_dict(), config, metrics,
                    extra_config={"env": asdict(config.env_config())})
     return metrics
+
+
+class AtomicCheckpointCallback(CheckpointCallback):
+    """SB3's checkpoints, each written to a temporary file and renamed: a run killed while saving
+    leaves its earlier checkpoints and no half-written zip."""
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            path = Path(self._checkpoint_path(extension="zip"))
+            staging = path.with_name(f".{path.stem}.partial.zip")
+            self.model.save(staging)
+            staging.replace(path)
+        return True
 
 
 class FiniteWeightsCallback(BaseCallback):
