@@ -24,6 +24,10 @@ class ConfigError(RLComposerError):
     """A config file or override that does not fit its dataclass."""
 
 
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+"""Largest config file read (a config is a few dozen keys)."""
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -170,7 +174,7 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         key, raw = pair.split("=", 1)
         try:
             result[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             result[key.strip()] = raw
     return result
 
@@ -185,9 +189,15 @@ def load_config(
         path = Path(path)
         where = str(path)
         try:
+            if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
+                raise ConfigError(f"{path}: larger than {MAX_CONFIG_FILE_BYTES:,} bytes, not a config file")
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as error:
             raise ConfigError(f"{path}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
         if loaded is None:

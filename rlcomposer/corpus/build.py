@@ -512,6 +512,11 @@ def build_corpus(
     npz_path, json_path = cache_paths(config, cache_dir)
     if not force and npz_path.exists():
         return _load(npz_path, config)
+    try:  # a cache folder that cannot be written fails now, not after a minute of parsing
+        npz_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CorpusError(f"corpus cache folder {npz_path.parent}: cannot create it "
+                          f"({error.strerror or type(error).__name__})") from None
     corpus = _build(config, progress)
     if len(corpus) == 0:
         raise CorpusError(

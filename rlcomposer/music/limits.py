@@ -196,12 +196,61 @@ def read_musicxml(data: bytes):
         raise MelodyError("not a readable MusicXML file: not UTF-8 text", "malformed") from None
     if "<!ENTITY" in text:
         raise MelodyError("not a readable MusicXML file: entity declarations are not accepted", "malformed")
+    check_musicxml_numbers(text)
     try:
         return converter.parseData(text, format="musicxml")
     except RecursionError:
         raise MelodyError("not a readable MusicXML file: nested too deeply", "malformed") from None
     except Exception as error:
         raise MelodyError(f"not a readable MusicXML file: {_first_line(error)}", "malformed") from None
+
+
+MAX_TIME_SIGNATURE_BEATS = 64
+"""Largest numerator of a time signature (music21's accent weights take minutes past a few hundred)."""
+MAX_XML_NUMBER = 10**6
+"""Largest whole number in a MusicXML element (durations, divisions, octaves, ...)."""
+_WHOLE_NUMBER_TAGS = {"divisions", "duration", "octave", "alter", "fifths", "actual-notes", "normal-notes",
+                      "beat-type", "staves", "voice", "dots", "tremolo"}
+
+
+def check_musicxml_numbers(text: str) -> None:
+    """Refuse numbers music21 would take minutes or gigabytes over, before it parses anything.
+
+    Time signatures up to ``MAX_TIME_SIGNATURE_BEATS`` beats (of 1, 2, 4, ... 64), positive
+    divisions, and whole numbers within ``MAX_XML_NUMBER`` in the elements that size a score.
+    """
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.fromstring(text)
+    except RecursionError:
+        raise MelodyError("not a readable MusicXML file: nested too deeply", "malformed") from None
+    except ElementTree.ParseError as error:
+        raise MelodyError(f"not a readable MusicXML file: {_first_line(error)}", "malformed") from None
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
+        content = (element.text or "").strip()
+        if tag == "beats":
+            try:
+                beats = sum(int(part) for part in content.split("+"))
+            except ValueError:
+                raise MelodyError(f"not a readable MusicXML file: time signature beats '{content[:20]}'",
+                                  "malformed") from None
+            if not 1 <= beats <= MAX_TIME_SIGNATURE_BEATS:
+                raise MelodyError(f"a time signature of {beats} beats is outside 1..{MAX_TIME_SIGNATURE_BEATS}",
+                                  "malformed")
+        elif tag in _WHOLE_NUMBER_TAGS and content:
+            try:
+                value = float(content)
+            except ValueError:
+                raise MelodyError(f"not a readable MusicXML file: <{tag}> '{content[:20]}' is not a number",
+                                  "malformed") from None
+            if not abs(value) <= MAX_XML_NUMBER:  # NaN too
+                raise MelodyError(f"<{tag}> {content[:20]} is beyond the limit of {MAX_XML_NUMBER:,}", "malformed")
+            if tag == "beat-type" and value not in (1, 2, 4, 8, 16, 32, 64):
+                raise MelodyError(f"a time signature's beat type {content[:20]} is not 1, 2, 4, ... 64", "malformed")
+            if tag in ("divisions", "actual-notes", "normal-notes") and value <= 0:
+                raise MelodyError(f"<{tag}> {content[:20]} must be positive", "malformed")
 
 
 def check_stream_length(score) -> None:
