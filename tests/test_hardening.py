@@ -379,6 +379,21 @@ def test_read_only_commands_refuse_a_database_that_does_not_exist(tmp_path, caps
     assert not missing.exists() and not list((tmp_path / "OUT").iterdir())
 
 
+@pytest.mark.parametrize("command", [["ratings", "export"], ["reward", "train", "--out", "OUT"],
+                                     ["tune", "--algorithm", "dpo", "--out", "OUT"]])
+def test_reading_ratings_from_a_database_without_rating_tables_is_refused(tmp_path, capsys, command):
+    import sqlite3
+
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    code = main([c.replace("OUT", str(tmp_path / "out")) for c in command] + ["--db", str(other)])
+    assert "holds no rating tables" in one_line_error(capsys, code)
+    with sqlite3.connect(other) as connection:  # no rating tables were created in it
+        assert [row[0] for row in connection.execute("SELECT name FROM sqlite_master")] == ["notes"]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command", [["db", "current"], ["db", "upgrade"], ["ratings", "export"],
                                      ["pool", "add", "--tag", "t", "--model", "random", "--n", "1"]])
 def test_a_file_that_is_not_a_database_is_one_line(tmp_path, capsys, command):

@@ -170,13 +170,16 @@ def resolve_db(args: argparse.Namespace) -> str:
     return resolve_database_url(explicit, os.environ.get(ENV_DATABASE_URL))
 
 
-def resolve_existing_db(args: argparse.Namespace) -> str:
+def resolve_existing_db(args: argparse.Namespace, *, with_ratings: bool = False) -> str:
     """:func:`resolve_db` for commands that only read: a SQLite file that does not exist is an error
-    naming where it looked (instead of a new, empty database)."""
-    from rlcomposer.feedback.database import ENV_DATABASE_URL, require_existing_database
+    naming where it looked (instead of a new, empty database). ``with_ratings``: the database must
+    hold the rating tables too (else reading it would create them in an empty or foreign file)."""
+    from rlcomposer.feedback.database import ENV_DATABASE_URL, require_existing_database, require_rating_tables
 
     url = resolve_db(args)
     source = ("--db" if getattr(args, "db", None) is not None
               else f"${ENV_DATABASE_URL}" if os.environ.get(ENV_DATABASE_URL) else "the default location")
     require_existing_database(url, source)
+    if with_ratings:
+        require_rating_tables(url)
     return url

@@ -123,7 +123,7 @@ def cmd_ratings_export(args: argparse.Namespace) -> None:
 
     if args.out != "-":
         check_export_path(args.out, args.format)  # a bad path fails before the database is touched
-    store = open_store(resolve_existing_db(args))
+    store = open_store(resolve_existing_db(args, with_ratings=True))
     if args.out == "-":
         rows = store.export_rows(tags=args.tag, rater_names=args.rater)
         sys.stdout.write(format_rows(rows, args.format or "csv"))

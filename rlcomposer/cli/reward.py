@@ -102,7 +102,7 @@ def cmd_reward_train(args: argparse.Namespace) -> None:
     from rlcomposer.prior.model import load_prior
 
     prior = load_prior(config.prior)
-    url = resolve_existing_db(args)
+    url = resolve_existing_db(args, with_ratings=True)
     store = open_store(url)
     data = load_training_data(store, tag=args.tag, rater=args.rater)
     log = (lambda message: None) if args.quiet else (lambda message: say(args, message))

@@ -64,7 +64,7 @@ def _tune_dpo(args: argparse.Namespace, config) -> None:
         raise RLComposerError("--resume is for PPO runs; a DPO run is short: run it again")
     if args.tag is not None:
         check_tag(args.tag)
-    data = load_training_data(open_store(resolve_existing_db(args)), tag=args.tag, rater=args.rater)
+    data = load_training_data(open_store(resolve_existing_db(args, with_ratings=True)), tag=args.tag, rater=args.rater)
     say(args, f"DPO on {len(data.comparisons)} comparisons into {args.out}")
     metrics = tune(config, args.out, comparisons=data.comparisons, log=lambda message: say(args, message))
     emit(args, {"out": str(args.out), **metrics},

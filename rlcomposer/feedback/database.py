@@ -159,6 +159,13 @@ def require_existing_database(url: str, source: str = "--db") -> None:
     check_sqlite_file(path)
 
 
+def require_rating_tables(url: str) -> None:
+    """Refuse a database that has no rating tables yet (empty, or some other program's)."""
+    if current_revision(url) is None:
+        raise DatabaseError(f"database {display_url(url)} holds no rating tables (an empty or another "
+                            "program's database); create them with `rlcomposer db upgrade`")
+
+
 def not_a_database(url: str, error: BaseException) -> DatabaseError:
     """A one-line DatabaseError for a file or server that is not a usable rating database."""
     reason = str(getattr(error, "orig", None) or error).strip().splitlines()
