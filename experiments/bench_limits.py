@@ -10,6 +10,7 @@ Run: ``python experiments/bench_limits.py`` (the figures vary with the machine's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import subprocess
@@ -42,7 +43,8 @@ def main() -> None:
             codes = set()
 
             def in_process(argv=argv, codes=codes):
-                codes.add(cli_main(argv))
+                with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                    codes.add(cli_main(argv))
 
             def command(argv=argv, codes=codes):
                 result = subprocess.run([sys.executable, "-m", "rlcomposer.cli", *argv], capture_output=True,

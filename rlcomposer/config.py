@@ -172,11 +172,28 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         if "=" not in pair:
             raise ConfigError(f"override '{pair}' is not of the form key=value")
         key, raw = pair.split("=", 1)
+        _check_nesting(raw, f"override '{key.strip()}'")
         try:
             result[key.strip()] = yaml.safe_load(raw)
         except (yaml.YAMLError, RecursionError):
             result[key.strip()] = raw
     return result
+
+
+MAX_CONFIG_NESTING = 64
+"""Deepest nesting of brackets in a config file (YAML takes seconds over thousands)."""
+
+
+def _check_nesting(text: str, where: Path | str) -> None:
+    depth = deepest = 0
+    for character in text:
+        if character in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in "]}":
+            depth = max(depth - 1, 0)
+    if deepest > MAX_CONFIG_NESTING:
+        raise ConfigError(f"{where}: not valid YAML (brackets nested {deepest} deep, more than {MAX_CONFIG_NESTING})")
 
 
 def load_config(
@@ -191,7 +208,9 @@ def load_config(
         try:
             if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
                 raise ConfigError(f"{path}: larger than {MAX_CONFIG_FILE_BYTES:,} bytes, not a config file")
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            _check_nesting(text, path)
+            loaded = yaml.safe_load(text)
         except OSError as error:
             raise ConfigError(f"{path}: {error.strerror}") from None
         except UnicodeDecodeError:

@@ -66,6 +66,13 @@ def check_options(args: argparse.Namespace, ranges: dict[str, Range]) -> None:
             allowed.check(value, flag)
 
 
+def check_bars(args: argparse.Namespace) -> None:
+    """``--bars`` from 1 to ``MAX_BARS``, checked before torch is imported, so a bad length fails at once."""
+    from rlcomposer.music.melody import MAX_BARS
+
+    check_options(args, {"--bars": Range(1, MAX_BARS, whole=True)})
+
+
 # ---------------------------------------------------------- shared options
 def add_output_options(parser: argparse.ArgumentParser, *, quiet_help: str = QUIET_PROGRESS_BARS) -> None:
     """``--json`` (the result as JSON on stdout, notes to stderr) and ``--quiet``."""

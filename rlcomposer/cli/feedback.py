@@ -18,6 +18,7 @@ from rlcomposer.cli.common import (
     Commands,
     add_corpus_options,
     add_db_command_options,
+    check_bars,
     emit,
     load_corpus,
     positive_int,
@@ -91,6 +92,7 @@ def _model_provenance(spec: str) -> tuple[str, str, dict[str, Any], str | None]:
 
 
 def cmd_pool_add(args: argparse.Namespace) -> None:
+    check_bars(args)
     from rlcomposer.feedback.database import display_url
     from rlcomposer.feedback.store import check_tag, open_store
     from rlcomposer.prior.generation import GenerationConfig, sample_melodies

@@ -13,6 +13,7 @@ from rlcomposer.cli.common import (
     Commands,
     add_corpus_options,
     add_output_options,
+    check_bars,
     check_options,
     emit,
     load_corpus,
@@ -40,6 +41,7 @@ def _generation_config(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    check_bars(args)
     from rlcomposer.prior.generation import check_out_dir, export_melodies, sample_melodies
     from rlcomposer.prior.registry import resolve_model
 
@@ -65,6 +67,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    check_bars(args)
     import numpy as np
 
     from rlcomposer.experiments.evaluation import evaluate_models, format_evaluation
