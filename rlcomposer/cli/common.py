@@ -181,7 +181,11 @@ def resolve_existing_db(args: argparse.Namespace, *, with_ratings: bool = False)
     """:func:`resolve_db` for commands that only read: a SQLite file that does not exist is an error
     naming where it looked (instead of a new, empty database). ``with_ratings``: the database must
     hold the rating tables too (else reading it would create them in an empty or foreign file)."""
-    from rlcomposer.feedback.database import ENV_DATABASE_URL, require_existing_database, require_rating_tables
+    from rlcomposer.feedback.database import (
+        ENV_DATABASE_URL,
+        require_existing_database,
+        require_rating_tables,
+    )
 
     url = resolve_db(args)
     source = ("--db" if getattr(args, "db", None) is not None

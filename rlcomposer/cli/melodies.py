@@ -71,9 +71,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     import numpy as np
 
     from rlcomposer.experiments.evaluation import evaluate_models, format_evaluation
-    from rlcomposer.prior.registry import resolve_model
-
     from rlcomposer.prior.generation import BARS, MELODY_COUNT
+    from rlcomposer.prior.registry import resolve_model
 
     check_options(args, {"--n": MELODY_COUNT, "--bars": BARS, "--best-of": BEST_OF})
     specs = list(args.model or ["prior"])

@@ -38,7 +38,6 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
         SimulatedListener,
         load_listener,
     )
-
     from rlcomposer.validation import MAX_COUNT, SEED, between
 
     check_options(args, {"--pairs": between(0, MAX_COUNT, whole=True), "--stars": between(0, MAX_COUNT, whole=True),

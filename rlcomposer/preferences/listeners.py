@@ -46,7 +46,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.validation import NON_NEGATIVE, PROBABILITY, check_config
 from rlcomposer.music.melody import (
     HOLD,
     MIN_PITCH,
@@ -55,6 +54,7 @@ from rlcomposer.music.melody import (
     STEPS_PER_BAR,
     Melody,
 )
+from rlcomposer.validation import NON_NEGATIVE, PROBABILITY, check_config
 
 ListenerFunction = Callable[[Melody], float]
 

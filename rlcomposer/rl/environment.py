@@ -70,8 +70,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import MAX_BARS
-from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE, Melody
+from rlcomposer.music.melody import MAX_BARS, STEPS_PER_BAR, VOCAB_SIZE, Melody
 from rlcomposer.music.theory import THEORY_TERMS, theory_terms
 from rlcomposer.preferences.reward_functions import RewardFunction, score_melodies
 from rlcomposer.prior.model import MelodyPrior

@@ -30,20 +30,14 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
-from rlcomposer.checkpoints import TrainingDiverged, atomic_write_text, non_finite_tensor, save_model_dir
+from rlcomposer.checkpoints import (
+    TrainingDiverged,
+    atomic_write_text,
+    non_finite_tensor,
+    save_model_dir,
+)
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
-from rlcomposer.validation import (
-    MAX_COUNT,
-    NON_NEGATIVE,
-    POSITIVE,
-    PROBABILITY,
-    SEED,
-    THREADS,
-    above,
-    between,
-    check_config,
-)
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.style import style_report
 from rlcomposer.preferences.reward_functions import (
@@ -60,7 +54,17 @@ from rlcomposer.rl.policy import MelodyActorCriticPolicy
 from rlcomposer.rl.resume import check_resume
 from rlcomposer.rl.run_folder import RunFolder
 from rlcomposer.rl.sequence_ppo import SequencePPO
-
+from rlcomposer.validation import (
+    MAX_COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+    THREADS,
+    above,
+    between,
+    check_config,
+)
 
 TUNE_CONFIG_RANGES = {
     "kl_target": above(0, optional=True), "kl_gain": POSITIVE, "reward_uncertainty": NON_NEGATIVE,
