@@ -110,7 +110,7 @@ def _route_flat_keys(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     routed: dict[str, Any] = {}
     inner: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
-        if key in own:
+        if key in own or not isinstance(key, str):  # a key that is not text is reported as unknown
             routed[key] = value
             continue
         for name, sub in nested.items():
@@ -145,10 +145,10 @@ def config_from_dict(cls: type[ConfigT], values: dict[str, Any], where: str = "c
     hints = typing.get_type_hints(cls)
     nested = _nested_fields(cls)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(values) - fields)
+    unknown = sorted(set(values) - fields, key=str)
     if unknown:
         known = sorted(fields | {k for sub in nested.values() for k in (f.name for f in dataclasses.fields(sub))})
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(known)})")
+        raise ConfigError(f"{where}: unknown key {_shown(unknown[0])} (known keys: {', '.join(known)})")
     kwargs = {}
     for key, value in values.items():
         if key in nested and isinstance(value, dict):
@@ -162,7 +162,17 @@ def config_from_dict(cls: type[ConfigT], values: dict[str, Any], where: str = "c
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(f"{where}: {one_line(str(error))}") from None
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks shown as ``\\n``: a message stays one line whatever a user typed."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _shown(key: Any) -> str:
+    """A key as a message shows it: quoted, with any line break escaped."""
+    return f"'{key}'" if isinstance(key, str) and key.isprintable() else repr(key)
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

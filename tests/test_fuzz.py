@@ -361,7 +361,7 @@ def test_config_files_with_random_keys_and_values_load_or_are_refused(tmp_path, 
     def config_file(draw):
         cls = draw(st.sampled_from(classes))
         names = [f.name for f in dataclasses.fields(cls)] + ["kl_beta", "dpo_beta", "noise_temperature"]
-        keys = st.sampled_from(names) | st.text(max_size=10)
+        keys = st.sampled_from(names) | st.text(max_size=10) | st.integers() | st.none()
         values = NASTY_NUMBERS | JSON_VALUES
         content = draw(st.dictionaries(keys, values, max_size=6))
         text = draw(st.one_of(st.just(yaml.safe_dump(content, allow_unicode=True)), st.text(max_size=200),

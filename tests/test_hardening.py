@@ -416,3 +416,46 @@ def test_a_prior_config_out_of_range_is_a_checkpoint_error(tmp_path, tiny_prior_
 
     with pytest.raises(RLComposerError, match="hidden_size must be from 1 to 4096, got -4"):
         load_prior(str(broken))
+
+
+# ------------------------------------------------ what the fuzzing found (tests/test_fuzz.py)
+def test_a_time_signature_of_a_million_beats_is_refused_at_once():
+    import re
+
+    xml = random_melody(np.random.default_rng(1), 64).to_musicxml_bytes().decode()
+    started = time.monotonic()
+    with pytest.raises(MelodyError, match="time signature of 1000000 beats"):
+        Melody.from_musicxml_bytes(re.sub(r"<beats>\d+</beats>", "<beats>1000000</beats>", xml).encode())
+    assert time.monotonic() - started < 1.0  # music21 itself takes over a minute at 1,000 beats
+
+
+def test_a_midi_file_of_too_many_messages_is_refused_before_it_is_parsed():
+    data = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk" + (300_000).to_bytes(4, "big") + \
+        b"\x00\x90\x3c\x50" + b"\x00\x3c\x50" * 99_999
+    started = time.monotonic()
+    with pytest.raises(MelodyError, match="could hold 150,000 messages, more than the limit of 50,000"):
+        Melody.from_midi_bytes(data)
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"\xff\xfe not text", "not a text file (not UTF-8)"),
+    (b"a: " + b"[" * 3000, "brackets nested 3000 deep"),
+    (b"? '\n\n  '\n: .nan\n", "unknown key '\\n'"),
+    (b"1: 2\nseed: 3\n", "unknown key 1 "),
+])
+def test_config_files_that_are_binary_deep_or_have_odd_keys_are_one_line(tmp_path, capsys, content, reason):
+    path = tmp_path / "tune.yaml"
+    path.write_bytes(content)
+    started = time.monotonic()
+    line = one_line_error(capsys, main(["tune", "--config", str(path), "--out", str(tmp_path / "out")]))
+    assert reason in line and time.monotonic() - started < 1.0
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corpus_cache_folder_that_is_a_file_fails_before_parsing(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    cache.write_text("a file")
+    started = time.monotonic()
+    code = main(["corpus", "build", "--cache-dir", str(cache), "--workers", "1"])
+    assert "cannot create it" in one_line_error(capsys, code) and time.monotonic() - started < 5.0

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.handler(args)
     except RLComposerError as error:
-        print(f"rlcomposer: error: {error}", file=sys.stderr)
+        message = str(error).replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever was typed
+        print(f"rlcomposer: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rlcomposer: interrupted", file=sys.stderr)

@@ -99,6 +99,10 @@ def read_midi(data: bytes):
     if not isinstance(data, (bytes, bytearray)):
         raise MelodyError("a MIDI file must be bytes", "malformed")
     check_size(data, "the MIDI file")
+    possible = _midi_track_bytes(bytes(data)) // 2  # a message takes at least 2 bytes (delta-time, data)
+    if possible > MAX_MIDI_EVENTS:
+        raise MelodyError(f"the MIDI file's tracks could hold {possible:,} messages, more than the limit of "
+                          f"{MAX_MIDI_EVENTS:,}", "too-large")
     try:
         midi = mido.MidiFile(file=io.BytesIO(data))
     except Exception as error:  # mido raises OSError, EOFError, KeyError, ValueError...
@@ -111,6 +115,17 @@ def read_midi(data: bytes):
         raise MelodyError(f"the MIDI file has {events:,} messages, more than the limit of "
                           f"{MAX_MIDI_EVENTS:,}", "too-large")
     return midi
+
+
+def _midi_track_bytes(data: bytes) -> int:
+    """Bytes in the ``MTrk`` chunks of a MIDI file, read from the chunk headers alone."""
+    position, total = 0, 0
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position + 4:position + 8], "big")
+        if data[position:position + 4] == b"MTrk":
+            total += min(length, len(data) - position - 8)
+        position += 8 + length
+    return total
 
 
 def midi_notes(midi) -> tuple[list[tuple[int, int, int]], int]:

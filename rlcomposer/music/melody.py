@@ -52,8 +52,8 @@ MAX_MELODY_STEPS = 4096
 """Longest melody a file may hold, in sixteenth steps (256 bars of 4/4)."""
 MAX_MIDI_TICKS = 100_000_000
 """Latest time, in ticks, a MIDI track may reach."""
-MAX_MIDI_EVENTS = 200_000
-"""Most messages (all tracks together) a MIDI file may hold."""
+MAX_MIDI_EVENTS = 50_000
+"""Most messages (all tracks together) a MIDI file may hold (256 bars of sixteenths need 8,192 notes)."""
 MAX_MELODY_FILE_BYTES = 4 * 1024 * 1024
 """Largest melody file (JSON, MIDI, MusicXML; an .mxl archive's unpacked score too) read, in bytes."""
 
