@@ -60,12 +60,12 @@ def test_a_module_in_the_working_directory_does_not_shadow_an_installed_package(
 
 
 def test_rewards_in_the_working_directory_and_in_a_file_are_still_found(tmp_path, monkeypatch, capsys):
-    (tmp_path / "my_taste.py").write_text("def score(melody):\n    return float(melody.tokens[0])\n")
+    (tmp_path / "hardening_taste.py").write_text("def score(melody):\n    return float(melody.tokens[0])\n")
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "taste.py").write_text("def score(melody):\n    return -float(melody.tokens[0])\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    for reward in ("my_taste:score", "elsewhere/taste.py:score", f"{tmp_path}/elsewhere/taste.py:score"):
+    for reward in ("hardening_taste:score", "elsewhere/taste.py:score", f"{tmp_path}/elsewhere/taste.py:score"):
         out = tmp_path / reward.replace("/", "_").replace(":", "_")
         assert main(["generate", "--model", "random", "--n", "1", "--best-of", "2", "--reward", reward,
                      "--format", "json", "--out", str(out)]) == 0, capsys.readouterr().err
@@ -181,7 +181,7 @@ def test_compressed_musicxml_is_read(tmp_path):
     (["tune", "--kl-target", "inf"], "kl_target must be above 0 (or null), got inf"),
     (["reward", "train", "--set", "learning_rate=nan"], "learning_rate must be in (0, 1], got nan"),
     (["prior", "train", "--set", "learning_rate=nan"], "learning_rate must be in (0, 1], got nan"),
-    (["experiment", "run", "CONFIG", "--set", "noise_temperature=nan"], "temperature must be 0 or more, got nan"),
+    (["experiment", "run", "CONFIG", "--set", "noise_temperature=nan"], "listener noise temperature nan must be 0 or more"),
 ])
 def test_non_finite_and_out_of_range_numbers_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
     config = tmp_path / "experiment.yaml"

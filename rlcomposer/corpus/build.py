@@ -87,8 +87,6 @@ class CorpusConfig:
             )
         if len(set(self.collections)) != len(self.collections):
             raise CorpusError(f"collections listed twice: {list(self.collections)}")
-        check_config(self, {"validation_fraction": FRACTION, "test_fraction": FRACTION,
-                            "workers": between(1, 256, whole=True), "max_tunes_per_collection": Range(1, whole=True, optional=True)})
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -101,6 +99,8 @@ class CorpusConfig:
             raise CorpusError(
                 f"max_tunes_per_collection must be positive, got {self.max_tunes_per_collection}"
             )
+        check_config(self, {"validation_fraction": FRACTION, "test_fraction": FRACTION, "workers": between(
+            1, 256, whole=True), "max_tunes_per_collection": Range(1, whole=True, optional=True)})
 
     def content_dict(self) -> dict[str, Any]:
         """The fields that determine the corpus content (all but ``workers``)."""
