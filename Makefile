@@ -59,6 +59,7 @@ prior: corpus
 bench: setup
 	$(BIN)/python experiments/bench_generate.py
 	$(BIN)/python experiments/bench_tune.py
+	$(BIN)/python experiments/bench_limits.py
 
 ## the rating app in the browser (database: `rlcomposer db where`, or $$RLCOMPOSER_DATABASE_URL)
 app: setup

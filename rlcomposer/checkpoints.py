@@ -15,6 +15,7 @@ so an interrupted save never leaves a half-written file.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +37,30 @@ class CheckpointError(RLComposerError):
     """A model directory that is missing, incomplete, corrupt or of the wrong kind."""
 
 
+class TrainingDiverged(RLComposerError):
+    """Training whose loss or weights stopped being finite numbers: no model is written."""
+
+
+def non_finite_tensor(state_dict: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or ±inf, or None."""
+    for name, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
+
+
+def check_finite_loss(loss: float | torch.Tensor, what: str, where: str, settings: str) -> None:
+    """Stop training the moment its loss is NaN or ±inf, saying where and with which settings.
+
+    ``where`` is the step (``"step 12 (epoch 2)"``), ``settings`` the learning-rate
+    settings (``"learning_rate=0.9"``).
+    """
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"{what}: the loss became {value} at {where} with {settings}; "
+                               "no model written (lower the learning rate)")
+
+
 @dataclass
 class ModelFiles:
     """What a model directory holds, read but not yet turned into a module."""
@@ -45,6 +70,20 @@ class ModelFiles:
     config: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     metrics: dict[str, Any]
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary sibling of ``path`` and rename it into place (never half-written)."""
+    path = Path(path)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with open(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        Path(staging).replace(path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def save_model_dir(
@@ -58,6 +97,10 @@ def save_model_dir(
 ) -> Path:
     """Write a model directory (its files replace those of an existing one)."""
     directory = Path(directory)
+    bad = non_finite_tensor(state_dict)
+    if bad is not None:
+        raise TrainingDiverged(f"refusing to write model '{directory}': tensor '{bad}' holds NaN or "
+                               "infinite values (training diverged; lower the learning rate)")
     directory.parent.mkdir(parents=True, exist_ok=True)
     config = {
         "kind": kind,
@@ -119,6 +162,9 @@ def read_model_dir(directory: str | Path, expected_kinds: tuple[str, ...] | None
         isinstance(v, torch.Tensor) for v in state_dict.values()
     ):
         raise CheckpointError(f"{weights_path}: expected a dictionary of tensors")
+    bad = non_finite_tensor(state_dict)
+    if bad is not None:
+        raise CheckpointError(f"{weights_path}: tensor '{bad}' holds NaN or infinite values")
     metrics: dict[str, Any] = {}
     metrics_path = directory / METRICS_FILE
     if metrics_path.is_file():

@@ -24,6 +24,10 @@ class ConfigError(RLComposerError):
     """A config file or override that does not fit its dataclass."""
 
 
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+"""Largest config file read (a config is a few dozen keys)."""
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -106,7 +110,7 @@ def _route_flat_keys(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     routed: dict[str, Any] = {}
     inner: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
-        if key in own:
+        if key in own or not isinstance(key, str):  # a key that is not text is reported as unknown
             routed[key] = value
             continue
         for name, sub in nested.items():
@@ -141,10 +145,10 @@ def config_from_dict(cls: type[ConfigT], values: dict[str, Any], where: str = "c
     hints = typing.get_type_hints(cls)
     nested = _nested_fields(cls)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(values) - fields)
+    unknown = sorted(set(values) - fields, key=str)
     if unknown:
         known = sorted(fields | {k for sub in nested.values() for k in (f.name for f in dataclasses.fields(sub))})
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(known)})")
+        raise ConfigError(f"{where}: unknown key {_shown(unknown[0])} (known keys: {', '.join(known)})")
     kwargs = {}
     for key, value in values.items():
         if key in nested and isinstance(value, dict):
@@ -158,7 +162,17 @@ def config_from_dict(cls: type[ConfigT], values: dict[str, Any], where: str = "c
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: {error}") from None
+        raise ConfigError(f"{where}: {one_line(str(error))}") from None
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks shown as ``\\n``: a message stays one line whatever a user typed."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _shown(key: Any) -> str:
+    """A key as a message shows it: quoted, with any line break escaped."""
+    return f"'{key}'" if isinstance(key, str) and key.isprintable() else repr(key)
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -168,11 +182,28 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         if "=" not in pair:
             raise ConfigError(f"override '{pair}' is not of the form key=value")
         key, raw = pair.split("=", 1)
+        _check_nesting(raw, f"override '{key.strip()}'")
         try:
             result[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             result[key.strip()] = raw
     return result
+
+
+MAX_CONFIG_NESTING = 64
+"""Deepest nesting of brackets in a config file (YAML takes seconds over thousands)."""
+
+
+def _check_nesting(text: str, where: Path | str) -> None:
+    depth = deepest = 0
+    for character in text:
+        if character in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in "]}":
+            depth = max(depth - 1, 0)
+    if deepest > MAX_CONFIG_NESTING:
+        raise ConfigError(f"{where}: not valid YAML (brackets nested {deepest} deep, more than {MAX_CONFIG_NESTING})")
 
 
 def load_config(
@@ -185,9 +216,17 @@ def load_config(
         path = Path(path)
         where = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
+                raise ConfigError(f"{path}: larger than {MAX_CONFIG_FILE_BYTES:,} bytes, not a config file")
+            text = path.read_text(encoding="utf-8")
+            _check_nesting(text, path)
+            loaded = yaml.safe_load(text)
         except OSError as error:
             raise ConfigError(f"{path}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
         if loaded is None:

@@ -175,9 +175,9 @@ def test_generate_from_the_shipped_prior_in_every_format_by_default(tmp_path, ca
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["generate", "--n", "0", "--out", "OUT"], "--n must be at least 1"),
-        (["generate", "--seed", "-3", "--out", "OUT"], "--seed must be 0 or more"),
-        (["generate", "--bars", "0", "--out", "OUT"], "--bars must be at least 1"),
+        (["generate", "--n", "0", "--out", "OUT"], "--n must be from 1 to 100000, got 0"),
+        (["generate", "--seed", "-3", "--out", "OUT"], "--seed must be from 0 to 4294967295, got -3"),
+        (["generate", "--bars", "0", "--out", "OUT"], "--bars must be from 1 to 32, got 0"),
         (["generate", "--model", "nosuchmodel", "--out", "OUT"], "unknown model 'nosuchmodel'"),
         (["generate", "--format", "mp3", "--out", "OUT"], "unknown format 'mp3'"),
         (["generate", "--model", "random", "--best-of", "3", "--out", "OUT"], "--best-of needs --reward"),
@@ -185,7 +185,7 @@ def test_generate_from_the_shipped_prior_in_every_format_by_default(tmp_path, ca
         (["prior", "train", "--set", "hiden_size=3", "--cache-dir", "CACHE", "--out", "OUT"],
          "unknown key 'hiden_size'"),
         (["prior", "evaluate", "--cache-dir", "CACHE"], "run `rlcomposer corpus build` first"),
-        (["evaluate", "--n", "0"], "--n must be at least 1, got 0"),
+        (["evaluate", "--n", "0"], "--n must be from 1 to 100000, got 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):

@@ -46,8 +46,8 @@ def test_db_where_follows_flag_then_environment_then_default(capsys, monkeypatch
 
 def test_db_upgrade_current_downgrade(capsys, db):
     head = database.head_revision()
-    code, out, _ = run(capsys, "db", "current", "--db", db)
-    assert code == 0 and out == f"{db}: revision (none), newest {head} (empty)\n"
+    code, out, err = run(capsys, "db", "current", "--db", db)  # read-only: creates no database
+    assert code == 2 and "does not exist" in err and not database.sqlite_path(db).exists()
     code, out, _ = run(capsys, "db", "upgrade", "--db", db)
     assert code == 0 and out == f"database {db}: empty -> {head}\n"
     code, out, _ = run(capsys, "db", "upgrade", "--db", db, "--json")

@@ -389,12 +389,12 @@ def run_python_block(block: Block) -> tuple[dict, dict[int, str]]:
 
 def readme_setup(block: Block, cli) -> None:
     """Run what the README's sh blocks do to make the files and databases ``block`` reads."""
-    for path in re.findall(r"\"([\w./-]+\.json)\"", block.text):
-        folder = Path(path).parent.as_posix()
+    for folder in dict.fromkeys(Path(path).parent.as_posix()  # each folder once: generate refuses a full one
+                                for path in re.findall(r"\"([\w./-]+\.json)\"", block.text)):
         argv = next((line.argv[1:] for line in RLCOMPOSER_LINES
                      if line.argv[1:2] == ["generate"] and "--out" in line.argv
                      and line.argv[line.argv.index("--out") + 1] == folder), None)
-        assert argv, f"no README command writes {path}"
+        assert argv, f"no README command writes into {folder}"
         cli(*adjust(argv, format="json", quiet=True))  # the README's command, writing JSON only
     for url in re.findall(r"\"(sqlite:///[\w./-]+)\"", block.text):
         for line in RLCOMPOSER_LINES:  # the README's commands that fill that database

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlcomposer.errors import RLComposerError
+from rlcomposer.validation import Range
 
 Commands = argparse._SubParsersAction
 """The ``add_subparsers()`` object a group's ``register`` adds its (sub)commands to."""
@@ -53,6 +54,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def check_options(args: argparse.Namespace, ranges: dict[str, Range]) -> None:
+    """Each numeric ``--option`` given (not None) in its range: else a one-line error naming it and the range.
+
+    ``type=float`` lets ``nan`` and ``inf`` through, so every numeric option a handler
+    uses directly is checked here (options that fill a config are checked by the config).
+    """
+    for flag, allowed in ranges.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is not None:
+            allowed.check(value, flag)
+
+
+def check_bars(args: argparse.Namespace) -> None:
+    """``--bars`` from 1 to ``MAX_BARS``, checked before torch is imported, so a bad length fails at once."""
+    from rlcomposer.music.melody import MAX_BARS
+
+    check_options(args, {"--bars": Range(1, MAX_BARS, whole=True)})
+
+
 # ---------------------------------------------------------- shared options
 def add_output_options(parser: argparse.ArgumentParser, *, quiet_help: str = QUIET_PROGRESS_BARS) -> None:
     """``--json`` (the result as JSON on stdout, notes to stderr) and ``--quiet``."""
@@ -71,25 +91,13 @@ def add_db_command_options(parser: argparse.ArgumentParser) -> None:
     add_output_options(parser, quiet_help=QUIET_PROGRESS_OUTPUT)
 
 
-def bar_count(text: str) -> int:
-    """``--bars``: a whole number of bars in 1..MAX_BARS (32)."""
-    from rlcomposer.music.metre import MAX_BARS
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of bars, got {text!r}") from None
-    if not 1 <= value <= MAX_BARS:
-        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_BARS}, got {value}")
-    return value
-
-
 def add_melody_shape_options(parser: argparse.ArgumentParser, *, key: bool = True,
                              bars_default: int | None = 4) -> None:
     """``--metre``, ``--mode``, ``--bars`` (and ``--key``): the shape of the melodies to make.
 
     :func:`melody_condition` reads the metre and mode; the defaults (None) mean
-    4/4 major, or what a config file says.
+    4/4 major, or what a config file says. ``--bars`` is checked by :func:`check_bars`
+    (or the config it fills).
     """
     from rlcomposer.music.keys import MODES
     from rlcomposer.music.metre import MAX_BARS, METRE_NAMES
@@ -102,7 +110,7 @@ def add_melody_shape_options(parser: argparse.ArgumentParser, *, key: bool = Tru
                             help="tonic to write the melodies in: C, G, D, A, E, F, Bb, Eb, F#, ... "
                                  "(default C; melodies are made on C and transposed)")
     default_text = f" (default {bars_default})" if bars_default is not None else ""
-    parser.add_argument("--bars", type=bar_count, default=bars_default,
+    parser.add_argument("--bars", type=int, default=bars_default,
                         help=f"melody length in bars of the metre, 1..{MAX_BARS}{default_text}")
 
 
@@ -118,6 +126,26 @@ def add_corpus_options(parser: argparse.ArgumentParser, *, cache_dir_help: str =
     """``--cache-dir`` and ``--max-tunes``; :func:`load_corpus` and :func:`corpus_cache_dir` read them."""
     parser.add_argument("--cache-dir", default=None, help=cache_dir_help)
     parser.add_argument("--max-tunes", type=positive_int, default=None, help=max_tunes_help)
+
+
+# ------------------------------------------------------- module:function names
+CALLABLE_SEARCH_NOTE = ("module:function is imported from installed packages and $PYTHONPATH, then the "
+                        "working directory (which never shadows an installed package); "
+                        "path/to/file.py:function loads that file")
+
+
+def working_directory_last() -> None:
+    """Put the working directory at the *end* of ``sys.path``, never ahead of installed packages.
+
+    ``python -m`` and ``python -c`` put it first, so a ``mido.py`` there would run
+    instead of the real package; ``module:function`` rewards and listeners in it
+    are still found, after everything installed.
+    """
+    cwd = os.getcwd()
+    if sys.path and sys.path[0] in ("", ".", cwd):
+        del sys.path[0]
+    if cwd not in sys.path:
+        sys.path.append(cwd)
 
 
 # ------------------------------------------------------------------ output
@@ -177,3 +205,22 @@ def resolve_db(args: argparse.Namespace) -> str:
     if explicit is not None and not explicit.strip():
         raise RLComposerError("--db is empty: give a URL such as sqlite:///ratings.sqlite3")
     return resolve_database_url(explicit, os.environ.get(ENV_DATABASE_URL))
+
+
+def resolve_existing_db(args: argparse.Namespace, *, with_ratings: bool = False) -> str:
+    """:func:`resolve_db` for commands that only read: a SQLite file that does not exist is an error
+    naming where it looked (instead of a new, empty database). ``with_ratings``: the database must
+    hold the rating tables too (else reading it would create them in an empty or foreign file)."""
+    from rlcomposer.feedback.database import (
+        ENV_DATABASE_URL,
+        require_existing_database,
+        require_rating_tables,
+    )
+
+    url = resolve_db(args)
+    source = ("--db" if getattr(args, "db", None) is not None
+              else f"${ENV_DATABASE_URL}" if os.environ.get(ENV_DATABASE_URL) else "the default location")
+    require_existing_database(url, source)
+    if with_ratings:
+        require_rating_tables(url)
+    return url

@@ -19,10 +19,12 @@ from rlcomposer.cli.common import (
     add_corpus_options,
     add_db_command_options,
     add_melody_shape_options,
+    check_bars,
     emit,
     load_corpus,
     positive_int,
     resolve_db,
+    resolve_existing_db,
     say,
 )
 
@@ -58,13 +60,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> None:
 def cmd_db_downgrade(args: argparse.Namespace) -> None:
     from rlcomposer.feedback.database import downgrade_database
 
+    resolve_existing_db(args)  # downgrading a database that is not there would create an empty one
     _migrate(args, downgrade_database)
 
 
 def cmd_db_current(args: argparse.Namespace) -> None:
     from rlcomposer.feedback.database import current_revision, display_url, head_revision
 
-    url = resolve_db(args)
+    url = resolve_existing_db(args)
     current, head = current_revision(url), head_revision()
     state = "up to date" if current == head else "empty" if current is None else "behind: run `rlcomposer db upgrade`"
     emit(args, {"url": display_url(url), "current": current, "head": head},
@@ -90,6 +93,7 @@ def _model_provenance(spec: str) -> tuple[str, str, dict[str, Any], str | None]:
 
 
 def cmd_pool_add(args: argparse.Namespace) -> None:
+    check_bars(args)
     from rlcomposer.feedback.database import display_url
     from rlcomposer.feedback.store import check_tag, open_store
     from rlcomposer.prior.generation import GenerationConfig, sample_melodies
@@ -123,7 +127,7 @@ def cmd_ratings_export(args: argparse.Namespace) -> None:
 
     if args.out != "-":
         check_export_path(args.out, args.format)  # a bad path fails before the database is touched
-    store = open_store(resolve_db(args))
+    store = open_store(resolve_existing_db(args, with_ratings=True))
     if args.out == "-":
         rows = store.export_rows(tags=args.tag, rater_names=args.rater)
         sys.stdout.write(format_rows(rows, args.format or "csv"))

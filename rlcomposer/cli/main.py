@@ -8,10 +8,10 @@ Bad input ends with one line ``rlcomposer: error: ...`` and exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from rlcomposer.cli import app, corpus, experiment, feedback, melodies, prior, reward, tune
+from rlcomposer.cli.common import working_directory_last
 from rlcomposer.errors import RLComposerError
 
 
@@ -35,12 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # module:function callables may live in the working directory
+    working_directory_last()  # module:function callables may live there, but never shadow a package
     try:
         args.handler(args)
     except RLComposerError as error:
-        print(f"rlcomposer: error: {error}", file=sys.stderr)
+        message = str(error).replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever was typed
+        print(f"rlcomposer: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rlcomposer: interrupted", file=sys.stderr)

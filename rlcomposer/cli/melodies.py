@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 
 from rlcomposer.cli.common import (
+    CALLABLE_SEARCH_NOTE,
     Commands,
     add_corpus_options,
     add_melody_shape_options,
     add_output_options,
+    check_bars,
+    check_options,
     emit,
     load_corpus,
     melody_condition,
@@ -21,8 +24,11 @@ from rlcomposer.cli.common import (
     say,
 )
 from rlcomposer.errors import RLComposerError
+from rlcomposer.validation import between
 
 BEST_OF_NEEDS_REWARD = "--best-of needs --reward (module:function) to choose the best"
+BEST_OF = between(1, 65_536, whole=True)
+"""N of ``--best-of N``: candidates drawn per melody."""
 
 
 def _generation_config(args: argparse.Namespace):
@@ -37,10 +43,13 @@ def _generation_config(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from rlcomposer.prior.generation import export_melodies, sample_melodies
+    check_bars(args)
+    from rlcomposer.prior.generation import check_out_dir, export_melodies, sample_melodies
     from rlcomposer.prior.registry import resolve_model
 
     config = _generation_config(args)
+    check_options(args, {"--best-of": BEST_OF})
+    check_out_dir(args.out, args.overwrite)  # before sampling: a folder of another run's melodies
     model = resolve_model(config.model, lambda: load_corpus(args).melodies("test"))
     if args.best_of is not None:
         from rlcomposer.preferences.reward_functions import resolve_reward
@@ -53,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         raise RLComposerError("--reward is used with --best-of N")
     melodies = sample_melodies(model, config)
     files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
-                            progress=not args.json and not args.quiet)
+                            progress=not args.json and not args.quiet, overwrite=args.overwrite)
     first = melodies[0]
     result = {"out": str(args.out), "model": config.model, "seed": config.seed,
               "metre": first.metre.name, "key": first.key.name, "bars": config.num_bars,
@@ -63,13 +72,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    check_bars(args)
     import numpy as np
 
     from rlcomposer.experiments.evaluation import evaluate_models, format_evaluation
+    from rlcomposer.prior.generation import BARS, MELODY_COUNT
     from rlcomposer.prior.registry import resolve_model
 
-    if args.n < 1:
-        raise RLComposerError(f"--n must be at least 1, got {args.n}")
+    check_options(args, {"--n": MELODY_COUNT, "--bars": BARS, "--best-of": BEST_OF})
     specs = list(args.model or ["prior"])
     if args.baseline:
         specs.append(args.baseline)
@@ -126,6 +136,8 @@ def register(commands: Commands) -> None:
     generate.add_argument("--n", type=int, default=8, help="number of melodies (default 8)")
     generate.add_argument("--seed", type=int, default=0, help="random seed, 0 or more (default 0)")
     generate.add_argument("--out", required=True, help="folder to write the files into")
+    generate.add_argument("--overwrite", action="store_true",
+                          help="replace the melody files already in --out (else that is an error)")
     generate.add_argument("--format", default="midi,musicxml,wav,json",
                           help="comma-separated formats: midi, musicxml, wav, json (default all)")
     add_melody_shape_options(generate)
@@ -135,7 +147,8 @@ def register(commands: Commands) -> None:
     generate.add_argument("--best-of", type=int, default=None, metavar="N",
                           help="sample N melodies per output and keep the one --reward scores highest")
     generate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",
-                          help="reward function for --best-of (any callable Melody -> float)")
+                          help="reward function for --best-of (any callable Melody -> float); "
+                               + CALLABLE_SEARCH_NOTE)
     generate.set_defaults(handler=cmd_generate)
 
     evaluate = commands.add_parser(
@@ -151,11 +164,11 @@ def register(commands: Commands) -> None:
     evaluate.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     add_melody_shape_options(evaluate, key=False)
     evaluate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",
-                          help="also report the mean of this reward function")
+                          help="also report the mean of this reward function; " + CALLABLE_SEARCH_NOTE)
     evaluate.add_argument("--best-of", type=positive_int, default=None, metavar="N",
                           help="add a column: best-of-N sampling from the first --model under --reward")
     evaluate.add_argument("--listener", default=None, metavar="SPEC",
                           help="a listener (lyrical, rhythmic, adventurous or module:function): its mean "
                                "score and each model's win-rate against --baseline (else the first "
-                               "--model), pair by pair, noiselessly")
+                               "--model), pair by pair, noiselessly; " + CALLABLE_SEARCH_NOTE)
     evaluate.set_defaults(handler=cmd_evaluate)

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from rlcomposer.cli.common import (
+    CALLABLE_SEARCH_NOTE,
     Commands,
     add_db_command_options,
+    check_options,
     emit,
     non_negative_int,
     resolve_db,
+    resolve_existing_db,
     say,
 )
 from rlcomposer.errors import RLComposerError
@@ -35,7 +38,10 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
         SimulatedListener,
         load_listener,
     )
+    from rlcomposer.validation import MAX_COUNT, SEED, between
 
+    check_options(args, {"--pairs": between(0, MAX_COUNT, whole=True), "--stars": between(0, MAX_COUNT, whole=True),
+                         "--candidates": between(1, 1_000_000, whole=True), "--seed": SEED})
     if args.pairs == 0 and args.stars == 0:
         raise RLComposerError("nothing to do: give --pairs N and/or --stars N")
     if args.tag is not None:
@@ -95,7 +101,7 @@ def cmd_reward_train(args: argparse.Namespace) -> None:
     from rlcomposer.prior.model import load_prior
 
     prior = load_prior(config.prior)
-    url = resolve_db(args)
+    url = resolve_existing_db(args, with_ratings=True)
     store = open_store(url)
     data = load_training_data(store, tag=args.tag, rater=args.rater)
     log = (lambda message: None) if args.quiet else (lambda message: say(args, message))
@@ -124,7 +130,7 @@ def register(commands: Commands, ratings: Commands) -> None:
                     "is calibrated on the pool melodies (or --reference-tag).")
     add_db_command_options(simulate)
     simulate.add_argument("--listener", required=True, metavar="SPEC",
-                          help="built-in listener name or package.module:function")
+                          help="built-in listener name or package.module:function; " + CALLABLE_SEARCH_NOTE)
     simulate.add_argument("--pairs", type=non_negative_int, default=0, help="comparisons to answer")
     simulate.add_argument("--stars", type=non_negative_int, default=0, help="star ratings to give (default 0)")
     simulate.add_argument("--tag", default=None, help="only melodies of this tag (default: the whole pool)")

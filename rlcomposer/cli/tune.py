@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rlcomposer.cli.common import (
+    CALLABLE_SEARCH_NOTE,
     Commands,
     add_db_option,
     add_melody_shape_options,
@@ -14,7 +15,7 @@ from rlcomposer.cli.common import (
     emit,
     non_negative_int,
     positive_int,
-    resolve_db,
+    resolve_existing_db,
     say,
 )
 from rlcomposer.rl import ALGORITHMS
@@ -67,7 +68,7 @@ def _tune_dpo(args: argparse.Namespace, config) -> None:
         raise RLComposerError("--resume is for PPO runs; a DPO run is short: run it again")
     if args.tag is not None:
         check_tag(args.tag)
-    data = load_training_data(open_store(resolve_db(args)), tag=args.tag, rater=args.rater)
+    data = load_training_data(open_store(resolve_existing_db(args, with_ratings=True)), tag=args.tag, rater=args.rater)
     say(args, f"DPO on {len(data.comparisons)} comparisons into {args.out}")
     metrics = tune(config, args.out, comparisons=data.comparisons, log=lambda message: say(args, message))
     emit(args, {"out": str(args.out), **metrics},
@@ -94,7 +95,7 @@ def register(commands: Commands) -> None:
                       help="YAML file of TuneConfig keys (see rlcomposer/rl/tuning.py)")
     tune.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="override one config key (repeatable), e.g. --set theory_motif=1")
-    tune.add_argument("--reward", default=None, metavar="MODULE:FUNCTION", help="melody-level reward function")
+    tune.add_argument("--reward", default=None, metavar="MODULE:FUNCTION", help="melody-level reward function, or a reward-model directory; " + CALLABLE_SEARCH_NOTE)
     tune.add_argument("--prior", default=None, help="prior to start from (default: the shipped prior)")
     tune.add_argument("--seed", type=non_negative_int, default=None, help="random seed")
     tune.add_argument("--total-timesteps", dest="total_timesteps", type=positive_int, default=None,

@@ -49,6 +49,7 @@ from rlcomposer.corpus.abc import (
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE, Melody, MelodyError
 from rlcomposer.music.metre import parse_metre
+from rlcomposer.validation import FRACTION, Range, between, check_config
 
 SPLITS = ("train", "validation", "test")
 
@@ -100,6 +101,8 @@ class CorpusConfig:
             raise CorpusError(
                 f"max_tunes_per_collection must be positive, got {self.max_tunes_per_collection}"
             )
+        check_config(self, {"validation_fraction": FRACTION, "test_fraction": FRACTION, "workers": between(
+            1, 256, whole=True), "max_tunes_per_collection": Range(1, whole=True, optional=True)})
 
     def content_dict(self) -> dict[str, Any]:
         """The fields that determine the corpus content (all but ``workers``)."""
@@ -539,6 +542,11 @@ def build_corpus(
     npz_path, json_path = cache_paths(config, cache_dir)
     if not force and npz_path.exists():
         return _load(npz_path, config)
+    try:  # a cache folder that cannot be written fails now, not after a minute of parsing
+        npz_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CorpusError(f"corpus cache folder {npz_path.parent}: cannot create it "
+                          f"({error.strerror or type(error).__name__})") from None
     corpus = _build(config, progress)
     if len(corpus) == 0:
         raise CorpusError(

@@ -39,6 +39,7 @@ from rlcomposer.prior.generation import export_melodies
 from rlcomposer.prior.registry import MelodyModel, resolve_model
 from rlcomposer.rl.best_of_n import BestOfNModel
 from rlcomposer.rl.tuning import TuneConfig
+from rlcomposer.validation import MAX_COUNT, SEED, between, check_config
 
 PEOPLE = "people"
 STATE_FILE = "state.json"
@@ -93,6 +94,13 @@ class ExperimentConfig:
     """TuneConfig keys (see rlcomposer/tuning.py); reward and prior are set by the loop."""
 
     def __post_init__(self) -> None:
+        check_config(self, {
+            "rounds": between(1, 1000, whole=True), "pool_size": between(1, 1_000_000, whole=True),
+            "comparisons_per_round": between(1, 1_000_000, whole=True),
+            "evaluation_pairs": between(1, 1_000_000, whole=True), "best_of_n": between(0, 1 << 20, whole=True),
+            "best_of_n_cap": between(1, 1 << 20, whole=True), "best_of_n_budget": between(1, MAX_COUNT, whole=True),
+            "difficulty_best_of": between(0, 1 << 20, whole=True), "export_melodies": between(0, 100_000, whole=True),
+            "seed": SEED}, "experiment key ")
         for key in ("rounds", "pool_size", "comparisons_per_round", "evaluation_pairs"):
             if getattr(self, key) < 1:
                 raise RLComposerError(f"experiment key '{key}' must be at least 1, got {getattr(self, key)}")

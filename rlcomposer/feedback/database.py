@@ -126,6 +126,53 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(path: Path) -> None:
+    """A file that exists and is not empty must be a SQLite database (else a one-line DatabaseError)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise DatabaseError(f"database file '{path}' is a folder, not a SQLite database") from None
+    except OSError as error:
+        raise DatabaseError(f"database file '{path}': {error.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise DatabaseError(f"database file '{path}' is not a SQLite database")
+
+
+def require_existing_database(url: str, source: str = "--db") -> None:
+    """Refuse a SQLite file that does not exist (for commands that only read: they must not create one).
+
+    ``source`` says where the URL came from (``--db``, ``$RLCOMPOSER_DATABASE_URL``, the default),
+    so the message says where it looked. Other databases are checked when connecting.
+    """
+    path = sqlite_path(normalise_url(url))
+    if path is None:
+        return
+    if not path.exists():
+        raise DatabaseError(f"database file '{path}' (from {source}) does not exist; check the path, "
+                            "or create it with `rlcomposer db upgrade`")
+    check_sqlite_file(path)
+
+
+def require_rating_tables(url: str) -> None:
+    """Refuse a database that has no rating tables yet (empty, or some other program's)."""
+    if current_revision(url) is None:
+        raise DatabaseError(f"database {display_url(url)} holds no rating tables (an empty or another "
+                            "program's database); create them with `rlcomposer db upgrade`")
+
+
+def not_a_database(url: str, error: BaseException) -> DatabaseError:
+    """A one-line DatabaseError for a file or server that is not a usable rating database."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return DatabaseError(f"database {display_url(url)} cannot be read "
+                         f"({reason[0] if reason else type(error).__name__})")
+
+
 # --------------------------------------------------------------------- engines
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -141,6 +188,8 @@ def create_database_engine(url: str) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         if path is not None and not path.parent.is_dir():
             raise DatabaseError(f"database file '{path}': folder {path.parent} does not exist")
+        if path is not None:
+            check_sqlite_file(path)
         timeout_ms = SQLITE_BUSY_TIMEOUT_MS
         if "timeout" in parsed.query:  # sqlite:///file?timeout=SECONDS
             try:
@@ -264,9 +313,16 @@ def _run(url: str, action: str, revision: str) -> None:
     except CommandError as error:
         raise DatabaseError(f"migration {action} to '{revision}': {error}") from None
     except sa.exc.SQLAlchemyError as error:
-        if is_unavailable(error):
+        if is_unavailable(error) and not _is_not_a_database(error):
             raise unavailable(url, error) from None
+        if isinstance(error, sa.exc.DatabaseError):
+            raise not_a_database(url, error) from None
         raise
+
+
+def _is_not_a_database(error: BaseException) -> bool:
+    text = str(getattr(error, "orig", None) or error).lower()
+    return "not a database" in text or "malformed" in text
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:
@@ -303,8 +359,10 @@ def current_revision(url: str) -> str | None:
         with get_engine(url).connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except sa.exc.SQLAlchemyError as error:
-        if is_unavailable(error):
+        if is_unavailable(error) and not _is_not_a_database(error):
             raise unavailable(url, error) from None
+        if isinstance(error, sa.exc.DatabaseError):
+            raise not_a_database(url, error) from None
         raise
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.audio import DEFAULT_TEMPO_BPM, render_wav_bytes
 from rlcomposer.music.keys import DEFAULT_KEY, Key, KeyNameError, parse_key
-from rlcomposer.music.metre import DEFAULT_METRE, Metre, MetreError, parse_metre
+from rlcomposer.music.metre import DEFAULT_METRE, MAX_BARS, Metre, MetreError, parse_metre  # noqa: F401
 
 REST = 0
 HOLD = 1
@@ -51,6 +51,17 @@ STEPS_PER_BAR = 16
 JSON_FORMAT = "rlcomposer.melody"  # the file format's name (kept when the module moved)
 JSON_VERSION = 1
 MIDI_TICKS_PER_QUARTER = 480
+# limits, checked before anything is allocated (rlcomposer.music.limits explains them)
+# MAX_BARS (32, from rlcomposer.music.metre): the longest melody generation, tuning and the
+# environment make, in bars of its metre
+MAX_MELODY_STEPS = 4096
+"""Longest melody a file may hold, in sixteenth steps (256 bars of 4/4)."""
+MAX_MIDI_TICKS = 100_000_000
+"""Latest time, in ticks, a MIDI track may reach."""
+MAX_MIDI_EVENTS = 50_000
+"""Most messages (all tracks together) a MIDI file may hold (256 bars of sixteenths need 8,192 notes)."""
+MAX_MELODY_FILE_BYTES = 4 * 1024 * 1024
+"""Largest melody file (JSON, MIDI, MusicXML; an .mxl archive's unpacked score too) read, in bytes."""
 
 Note = tuple[int, float, float]
 """A sounding note: ``(midi_pitch, onset_beats, duration_beats)`` in quarter notes."""
@@ -306,13 +317,13 @@ class Melody:
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Melody:
+        from rlcomposer.music.limits import check_json_tokens
+
         if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
             raise MelodyError(f"not an rlcomposer melody (expected format '{JSON_FORMAT}')")
         if data.get("version") != JSON_VERSION:
             raise MelodyError(f"unsupported melody JSON version {data.get('version')!r}")
-        tokens = data.get("tokens")
-        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            raise MelodyError("melody JSON 'tokens' must be a list of integers")
+        tokens = check_json_tokens(data.get("tokens"))
         metadata = data.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise MelodyError("melody JSON 'metadata' must be an object")
@@ -326,12 +337,10 @@ class Melody:
         return melody
 
     @classmethod
-    def from_json(cls, text: str) -> Melody:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise MelodyError(f"malformed JSON: {error}") from None
-        return cls.from_json_dict(data)
+    def from_json(cls, text: str | bytes) -> Melody:
+        from rlcomposer.music.limits import read_json
+
+        return cls.from_json_dict(read_json(text))
 
     # ------------------------------------------------------------------ music21
     def to_stream(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, title: str | None = None):
@@ -421,30 +430,12 @@ class Melody:
         ignored); where notes overlap, the highest of notes starting together is
         kept and a later onset cuts the sounding note short.
         """
-        import mido
+        from rlcomposer.music.limits import midi_notes, read_midi
 
-        try:
-            midi = mido.MidiFile(file=io.BytesIO(data))
-        except Exception as error:  # mido raises OSError, EOFError, KeyError, ValueError...
-            raise MelodyError(f"not a readable MIDI file: {error}", "malformed") from None
+        midi = read_midi(data)
         tick = midi.ticks_per_beat / STEPS_PER_QUARTER
-        raw: list[tuple[int, int, int]] = []  # (start_step, end_step, pitch)
-        end_tick = 0
-        metre, key = DEFAULT_METRE, DEFAULT_KEY
-        for track in midi.tracks:
-            now = 0
-            sounding: dict[tuple[int, int], int] = {}
-            for message in track:
-                now += message.time
-                if message.type in ("time_signature", "key_signature", "text") and now == 0:
-                    metre, key = _midi_meta(message, metre, key)
-                if message.type == "note_on" and message.velocity > 0 and message.channel != 9:
-                    sounding[(message.channel, message.note)] = now
-                elif message.type in ("note_off", "note_on") and message.channel != 9:
-                    start = sounding.pop((message.channel, message.note), None)
-                    if start is not None:
-                        raw.append((round(start / tick), round(now / tick), message.note))
-            end_tick = max(end_tick, now)
+        raw, end_tick = midi_notes(midi)
+        metre, key = _midi_signature(midi)
         if not raw and round(end_tick / tick) == 0:
             raise MelodyError("the MIDI file has no notes", "empty")
         raw.sort(key=lambda n: (n[0], -n[2]))
@@ -468,14 +459,18 @@ class Melody:
 
     @classmethod
     def from_musicxml_bytes(cls, data: bytes, metadata: dict[str, Any] | None = None) -> Melody:
-        from music21 import converter
+        """Read MusicXML, uncompressed or a compressed ``.mxl`` archive (its score is unpacked)."""
+        from rlcomposer.music.limits import check_stream_length, read_musicxml
 
+        score = read_musicxml(data)
+        check_stream_length(score)
         try:
-            score = converter.parseData(data.decode("utf-8"), format="musicxml")
-        except Exception as error:
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise MelodyError(f"not a readable MusicXML file: {message}", "malformed") from None
-        return cls.from_stream(score, metadata)
+            return cls.from_stream(score, metadata)
+        except MelodyError:
+            raise
+        except Exception as error:  # music21 objects a parse accepted but that do not convert
+            raise MelodyError(f"not a readable MusicXML file: {type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''}", "malformed") from None
 
     # -------------------------------------------------------------------- files
     def save(self, path: str | Path, tempo_bpm: float = DEFAULT_TEMPO_BPM) -> Path:
@@ -497,24 +492,21 @@ class Melody:
     @classmethod
     def load(cls, path: str | Path) -> Melody:
         """Read a ``.json``, ``.mid``/``.midi`` or ``.musicxml``/``.xml``/``.mxl`` file."""
+        from rlcomposer.music.limits import read_melody_file
+
         path = Path(path)
         suffix = path.suffix.lower()
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise MelodyError(f"{path}: {error.strerror}", "missing") from None
+        if suffix not in (".json", ".mid", ".midi", ".musicxml", ".xml", ".mxl"):
+            raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
+        data = read_melody_file(path)
         try:
             if suffix == ".json":
-                return cls.from_json(data.decode("utf-8"))
+                return cls.from_json(data)
             if suffix in (".mid", ".midi"):
                 return cls.from_midi_bytes(data, {"source": path.name})
-            if suffix in (".musicxml", ".xml"):
-                return cls.from_musicxml_bytes(data, {"source": path.name})
+            return cls.from_musicxml_bytes(data, {"source": path.name})
         except MelodyError as error:
             raise MelodyError(f"{path}: {error}", error.reason) from None
-        except UnicodeDecodeError:
-            raise MelodyError(f"{path}: not a text file", "malformed") from None
-        raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
 
 
 def stream_notes(part, quantise_tuplets: bool = False,
@@ -635,6 +627,20 @@ def midi_key_name(key: Key) -> str:
     if key.mode == "minor":
         return _MINOR_BY_SHARPS[key.sharps] + "m"
     return _MAJOR_BY_SHARPS[key.sharps]
+
+
+def _midi_signature(midi) -> tuple[Metre, Key]:
+    """The time signature and key a MIDI file declares at its start (4/4, C major when none)."""
+    metre, key = DEFAULT_METRE, DEFAULT_KEY
+    for track in midi.tracks:
+        now = 0
+        for message in track:
+            now += message.time
+            if now > 0:
+                break
+            if message.type in ("time_signature", "key_signature", "text"):
+                metre, key = _midi_meta(message, metre, key)
+    return metre, key
 
 
 def _midi_meta(message, metre: Metre, key: Key) -> tuple[Metre, Key]:

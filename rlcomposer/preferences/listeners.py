@@ -54,6 +54,7 @@ from rlcomposer.music.melody import (
     STEPS_PER_BAR,
     Melody,
 )
+from rlcomposer.validation import NON_NEGATIVE, PROBABILITY, check_config
 
 ListenerFunction = Callable[[Melody], float]
 
@@ -313,7 +314,8 @@ def load_listener(spec: str) -> tuple[ListenerFunction, str]:
 
     ``spec`` is a built-in short name (see :data:`BUILTIN_LISTENERS`), ``panel:K``
     (member ``K`` of the panel, :func:`rlcomposer.preferences.panel.panel_listener`;
-    its name is ``panel:K``) or ``package.module:function`` (found on ``sys.path``).
+    its name is ``panel:K``), ``package.module:function`` (found on ``sys.path``, where the
+    CLI puts the working directory last) or ``path/to/file.py:function`` (that file).
     """
     from rlcomposer.preferences.reward_functions import load_callable
 
@@ -339,7 +341,7 @@ def load_listener(spec: str) -> tuple[ListenerFunction, str]:
         function = load_callable(spec, what="listener")
     except RLComposerError as error:
         raise ListenerError(str(error)) from None
-    name = spec.partition(":")[2].split(".")[-1]
+    name = spec.rpartition(":")[2].split(".")[-1]
     return function, name
 
 
@@ -367,6 +369,8 @@ class ListenerNoise:
                 raise ListenerError(f"listener noise {name.replace('_', '-')} {value!r} must be 0 or more")
         if not (isinstance(self.mistake_rate, (int, float)) and 0.0 <= self.mistake_rate <= 1.0):
             raise ListenerError(f"listener mistake rate {self.mistake_rate!r} must be between 0 and 1")
+        check_config(self, {"temperature": NON_NEGATIVE, "tie_band": NON_NEGATIVE, "star_noise": NON_NEGATIVE,
+                            "mistake_rate": PROBABILITY}, "listener noise ")
 
 
 def _describe(melody: Melody) -> str:

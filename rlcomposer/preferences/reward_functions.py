@@ -1,7 +1,9 @@
 """Melody-level reward functions: any callable ``Melody -> float``.
 
-Given on the command line as ``package.module:function`` (found on ``sys.path``;
-the CLI puts the working directory there). A reward function may also offer
+Given on the command line as ``package.module:function`` (found on ``sys.path``:
+installed packages and ``PYTHONPATH`` first; the CLI adds the working directory
+*last*, so a file there never shadows an installed package) or as
+``path/to/file.py:function`` (that file, loaded explicitly). A reward function may also offer
 ``score_batch(list[Melody]) -> array`` to score many melodies in one call (a
 reward model does); :func:`score_melodies` uses it when present.
 
@@ -27,17 +29,55 @@ class RewardFunctionError(RLComposerError):
     """A reward function that cannot be loaded, or that failed on a melody."""
 
 
-def load_callable(spec: str, what: str = "reward function") -> Callable:
-    """Import ``package.module:function`` (the function may be a dotted attribute path)."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise RewardFunctionError(f"{what} '{spec}' is not of the form package.module:function")
+def _load_file(path_text: str, spec: str, what: str):
+    """The module of the Python file ``path_text`` (``path/to/file.py``), loaded under its own name."""
+    import hashlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise RewardFunctionError(f"{what} '{spec}': no file {path}")
+    name = f"_rlcomposer_user_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise RewardFunctionError(f"{what} '{spec}': cannot load {path} as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
     try:
-        target = importlib.import_module(module_name)
-    except Exception as error:  # ImportError, or anything the module raises on import
+        module_spec.loader.exec_module(module)
+    except BaseException as error:
+        del sys.modules[name]
+        if not isinstance(error, Exception):
+            raise
         raise RewardFunctionError(
-            f"{what} '{spec}': cannot import module '{module_name}' ({type(error).__name__}: {error})"
-        ) from None
+            f"{what} '{spec}': cannot import {path} ({type(error).__name__}: {error})") from None
+    return module
+
+
+def load_callable(spec: str, what: str = "reward function") -> Callable:
+    """Import ``package.module:function`` or load ``path/to/file.py:function``.
+
+    The function may be a dotted attribute path. A module name is looked up on
+    ``sys.path`` as it stands (the CLI puts the working directory last); a ``.py``
+    path is loaded from that file only.
+    """
+    module_name, _, attribute = spec.rpartition(":")
+    if not module_name or not attribute:
+        raise RewardFunctionError(f"{what} '{spec}' is not of the form package.module:function "
+                                  "or path/to/file.py:function")
+    if module_name.endswith(".py"):
+        target = _load_file(module_name, spec, what)
+    else:
+        try:
+            target = importlib.import_module(module_name)
+        except Exception as error:  # ImportError, or anything the module raises on import
+            raise RewardFunctionError(
+                f"{what} '{spec}': cannot import module '{module_name}' ({type(error).__name__}: {error})"
+            ) from None
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise RewardFunctionError(f"{what} '{spec}': module '{module_name}' has no '{attribute}'")

@@ -85,7 +85,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlcomposer.checkpoints import CONFIG_FILE, CheckpointError, read_model_dir, save_model_dir
+from rlcomposer.checkpoints import (
+    CONFIG_FILE,
+    CheckpointError,
+    check_finite_loss,
+    read_model_dir,
+    save_model_dir,
+)
 from rlcomposer.config import ConfigError, config_from_dict, config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import HOLD, Melody
@@ -97,6 +103,18 @@ from rlcomposer.prior.model import (
     MelodyPrior,
     PriorConfig,
     load_prior,
+)
+from rlcomposer.validation import (
+    AT_LEAST_ONE,
+    FRACTION,
+    MAX_COUNT,
+    NON_NEGATIVE,
+    SEED,
+    THREADS,
+    Range,
+    above,
+    between,
+    check_config,
 )
 
 KIND = "reward-model"
@@ -172,38 +190,47 @@ class RewardModelConfig:
     """The prior whose weights initialise the encoder: ``prior`` (shipped) or a model directory."""
 
     def __post_init__(self) -> None:
+        check_config(self, {
+            "ensemble_size": between(3, 1000, whole=True), "epochs": between(1, 100_000, whole=True),
+            "patience": AT_LEAST_ONE, "cv_folds": between(0, 20, whole=True), "learning_rate": above(0, 1),
+            "weight_decay": NON_NEGATIVE, "dropout": FRACTION, "validation_fraction": Range(0, 0.9, True, True),
+            "star_weight": NON_NEGATIVE, "encoder_learning_rate": above(0, 1),
+            "summary_components": between(0, 100_000, whole=True), "reference_melodies": between(16, 100_000, whole=True),
+            "head_hidden": between(0, 4096, whole=True), "batch_size": between(1, 65_536, whole=True),
+            "min_comparisons": between(5, MAX_COUNT, whole=True), "calibration_bins": between(1, 1000, whole=True),
+            "seed": SEED, "threads": THREADS})
         if self.ensemble_size < 3:
-            raise ValueError(f"ensemble_size {self.ensemble_size} must be at least 3")
+            raise RewardModelError(f"ensemble_size {self.ensemble_size} must be at least 3")
         if self.epochs < 1 or self.batch_size < 1 or self.threads < 1 or self.patience < 1:
-            raise ValueError("epochs, patience, batch_size and threads must be at least 1")
+            raise RewardModelError("epochs, patience, batch_size and threads must be at least 1")
         if self.head_hidden < 0:
-            raise ValueError(f"head_hidden {self.head_hidden} must be 0 (linear) or more")
+            raise RewardModelError(f"head_hidden {self.head_hidden} must be 0 (linear) or more")
         if not 0.0 < self.validation_fraction < 0.9:
-            raise ValueError(f"validation_fraction {self.validation_fraction} must be between 0 and 0.9")
+            raise RewardModelError(f"validation_fraction {self.validation_fraction} must be between 0 and 0.9")
         if self.cv_folds < 0 or self.cv_folds == 1 or self.cv_folds > 20:
-            raise ValueError(f"cv_folds {self.cv_folds} must be 0 (a hold-out split) or 2-20")
+            raise RewardModelError(f"cv_folds {self.cv_folds} must be 0 (a hold-out split) or 2-20")
         if self.star_weight < 0 or self.learning_rate <= 0 or self.encoder_learning_rate <= 0 \
                 or self.weight_decay < 0:
-            raise ValueError("star_weight and weight_decay must be 0 or more, learning rates positive")
+            raise RewardModelError("star_weight and weight_decay must be 0 or more, learning rates positive")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout {self.dropout} must be in 0..1")
+            raise RewardModelError(f"dropout {self.dropout} must be in 0..1")
         if self.min_comparisons < 5:
-            raise ValueError(f"min_comparisons {self.min_comparisons} must be at least 5")
+            raise RewardModelError(f"min_comparisons {self.min_comparisons} must be at least 5")
         if self.calibration_bins < 1:
-            raise ValueError("calibration_bins must be at least 1")
+            raise RewardModelError("calibration_bins must be at least 1")
         unknown = [s for s in self.summary if s not in SUMMARIES]
         if unknown or len(set(self.summary)) != len(self.summary):
-            raise ValueError(f"summary {','.join(self.summary)} must be distinct names of {', '.join(SUMMARIES)}")
+            raise RewardModelError(f"summary {','.join(self.summary)} must be distinct names of {', '.join(SUMMARIES)}")
         if not self.summary and not self.descriptors:
-            raise ValueError("the heads need an input: give a GRU summary or descriptors (or both)")
+            raise RewardModelError("the heads need an input: give a GRU summary or descriptors (or both)")
         if self.summary_components < 0 or (self.summary_components and not self.summary):
-            raise ValueError(f"summary_components {self.summary_components} must be 0, or positive with a summary")
+            raise RewardModelError(f"summary_components {self.summary_components} must be 0, or positive with a summary")
         if self.summary_components > self.reference_melodies:
-            raise ValueError("summary_components must not exceed reference_melodies")
+            raise RewardModelError("summary_components must not exceed reference_melodies")
         if self.input_norm not in INPUT_NORMS:
-            raise ValueError(f"input_norm {self.input_norm!r} must be one of {', '.join(INPUT_NORMS)}")
+            raise RewardModelError(f"input_norm {self.input_norm!r} must be one of {', '.join(INPUT_NORMS)}")
         if self.reference_melodies < 16:
-            raise ValueError(f"reference_melodies {self.reference_melodies} must be at least 16")
+            raise RewardModelError(f"reference_melodies {self.reference_melodies} must be at least 16")
 
     @property
     def needs_reference(self) -> bool:
@@ -918,6 +945,9 @@ def _fit(template: RewardEnsemble, data: _Data, cached: torch.Tensor | None, sub
                 predicted = heads.star_scale.view(-1, 1) * scores[:, 2 * width:] + heads.star_offset.view(-1, 1)
                 loss = loss + config.star_weight * F.mse_loss(
                     predicted, star_z[torch.from_numpy(js)], reduction="none").mean(1).sum()
+            check_finite_loss(loss, "reward-model training", f"step {step + 1} of epoch {epoch}",
+                              f"learning_rate={config.learning_rate:g}, encoder_learning_rate="
+                              f"{config.encoder_learning_rate:g}, weight_decay={config.weight_decay:g}")
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -12,12 +12,29 @@ import numpy as np
 
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import Key
-from rlcomposer.music.melody import Melody
+from rlcomposer.music.melody import VOCAB_SIZE, Melody
 from rlcomposer.music.metre import MAX_BARS, Metre, parse_metre
 from rlcomposer.prior.model import MelodyCondition
 from rlcomposer.prior.registry import MelodyModel
+from rlcomposer.validation import SEED, Range, above, between
+
+BARS = between(1, MAX_BARS, whole=True)
+"""Melody length in bars (the named limit ``MAX_BARS``)."""
+MELODY_COUNT = between(1, 100_000, whole=True)
+"""Melodies one command samples."""
+TEMPERATURE = above(0, 100)
+"""Softmax temperature."""
+TEMPO_BPM = between(20, 400)
+"""Quarter notes per minute of MIDI, MusicXML and WAV."""
 
 FORMAT_SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "wav": ".wav", "json": ".json"}
+
+
+GENERATION_RANGES = {
+    "--n": MELODY_COUNT, "--seed": SEED, "--bars": BARS, "--temperature": TEMPERATURE,
+    "--top-k": Range(1, VOCAB_SIZE, whole=True, optional=True), "--tempo": TEMPO_BPM,
+}
+"""Where each number of a :class:`GenerationConfig` may lie, by its ``generate`` option."""
 
 
 @dataclass(frozen=True)
@@ -50,21 +67,13 @@ class GenerationConfig:
     """Quarter notes per minute in MIDI, MusicXML and WAV."""
 
     def __post_init__(self) -> None:
-        if self.num_melodies < 1:
-            raise RLComposerError(f"--n must be at least 1, got {self.num_melodies}")
-        if self.seed < 0:
-            raise RLComposerError(f"--seed must be 0 or more, got {self.seed}")
-        if not 1 <= self.num_bars <= MAX_BARS:
-            raise RLComposerError(f"--bars must be in 1..{MAX_BARS}, got {self.num_bars}")
+        for name, value in (("--n", self.num_melodies), ("--seed", self.seed), ("--bars", self.num_bars),
+                            ("--temperature", self.temperature), ("--top-k", self.top_k),
+                            ("--tempo", self.tempo_bpm)):
+            GENERATION_RANGES[name].check(value, name)
         if self.metre is not None:
             object.__setattr__(self, "metre", parse_metre(self.metre).name)
         Key(self.key, self.mode or "major")  # validates the tonic spelling and the mode
-        if self.temperature <= 0:
-            raise RLComposerError(f"--temperature must be positive, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise RLComposerError(f"--top-k must be at least 1, got {self.top_k}")
-        if self.tempo_bpm <= 0:
-            raise RLComposerError(f"--tempo must be positive, got {self.tempo_bpm}")
         unknown = [f for f in self.formats if f not in FORMAT_SUFFIXES]
         if unknown or not self.formats:
             raise RLComposerError(
@@ -115,6 +124,26 @@ def sample_melodies(model: MelodyModel, config: GenerationConfig) -> list[Melody
     ]
 
 
+def existing_melody_files(out_dir: str | Path, stem: str = "melody") -> list[Path]:
+    """Melody files (``STEM-NNN.mid`` / ``.musicxml`` / ``.wav`` / ``.json``) already in ``out_dir``."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    suffixes = set(FORMAT_SUFFIXES.values())
+    return sorted(p for p in out_dir.glob(f"{stem}-*") if p.suffix in suffixes and p.is_file())
+
+
+def check_out_dir(out_dir: str | Path, overwrite: bool = False, stem: str = "melody") -> None:
+    """Refuse an ``--out`` that is a file, or that already holds melodies (unless ``overwrite``)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RLComposerError(f"--out '{out_dir}' exists and is not a directory")
+    existing = existing_melody_files(out_dir, stem)
+    if existing and not overwrite:
+        raise RLComposerError(f"--out '{out_dir}' already holds {len(existing)} melody files ({existing[0].name}, "
+                              "...): choose another folder, or pass --overwrite to replace them")
+
+
 def export_melodies(
     melodies: Sequence[Melody],
     out_dir: str | Path,
@@ -122,15 +151,17 @@ def export_melodies(
     tempo_bpm: float = 120.0,
     stem: str = "melody",
     progress: bool = False,
+    overwrite: bool = True,
 ) -> list[Path]:
     """Write one file per melody per format into ``out_dir``.
 
     Files are rendered into a staging folder first and moved in only when all
-    are written, so a failure leaves nothing half-written in ``out_dir``.
+    are written, so a failure leaves nothing half-written in ``out_dir``. Melody
+    files already there are an error unless ``overwrite``; then they are replaced:
+    the folder holds this call's melodies only.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RLComposerError(f"--out '{out_dir}' exists and is not a directory")
+    check_out_dir(out_dir, overwrite, stem)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -150,6 +181,9 @@ def export_melodies(
             melody.save(staging / name, tempo_bpm=tempo_bpm)
             names.append(name)
         written = []
+        for old in existing_melody_files(out_dir, stem):
+            if old.name not in names:
+                old.unlink()
         for name in names:
             target = out_dir / name
             (staging / name).replace(target)

@@ -39,6 +39,7 @@ from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import MODES, parse_mode
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
 from rlcomposer.music.metre import DEFAULT_METRE, MAX_STEPS_PER_BAR, METRE_NAMES, Metre, parse_metre
+from rlcomposer.validation import FRACTION, between, check_config
 
 
 class ConditionError(RLComposerError):
@@ -105,6 +106,12 @@ class PriorConfig:
     """Modes the prior is conditioned on (empty with ``metres``)."""
     end_buckets: int = 4
     """Bars-to-the-end input: the last bar, the one before, ..., this many or more."""
+
+    def __post_init__(self) -> None:
+        check_config(self, {"vocab_size": between(1, 4096, whole=True), "steps_per_bar": between(1, 256, whole=True),
+                            "bars_per_phrase": between(1, 256, whole=True), "embedding_dim": between(1, 4096, whole=True),
+                            "hidden_size": between(1, 4096, whole=True), "num_layers": between(1, 16, whole=True),
+                            "dropout": FRACTION}, "prior ")
 
     @property
     def bos_token(self) -> int:

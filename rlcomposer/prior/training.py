@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from rlcomposer.checkpoints import save_model_dir
+from rlcomposer.checkpoints import check_finite_loss, save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import MODES
@@ -27,6 +27,17 @@ from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
 from rlcomposer.music.metre import METRE_NAMES
 from rlcomposer.prior.model import ConditionBatch, MelodyCondition, MelodyPrior, PriorConfig
 from rlcomposer.prior.ngram import best_ngram
+from rlcomposer.validation import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    THREADS,
+    above,
+    between,
+    check_config,
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,14 @@ class PriorTrainingConfig:
     """torch CPU threads."""
     eval_batch_size: int = 64
     """Whole tunes per batch when measuring validation and test NLL."""
+
+    def __post_init__(self) -> None:
+        check_config(self, {
+            "seed": SEED, "embedding_dim": between(1, 4096, whole=True), "hidden_size": between(1, 4096, whole=True),
+            "num_layers": between(1, 16, whole=True), "dropout": FRACTION, "crop_bars": between(1, 1024, whole=True),
+            "batch_size": between(1, 65_536, whole=True), "learning_rate": above(0, 1), "weight_decay": NON_NEGATIVE,
+            "max_epochs": between(1, 100_000, whole=True), "patience": AT_LEAST_ONE, "max_minutes": POSITIVE,
+            "grad_clip": POSITIVE, "threads": THREADS, "eval_batch_size": between(1, 65_536, whole=True)})
 
     def prior_config(self) -> PriorConfig:
         return PriorConfig(
@@ -317,6 +336,9 @@ def train_prior(
             logits, _ = model(previous, starts, condition=condition)
             nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
             loss = nll[mask].mean()
+            check_finite_loss(loss, "prior training", f"step {global_step + 1} (epoch {epoch})",
+                              f"learning_rate={config.learning_rate:g} (now {scheduler.get_last_lr()[0]:g}), "
+                              f"weight_decay={config.weight_decay:g}, grad_clip={config.grad_clip:g}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -34,9 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlcomposer.checkpoints import check_finite_loss
 from rlcomposer.errors import RLComposerError
 from rlcomposer.preferences.choices import CHOICE_SCORE
 from rlcomposer.prior.model import MelodyPrior
+from rlcomposer.validation import AT_LEAST_ONE, POSITIVE, Range, above, between, check_config
 
 DPO_LOSSES = ("dpo", "ipo")
 
@@ -67,6 +69,10 @@ class DPOConfig:
     """Fewest decided comparisons to train on."""
 
     def __post_init__(self) -> None:
+        check_config(self, {"beta": POSITIVE, "learning_rate": above(0, 1), "epochs": between(1, 100_000, whole=True),
+                            "patience": AT_LEAST_ONE, "held_out_fraction": Range(0, 0.9, True, True),
+                            "batch_size": between(1, 65_536, whole=True), "min_comparisons": AT_LEAST_ONE},
+                     "dpo ")
         if self.loss not in DPO_LOSSES:
             raise DPOError(f"dpo loss must be one of {', '.join(DPO_LOSSES)}, got '{self.loss}'")
         if not (math.isfinite(self.beta) and self.beta > 0):
@@ -159,6 +165,8 @@ def train_dpo(comparisons: Sequence[Any], config: DPOConfig, prior: MelodyPrior,
             ratio_a = _sequence_log_prob(policy, tokens_a[batch], condition) - ref_a[batch]
             ratio_b = _sequence_log_prob(policy, tokens_b[batch], condition) - ref_b[batch]
             loss = preference_loss(ratio_a, ratio_b, targets[batch], config)
+            check_finite_loss(loss, "DPO", f"epoch {epoch}, comparison {start}",
+                              f"dpo learning_rate={config.learning_rate:g}, dpo beta={config.beta:g}")
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)

@@ -80,6 +80,7 @@ from rlcomposer.music.metre import MAX_BARS, Metre, parse_metre
 from rlcomposer.music.theory import THEORY_TERMS, theory_terms
 from rlcomposer.preferences.reward_functions import RewardFunction, score_melodies
 from rlcomposer.prior.model import MelodyCondition, MelodyPrior
+from rlcomposer.validation import NON_NEGATIVE, between, check_config
 
 PAD = VOCAB_SIZE
 
@@ -110,9 +111,7 @@ class MelodyEnvConfig:
     """Weight of the motif term (share of steps in a motif and in a repeated motif)."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.num_bars <= MAX_BARS:
-            raise RLComposerError(f"num_bars must be a whole number of bars in 1..{MAX_BARS}, "
-                                  f"got {self.num_bars}")
+        check_config(self, {"num_bars": between(1, MAX_BARS, whole=True), "kl_beta": NON_NEGATIVE})
         object.__setattr__(self, "metre", parse_metre(self.metre).name)
         object.__setattr__(self, "mode", parse_mode(self.mode))
         if self.kl_beta < 0:

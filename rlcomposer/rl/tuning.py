@@ -30,7 +30,12 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
-from rlcomposer.checkpoints import save_model_dir
+from rlcomposer.checkpoints import (
+    TrainingDiverged,
+    atomic_write_text,
+    non_finite_tensor,
+    save_model_dir,
+)
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import Key
@@ -47,7 +52,32 @@ from rlcomposer.rl.dpo import DPOConfig, train_dpo
 from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.rl.kl import kl_to_prior_per_melody
 from rlcomposer.rl.policy import MelodyActorCriticPolicy
+from rlcomposer.rl.resume import check_resume
+from rlcomposer.rl.run_folder import RunFolder
 from rlcomposer.rl.sequence_ppo import SequencePPO
+from rlcomposer.validation import (
+    MAX_COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+    THREADS,
+    above,
+    between,
+    check_config,
+)
+
+TUNE_CONFIG_RANGES = {
+    "kl_target": above(0, optional=True), "kl_gain": POSITIVE, "reward_uncertainty": NON_NEGATIVE,
+    "total_timesteps": between(1, MAX_COUNT, whole=True), "n_envs": between(1, 4096, whole=True),
+    "episodes_per_rollout": between(1, 1024, whole=True), "minibatch_episodes": between(1, 65_536, whole=True),
+    "n_epochs": between(1, 1000, whole=True), "learning_rate": above(0, 1), "clip_range": above(0, 1),
+    "gamma": PROBABILITY, "gae_lambda": PROBABILITY, "ent_coef": NON_NEGATIVE, "vf_coef": NON_NEGATIVE,
+    "max_grad_norm": POSITIVE, "target_kl": above(0, optional=True),
+    "value_hidden_size": between(1, 4096, whole=True), "seed": SEED, "threads": THREADS,
+    "checkpoint_every": between(0, MAX_COUNT, whole=True),
+}
+"""Where each number of a :class:`TuneConfig` may lie (checked with its own name in the message)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +144,7 @@ class TuneConfig:
     """Save an SB3 training-state zip for --resume every this many steps (0: never)."""
 
     def __post_init__(self) -> None:
+        check_config(self, TUNE_CONFIG_RANGES)
         if self.algorithm not in ALGORITHMS:
             raise RLComposerError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got '{self.algorithm}'")
         for name in ("total_timesteps", "n_envs", "episodes_per_rollout", "minibatch_episodes", "n_epochs"):
@@ -301,7 +332,7 @@ def write_plots(history: list[dict[str, float]], plot_dir: Path, title: str = ""
     axis.grid(alpha=0.3)
     figure.tight_layout()
     paths.append(plot_dir / "reward.png")
-    figure.savefig(paths[-1], dpi=110)
+    _save_figure(figure, paths[-1])
     plt.close(figure)
     figure, axis = plt.subplots(figsize=(7, 4))
     axis.plot(steps, [h["kl_per_melody"] for h in history], color="tab:red")
@@ -311,9 +342,16 @@ def write_plots(history: list[dict[str, float]], plot_dir: Path, title: str = ""
     axis.grid(alpha=0.3)
     figure.tight_layout()
     paths.append(plot_dir / "kl.png")
-    figure.savefig(paths[-1], dpi=110)
+    _save_figure(figure, paths[-1])
     plt.close(figure)
     return paths
+
+
+def _save_figure(figure, path: Path) -> None:
+    """A PNG written to a temporary file and renamed, so a plot is never half-written."""
+    staging = path.with_name(f".{path.name}.partial")
+    figure.savefig(staging, dpi=110, format="png")
+    staging.replace(path)
 
 
 def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunction | None,
@@ -373,21 +411,39 @@ def tune(
         reward_fn = ConservativeReward(reward_fn, config.reward_uncertainty)
     torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "tune_config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RLComposerError(f"--out '{out_dir}' exists and is not a directory")
     prior = load_prior(config.prior)
-    history_path = out_dir / "history.jsonl"
+    if resume is not None:
+        resume = Path(resume)
+        check_resume(resume, config, prior)  # before anything is written
+    run = RunFolder(out_dir)
+    try:
+        return _tune_ppo(config, run, prior, reward_fn, resume, progress, log, gold_fn)
+    except BaseException as error:
+        left = run.clean_up_after_failure()
+        if left and isinstance(error, RLComposerError):
+            raise type(error)(f"{error} ({left})") from None
+        if left:
+            log(f"stopped: {left}")
+        raise
+
+
+def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn: RewardFunction | None,
+              resume: Path | None, progress: bool, log: Callable[[str], None],
+              gold_fn: RewardFunction | None) -> dict[str, Any]:
+    out_dir = run.path
+    run.create()
+    atomic_write_text(run.make_file("tune_config.json"), json.dumps(config_to_dict(config), indent=2) + "\n")
+    history_path = run.make_file("history.jsonl")
     if resume is None:
         history_path.write_text("")
-        model = build_model(config, prior, reward_fn, out_dir / "tb")
+        model = build_model(config, prior, reward_fn, run.make_dir("tb"))
     else:
-        resume = Path(resume)
-        if not resume.is_file():
-            raise RLComposerError(f"--resume '{resume}' is not a training-state zip")
         env = MelodyVecEnv(config.n_envs, config.env_config(), prior, reward_fn)
         algorithm = SequencePPO if config.algorithm == "sequence" else PPO
         try:
-            model = algorithm.load(resume, env=env, device="cpu", tensorboard_log=str(out_dir / "tb"))
+            model = algorithm.load(resume, env=env, device="cpu", tensorboard_log=str(run.make_dir("tb")))
         except Exception as error:
             raise RLComposerError(f"--resume '{resume}': cannot load ({error})") from None
         log(f"resuming from {resume} at step {model.num_timesteps}")
@@ -397,17 +453,21 @@ def tune(
         beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
     kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain)
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
-    callbacks = [kl_penalty, logger_callback, ProgressCallback(config.total_timesteps, progress)]
+    callbacks = [FiniteWeightsCallback(config), kl_penalty, logger_callback,
+                 ProgressCallback(config.total_timesteps, progress)]
     if config.checkpoint_every > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
-        callbacks.append(CheckpointCallback(every, str(out_dir / "checkpoints"), name_prefix="ppo"))
+        callbacks.append(AtomicCheckpointCallback(every, str(run.make_dir("checkpoints")), name_prefix="ppo"))
     started = time.monotonic()
     remaining = config.total_timesteps - (model.num_timesteps if resume is not None else 0)
     model.learn(max(remaining, 0), callback=CallbackList(callbacks), tb_log_name="ppo",
                 reset_num_timesteps=resume is None)
     seconds = time.monotonic() - started
-    (out_dir / "checkpoints").mkdir(exist_ok=True)
-    model.save(out_dir / "checkpoints" / "final.zip")
+    FiniteWeightsCallback.check(model, config)
+    final_zip = run.make_dir("checkpoints") / "final.zip"
+    staging = final_zip.with_name(".final.zip.partial.zip")
+    model.save(staging)
+    staging.replace(final_zip)
     history = logger_callback.history
     if resume is not None and history_path.exists():
         history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
@@ -426,6 +486,43 @@ def tune(
     return metrics
 
 
+class AtomicCheckpointCallback(CheckpointCallback):
+    """SB3's checkpoints, each written to a temporary file and renamed: a run killed while saving
+    leaves its earlier checkpoints and no half-written zip."""
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            path = Path(self._checkpoint_path(extension="zip"))
+            staging = path.with_name(f".{path.stem}.partial.zip")
+            self.model.save(staging)
+            staging.replace(path)
+        return True
+
+
+class FiniteWeightsCallback(BaseCallback):
+    """Stops tuning as soon as an update leaves NaN or infinite weights (before the next rollout)."""
+
+    def __init__(self, config: TuneConfig):
+        super().__init__()
+        self.config = config
+
+    @staticmethod
+    def check(model: PPO, config: TuneConfig) -> None:
+        bad = non_finite_tensor(model.policy.state_dict())
+        if bad is not None:
+            raise TrainingDiverged(
+                f"tuning: policy weights became non-finite ('{bad}') in the update before step "
+                f"{model.num_timesteps:,} with learning_rate={config.learning_rate:g}, "
+                f"max_grad_norm={config.max_grad_norm:g}, clip_range={config.clip_range:g}; "
+                "no model written (lower the learning rate)")
+
+    def _on_rollout_start(self) -> None:
+        self.check(self.model, self.config)
+
+    def _on_step(self) -> bool:
+        return True
+
+
 def _tune_dpo(config: TuneConfig, out_dir: Path, comparisons: Sequence[Any] | None,
               log: Callable[[str], None]) -> dict[str, Any]:
     """DPO on the comparisons, written as a policy directory like PPO's."""
@@ -441,9 +538,9 @@ def _tune_dpo(config: TuneConfig, out_dir: Path, comparisons: Sequence[Any] | No
                            condition=condition)
     kl = float(kl_to_prior_per_melody(policy, prior, torch.as_tensor(sample), condition).mean())
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "tune_config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    atomic_write_text(out_dir / "tune_config.json", json.dumps(config_to_dict(config), indent=2) + "\n")
     history = metrics.pop("history")
-    (out_dir / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     metrics.update({"seconds": time.monotonic() - started, "kl_per_melody": kl,
                     "final": {"kl_per_melody": kl, "held_out_accuracy": metrics["held_out_accuracy"]}})
     state = {f"actor.{name}": value for name, value in policy.state_dict().items()}
