@@ -3,8 +3,9 @@
     rlcomposer corpus build
     python experiments/build_style_reference.py [--cache-dir DIR] [--n 8000] [--seed 0] [--out FILE]
 
-Samples 4-bar bar-aligned excerpts of the test split exactly as the ``corpus``
-model of ``rlcomposer evaluate`` does (openings first, then random excerpts),
+Samples 4-bar bar-aligned excerpts of the test split's 4/4 major tunes (the shape
+``generate`` makes by default) exactly as the ``corpus`` model of ``rlcomposer
+evaluate --metre 4/4 --mode major`` does (openings first, then random excerpts),
 computes the histograms of :mod:`rlcomposer.music.style` over them and the
 corpus's distinct-pattern count per number of melodies, and writes the JSON
 (a few KB) that ships with the package.
@@ -24,7 +25,8 @@ from rlcomposer.music.style import (
     build_style_reference,
     save_style_reference,
 )
-from rlcomposer.prior.registry import resolve_model
+from rlcomposer.prior.model import MelodyCondition
+from rlcomposer.prior.registry import CorpusModel
 
 
 def main() -> None:
@@ -36,24 +38,28 @@ def main() -> None:
     args = parser.parse_args()
 
     corpus = load_corpus(args.cache_dir or default_cache_dir())
-    test = corpus.sequences("test")
-    model = resolve_model("corpus", lambda: test)
+    test = corpus.melodies("test")
+    model = CorpusModel(test)
+    condition = MelodyCondition("4/4", "major", REFERENCE_NUM_STEPS)
+    tunes = sum(1 for t in test if (t.metre.name, t.key.mode) == ("4/4", "major")
+                and t.num_steps >= REFERENCE_NUM_STEPS)
     rng = np.random.default_rng(args.seed)
-    melodies = model.sample(args.n, REFERENCE_NUM_STEPS, rng)
+    melodies = model.sample(args.n, REFERENCE_NUM_STEPS, rng, condition=condition)
     reference = build_style_reference(
         melodies,
-        lambda n: model.sample(n, REFERENCE_NUM_STEPS, rng),
+        lambda n: model.sample(n, REFERENCE_NUM_STEPS, rng, condition=condition),
         rng=rng,
         source={"corpus": "rlcomposer corpus build (music21 folk collections), test split",
                 "corpus_cache_key": cache_key(CorpusConfig()),
-                "test_tunes": len(test),
-                "excerpts": "4-bar bar-aligned, as resolve_model('corpus').sample",
+                "test_tunes": tunes,
+                "excerpts": "4-bar bar-aligned excerpts of the 4/4 major test tunes, as "
+                            "resolve_model('corpus').sample(condition=4/4 major)",
                 "seed": args.seed},
     )
     path = save_style_reference(reference, args.out)
     report = reference.summary["report"]
     print(f"wrote {path} ({path.stat().st_size} bytes): {len(melodies)} excerpts of "
-          f"{len(test)} test tunes; style overlap with itself {report['style_overlap']:.3f}")
+          f"{tunes} 4/4 major test tunes; style overlap with itself {report['style_overlap']:.3f}")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def test_episode_length_must_be_whole_bars():
 
     with pytest.raises(ConfigError, match="'num_bars': expected an integer"):
         load_config(TuneConfig, None, {"num_bars": 2.5, "theory_motif": 1.0})
-    with pytest.raises(RLComposerError, match="whole number of bars"):
+    with pytest.raises(RLComposerError, match="num_bars must be from 1 to 32"):
         MelodyEnvConfig(num_bars=0)
 
 

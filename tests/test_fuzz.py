@@ -233,6 +233,7 @@ FAIL_FAST = {
     ("tune",): ["--prior", "{tmp}/no-model", "--out", "{tmp}/out"],
     ("pool", "add"): ["--tag", "t", "--model", "{tmp}/no-model", "--db", "{tmp}/no-folder/x.sqlite3"],
     ("ratings", "simulate"): ["--listener", "no_such_module:f", "--db", "{tmp}/no-folder/x.sqlite3"],
+    ("experiment", "run"): ["{tmp}/no-config.yaml", "--runs-dir", "{tmp}/out"],
 }
 
 

@@ -10,7 +10,14 @@ import argparse
 import time
 from pathlib import Path
 
-from rlcomposer.cli.common import Commands, add_melody_shape_options, add_output_options, emit, say
+from rlcomposer.cli.common import (
+    Commands,
+    add_melody_shape_options,
+    add_output_options,
+    check_bars,
+    emit,
+    say,
+)
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
@@ -24,6 +31,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     )
 
     if args.experiment_command == "run":
+        check_bars(args)
         overrides = parse_overrides(args.set)
         if args.key is not None:
             overrides["key"] = args.key

@@ -12,6 +12,7 @@ from rlcomposer.cli.common import (
     add_db_option,
     add_melody_shape_options,
     add_output_options,
+    check_bars,
     emit,
     non_negative_int,
     positive_int,
@@ -26,6 +27,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from rlcomposer.preferences.reward_functions import resolve_reward
     from rlcomposer.rl.tuning import TuneConfig, tune
 
+    check_bars(args)
     overrides = parse_overrides(args.set)
     for key in ("reward", "prior", "seed", "total_timesteps", "kl_beta", "kl_target", "algorithm",
                 "metre", "mode"):
