@@ -21,7 +21,7 @@ from rlcomposer.feedback.testing import (
 )
 
 PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
-TABLES = {"raters", "models", "melodies", "rating_sessions", "star_ratings", "comparisons"}
+TABLES = {"raters", "models", "melodies", "rating_sessions", "star_ratings", "comparisons", "studies"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
