@@ -633,6 +633,16 @@ class FeedbackStore:
         with self._session() as session:
             return [_study_dict(s) for s in session.scalars(sa.select(Study).order_by(Study.id))]
 
+    def update_study(self, name: str, **settings: Any) -> dict[str, Any]:
+        """Change a study's settings (the default study follows the app's settings)."""
+        with self._session(write=True) as session:
+            study = session.scalars(sa.select(Study).where(Study.name == str(name))).first()
+            if study is None:
+                raise FeedbackError(f"no study is called {name!r}")
+            for key, value in settings.items():
+                setattr(study, key, value)
+            return _study_dict(study)
+
     def set_study_status(self, name: str, status: str) -> dict[str, Any]:
         """Open or close a study (a closed study takes no answers)."""
         if status not in ("open", "closed"):

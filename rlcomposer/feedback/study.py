@@ -195,6 +195,26 @@ def ensure_study(store: FeedbackStore, spec: StudySpec) -> Study:
     return existing if existing is not None else create_study(store, spec)
 
 
+def sync_study(store: FeedbackStore, spec: StudySpec) -> Study:
+    """The study ``spec.name`` with exactly ``spec``'s settings: created, or updated when they
+    differ (for the default study, which follows the app's settings)."""
+    existing = find_study(store, spec.name)
+    if existing is None:
+        try:
+            return create_study(store, spec)
+        except FeedbackError:
+            existing = find_study(store, spec.name)  # made by another process meanwhile
+            if existing is None:
+                raise
+    if existing.spec != spec:
+        values = asdict(spec)
+        values.pop("name")
+        values["pool_tags"] = list(spec.pool_tags)
+        store.update_study(spec.name, **values)
+        existing = get_study(store, spec.name)
+    return existing
+
+
 def study_url(name: str, base_url: str = "http://localhost:8501") -> str:
     """The address raters open for study ``name``."""
     return f"{base_url.rstrip('/')}/?study={quote(name, safe='')}"
@@ -276,5 +296,5 @@ def study_progress(store: FeedbackStore, study: Study, kind: str = "person") -> 
 __all__ = [
     "DEFAULT_CONSENT", "DEFAULT_INSTRUCTIONS", "DEFAULT_STUDY", "Study", "StudyError", "StudyProgress",
     "StudySelection", "StudySpec", "close_study", "create_study", "ensure_study", "find_study", "get_study",
-    "list_studies", "reopen_study", "study_pool_problem", "study_progress", "study_url",
+    "list_studies", "reopen_study", "study_pool_problem", "sync_study", "study_progress", "study_url",
 ]
