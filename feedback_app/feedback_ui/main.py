@@ -130,14 +130,19 @@ def _plain(text: str) -> str:
 
 
 # ---------------------------------------------------------------- answers
-def _give_answer(answer: Any, labels: tuple[str, ...]) -> None:
+def _give_answer(answer: Any, labels: tuple[str, ...], required: dict[str, int]) -> None:
     """A button's on_click: queue the answer (with what was played) and move on at once;
-    the queue is sent before the page is drawn, and kept when the database is down."""
+    the queue is sent before the page is drawn, and kept when the database is down.
+    An answer (not a skip) before each melody has played as the study requires is refused."""
     state = _state()
     entry = state.get("pending")
     if not entry or "rater" not in state:
         return
-    listened = sum(played_ms(label, entry["client_id"]) for label in labels)
+    played = {label: played_ms(label, entry["client_id"]) for label in labels}
+    if answer != "skip" and any(played[label] < required.get(label, 0) for label in labels):
+        state["refused"] = "Please play the melod" + ("ies" if len(labels) > 1 else "y") + " before answering."
+        return
+    listened = sum(played.values())
     answer_ms = None if entry["shown_at"] is None else max(0, int((time.time() - entry["shown_at"]) * 1000))
     state["unsent"].append({"entry": dict(entry), "answer": answer, "listened_ms": listened, "answer_ms": answer_ms,
                             "rater_id": state["rater"]["id"], "session_id": state["session_id"],
@@ -315,7 +320,8 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
         with st.container(key="answer-area"):
             for stars, column in zip(range(1, 6), st.columns(5), strict=True):
                 column.button(f"{stars} ★", key=f"answer-stars-{stars}-{entry['client_id']}", width="stretch",
-                              disabled=not heard["heard"], on_click=_give_answer, args=(stars, ("melody",)),
+                              disabled=not heard["heard"], on_click=_give_answer,
+                              args=(stars, ("melody",), {"melody": heard["required_ms"]}),
                               help=f"{stars} star{'s' if stars > 1 else ''} ({STARS_HELP})")
     else:
         a, b = (records[i] for i in entry["melody_ids"])
@@ -336,16 +342,17 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
                         heard[label] = listening_player(record.melody, settings.tempo_bpm, entry["client_id"], label,
                                                         fraction, pitch_range)
                 ready = all(h["heard"] for h in heard.values())
+                required = {label: h["required_ms"] for label, h in heard.items()}
                 for column, label, answer in ((col_left, "A", entry["shown_left"]), (col_right, "B", other)):
                     column.button(f"{label} is better", key=f"answer-{'left' if label == 'A' else 'right'}-"
                                   f"{entry['client_id']}", width="stretch", type="primary", disabled=not ready,
-                                  on_click=_give_answer, args=(answer, labels))
+                                  on_click=_give_answer, args=(answer, labels, required))
             with st.container(key="answer-pair-extra"):
                 tie, skip = st.columns(2)
                 tie.button("About the same", key=f"answer-tie-{entry['client_id']}", width="stretch",
-                           disabled=not ready, on_click=_give_answer, args=("tie", labels))
+                           disabled=not ready, on_click=_give_answer, args=("tie", labels, required))
                 skip.button("Skip", key=f"answer-skip-{entry['client_id']}", width="stretch",
-                            on_click=_give_answer, args=("skip", labels), help="Skips are not counted as answers")
+                            on_click=_give_answer, args=("skip", labels, required), help="Skips are not counted as answers")
     if entry["is_repeat"]:
         st.caption("(You may have heard this one before; please answer anyway.)")
     _prepare_next(store, settings, study)

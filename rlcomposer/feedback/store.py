@@ -129,6 +129,7 @@ class RatingRecord:
     answer_ms: int | None
     created_at: datetime
     created: bool
+    study_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class ComparisonRecord:
     answer_ms: int | None
     created_at: datetime
     created: bool
+    study_id: int | None = None
 
     @property
     def winner_id(self) -> int | None:
@@ -805,13 +807,14 @@ def _melody_record(row: StoredMelody, model_name: str | None) -> MelodyRecord:
 
 def _rating_record(row: StarRating, created: bool) -> RatingRecord:
     return RatingRecord(row.id, row.client_id, row.rater_id, row.melody_id, row.stars, row.session_id,
-                        bool(row.is_repeat), row.listened_ms, row.answer_ms, row.created_at, created)
+                        bool(row.is_repeat), row.listened_ms, row.answer_ms, row.created_at, created,
+                        row.study_id)
 
 
 def _comparison_record(row: Comparison, created: bool) -> ComparisonRecord:
     return ComparisonRecord(row.id, row.client_id, row.rater_id, row.melody_a_id, row.melody_b_id,
                             row.shown_left, row.choice, row.session_id, bool(row.is_repeat),
-                            row.listened_ms, row.answer_ms, row.created_at, created)
+                            row.listened_ms, row.answer_ms, row.created_at, created, row.study_id)
 
 
 __all__ = [
