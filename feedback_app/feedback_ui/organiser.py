@@ -16,18 +16,21 @@ from feedback_ui.settings import AppSettings
 from feedback_ui.widgets import melody_view, svg_image
 from rlcomposer.feedback import statistics as feedback_statistics
 from rlcomposer.feedback import study_statistics
-from rlcomposer.feedback.experiment_stats import experiment_summaries
+from rlcomposer.feedback.experiment_stats import experiment_summaries, latest_reward_model_path
 from rlcomposer.feedback.export import export_bytes
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore
+from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 from rlcomposer.feedback.study import (
     DEFAULT_CONSENT,
     DEFAULT_INSTRUCTIONS,
+    StudySelection,
     StudySpec,
     close_study,
     create_study,
     list_studies,
     reopen_study,
     study_progress,
+    sync_study,
 )
 
 
@@ -46,6 +49,10 @@ def organiser_area(store: FeedbackStore, settings: AppSettings) -> None:
                     st.rerun()
                 st.error("Wrong organiser password.")
         return
+    try:  # the default study (the app's settings) is listed like the others
+        sync_study(store, settings.default_study_spec())
+    except FeedbackError as error:
+        st.caption(f"The default study is not available: {error}")
     studies, dashboard, pool, experiments = st.tabs(["Studies", "Dashboard", "Pool", "Experiments"])
     with studies:
         studies_tab(store)
@@ -88,6 +95,15 @@ def studies_tab(store: FeedbackStore) -> None:
                   help=f"reached {row['target']} answers")
         c3.metric("Answers", row["answers"], help=f"{row['skips']} skips, not counted")
         st.code(row["address"], language=None)
+        study = next(s for s in list_studies(store) if s.name == chosen)
+        if study.spec.selection == "active":
+            selection = StudySelection(study, load_reward_model_cached, latest_reward_model_path)
+            strategy = selection.strategy(store)
+            if selection.note:
+                st.warning(f"Active selection is OFF (pairs are random): {selection.note}")
+            else:
+                st.caption(f"Pairs: active selection ({type(strategy).__name__}) with the reward model "
+                           f"{study.spec.reward_model}.")
         if row["status"] == "open":
             if st.button("Close this study", key="close_study"):
                 close_study(store, chosen)
