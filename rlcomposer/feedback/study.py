@@ -145,6 +145,8 @@ def _from_row(row: dict[str, Any]) -> Study:
 def create_study(store: FeedbackStore, spec: StudySpec) -> Study:
     """Store ``spec`` as a new, open study. Refused when the name is taken or when a pool
     tag has no melodies (a study whose pool is empty could serve nothing)."""
+    if store.get_study(spec.name) is not None:
+        raise StudyError(f"a study called {spec.name!r} exists already")
     known = dict(store.tags())
     empty = [t for t in spec.pool_tags if not known.get(t)]
     if empty:
