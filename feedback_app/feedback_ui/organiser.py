@@ -87,7 +87,7 @@ def studies_tab(store: FeedbackStore) -> None:
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch", key="studies_table")
         names = [r["study"] for r in rows]
-        chosen = st.selectbox("Study", names, key="organiser_study")
+        chosen = st.selectbox("Study", names, index=len(names) - 1, key="organiser_study")  # the newest first
         row = rows[names.index(chosen)]
         c1, c2, c3 = st.columns(3)
         c1.metric("People", row["people"])
