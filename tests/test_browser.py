@@ -206,7 +206,7 @@ def test_a_whole_study_as_organiser_and_rater(app_server):
             organiser.get_by_text("95% interval").first.wait_for()
             shoot(organiser, "organiser-dashboard")
             with organiser.expect_download() as download:
-                organiser.get_by_role("button", name="CSV").click()
+                organiser.get_by_role("button", name="CSV", exact=True).click()
             exported = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
         finally:
             browser.close()

@@ -46,19 +46,20 @@ from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 STARS_HELP = "1 star = not at all, 5 stars = love it"
 CSS = """
 <style>
-.st-key-answer-area button { min-height: 3rem; font-size: 1.05rem; }
+.st-key-answer-area button, .st-key-answer-pair-extra button { min-height: 3rem; font-size: 1.05rem; }
 .st-key-answer-pair-extra { max-width: 28rem; margin: 0 auto; }
-.st-key-progress-bar { position: sticky; top: 2.9rem; z-index: 99; background: var(--background-color, white);
-                        padding: .25rem 0; }
+.st-key-progress-bar { position: sticky; top: 2.9rem; z-index: 99; background: white; padding: .25rem 0; }
 @media (max-width: 640px) {
-  .block-container, [data-testid="stMainBlockContainer"] { padding: .75rem .6rem 6rem .6rem !important; }
-  .st-key-answer-area { position: sticky; bottom: 0; z-index: 99; background: white;
-                         box-shadow: 0 -2px 8px rgba(0,0,0,.12); padding: .4rem .2rem; }
-  .st-key-answer-area [data-testid="stHorizontalBlock"] { flex-wrap: nowrap !important; gap: .3rem; }
-  .st-key-answer-area [data-testid="stColumn"] { min-width: 0 !important; width: auto !important; flex: 1 1 0 !important; }
-  .st-key-answer-area button { min-height: 2.6rem; padding: .2rem .3rem; font-size: .95rem; }
-  .st-key-pair-columns > div > [data-testid="stHorizontalBlock"] { flex-wrap: nowrap !important; gap: .4rem; }
-  .st-key-pair-columns [data-testid="stColumn"] { min-width: 0 !important; width: 50% !important; flex: 1 1 0 !important; }
+  .block-container, [data-testid="stMainBlockContainer"] { padding: .75rem .6rem 5rem .6rem !important; }
+  .st-key-progress-bar { top: 0; }
+  /* the melodies of a pair stack (each score gets the full width); the answers stay on screen */
+  .st-key-answer-area, .st-key-answer-pair-extra { position: sticky; bottom: 0; z-index: 99; background: white;
+      box-shadow: 0 -2px 8px rgba(0,0,0,.12); padding: .4rem .2rem; max-width: none; }
+  .st-key-answer-area [data-testid="stHorizontalBlock"], .st-key-answer-pair-extra [data-testid="stHorizontalBlock"]
+      { flex-wrap: nowrap !important; gap: .3rem; }
+  .st-key-answer-area [data-testid="stColumn"], .st-key-answer-pair-extra [data-testid="stColumn"]
+      { min-width: 0 !important; width: auto !important; flex: 1 1 0 !important; }
+  .st-key-answer-area button, .st-key-answer-pair-extra button { min-height: 2.6rem; padding: .2rem .3rem; }
 }
 </style>
 """
@@ -291,7 +292,7 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
     if state.get("refused"):
         st.error(state.pop("refused"))
     if state.pop("saved", None):
-        st.toast("Saved", icon="✅")
+        st.toast("Saved", icon=":material/check_circle:")
     if counts["answered"] >= study.spec.items_per_rater:
         completion_page(study, counts)
         return
@@ -331,7 +332,7 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
                    "Keys: A, B, = (about the same), S (skip); space plays.")
         pitch_range = shared_pitch_range([left.melody, right.melody])
         labels = ("A", "B")
-        with st.container(key="answer-area"):
+        with st.container(key="pair-area"):
             with st.container(key="pair-columns"):
                 col_left, col_right = st.columns(2)
                 heard = {}

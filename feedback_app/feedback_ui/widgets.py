@@ -112,13 +112,28 @@ def required_listening_ms(view: MelodyView, listen_fraction: float) -> int:
     return max(0, int(view.playback_ms * listen_fraction) - PLAYER_TOLERANCE_MS)
 
 
+def _audio_source(view: MelodyView, data_url: str, label: str) -> str:
+    """Where the player loads the audio from: a media URL of this Streamlit server (a small
+    message per rerun; the browser fetches and caches the file), else the data URL."""
+    try:
+        from streamlit import runtime
+
+        if runtime.exists():
+            url = runtime.get_instance().media_file_mgr.add(view.playback_wav, "audio/wav", f"rlc-player-{label}")
+            base = (st.get_option("server.baseUrlPath") or "").strip("/")
+            return f"/{base}{url}" if base and not url.startswith(f"/{base}/") else url
+    except Exception:  # noqa: BLE001 - no server (e.g. a test harness): inline the audio
+        pass
+    return data_url
+
+
 def listening_player(melody: Melody, tempo_bpm: float, item: str, label: str, listen_fraction: float,
                      pitch_range: tuple[int, int] | None = None, show_notation: bool = True) -> dict[str, Any]:
     """The player (a custom component reporting how long it has played), then the score and
     the piano roll. Returns ``{"played_ms": n, "heard": bool, "required_ms": m}`` for ``item``."""
     view, data_url = _views().get(view_key(melody, tempo_bpm, pitch_range))
     required = required_listening_ms(view, listen_fraction)
-    value = _player(src=data_url, item=item, label=label, required_ms=required, duration_ms=view.playback_ms,
+    value = _player(src=_audio_source(view, data_url, label), item=item, label=label, required_ms=required, duration_ms=view.playback_ms,
                     key=f"player-{label}", default=None)
     played = int(value.get("played_ms", 0)) if isinstance(value, dict) and value.get("item") == item else 0
     if show_notation:
