@@ -53,8 +53,9 @@ CSS = """
   .block-container, [data-testid="stMainBlockContainer"] { padding: .75rem .6rem 5rem .6rem !important; }
   .st-key-progress-bar { top: 0; }
   /* the melodies of a pair stack (each score gets the full width); the answers stay on screen */
-  .st-key-answer-area, .st-key-answer-pair-extra { position: sticky; bottom: 0; z-index: 99; background: white;
-      box-shadow: 0 -2px 8px rgba(0,0,0,.12); padding: .4rem .2rem; max-width: none; }
+  .st-key-answer-area, .st-key-answer-pair-extra { position: fixed; left: 0; right: 0; bottom: 0; z-index: 999;
+      background: white; box-shadow: 0 -2px 8px rgba(0,0,0,.12); padding: .4rem .5rem; max-width: none;
+      width: 100% !important; margin: 0; }
   .st-key-answer-area [data-testid="stHorizontalBlock"], .st-key-answer-pair-extra [data-testid="stHorizontalBlock"]
       { flex-wrap: nowrap !important; gap: .3rem; }
   .st-key-answer-area [data-testid="stColumn"], .st-key-answer-pair-extra [data-testid="stColumn"]
