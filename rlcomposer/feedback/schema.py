@@ -11,7 +11,10 @@ the database, so a bad value is refused whoever writes it:
 * every submission carries a ``client_id`` made by the client (a UUID), unique
   per table, so a retry or a double click stores one row;
 * timings (``listened_ms``, ``answer_ms``) are not negative;
-* foreign keys tie ratings to raters, sessions and melodies.
+* foreign keys tie ratings to raters, sessions, melodies and studies;
+* a rater's ``name_key`` (trimmed, case-folded) is unique, and only the SHA-256 of
+  their secret sign-in token is stored;
+* a study's mode, selection and status are one of their known values.
 
 Times are stored in UTC.
 """
