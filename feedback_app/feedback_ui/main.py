@@ -229,7 +229,7 @@ def sign_in_page(store: FeedbackStore, settings: AppSettings, study: Study) -> N
         rater, token = store.register_rater(name)
         store.record_consent(rater.id)
     except FeedbackError as error:
-        st.error(f"Cannot sign in: {error}")
+        st.error(f"Cannot sign in: {_plain(str(error))}")
         return
     st.query_params["token"] = token
     _signed_in(store, study, rater.id, rater.name, returning=False)
@@ -473,7 +473,7 @@ def run() -> None:
                 return
         counts = _progress(store, study)
         if state.pop("returning", False):
-            st.toast(f"Welcome back, {state['rater']['name']}: {counts['answered']} answered so far.")
+            st.toast(f"Welcome back, {_plain(state['rater']['name'])}: {counts['answered']} answered so far.")
         header, who = st.columns([3, 1])
         header.markdown(f"### {_plain(study.name) if study.name != DEFAULT_STUDY else 'Rate melodies'}")
         who.caption(f"Signed in as {_plain(state['rater']['name'])}")

@@ -11,13 +11,14 @@ import base64
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 import streamlit.components.v1 as components
 
-from rlcomposer.feedback.presentation import MelodyView, PresentationConfig, prepare_melody_view
+from rlcomposer.feedback.presentation import MelodyView, PresentationConfig, piano_roll_svg, prepare_melody_view
 from rlcomposer.music.melody import Melody
 
 PLAYER_TOLERANCE_MS = 300
@@ -36,12 +37,27 @@ class _ViewCache:
         self._running: dict[tuple, Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlc-render")
 
-    @staticmethod
-    def _render(key: tuple) -> tuple[MelodyView, str]:
+    def _render(self, key: tuple) -> tuple[MelodyView, str]:
+        """Audio and score once per melody (the slow part); the piano roll per pitch axis (a pair's)."""
         tokens, tempo, pitch_range = key
-        view = prepare_melody_view(Melody(list(tokens)), PresentationConfig(tempo_bpm=tempo, pitch_range=pitch_range))
+        if pitch_range is not None:
+            base, data_url = self._base((tokens, tempo, None))
+            melody = Melody(list(tokens))
+            roll = piano_roll_svg(melody, PresentationConfig(tempo_bpm=tempo, pitch_range=pitch_range))
+            return replace(base, piano_roll_svg=roll), data_url
+        view = prepare_melody_view(Melody(list(tokens)), PresentationConfig(tempo_bpm=tempo))
         data_url = "data:audio/wav;base64," + base64.b64encode(view.playback_wav).decode("ascii")
         return view, data_url
+
+    def _base(self, key: tuple) -> tuple[MelodyView, str]:
+        """The melody's own view, never waiting on the background renderer (which may be the caller)."""
+        with self._lock:
+            if key in self._done:
+                return self._done[key]
+        value = self._render(key)
+        with self._lock:
+            self._done[key] = value
+        return value
 
     def _store(self, key: tuple, value: tuple[MelodyView, str]) -> None:
         with self._lock:
