@@ -79,7 +79,11 @@ async def run(args: argparse.Namespace, url: str, folder: Path):
 def main() -> None:
     from rlcomposer.feedback.store import open_store
     from rlcomposer.feedback.study import get_study
-    from rlcomposer.feedback.testing import DEFAULT_POSTGRES_SERVER, ENV_TEST_POSTGRES_URL, throwaway_postgres
+    from rlcomposer.feedback.testing import (
+        DEFAULT_POSTGRES_SERVER,
+        ENV_TEST_POSTGRES_URL,
+        throwaway_postgres,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raters", type=int, default=10)

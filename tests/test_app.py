@@ -392,7 +392,7 @@ def test_the_organiser_reaches_studies_and_dashboard_without_becoming_a_rater(pa
     row = studies[studies["study"] == "pair-study"].iloc[0]
     assert (row["people"], row["answers"], row["simulated answers"]) == (1, 1, 1)
     [rates] = [d.value for d in at.dataframe if "95% interval" in d.value.columns]  # people only by default
-    assert set(zip(rates["tag"], rates["win-rate"])) == {("prior", "0%"), ("tuned", "100%")}
+    assert set(zip(rates["tag"], rates["win-rate"], strict=True)) == {("prior", "0%"), ("tuned", "100%")}
     assert all("–" in interval for interval in rates["95% interval"])
     assert any("empty because no pair of melodies has been judged by two different raters" in c.value
                for c in at.caption)

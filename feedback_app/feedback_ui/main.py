@@ -32,7 +32,13 @@ from rlcomposer.feedback.database import DatabaseUnavailable
 from rlcomposer.feedback.experiment_stats import latest_reward_model_path
 from rlcomposer.feedback.presentation import shared_pitch_range
 from rlcomposer.feedback.selection import Item
-from rlcomposer.feedback.store import FeedbackError, FeedbackStore, InvalidToken, new_client_id, open_store
+from rlcomposer.feedback.store import (
+    FeedbackError,
+    FeedbackStore,
+    InvalidToken,
+    new_client_id,
+    open_store,
+)
 from rlcomposer.feedback.study import (
     DEFAULT_STUDY,
     Study,
@@ -337,8 +343,7 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
             with st.container(key="pair-columns"):
                 col_left, col_right = st.columns(2)
                 heard = {}
-                for column, record, label, answer in ((col_left, left, "A", entry["shown_left"]),
-                                                      (col_right, right, "B", other)):
+                for column, record, label in ((col_left, left, "A"), (col_right, right, "B")):
                     with column:
                         st.markdown(f"**{label}**")
                         heard[label] = listening_player(record.melody, settings.tempo_bpm, entry["client_id"], label,
@@ -396,13 +401,13 @@ def history_page(store: FeedbackStore, settings: AppSettings, study: Study) -> N
 
     table = [{"when (UTC)": r["created_at"][:16].replace("T", " "), "what": "stars" if r["kind"] == "stars" else "A/B",
               "your answer": your_answer(r),
-              "melodies": " | ".join(f"{side} #{m}" for side, m in zip(("A", "B"), on_screen(r)))
+              "melodies": " | ".join(f"{side} #{m}" for side, m in zip(("A", "B"), on_screen(r), strict=True))
               if r["kind"] != "stars" else f"#{r['melody_id']}"} for r in rows]
     st.dataframe(table, hide_index=True, width="stretch")
     choice = st.selectbox("Play one of your answers", range(len(rows)), key="history_pick",
                           format_func=lambda i: f"{table[i]['when (UTC)']}: {table[i]['your answer']} ({table[i]['melodies']})")
     records = store.get_melodies(on_screen(rows[choice]))
-    for side, melody_id in zip(("A", "B") if len(records) == 2 else ("",), on_screen(rows[choice])):
+    for side, melody_id in zip(("A", "B") if len(records) == 2 else ("",), on_screen(rows[choice]), strict=True):
         view = melody_view(records[melody_id].melody, settings.tempo_bpm)
         st.caption(f"{side} #{melody_id}".strip())
         st.audio(view.playback_wav, format="audio/wav")

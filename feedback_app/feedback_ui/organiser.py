@@ -19,7 +19,6 @@ from rlcomposer.feedback import study_statistics
 from rlcomposer.feedback.experiment_stats import experiment_summaries, latest_reward_model_path
 from rlcomposer.feedback.export import export_bytes
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore
-from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 from rlcomposer.feedback.study import (
     DEFAULT_CONSENT,
     DEFAULT_INSTRUCTIONS,
@@ -32,6 +31,7 @@ from rlcomposer.feedback.study import (
     study_progress,
     sync_study,
 )
+from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
 
 def organiser_area(store: FeedbackStore, settings: AppSettings) -> None:

@@ -18,7 +18,12 @@ from typing import Any
 import streamlit as st
 import streamlit.components.v1 as components
 
-from rlcomposer.feedback.presentation import MelodyView, PresentationConfig, piano_roll_svg, prepare_melody_view
+from rlcomposer.feedback.presentation import (
+    MelodyView,
+    PresentationConfig,
+    piano_roll_svg,
+    prepare_melody_view,
+)
 from rlcomposer.music.melody import Melody
 
 PLAYER_TOLERANCE_MS = 300

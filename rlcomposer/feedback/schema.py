@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Float,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
