@@ -170,7 +170,8 @@ def dashboard_tab(store: FeedbackStore) -> None:
         series = study_statistics.activity_series(rows, by, cumulative=chart == "cumulative")
         if series:
             frame = pd.DataFrame(series).pivot_table(index="hour", columns=by, values="count", fill_value=0)
-            (st.line_chart if chart == "cumulative" else st.bar_chart)(frame)
+            # a line needs two hours to show; one hour (a short study) is drawn as bars
+            (st.line_chart if chart == "cumulative" and len(frame) > 1 else st.bar_chart)(frame)
         else:
             st.caption(f"No answers by {kind_label} yet.")
     st.subheader("Agreement")
