@@ -1,4 +1,9 @@
-"""The rating app, page by page and flow by flow, with Streamlit's AppTest."""
+"""The rating app, page by page and flow by flow, with Streamlit's AppTest.
+
+The listening player is a custom component (it runs only in a browser): here its
+reported value is put into the session as the browser would send it
+(``hear(at)``); tests/test_browser.py plays real audio in chromium.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,19 @@ from streamlit.testing.v1 import AppTest
 from rlcomposer.feedback import database
 from rlcomposer.feedback.database import DatabaseUnavailable
 from rlcomposer.feedback.store import FeedbackStore, new_client_id, open_store
+from rlcomposer.feedback.study import StudySpec, close_study, create_study, get_study
 from rlcomposer.music.melody import random_melody
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_app" / "app.py")
+ENV = ("RLCOMPOSER_ACCESS_CODE", "RLCOMPOSER_ADMIN_PASSWORD", "RLCOMPOSER_POOL_TAGS", "RLCOMPOSER_REPEAT_SHARE",
+       "RLCOMPOSER_TEMPO_BPM", "RLCOMPOSER_MIX_TAGS", "RLCOMPOSER_ACTIVE_REWARD", "RLCOMPOSER_STUDY_MODE",
+       "RLCOMPOSER_ITEMS_PER_RATER", "RLCOMPOSER_LISTEN_FRACTION")
 
 
 @pytest.fixture
 def db(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
-    for name in ("RLCOMPOSER_ACCESS_CODE", "RLCOMPOSER_ADMIN_PASSWORD", "RLCOMPOSER_POOL_TAGS",
-                 "RLCOMPOSER_REPEAT_SHARE", "RLCOMPOSER_TEMPO_BPM"):
+    for name in ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RLCOMPOSER_DATABASE_URL", url)
     monkeypatch.setenv("RLCOMPOSER_REPEAT_SHARE", "0")
@@ -32,12 +40,31 @@ def db(tmp_path, monkeypatch):
     database.dispose_engine(url)
 
 
-def start() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=60).run()
+@pytest.fixture
+def stars(db):
+    create_study(db, StudySpec(name="stars-study", mode="stars", items_per_rater=3, completion_code="FOLK-42",
+                               repeat_share=0.0, listen_fraction=0.5))
+    return db
 
 
-def signed_in(name: str = "Ann") -> AppTest:
-    at = start()
+@pytest.fixture
+def pairs(db):
+    create_study(db, StudySpec(name="pair-study", pool_tags=("prior", "tuned"), mode="pairs", items_per_rater=4,
+                               repeat_share=0.0, listen_fraction=0.5))
+    return db
+
+
+def start(study: str | None = None, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if study:
+        at.query_params["study"] = study
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def signed_in(name: str = "Ann", study: str | None = None) -> AppTest:
+    at = start(study)
     at.text_input[0].input(name)
     at.checkbox[0].check()
     at.button[0].click().run()
@@ -45,17 +72,40 @@ def signed_in(name: str = "Ann") -> AppTest:
     return at
 
 
+def hear(at: AppTest, ms: int = 60_000) -> AppTest:
+    """What the browser's players report once the item's melodies have played."""
+    entry = at.session_state["pending"]
+    for label in ("melody",) if entry["kind"] == "single" else ("A", "B"):
+        at.session_state[f"player-{label}"] = {"item": entry["client_id"], "played_ms": ms, "heard": True}
+    return at.run()
+
+
+def token_of(at: AppTest) -> str:
+    """The token in the page's URL (the rater's personal link)."""
+    value = at.query_params["token"]
+    return value if isinstance(value, str) else value[0]
+
+
 def buttons(at: AppTest, prefix: str):
     return [b for b in at.button if b.key and b.key.startswith(prefix)]
 
 
 def texts(at: AppTest) -> str:
-    return " ".join(str(m.value) for m in at.markdown if "<img" not in str(m.value))
+    return " ".join(str(m.value) for m in list(at.markdown) + list(at.caption) if "<img" not in str(m.value))
+
+
+def progress_text(at: AppTest) -> str:
+    return " ".join(str(p.proto.text) for p in at.get("progress"))
+
+
+def mine(store: FeedbackStore, name: str):
+    rater = store.find_rater(name)
+    return [r for r in store.ratings() if r.rater_id == rater.id], [c for c in store.comparisons() if c.rater_id == rater.id]
 
 
 # ------------------------------------------------------------------ sign-in
-def test_sign_in_asks_for_name_and_consent(db):
-    at = start()
+def test_sign_in_asks_for_name_and_consent_and_gives_a_personal_link(stars):
+    at = start("stars-study")
     assert not at.exception
     assert "Rate melodies" in at.title[0].value
     at.text_input[0].input("Ann")
@@ -65,130 +115,244 @@ def test_sign_in_asks_for_name_and_consent(db):
     at.checkbox[0].check()
     at.button[0].click().run()
     assert "rater name" in at.error[0].value
-    assert db.raters() == []
+    assert stars.raters() == []
     at.text_input[0].input("Ann")
     at.button[0].click().run()
-    assert "0** rated this session" in texts(at)
-    ann = db.find_rater("Ann")
+    assert "0 of 3" in progress_text(at)
+    assert len(token_of(at)) >= 24  # the personal link
+    ann = stars.find_rater("Ann")
     assert ann is not None and ann.consented
 
 
-def test_a_wrong_access_code_keeps_people_out(db, monkeypatch):
+def test_a_wrong_access_code_keeps_people_out(stars, monkeypatch):
     monkeypatch.setenv("RLCOMPOSER_ACCESS_CODE", "folk2024")
-    at = start()
+    at = start("stars-study")
     at.text_input[0].input("Ann")
     at.text_input[1].input("guess")
     at.checkbox[0].check()
     at.button[0].click().run()
     assert "Wrong access code" in at.error[0].value
-    assert db.raters() == []
+    assert stars.raters() == []
     at.text_input[1].input("folk2024")
     at.button[0].click().run()
-    assert not at.error and db.find_rater("Ann") is not None
+    assert not at.error and stars.find_rater("Ann") is not None
 
 
-def test_sign_out_returns_to_sign_in(db):
-    at = signed_in()
-    at.button(key="sign_out").click().run()
-    assert at.title and "Rate melodies" in at.title[0].value
+def test_a_reload_signs_the_rater_back_in_with_the_count_kept(stars):
+    at = hear(signed_in(study="stars-study"))
+    buttons(at, "answer-stars-4-")[0].click().run()
+    assert "1 of 3" in progress_text(at)
+    token = token_of(at)
+    reloaded = start("stars-study", token=token)  # a new browser session with the same URL
+    assert not reloaded.exception and not reloaded.error
+    assert "1 of 3" in progress_text(reloaded)
+    assert any("Welcome back, Ann: 1 answered" in t.proto.body.replace("\\", "") for t in reloaded.get("toast"))
+    first = at.session_state["pending"]["melody_ids"]
+    assert reloaded.session_state["pending"]["melody_ids"] != mine(stars, "Ann")[0][0].melody_id or first
+
+
+def test_a_name_alone_never_opens_someone_elses_history(stars):
+    hear_at = hear(signed_in("Keyboard Kim", study="stars-study"))
+    buttons(hear_at, "answer-stars-2-")[0].click().run()
+    other = start("stars-study")
+    other.text_input[0].input("keyboard kim ")  # the same name, trimmed and case-folded
+    other.checkbox[0].check()
+    other.button[0].click().run()
+    assert "already taken" in other.error[0].value.replace("\\", "")
+    assert "rater" not in other.session_state
+    assert len(stars.raters()) == 1
+
+
+def test_a_tampered_token_says_so_and_offers_sign_in(stars):
+    at = start("stars-study", token="x" * 32)
+    assert not at.exception
+    assert "not valid" in at.error[0].value
+    assert at.button[0].label == "Start rating"
+    assert "rater" not in at.session_state
+
+
+def test_a_name_with_markdown_is_shown_as_plain_text(stars):
+    at = signed_in("[click me](http://evil.example)", study="stars-study")
+    shown = " ".join(c.value for c in at.caption if "Signed in as" in c.value)
+    assert "\\[click me\\]\\(http" in shown  # escaped: Streamlit renders it as text, not as a link
 
 
 # -------------------------------------------------------------------- stars
-def test_rating_stars_stores_one_row_and_moves_on(db):
-    at = signed_in()
-    first = dict(at.session_state["pending"]["single"])
-    assert len(at.get("audio")) == 1 and 'alt="score melody"' in " ".join(str(m.value) for m in at.markdown)
-    buttons(at, "stars-4-")[0].click().run()
-    assert "1** rated this session" in texts(at)
-    [rating] = db.ratings()
+def test_rating_needs_listening_stores_one_row_with_listened_ms_and_moves_on(stars):
+    at = signed_in(study="stars-study")
+    assert all(b.disabled for b in buttons(at, "answer-stars-"))  # not played yet: the answers are closed
+    first = dict(at.session_state["pending"])
+    at = hear(at, 5200)
+    assert not any(b.disabled for b in buttons(at, "answer-stars-"))
+    buttons(at, "answer-stars-4-")[0].click().run()
+    [rating] = stars.ratings()
     assert (rating.stars, rating.melody_id, rating.client_id) == (4, first["melody_ids"][0], first["client_id"])
-    assert rating.answer_ms is not None and rating.session_id is not None
-    second = at.session_state["pending"]["single"]
-    assert second["melody_ids"] != first["melody_ids"]
+    assert rating.listened_ms == 5200 and rating.answer_ms is not None
+    assert rating.study_id == get_study(stars, "stars-study").id
+    assert any("Saved" in t.proto.body for t in at.get("toast"))
+    assert at.session_state["pending"]["melody_ids"] != first["melody_ids"]
 
 
-def test_a_rater_never_gets_a_melody_twice_and_is_told_when_done(db):
-    at = signed_in()
-    seen = []
-    for _ in range(5):
-        seen.append(at.session_state["pending"]["single"]["melody_ids"][0])
-        buttons(at, "stars-3-")[0].click().run()
-    assert sorted(seen) == sorted(db.melody_ids())
-    assert "rated every melody" in at.success[0].value
-    assert "5** rated this session" in texts(at)
+def test_an_answer_before_playback_is_refused(stars):
+    at = hear(signed_in(study="stars-study"))
+    entry = at.session_state["pending"]
+    # a crafted click: the page shows open buttons, but the player reported 10 ms of playback
+    at.session_state["player-melody"] = {"item": entry["client_id"], "played_ms": 10, "heard": False}
+    buttons(at, "answer-stars-5-")[0].click().run()
+    assert stars.ratings() == []
+    assert "play the melody" in at.error[0].value
 
 
-def test_a_double_submit_stores_one_rating(db):
-    at = signed_in()
-    entry = dict(at.session_state["pending"]["single"])
-    buttons(at, "stars-5-")[0].click().run()
-    # the second click of a double click arrives for the same item, with the same id
-    at.session_state["pending"]["single"] = dict(entry)
-    at.run()
-    buttons(at, "stars-5-")[0].click().run()
-    assert len(db.ratings()) == 1 and not at.error
+def test_the_study_ends_with_a_completion_screen_and_code(stars):
+    at = signed_in(study="stars-study")
+    for stars_given in (5, 3, 1):
+        at = hear(at)
+        buttons(at, f"answer-stars-{stars_given}-")[0].click().run()
+    assert "Thank you" in at.header[0].value
+    assert "FOLK-42" in [c.value for c in at.code]
+    assert "3 of 3" in progress_text(at)
+    assert [r.stars for r in stars.ratings()] == [5, 3, 1]
+    assert len({r.melody_id for r in stars.ratings()}) == 3
+
+
+def test_a_double_submit_stores_one_rating(stars):
+    at = hear(signed_in(study="stars-study"))
+    entry = dict(at.session_state["pending"])
+    buttons(at, "answer-stars-5-")[0].click().run()
+    at.session_state["pending"] = dict(entry)  # the second click of a double click: same item, same id
+    at = hear(at)
+    buttons(at, "answer-stars-5-")[0].click().run()
+    assert len(stars.ratings()) == 1 and not at.error
+
+
+def test_two_tabs_answering_the_same_item_store_it_once(stars):
+    first = hear(signed_in(study="stars-study"))
+    second = start("stars-study", token=token_of(first))
+    entry = dict(first.session_state["pending"], client_id=new_client_id())
+    second.session_state["pending"] = entry  # the other tab shows the same melody
+    second = hear(second)
+    buttons(first, "answer-stars-2-")[0].click().run()
+    buttons(second, "answer-stars-4-")[0].click().run()
+    assert [r.stars for r in stars.ratings()] == [2]
+    assert "already answered" in second.error[0].value
 
 
 # -------------------------------------------------------------------- pairs
-def test_comparing_a_pair_records_the_choice_and_the_sides(db):
-    at = signed_in()
-    at.radio(key="mode").set_value("pair").run()
-    assert len(at.get("audio")) == 2
-    entry = dict(at.session_state["pending"]["pair"])
-    at.button(key=f"pair-{entry['shown_left']}-{entry['client_id']}").click().run()  # "A is better"
-    [comparison] = db.comparisons()
+def test_a_pair_has_each_answer_under_its_melody_and_records_the_sides(pairs):
+    at = hear(signed_in(study="pair-study"))
+    entry = dict(at.session_state["pending"])
+    keys = [b.key.rsplit("-", 1)[0] for b in buttons(at, "answer-")]
+    assert keys == ["answer-left", "answer-right", "answer-tie", "answer-skip"]
+    assert [b.label for b in buttons(at, "answer-")] == ["A is better", "B is better", "About the same", "Skip"]
+    buttons(at, "answer-left-")[0].click().run()  # "A is better"
+    [comparison] = pairs.comparisons()
     assert comparison.shown_left == entry["shown_left"]
     assert tuple(entry["melody_ids"]) == (comparison.melody_a_id, comparison.melody_b_id)
-    left_melody = entry["melody_ids"][0] if entry["shown_left"] == "a" else entry["melody_ids"][1]
-    assert comparison.winner_id == left_melody  # A = the melody shown on the left
-    entry = dict(at.session_state["pending"]["pair"])
-    at.button(key=f"pair-tie-{entry['client_id']}").click().run()
-    assert [c.choice for c in db.comparisons()] == [comparison.choice, "tie"]
-    assert "2** rated this session" in texts(at)
+    left = entry["melody_ids"][0] if entry["shown_left"] == "a" else entry["melody_ids"][1]
+    assert comparison.winner_id == left  # A = the melody shown on the left
+    assert comparison.listened_ms == 120_000  # both players' time
+    at = hear(at)
+    buttons(at, "answer-tie-")[0].click().run()
+    assert [c.choice for c in pairs.comparisons()] == [comparison.choice, "tie"]
+    assert "2 of 4" in progress_text(at)
 
 
-def test_pair_sides_are_randomised(db):
-    at = signed_in()
-    at.radio(key="mode").set_value("pair").run()
+def test_skips_are_shown_apart_and_do_not_count_as_answers(pairs):
+    at = signed_in(study="pair-study")
     sides = set()
-    for _ in range(8):
-        entry = at.session_state["pending"]["pair"]
-        sides.add(entry["shown_left"])
-        at.button(key=f"pair-skip-{entry['client_id']}").click().run()
-    assert sides == {"a", "b"}
+    for _ in range(3):
+        sides.add(at.session_state["pending"]["shown_left"])
+        buttons(at, "answer-skip-")[0].click().run()  # skipping needs no listening
+    assert "0 of 4" in progress_text(at) and "3 skipped" in progress_text(at)
+    assert [c.choice for c in pairs.comparisons()] == ["skip"] * 3
 
 
-# ------------------------------------------------------------ bad requests
-def test_a_database_that_is_down_keeps_the_answer_for_sending_again(db, monkeypatch):
+def test_my_answers_show_what_i_clicked(pairs):
+    bob = pairs.sign_in("Bob")
+    ids = pairs.melody_ids()
+    pairs.submit_comparison(new_client_id(), bob.id, ids[0], ids[1], "a", "a")
+    at = hear(signed_in("Ann", study="pair-study"))
+    buttons(at, "answer-right-")[0].click().run()
+    at.segmented_control(key="page").set_value("My answers").run()
+    frame = at.dataframe[0].value
+    assert list(frame["your answer"]) == ["B (right)"]
+    assert not frame.isna().any().any()
+    assert len(at.get("audio")) == 2
+
+
+# ------------------------------------------------------------ studies
+def test_an_unknown_or_closed_study_or_an_empty_pool_says_so(db):
+    at = start("no-such-study")
+    assert "There is no study called" in at.error[0].value and not at.exception
+    create_study(db, StudySpec(name="done", pool_tags=("prior",)))
+    close_study(db, "done")
+    assert "is closed" in start("done").info[0].value
+    db.create_study("empty", pool_tags=["gone"], mode="pairs", items_per_rater=3, instructions="", consent_text="",
+                    selection="random", listen_fraction=0.0, repeat_share=0.0)  # its tag has no melodies
+    assert "cannot start" in start("empty").error[0].value
+    assert db.raters() == []
+
+
+def test_the_default_study_follows_the_settings(db, monkeypatch):
+    monkeypatch.setenv("RLCOMPOSER_POOL_TAGS", "tuned")
+    monkeypatch.setenv("RLCOMPOSER_STUDY_MODE", "stars")
+    monkeypatch.setenv("RLCOMPOSER_ITEMS_PER_RATER", "2")
+    monkeypatch.setenv("RLCOMPOSER_LISTEN_FRACTION", "0")
     at = signed_in()
-    entry = dict(at.session_state["pending"]["single"])
-    real = FeedbackStore.submit_rating
+    assert not any(b.disabled for b in buttons(at, "answer-stars-"))  # no listening required
+    for _ in range(2):
+        buttons(at, "answer-stars-3-")[0].click().run()
+    assert {db.get_melody(r.melody_id).tag for r in db.ratings()} == {"tuned"}
+    assert "Thank you" in at.header[0].value
+
+
+# ------------------------------------------------------------ outages
+def test_an_answer_given_while_the_database_is_down_is_kept_and_sent_when_it_is_back(stars, monkeypatch):
+    at = hear(signed_in(study="stars-study"))
+    entry = dict(at.session_state["pending"])
 
     def down(*args, **kwargs):
-        raise DatabaseUnavailable("database sqlite:///x is unavailable (database is locked)")
+        raise DatabaseUnavailable("database sqlite:///x is unavailable (connection refused)")
 
-    monkeypatch.setattr(FeedbackStore, "submit_rating", down)
-    buttons(at, "stars-2-")[0].click().run()
-    assert "Could not save your answer (2 stars)" in at.error[0].value
-    assert "Send again" in [b.label for b in at.button]
-    assert db.ratings() == []
+    real = {name: getattr(FeedbackStore, name) for name in ("submit_rating", "get_melodies", "count_submissions",
+                                                            "melody_ids", "get_study")}
+    for name in real:  # every read and write fails, not only the submit
+        monkeypatch.setattr(FeedbackStore, name, down)
+    buttons(at, "answer-stars-2-")[0].click().run()
+    assert not at.exception
+    assert "not saved yet" in at.error[0].value and "Nothing you entered is lost" in at.error[0].value
+    assert [b.label for b in at.button] == ["Send again"]
     at.button(key="resend").click().run()  # still down: still kept
-    assert at.error and db.ratings() == []
-    monkeypatch.setattr(FeedbackStore, "submit_rating", real)
-    at.button(key="resend").click().run()
+    assert at.error and stars.ratings() == []
+    for name, method in real.items():
+        monkeypatch.setattr(FeedbackStore, name, method)
+    at.run()  # the next rerun sends it by itself
     assert not at.error
-    [rating] = db.ratings()
-    assert (rating.stars, rating.client_id) == (2, entry["client_id"])
+    [rating] = stars.ratings()
+    assert (rating.stars, rating.client_id, rating.listened_ms) == (2, entry["client_id"], 60_000)
 
 
-def test_a_tampered_item_is_refused_and_nothing_is_stored(db):
-    at = signed_in()
-    entry = at.session_state["pending"]["single"]
-    key = f"stars-5-{entry['client_id']}"
-    entry["melody_ids"] = [9999]  # the request now names a melody that is not in the pool
-    at.button(key=key).click().run()
-    assert any("melody id 9999 is unknown" in e.value for e in at.error)
-    assert db.ratings() == []
+def test_a_sqlite_file_deleted_mid_session_takes_no_answers_into_the_void(stars):
+    at = hear(signed_in(study="stars-study"))
+    path = Path(database.sqlite_path(stars.url))
+    moved = path.with_suffix(".moved")
+    path.rename(moved)
+    buttons(at, "answer-stars-3-")[0].click().run()
+    assert "has gone" in at.error[0].value and not path.exists()
+    moved.rename(path)  # the file is back
+    at.button(key="resend").click().run()
+    assert [r.stars for r in stars.ratings()] == [3]
+
+
+def test_a_file_that_is_not_a_database_gives_one_clear_line(tmp_path, monkeypatch):
+    bad = tmp_path / "notes.sqlite3"
+    bad.write_text("these are my notes, not a database\n" * 50)
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RLCOMPOSER_DATABASE_URL", f"sqlite:///{bad}")
+    at = start()
+    assert not at.exception
+    assert "cannot be used" in at.error[0].value and "not a database" in at.error[0].value
 
 
 def test_an_unreachable_database_gives_a_clear_message(db, monkeypatch):
@@ -204,51 +368,48 @@ def test_a_misconfigured_app_says_which_setting(db, monkeypatch):
     assert "RLCOMPOSER_REPEAT_SHARE" in at.error[0].value
 
 
-# -------------------------------------------------------- history, listen
-def test_my_ratings_shows_only_my_own(db):
-    bob = db.sign_in("Bob")
-    db.submit_rating(new_client_id(), bob.id, db.melody_ids()[0], 1)
-    at = signed_in("Ann")
-    buttons(at, "stars-5-")[0].click().run()
-    at.radio(key="page").set_value("My ratings").run()
-    frame = at.dataframe[0].value
-    assert list(frame["stars"]) == [5]
-
-
-def test_listen_page_browses_by_tag_and_offers_downloads(db):
-    at = signed_in()
-    at.radio(key="page").set_value("Listen").run()
-    assert not at.exception
-    assert len(at.dataframe[0].value) == 5
-    at.selectbox(key="listen_tag").set_value("tuned").run()
-    assert set(at.dataframe[0].value["tag"]) == {"tuned"}
-    labels = [b.label for b in at.get("download_button")]
-    assert labels == ["MIDI", "MusicXML", "WAV"]
-    assert len(at.get("audio")) == 1
-
-
-# ---------------------------------------------------------------- dashboard
-def test_dashboard_is_closed_without_a_password_setting(db):
-    at = signed_in()
-    at.radio(key="page").set_value("Dashboard").run()
+# ---------------------------------------------------------------- organiser
+def test_the_organiser_area_is_closed_without_a_password_setting(db):
+    at = start(area="organiser")
     assert "RLCOMPOSER_ADMIN_PASSWORD" in at.info[0].value
 
 
-def test_dashboard_needs_the_admin_password_and_shows_the_figures(db, monkeypatch):
+def test_the_organiser_reaches_studies_and_dashboard_without_becoming_a_rater(pairs, monkeypatch):
     monkeypatch.setenv("RLCOMPOSER_ADMIN_PASSWORD", "s3cret")
-    ann = db.sign_in("Ann")
-    prior, tuned = db.melody_ids(["prior"]), db.melody_ids(["tuned"])
-    db.submit_comparison(new_client_id(), ann.id, prior[0], tuned[0], "b", "a")
-    at = signed_in("Ann")
-    at.radio(key="page").set_value("Dashboard").run()
+    ann, sim = pairs.sign_in("Ann"), pairs.sign_in("sim:lyrical", kind="simulated")
+    study = get_study(pairs, "pair-study")
+    prior, tuned = pairs.melody_ids(["prior"]), pairs.melody_ids(["tuned"])
+    pairs.submit_comparison(new_client_id(), ann.id, prior[0], tuned[0], "b", "a", study_id=study.id)
+    pairs.submit_comparison(new_client_id(), sim.id, prior[1], tuned[1], "a", "a", study_id=study.id)
+    at = start(area="organiser")
     at.text_input[0].input("wrong")
-    at.button[0].click().run()  # the form's submit button
-    assert "Wrong admin password" in at.error[0].value
-    assert not at.get("download_button")
+    at.button[0].click().run()
+    assert "Wrong organiser password" in at.error[0].value
     at.text_input[0].input("s3cret")
     at.button[0].click().run()
     assert not at.exception and not at.error
-    assert [m.label for m in at.metric][:4] == ["raters", "melodies", "ratings", "comparisons"]
-    rates = at.dataframe[-1].value
-    assert {(r["tag"], r["win_rate"]) for _, r in rates.iterrows()} == {("prior", 0.0), ("tuned", 1.0)}
-    assert [b.label for b in at.get("download_button")] == ["CSV", "JSONL"]
+    studies = at.dataframe[0].value
+    row = studies[studies["study"] == "pair-study"].iloc[0]
+    assert (row["people"], row["answers"], row["simulated answers"]) == (1, 1, 1)
+    [rates] = [d.value for d in at.dataframe if "95% interval" in d.value.columns]  # people only by default
+    assert set(zip(rates["tag"], rates["win-rate"], strict=True)) == {("prior", "0%"), ("tuned", "100%")}
+    assert all("–" in interval for interval in rates["95% interval"])
+    assert any("empty because no pair of melodies has been judged by two different raters" in c.value
+               for c in at.caption)
+    assert [b.label for b in at.get("download_button")][:2] == ["CSV", "JSONL"]
+    assert len(pairs.raters()) == 2  # the organiser is no rater
+
+
+def test_the_organiser_creates_a_study(db, monkeypatch):
+    monkeypatch.setenv("RLCOMPOSER_ADMIN_PASSWORD", "s3cret")
+    at = start(area="organiser")
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    at.text_input(key="new_study_name").input("spring")
+    at.multiselect(key="new_study_tags").select("tuned")
+    at.text_input(key="new_study_code").input("DONE-1")
+    [submit] = [b for b in at.button if b.label == "Create the study"]
+    submit.click().run()
+    assert "Study spring created" in at.success[0].value
+    study = get_study(db, "spring")
+    assert study.spec.pool_tags == ("tuned",) and study.spec.completion_code == "DONE-1"

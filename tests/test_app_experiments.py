@@ -21,7 +21,7 @@ from rlcomposer.preferences.reward_model_cache import clear_reward_model_cache
 APP = str(Path(__file__).resolve().parent.parent / "feedback_app" / "app.py")
 SETTINGS = ("RLCOMPOSER_ACCESS_CODE", "RLCOMPOSER_ADMIN_PASSWORD", "RLCOMPOSER_POOL_TAGS",
             "RLCOMPOSER_REPEAT_SHARE", "RLCOMPOSER_TEMPO_BPM", "RLCOMPOSER_MIX_TAGS",
-            "RLCOMPOSER_ACTIVE_REWARD")
+            "RLCOMPOSER_ACTIVE_REWARD", "RLCOMPOSER_STUDY_MODE", "RLCOMPOSER_ITEMS_PER_RATER")
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,7 @@ def db(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RLCOMPOSER_DATABASE_URL", url)
     monkeypatch.setenv("RLCOMPOSER_REPEAT_SHARE", "0")
+    monkeypatch.setenv("RLCOMPOSER_LISTEN_FRACTION", "0")
     store = open_store(url)
     rng = np.random.default_rng(0)
     store.add_melodies([random_melody(rng, 16) for _ in range(3)], "exp/round-0", model="prior", experiment="exp")
@@ -57,8 +58,9 @@ def signed_in(name: str = "Ann") -> AppTest:
 
 def open_dashboard(monkeypatch) -> AppTest:
     monkeypatch.setenv("RLCOMPOSER_ADMIN_PASSWORD", "s3cret")
-    at = signed_in("Admin")
-    at.radio(key="page").set_value("Dashboard").run()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["area"] = "organiser"
+    at.run()
     at.text_input[0].input("s3cret")
     at.button[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -78,7 +80,7 @@ def test_dashboard_experiments_say_no_data_yet(db, monkeypatch):
     assert "#### exp" in text
     assert "Reward model: none registered yet (no data yet)" in text
     assert "no people's comparisons yet (no data yet)" in text
-    assert "RLCOMPOSER_POOL_TAGS=exp/round-1,exp/round-0" in text
+    assert "rlcomposer study create exp-verdict --mode mixed-tags --tags exp/round-1,exp/round-0" in text
 
 
 def test_dashboard_shows_reward_model_accuracy_and_people_win_rate(db, monkeypatch, reward_dir, tmp_path):
@@ -114,11 +116,10 @@ def test_mixed_tags_give_pairs_across_the_two_pools(db, monkeypatch):
     monkeypatch.setenv("RLCOMPOSER_MIX_TAGS", "1")
     prior, tuned = set(db.melody_ids(["exp/round-0"])), set(db.melody_ids(["exp/round-1"]))
     at = signed_in()
-    at.radio(key="mode").set_value("pair").run()
     for _ in range(3):
-        a, b = at.session_state["pending"]["pair"]["melody_ids"]
+        a, b = at.session_state["pending"]["melody_ids"]
         assert {a in tuned, b in tuned} == {True, False} and {a in prior, b in prior} == {True, False}
-        next(btn for btn in at.button if btn.key and btn.key.startswith("pair-tie")).click().run()
+        next(btn for btn in at.button if btn.key and btn.key.startswith("answer-tie")).click().run()
     assert len(db.comparisons()) == 3
 
 
@@ -134,7 +135,6 @@ def test_active_reward_setting_uses_active_selection(db, monkeypatch, reward_dir
 
     monkeypatch.setenv("RLCOMPOSER_ACTIVE_REWARD", str(reward_dir))
     at = signed_in()
-    at.radio(key="mode").set_value("pair").run()
     assert not at.exception and not at.error
     assert isinstance(at.session_state["strategy"], ActiveSelection)
 
@@ -151,11 +151,9 @@ def test_active_reward_latest_uses_the_experiments_registered_reward_model(db, m
     monkeypatch.setenv("RLCOMPOSER_ACTIVE_REWARD", "latest")
     monkeypatch.setenv("RLCOMPOSER_POOL_TAGS", "exp/round-1")
     at = signed_in()
-    at.radio(key="mode").set_value("pair").run()
     assert type(at.session_state["strategy"]) is RandomSelection  # nothing registered yet: random
     db.register_model("exp/round-0/reward-model", kind="reward-model",
                       config={"experiment": "exp", "round": 0}, path=str(reward_dir))
     at = signed_in("Bob")
-    at.radio(key="mode").set_value("pair").run()
     assert not at.exception and not at.error
     assert isinstance(at.session_state["strategy"], ActiveSelection)

@@ -16,7 +16,7 @@ from rlcomposer.cli.main import build_parser
 from rlcomposer.prior.registry import resolve_model
 
 COMMANDS = ["corpus", "prior", "generate", "evaluate", "tune", "experiment", "db", "pool", "ratings",
-            "reward", "app"]
+            "reward", "app", "study"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -54,7 +54,8 @@ def test_every_command_has_a_handler_and_a_help_text():
     assert sorted(commands) == sorted([
         "corpus build", "prior train", "prior evaluate", "generate", "evaluate", "tune", "experiment run",
         "experiment resume", "db where", "db upgrade", "db downgrade", "db current", "pool add",
-        "ratings export", "ratings simulate", "reward train", "app"])
+        "ratings export", "ratings simulate", "reward train", "app", "study create", "study list",
+        "study close"])
     for name, sub in commands.items():
         assert callable(sub.get_default("handler")), name
         assert sub.format_help().startswith(f"usage: rlcomposer {name} "), name
@@ -70,7 +71,8 @@ def test_shared_options_are_the_same_on_every_command():
     database = {name for name, sub in commands.items() if option(sub, "--db") is not None
                 and option(sub, "--db").metavar == "URL"}
     assert database == {"db where", "db upgrade", "db downgrade", "db current", "pool add", "ratings export",
-                        "ratings simulate", "reward train", "tune", "app"}
+                        "ratings simulate", "reward train", "tune", "app", "study create", "study list",
+                        "study close"}
     for name in output:
         assert option(commands[name], "--json").help == "print the result as JSON on stdout", name
     max_tunes = option(commands["generate"], "--max-tunes")

@@ -139,7 +139,7 @@ def test_ratings_export_bad_paths(capsys, db, tmp_path, monkeypatch, out, fmt, r
 
 def test_app_passes_streamlit_options_through(capsys, db, monkeypatch):
     calls = []
-    monkeypatch.setattr(cli_app.subprocess, "call", lambda command, env: calls.append((command, env)) or 0)
+    monkeypatch.setattr(cli_app, "run_forwarding_signals", lambda command, env: calls.append((command, env)) or 0)
     code, _, err = run(capsys, "app", "--db", db, "--server.port", "8599", "--server.headless", "true")
     assert code == 0, err
     command, env = calls[0]
@@ -151,7 +151,7 @@ def test_app_passes_streamlit_options_through(capsys, db, monkeypatch):
 
 
 def test_app_refuses_a_database_that_is_down(capsys, monkeypatch):
-    monkeypatch.setattr(cli_app.subprocess, "call", lambda *a, **k: pytest.fail("started anyway"))
+    monkeypatch.setattr(cli_app, "run_forwarding_signals", lambda *a, **k: pytest.fail("started anyway"))
     code, _, err = run(capsys, "app", "--db", "postgresql+psycopg://postgres@127.0.0.1:1/nothing")
     assert code == 2 and "is unavailable" in err
 

@@ -21,7 +21,7 @@ from rlcomposer.feedback.testing import (
 )
 
 PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
-TABLES = {"raters", "models", "melodies", "rating_sessions", "star_ratings", "comparisons"}
+TABLES = {"raters", "models", "melodies", "rating_sessions", "star_ratings", "comparisons", "studies"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -101,3 +101,18 @@ def test_ensure_migrated_runs_once_per_process(tmp_path, monkeypatch):
 def test_the_migrations_folder_is_found():
     folder = database.migrations_dir()
     assert (folder / "env.py").is_file() and (folder / "versions").is_dir()
+
+
+def test_upgrading_keeps_raters_whose_names_differ_only_in_case_apart(tmp_path):
+    url = f"sqlite:///{tmp_path / 'legacy.sqlite3'}"
+    database.upgrade_database(url, "0001")
+    with database.get_engine(url).begin() as connection:
+        for name in ("Keyboard Kim", "keyboard kim", "Ann"):
+            connection.execute(sa.text("INSERT INTO raters (name, kind, created_at) VALUES (:n, 'person', '2026-01-01')"),
+                               {"n": name})
+    database.upgrade_database(url)
+    with database.get_engine(url).connect() as connection:
+        keys = dict(connection.execute(sa.text("SELECT name, name_key FROM raters")).all())
+    assert keys["Keyboard Kim"] == "keyboard kim" and keys["Ann"] == "ann"
+    assert keys["keyboard kim"].startswith("keyboard kim#")  # kept apart, never merged silently
+    database.dispose_engine(url)

@@ -131,7 +131,8 @@ def test_a_double_click_stores_one_rating(store, pool):
     assert first.created and not second.created and first.id == second.id
     assert second.listened_ms == 5200
     assert store.counts()["ratings"] == 1
-    assert store.count_submissions(rater.id, session_id) == {"stars": 1, "comparisons": 0, "total": 1}
+    assert store.count_submissions(rater.id, session_id) == {"stars": 1, "comparisons": 0, "total": 1,
+                                                            "skips": 0, "answered": 1}
 
 
 def test_a_reused_id_with_another_answer_is_refused(store, pool):

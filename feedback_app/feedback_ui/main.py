@@ -1,13 +1,19 @@
-"""The app's pages: sign-in, rating, my ratings, listening, dashboard.
+"""The app's pages: a study's sign-in, rating, my answers, completion; the organiser area.
+
+One study per URL (``?study=NAME``; without it, the default study made from the app's
+settings). After sign-in a rater's secret token is put into the page's URL
+(``&token=...``): a reload, or the same link later, signs them back in; a name
+alone never does. ``?area=organiser`` opens the organiser area (password), without
+becoming a rater.
 
 Session state (per browser tab):
 
-* ``rater`` / ``session_id``: who is signed in, and their rating session;
-* ``pending[kind]``: the item on screen for ``single`` (stars) or ``pair`` (A/B),
-  with its submission id (made when it was first shown), the side each melody of
-  a pair is shown on, and when it was shown;
-* ``upcoming[kind]``: the next item, chosen and rendered ahead of time;
-* ``unsent``: an answer the database could not take yet (kept; "Send again").
+* ``rater`` / ``session_id`` / ``study``: who is signed in, their rating session, the study;
+* ``pending``: the item on screen, with its submission id (made when it was first
+  shown), the side each melody of a pair is shown on, and when it was shown;
+* ``upcoming``: the next item, chosen ahead (its views render in the background);
+* ``unsent``: answers given but not stored yet (database down, locked, gone): kept,
+  sent again before anything else on every rerun and with "Send again".
 """
 
 from __future__ import annotations
@@ -18,36 +24,52 @@ from typing import Any
 
 import streamlit as st
 
+from feedback_ui import organiser
 from feedback_ui.settings import AppSettings, load_settings
-from feedback_ui.widgets import melody_view, show_melody
+from feedback_ui.widgets import listening_player, melody_view, played_ms, prefetch_views
 from rlcomposer.errors import RLComposerError
-from rlcomposer.feedback import statistics as feedback_statistics
 from rlcomposer.feedback.database import DatabaseUnavailable
-from rlcomposer.feedback.experiment_stats import (
-    experiment_summaries,
-    latest_reward_model_path,
+from rlcomposer.feedback.experiment_stats import latest_reward_model_path
+from rlcomposer.feedback.presentation import shared_pitch_range
+from rlcomposer.feedback.selection import Item
+from rlcomposer.feedback.store import (
+    FeedbackError,
+    FeedbackStore,
+    InvalidToken,
+    new_client_id,
+    open_store,
 )
-from rlcomposer.feedback.export import export_bytes
-from rlcomposer.feedback.selection import (
-    ActiveSelection,
-    CrossTagSelection,
-    Item,
-    RandomSelection,
-    SelectionStrategy,
+from rlcomposer.feedback.study import (
+    DEFAULT_STUDY,
+    Study,
+    StudySelection,
+    find_study,
+    study_pool_problem,
+    sync_study,
 )
-from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id, open_store
 from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
-PAGES = ("Rate", "My ratings", "Listen", "Dashboard")
-KIND_LABELS = {"single": "One melody (stars)", "pair": "Two melodies (A or B)"}
-INSTRUCTIONS = """
-**How it works.** You will hear short melodies written by a computer. Listen to each
-one (press play), then say how much you like it: **1 to 5 stars** for one melody, or
-which of **two melodies (A or B)** you prefer. There are no right answers: we want
-*your* taste. Your answers teach the composer what listeners like.
+STARS_HELP = "1 star = not at all, 5 stars = love it"
+CSS = """
+<style>
+.st-key-answer-area button, .st-key-answer-pair-extra button { min-height: 3rem; font-size: 1.05rem; }
+.st-key-answer-pair-extra { max-width: 28rem; margin: 0 auto; }
+.st-key-progress-bar { position: sticky; top: 2.9rem; z-index: 99; background: white; padding: .25rem 0; }
+@media (max-width: 640px) {
+  .block-container, [data-testid="stMainBlockContainer"] { padding: .75rem .6rem 5rem .6rem !important; }
+  .st-key-progress-bar { top: 0; }
+  /* the melodies of a pair stack (each score gets the full width); the answers stay on screen */
+  .st-key-answer-area, .st-key-answer-pair-extra { position: fixed; left: 0; right: 0; bottom: 0; z-index: 999;
+      background: white; box-shadow: 0 -2px 8px rgba(0,0,0,.12); padding: .4rem .5rem; max-width: none;
+      width: 100% !important; margin: 0; }
+  .st-key-answer-area [data-testid="stHorizontalBlock"], .st-key-answer-pair-extra [data-testid="stHorizontalBlock"]
+      { flex-wrap: nowrap !important; gap: .3rem; }
+  .st-key-answer-area [data-testid="stColumn"], .st-key-answer-pair-extra [data-testid="stColumn"]
+      { min-width: 0 !important; width: auto !important; flex: 1 1 0 !important; }
+  .st-key-answer-area button, .st-key-answer-pair-extra button { min-height: 2.6rem; padding: .2rem .3rem; }
+}
+</style>
 """
-CONSENT = ("I agree that my ratings (with my rater name, not my identity) are stored and used "
-           "to train and evaluate melody models.")
 
 
 # ------------------------------------------------------------------ helpers
@@ -57,60 +79,21 @@ def _store(url: str) -> FeedbackStore:
 
 
 @st.cache_resource(show_spinner=False)
-def _warm_up() -> bool:
-    """Render one melody at start-up (imports, verovio's fonts), so the first rater does not wait."""
-    from rlcomposer.feedback.presentation import prepare_melody_view
+def _warm_up(tempo_bpm: float) -> bool:
+    """Render one melody at start-up (imports, verovio's fonts), here and on the background renderer."""
     from rlcomposer.music.melody import Melody
 
-    prepare_melody_view(Melody([2 + 12, 1, 1, 1] * 4))
+    melody = Melody([2 + 12, 1, 1, 1] * 4)
+    melody_view(melody, tempo_bpm)
+    prefetch_views([Melody([2 + 14, 1, 1, 1] * 4)], tempo_bpm)
     return True
-
-
-def _active_reward_dir(store: FeedbackStore | None, settings: AppSettings) -> str | None:
-    """``RLCOMPOSER_ACTIVE_REWARD``: a directory, or ``latest`` (the newest reward model
-    of the pool tags' experiment, as registered by ``rlcomposer experiment run``)."""
-    if settings.active_reward != "latest" or store is None:
-        return settings.active_reward
-    return latest_reward_model_path(store, settings.tags)
-
-
-def make_strategy(settings: AppSettings, store: FeedbackStore | None = None) -> SelectionStrategy:
-    """The selection strategy of this browser session: pairs across the two pool tags
-    (``RLCOMPOSER_MIX_TAGS``), active selection with a reward model
-    (``RLCOMPOSER_ACTIVE_REWARD``; random when it cannot be loaded, which the
-    dashboard reports), else random."""
-    if settings.mix_tags:
-        return CrossTagSelection(repeat_share=settings.repeat_share, tags=settings.tags)
-    reward_dir = _active_reward_dir(store, settings) if settings.active_reward else None
-    if reward_dir:
-        try:
-            return ActiveSelection(load_reward_model_cached(reward_dir), tags=settings.tags)
-        except (RLComposerError, OSError, ValueError, RuntimeError):
-            pass
-    return RandomSelection(repeat_share=settings.repeat_share, tags=settings.tags)
-
-
-def _selection_caption(settings: AppSettings, store: FeedbackStore | None = None) -> str:
-    tags = ", ".join(settings.tags) or "the whole pool"
-    if settings.mix_tags:
-        return f"Pairs: one melody of each of {tags}."
-    if settings.active_reward:
-        reward_dir = _active_reward_dir(store, settings)
-        if not reward_dir:
-            return (f"Active selection is OFF (pairs are random from {tags}): no experiment of these "
-                    "tags has a reward model yet")
-        try:
-            load_reward_model_cached(reward_dir)
-        except (RLComposerError, OSError, ValueError, RuntimeError) as error:
-            return f"Active selection is OFF (pairs are random from {tags}): {error}"
-        return f"Pairs: active selection with the reward model {reward_dir}, from {tags}."
-    return f"Pairs: at random from {tags}."
 
 
 def _state() -> Any:
     state = st.session_state
-    state.setdefault("pending", {})
-    state.setdefault("upcoming", {})
+    state.setdefault("pending", None)
+    state.setdefault("upcoming", None)
+    state.setdefault("unsent", [])
     return state
 
 
@@ -124,25 +107,122 @@ def _item(entry: dict[str, Any]) -> Item:
     return Item(entry["kind"], tuple(entry["melody_ids"]), entry["is_repeat"])
 
 
-def _choose(store: FeedbackStore, settings: AppSettings, kind: str) -> dict[str, Any] | None:
+def _selection(study: Study) -> StudySelection:
+    state = _state()
+    chosen = state.get("selection")
+    if chosen is None or chosen.study.id != study.id:
+        chosen = state["selection"] = StudySelection(study, load_reward_model_cached, latest_reward_model_path)
+        state.pop("strategy", None)
+    return chosen
+
+
+def _choose(store: FeedbackStore, study: Study) -> dict[str, Any] | None:
     state = _state()
     strategy = state.get("strategy")
     if strategy is None:
-        strategy = state["strategy"] = make_strategy(settings, store)
-    exclude = [_item(e) for e in list(state["pending"].values()) + list(state["upcoming"].values()) if e]
-    item = strategy.next_item(store, state["rater"]["id"], kind, exclude=exclude)
+        strategy = state["strategy"] = _selection(study).strategy(store)
+    exclude = [_item(e) for e in (state["pending"], state["upcoming"]) if e]
+    exclude += [_item(u["entry"]) for u in state["unsent"]]
+    item = strategy.next_item(store, state["rater"]["id"], study.spec.kind, exclude=exclude)
     return None if item is None else _entry(item)
 
 
-# ------------------------------------------------------------------ sign-in
-def sign_in_page(store: FeedbackStore, settings: AppSettings) -> None:
+def _query(name: str) -> str | None:
+    value = st.query_params.get(name)
+    return value if value else None
+
+
+def _plain(text: str) -> str:
+    """User text shown as text: Markdown's special characters escaped."""
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~$" else c for c in str(text))
+
+
+# ---------------------------------------------------------------- answers
+def _give_answer(answer: Any, labels: tuple[str, ...], required: dict[str, int]) -> None:
+    """A button's on_click: queue the answer (with what was played) and move on at once;
+    the queue is sent before the page is drawn, and kept when the database is down.
+    An answer (not a skip) before each melody has played as the study requires is refused."""
+    state = _state()
+    entry = state.get("pending")
+    if not entry or "rater" not in state:
+        return
+    played = {label: played_ms(label, entry["client_id"]) for label in labels}
+    if answer != "skip" and any(played[label] < required.get(label, 0) for label in labels):
+        state["refused"] = "Please play the melod" + ("ies" if len(labels) > 1 else "y") + " before answering."
+        return
+    listened = sum(played.values())
+    answer_ms = None if entry["shown_at"] is None else max(0, int((time.time() - entry["shown_at"]) * 1000))
+    state["unsent"].append({"entry": dict(entry), "answer": answer, "listened_ms": listened, "answer_ms": answer_ms,
+                            "rater_id": state["rater"]["id"], "session_id": state["session_id"],
+                            "study_id": state["study_id"]})
+    state["pending"], state["upcoming"] = state["upcoming"], None
+
+
+def _send(store: FeedbackStore, unsent: dict[str, Any]) -> None:
+    entry, answer = unsent["entry"], unsent["answer"]
+    common = dict(session_id=unsent["session_id"], is_repeat=entry["is_repeat"], listened_ms=unsent["listened_ms"],
+                  answer_ms=unsent["answer_ms"], study_id=unsent["study_id"])
+    if entry["kind"] == "single":
+        store.submit_rating(entry["client_id"], unsent["rater_id"], entry["melody_ids"][0], answer, **common)
+    else:
+        store.submit_comparison(entry["client_id"], unsent["rater_id"], entry["melody_ids"][0],
+                                entry["melody_ids"][1], answer, entry["shown_left"], **common)
+
+
+def flush_unsent(store: FeedbackStore) -> bool:
+    """Send every queued answer, oldest first. True when the queue is empty afterwards; a
+    refused answer (bad or repeated) is dropped with a message, nothing else is lost."""
+    state = _state()
+    while state["unsent"]:
+        unsent = state["unsent"][0]
+        try:
+            _send(store, unsent)
+        except DatabaseUnavailable as error:
+            state["send_error"] = str(error)
+            return False
+        except FeedbackError as error:
+            state["refused"] = f"Your answer ({_answer_label(unsent)}) was not stored: {error}"
+        else:
+            state["saved"] = _answer_label(unsent)
+        state["unsent"].pop(0)
+        state.pop("send_error", None)
+    return True
+
+
+def _answer_label(unsent: dict[str, Any]) -> str:
+    entry, answer = unsent["entry"], unsent["answer"]
+    if entry["kind"] == "single":
+        return f"{answer} star{'s' if answer != 1 else ''}"
+    if answer in ("tie", "skip"):
+        return {"tie": "about the same", "skip": "skipped"}[answer]
+    return "A (left)" if answer == entry["shown_left"] else "B (right)"
+
+
+def unsent_page(store: FeedbackStore) -> None:
+    """The database could not take the answers yet: say so, keep them, offer "Send again"."""
+    state = _state()
+    count = len(state["unsent"])
+    st.error(f"Your answer{'s are' if count > 1 else ' is'} not saved yet: the rating database is not "
+             f"reachable right now ({state.get('send_error', 'unavailable')}). Nothing you entered is lost: "
+             f"{'they are' if count > 1 else 'it is'} kept here and sent as soon as the database is back.")
+    st.button("Send again", key="resend", type="primary")
+
+
+# ---------------------------------------------------------------- sign-in
+def sign_in_page(store: FeedbackStore, settings: AppSettings, study: Study) -> None:
     st.title("Rate melodies")
-    st.markdown(INSTRUCTIONS)
+    if study.name != DEFAULT_STUDY:
+        st.caption(f"Study: {_plain(study.name)}")
+    st.markdown(_plain(study.spec.instructions))
+    st.caption(f"This study has {study.spec.items_per_rater} items. Your personal link signs you back in: "
+               "keep this tab, or bookmark the page once you have started.")
     with st.form("sign_in"):
-        name = st.text_input("Your rater name", max_chars=80, help="Any name you will use again next time.")
+        name = st.text_input("Your rater name", max_chars=80, help="A name for this study (not your real name).")
         code = st.text_input("Access code", type="password") if settings.access_code else ""
-        consent = st.checkbox(CONSENT)
-        submitted = st.form_submit_button("Start rating")
+        consent = st.checkbox(study.spec.consent_text or "I agree to take part.")
+        submitted = st.form_submit_button("Start rating", type="primary")
+    st.markdown("<small>Running this study? [Open the organiser area](?area=organiser)</small>",
+                unsafe_allow_html=True)
     if not submitted:
         return
     if not settings.access_code_ok(code):
@@ -152,281 +232,214 @@ def sign_in_page(store: FeedbackStore, settings: AppSettings) -> None:
         st.warning("Please tick the consent box to take part.")
         return
     try:
-        rater = store.sign_in(name)
+        rater, token = store.register_rater(name)
         store.record_consent(rater.id)
-        session_id = store.start_session(rater.id, client="streamlit")
     except FeedbackError as error:
-        st.error(f"Cannot sign in: {error}")
+        st.error(f"Cannot sign in: {_plain(str(error))}")
         return
-    state = _state()
-    state["rater"] = {"id": rater.id, "name": rater.name}
-    state["session_id"] = session_id
+    st.query_params["token"] = token
+    _signed_in(store, study, rater.id, rater.name, returning=False)
     st.rerun()
 
 
-# -------------------------------------------------------------------- rating
-def _submit(store: FeedbackStore, entry: dict[str, Any], answer: Any) -> bool:
-    """Send an answer; True when stored (now or before). Keeps it in ``unsent`` when the database is down."""
+def _signed_in(store: FeedbackStore, study: Study, rater_id: int, name: str, returning: bool) -> None:
     state = _state()
-    rater_id, session_id = state["rater"]["id"], state["session_id"]
-    answer_ms = None if entry["shown_at"] is None else max(0, int((time.time() - entry["shown_at"]) * 1000))
+    session_id = store.start_session(rater_id, client="streamlit", study_id=study.id)
+    state.update(rater={"id": rater_id, "name": name}, session_id=session_id, study_id=study.id,
+                 pending=None, upcoming=None, returning=returning)
+
+
+def _sign_in_with_token(store: FeedbackStore, study: Study, token: str) -> bool:
     try:
-        if entry["kind"] == "single":
-            store.submit_rating(entry["client_id"], rater_id, entry["melody_ids"][0], answer,
-                                session_id=session_id, is_repeat=entry["is_repeat"], answer_ms=answer_ms)
-        else:
-            store.submit_comparison(entry["client_id"], rater_id, entry["melody_ids"][0],
-                                    entry["melody_ids"][1], answer, entry["shown_left"],
-                                    session_id=session_id, is_repeat=entry["is_repeat"], answer_ms=answer_ms)
-    except DatabaseUnavailable as error:
-        state["unsent"] = {"entry": entry, "answer": answer, "error": str(error)}
+        rater = store.sign_in_with_token(token)
+    except InvalidToken as error:
+        st.query_params.pop("token", None)
+        st.session_state["token_problem"] = str(error)
         return False
-    except FeedbackError as error:
-        state["pending"].pop(entry["kind"], None)
-        state["refused"] = f"Your answer was not stored: {error}"
-        return False
-    state.pop("unsent", None)
-    state["last_saved"] = entry["client_id"]
-    upcoming = state["upcoming"].pop(entry["kind"], None)
-    state["pending"][entry["kind"]] = upcoming
+    _signed_in(store, study, rater.id, rater.name, returning=True)
     return True
 
 
-def _answer_label(entry: dict[str, Any], answer: Any) -> str:
-    if entry["kind"] == "single":
-        return f"{answer} star{'s' if answer != 1 else ''}"
-    screen = {"tie": "a tie", "skip": "skip"}.get(answer)
-    if screen:
-        return screen
-    return "A (left)" if answer == entry["shown_left"] else "B (right)"
-
-
-def rate_page(store: FeedbackStore, settings: AppSettings) -> None:
+# --------------------------------------------------------------- progress
+def _progress(store: FeedbackStore, study: Study) -> dict[str, int]:
     state = _state()
-    st.header("Rate")
+    try:
+        counts = store.count_submissions(state["rater"]["id"], study_id=study.id)
+        state["counts"] = counts
+    except DatabaseUnavailable:
+        counts = state.get("counts") or {"answered": 0, "skips": 0}
+    pending = sum(u["answer"] != "skip" for u in state["unsent"])
+    return {"answered": counts["answered"] + pending,
+            "skips": counts["skips"] + sum(u["answer"] == "skip" for u in state["unsent"])}
+
+
+def progress_bar(study: Study, counts: dict[str, int]) -> None:
+    target = study.spec.items_per_rater
+    answered = min(counts["answered"], target)
+    with st.container(key="progress-bar"):
+        skipped = f" · {counts['skips']} skipped" if counts["skips"] else ""
+        st.progress(answered / target, text=f"**{answered} of {target}** answered{skipped}")
+
+
+def completion_page(study: Study, counts: dict[str, int], exhausted: bool = False) -> None:
+    st.header("Thank you!")
+    if exhausted and counts["answered"] < study.spec.items_per_rater:
+        st.success(f"You have answered everything this study has for you ({counts['answered']} answers).")
+    else:
+        st.success(f"You have completed the study: {counts['answered']} answers.")
+    if study.spec.completion_code:
+        st.markdown("Your completion code:")
+        st.code(study.spec.completion_code, language=None)
+    st.caption("You can close this page.")
+
+
+# -------------------------------------------------------------------- rating
+def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts: dict[str, int]) -> None:
+    state = _state()
     if state.get("refused"):
         st.error(state.pop("refused"))
-    unsent = state.get("unsent")
-    if unsent:
-        st.error(f"Could not save your answer ({_answer_label(unsent['entry'], unsent['answer'])}): "
-                 f"{unsent['error']}. Your answer is kept; press Send again.")
-        if st.button("Send again", key="resend", type="primary"):
-            if _submit(store, unsent["entry"], unsent["answer"]):
-                st.rerun()
-            st.rerun()
+    if state.pop("saved", None):
+        st.toast("Saved", icon=":material/check_circle:")
+    if counts["answered"] >= study.spec.items_per_rater:
+        completion_page(study, counts)
         return
-    kind = st.radio("What to rate", list(KIND_LABELS), format_func=KIND_LABELS.get, horizontal=True,
-                    key="mode")
-    entry = state["pending"].get(kind)
+    entry = state["pending"]
     if entry is None:
-        entry = state["pending"][kind] = state["upcoming"].pop(kind, None) or _choose(store, settings, kind)
+        entry = state["pending"] = state["upcoming"] or _choose(store, study)
+        state["upcoming"] = None
     if entry is None:
-        st.success("You have rated every melody in the pool. Thank you!")
+        completion_page(study, counts, exhausted=True)
         return
     if entry["shown_at"] is None:
         entry["shown_at"] = time.time()
     try:
         records = store.get_melodies(entry["melody_ids"])
     except FeedbackError as error:
-        state["pending"].pop(kind, None)
+        state["pending"] = None
         st.error(f"This item cannot be shown ({error}); press Next.")
         st.button("Next", key="next-after-error")
         return
-    if kind == "single":
+    fraction = study.spec.listen_fraction
+    need = "Play it; the buttons open once it has played." if fraction > 0 else "Listen, then answer."
+    if entry["kind"] == "single":
         record = records[entry["melody_ids"][0]]
-        st.caption("Listen, then rate it: 1 star = not at all, 5 stars = love it.")
-        show_melody(record.melody, settings.tempo_bpm, "melody")
-        columns = st.columns(5)
-        for stars, column in zip(range(1, 6), columns, strict=True):
-            if column.button(f"{stars} " + "★" * stars, key=f"stars-{stars}-{entry['client_id']}",
-                             width="stretch"):
-                _submit(store, entry, stars)
-                st.rerun()
+        st.caption(f"{need} {STARS_HELP}. Keys: 1-5, space plays.")
+        heard = listening_player(record.melody, settings.tempo_bpm, entry["client_id"], "melody", fraction)
+        with st.container(key="answer-area"):
+            for stars, column in zip(range(1, 6), st.columns(5), strict=True):
+                column.button(f"{stars} ★", key=f"answer-stars-{stars}-{entry['client_id']}", width="stretch",
+                              disabled=not heard["heard"], on_click=_give_answer,
+                              args=(stars, ("melody",), {"melody": heard["required_ms"]}),
+                              help=f"{stars} star{'s' if stars > 1 else ''} ({STARS_HELP})")
     else:
         a, b = (records[i] for i in entry["melody_ids"])
         left, right = (a, b) if entry["shown_left"] == "a" else (b, a)
-        st.caption("Listen to both, then choose the one you like more.")
-        col_left, col_right = st.columns(2)
-        with col_left:
-            st.subheader("A")
-            show_melody(left.melody, settings.tempo_bpm, "A")
-        with col_right:
-            st.subheader("B")
-            show_melody(right.melody, settings.tempo_bpm, "B")
         other = "b" if entry["shown_left"] == "a" else "a"
-        answers = [("A is better", entry["shown_left"]), ("About the same", "tie"),
-                   ("B is better", other), ("Skip", "skip")]
-        for (label, answer), column in zip(answers, st.columns(4), strict=True):
-            if column.button(label, key=f"pair-{answer}-{entry['client_id']}", width="stretch"):
-                _submit(store, entry, answer)
-                st.rerun()
+        st.caption(f"{need.replace('it', 'both').replace('has', 'have')} Which do you like more? "
+                   "Keys: A, B, = (about the same), S (skip); space plays.")
+        pitch_range = shared_pitch_range([left.melody, right.melody])
+        labels = ("A", "B")
+        with st.container(key="pair-area"):
+            with st.container(key="pair-columns"):
+                col_left, col_right = st.columns(2)
+                heard = {}
+                for column, record, label in ((col_left, left, "A"), (col_right, right, "B")):
+                    with column:
+                        st.markdown(f"**{label}**")
+                        heard[label] = listening_player(record.melody, settings.tempo_bpm, entry["client_id"], label,
+                                                        fraction, pitch_range)
+                ready = all(h["heard"] for h in heard.values())
+                required = {label: h["required_ms"] for label, h in heard.items()}
+                for column, label, answer in ((col_left, "A", entry["shown_left"]), (col_right, "B", other)):
+                    column.button(f"{label} is better", key=f"answer-{'left' if label == 'A' else 'right'}-"
+                                  f"{entry['client_id']}", width="stretch", type="primary", disabled=not ready,
+                                  on_click=_give_answer, args=(answer, labels, required))
+            with st.container(key="answer-pair-extra"):
+                tie, skip = st.columns(2)
+                tie.button("About the same", key=f"answer-tie-{entry['client_id']}", width="stretch",
+                           disabled=not ready, on_click=_give_answer, args=("tie", labels, required))
+                skip.button("Skip", key=f"answer-skip-{entry['client_id']}", width="stretch",
+                            on_click=_give_answer, args=("skip", labels, required), help="Skips are not counted as answers")
     if entry["is_repeat"]:
         st.caption("(You may have heard this one before; please answer anyway.)")
-    _prepare_next(store, settings, kind)
+    _prepare_next(store, settings, study)
 
 
-def _prepare_next(store: FeedbackStore, settings: AppSettings, kind: str) -> None:
-    """Choose the next item now and render it into the cache, so it shows at once."""
+def _prepare_next(store: FeedbackStore, settings: AppSettings, study: Study) -> None:
+    """Choose the next item now and render its views in the background, so it shows at once."""
     state = _state()
-    if state["upcoming"].get(kind) is None:
-        state["upcoming"][kind] = _choose(store, settings, kind)
-    upcoming = state["upcoming"][kind]
+    if state["upcoming"] is None:
+        state["upcoming"] = _choose(store, study)
+    upcoming = state["upcoming"]
     if upcoming is not None:
-        for record in store.get_melodies(upcoming["melody_ids"]).values():
-            melody_view(tuple(int(t) for t in record.melody.tokens), settings.tempo_bpm)
+        melodies = [r.melody for r in store.get_melodies(upcoming["melody_ids"]).values()]
+        pitch_range = shared_pitch_range(melodies) if upcoming["kind"] == "pair" else None
+        prefetch_views(melodies, settings.tempo_bpm, pitch_range)
 
 
 # ------------------------------------------------------------------- history
-def history_page(store: FeedbackStore) -> None:
+def history_page(store: FeedbackStore, settings: AppSettings, study: Study) -> None:
     state = _state()
-    st.header("My ratings")
-    rows = store.rater_history(state["rater"]["id"])
+    rows = [r for r in store.rater_history(state["rater"]["id"]) if r["study_id"] == study.id]
     if not rows:
-        st.info("Nothing yet: your ratings appear here.")
+        st.info("Nothing yet: your answers appear here.")
         return
-    st.dataframe([{"when": r["created_at"][:19].replace("T", " "), "what": r["kind"],
-                   "melody": r["melody_id"], "other melody": r["melody_b_id"],
-                   "stars": r["stars"], "choice": r["choice"]} for r in rows],
-                 hide_index=True, width="stretch")
 
+    def your_answer(row: dict[str, Any]) -> str:
+        if row["kind"] == "stars":
+            return "★" * row["stars"]
+        choice, left = row["choice"], row["shown_left"]
+        if choice in ("tie", "skip"):
+            return {"tie": "about the same", "skip": "skipped"}[choice]
+        return "A (left)" if choice == left else "B (right)"
 
-# -------------------------------------------------------------------- listen
-def listen_page(store: FeedbackStore, settings: AppSettings) -> None:
-    st.header("Listen")
-    tags = [t for t, _ in store.tags()]
-    tag = st.selectbox("Tag", ["(all)"] + tags, key="listen_tag")
-    min_stars = st.slider("Mean stars at least", 0.0, 5.0, 0.0, 0.5, key="listen_min_stars")
-    rows = feedback_statistics.browse_melodies(store, tag=None if tag == "(all)" else tag,
-                                               min_mean_stars=min_stars if min_stars > 0 else None)
-    if not rows:
-        st.info("No melody matches.")
-        return
-    st.dataframe([{"melody": r.id, "tag": r.tag, "model": r.model, "ratings": r.num_ratings,
-                   "mean stars": None if r.mean_stars is None else round(r.mean_stars, 2),
-                   "comparisons": r.comparisons, "wins": r.wins} for r in rows],
-                 hide_index=True, width="stretch")
-    chosen = st.selectbox("Melody", [r.id for r in rows], key="listen_melody")
-    record = store.get_melody(chosen)
-    show_melody(record.melody, settings.tempo_bpm, f"melody {chosen}")
-    view = melody_view(tuple(int(t) for t in record.melody.tokens), settings.tempo_bpm)
-    c1, c2, c3 = st.columns(3)
-    c1.download_button("MIDI", record.melody.to_midi_bytes(settings.tempo_bpm), f"melody-{chosen}.mid",
-                       "audio/midi", key="dl_midi")
-    c2.download_button("MusicXML", record.melody.to_musicxml_bytes(settings.tempo_bpm),
-                       f"melody-{chosen}.musicxml", "application/vnd.recordare.musicxml+xml", key="dl_xml")
-    c3.download_button("WAV", view.wav, f"melody-{chosen}.wav", "audio/wav", key="dl_wav")
+    def on_screen(row: dict[str, Any]) -> tuple[int, ...]:
+        if row["kind"] == "stars":
+            return (row["melody_id"],)
+        pair = (row["melody_id"], row["melody_b_id"])
+        return pair if row["shown_left"] == "a" else pair[::-1]
 
-
-# ----------------------------------------------------------------- dashboard
-def dashboard_page(store: FeedbackStore, settings: AppSettings) -> None:
-    state = _state()
-    st.header("Dashboard")
-    if settings.admin_password is None:
-        st.info("The dashboard is closed: set RLCOMPOSER_ADMIN_PASSWORD to open it.")
-        return
-    if not state.get("is_admin"):
-        with st.form("admin"):
-            password = st.text_input("Admin password", type="password")
-            if st.form_submit_button("Open the dashboard"):
-                if settings.admin_password_ok(password):
-                    state["is_admin"] = True
-                    st.rerun()
-                st.error("Wrong admin password.")
-        return
-    import pandas as pd
-
-    counts = store.counts()
-    for (label, value), column in zip(counts.items(), st.columns(len(counts)), strict=True):
-        column.metric(label, value)
-    for by in ("rater", "tag"):
-        st.subheader(f"Ratings per {by} over time")
-        activity = feedback_statistics.activity(store, by)
-        if activity:
-            frame = pd.DataFrame(activity).pivot_table(index="day", columns=by, values="count", fill_value=0)
-            st.bar_chart(frame)
-        else:
-            st.caption("No ratings yet.")
-    st.subheader("Agreement between raters")
-    agreement = feedback_statistics.agreement(store)
-    c1, c2 = st.columns(2)
-    c1.metric("Pairs: same answer", "-" if agreement["pair_agreement"] is None
-              else f"{100 * agreement['pair_agreement']:.0f}%", help=f"{agreement['pair_judgement_pairs']} pairs of judgements")
-    c2.metric("Stars: within one star", "-" if agreement["star_within_one"] is None
-              else f"{100 * agreement['star_within_one']:.0f}%", help=f"{agreement['star_judgement_pairs']} pairs of ratings")
-    st.subheader("Self-consistency on repeats")
-    consistency = feedback_statistics.self_consistency(store)
-    if consistency:
-        st.dataframe(consistency, hide_index=True, width="stretch")
-    else:
-        st.caption("No repeats answered yet.")
-    st.subheader("Win-rate of each tag against each other tag (A/B)")
-    rates = feedback_statistics.tag_win_rates(store)
-    if rates:
-        st.dataframe(rates, hide_index=True, width="stretch")
-    else:
-        st.caption("No comparisons between different tags yet.")
-    st.caption(_selection_caption(settings, store))
-    experiments_section(store)
-    st.subheader("Download all ratings")
-    d1, d2 = st.columns(2)
-    d1.download_button("CSV", export_bytes(store, "csv"), "ratings.csv", "text/csv", key="dl_csv")
-    d2.download_button("JSONL", export_bytes(store, "jsonl"), "ratings.jsonl", "application/x-ndjson",
-                       key="dl_jsonl")
-
-
-def _percent(value: float | None) -> str:
-    return "no data yet" if value is None else f"{100 * value:.0f}%"
-
-
-def experiments_section(store: FeedbackStore) -> None:
-    """Per experiment: its latest reward model's accuracy on people's comparisons,
-    and people's win-rate of each round's tuned policy against the prior."""
-    st.subheader("Experiments")
-    summaries = experiment_summaries(store)
-    if not summaries:
-        st.caption("No experiments yet: `rlcomposer experiment run` puts its pools and models here.")
-        return
-    for summary in summaries:
-        name = summary.experiment
-        st.markdown(f"#### {name}")
-        model = summary.reward_model
-        if model is None:
-            st.caption("Reward model: none registered yet (no data yet).")
-        elif model.ensemble is None:
-            st.warning(f"No reward model of {name} can be loaded: {'; '.join(model.problems)}")
-        else:
-            accuracy = summary.accuracy or {}
-            if not accuracy.get("comparisons"):
-                st.caption(f"Reward model {model.name}: no people's comparisons of {name}'s melodies yet "
-                           "(no data yet).")
-            else:
-                c1, c2, c3 = st.columns(3)
-                c1.metric(f"Reward model (round {model.round}): accuracy on people", _percent(accuracy["accuracy"]),
-                          help=f"{model.name}: agreement with people's A/B choices (ties and skips left out)")
-                c2.metric("People's comparisons", f"{accuracy['decided']} decided, {accuracy['ties']} ties",
-                          help=f"{accuracy['raters']} people; {accuracy['skips']} skips left out")
-                c3.metric("Log-loss", "-" if accuracy["log_loss"] is None else f"{accuracy['log_loss']:.3f}",
-                          help="ties count as ½; ln 2 = 0.693 is a coin flip")
-            if model.problems:
-                st.caption("Skipped: " + "; ".join(model.problems))
-        rounds = summary.win_rates
-        if not rounds:
-            st.caption("Tuned policy vs prior: no pool of a tuned policy yet (no data yet).")
-            continue
-        st.dataframe([{"round pool": r.tuned_tag, "tuned policy": r.policy, "against": r.prior_tag,
-                       "people's win-rate": _percent(r.win_rate), "comparisons": r.comparisons,
-                       "wins": r.wins, "ties": r.ties, "losses": r.losses, "skips": r.skips,
-                       "people": r.raters} for r in rounds], hide_index=True, width="stretch")
-        if all(r.comparisons == 0 for r in rounds):
-            last = rounds[-1]
-            st.caption("Tuned policy vs prior: no people's comparisons yet (no data yet). To collect them, run "
-                       f"the app with RLCOMPOSER_POOL_TAGS={last.tuned_tag},{last.prior_tag} and "
-                       "RLCOMPOSER_MIX_TAGS=1.")
+    table = [{"when (UTC)": r["created_at"][:16].replace("T", " "), "what": "stars" if r["kind"] == "stars" else "A/B",
+              "your answer": your_answer(r),
+              "melodies": " | ".join(f"{side} #{m}" for side, m in zip(("A", "B"), on_screen(r), strict=True))
+              if r["kind"] != "stars" else f"#{r['melody_id']}"} for r in rows]
+    st.dataframe(table, hide_index=True, width="stretch")
+    choice = st.selectbox("Play one of your answers", range(len(rows)), key="history_pick",
+                          format_func=lambda i: f"{table[i]['when (UTC)']}: {table[i]['your answer']} ({table[i]['melodies']})")
+    records = store.get_melodies(on_screen(rows[choice]))
+    for side, melody_id in zip(("A", "B") if len(records) == 2 else ("",), on_screen(rows[choice]), strict=True):
+        view = melody_view(records[melody_id].melody, settings.tempo_bpm)
+        st.caption(f"{side} #{melody_id}".strip())
+        st.audio(view.playback_wav, format="audio/wav")
 
 
 # ---------------------------------------------------------------------- main
+def _study_for_page(store: FeedbackStore, settings: AppSettings) -> Study | None:
+    name = _query("study")
+    if name is None:
+        try:
+            return sync_study(store, settings.default_study_spec())
+        except FeedbackError as error:
+            st.error(f"There is nothing to rate yet: {error}")
+            return None
+    study = find_study(store, name)
+    if study is None:
+        st.error(f"There is no study called “{_plain(name)}”. Check the link you were given.")
+        return None
+    if not study.is_open:
+        st.info(f"The study “{_plain(study.name)}” is closed. Thank you for your interest!")
+        return None
+    problem = study_pool_problem(store, study)
+    if problem:
+        st.error(f"The study “{_plain(study.name)}” cannot start: {problem}. Please tell the person running it.")
+        return None
+    return study
+
+
 def run() -> None:
-    st.set_page_config(page_title="rlcomposer: rate melodies", page_icon="🎵", layout="wide")
+    st.set_page_config(page_title="rlcomposer: rate melodies", page_icon="🎵", layout="wide",
+                       initial_sidebar_state="collapsed")
+    st.markdown(CSS, unsafe_allow_html=True)
     try:
         settings = load_settings()
     except RLComposerError as error:
@@ -441,33 +454,44 @@ def run() -> None:
     except RLComposerError as error:
         st.error(f"The rating database cannot be used: {error}")
         st.stop()
-    _warm_up()
+    _warm_up(settings.tempo_bpm)
     state = _state()
     try:
-        if "rater" not in state:
-            sign_in_page(store, settings)
+        if _query("area") == "organiser":
+            organiser.organiser_area(store, settings)
             return
-        with st.sidebar:
-            st.markdown(f"Signed in as **{state['rater']['name']}**")
-            page = st.radio("Page", PAGES, key="page")
-            try:
-                done = store.count_submissions(state["rater"]["id"], state["session_id"])["total"]
-                state["done"] = done
-            except DatabaseUnavailable:
-                done = state.get("done", 0)
-            st.markdown(f"**{done}** rated this session")
-            if st.button("Sign out", key="sign_out"):
-                st.session_state.clear()
-                st.rerun()
+        # answers given before anything else: a failing read of the next item cannot lose them
+        if state["unsent"] and not flush_unsent(store):
+            unsent_page(store)
+            return
+        study = _study_for_page(store, settings)
+        if study is None:
+            return
+        if "rater" in state and state.get("study_id") != study.id:
+            state.pop("rater")  # another study in this tab: sign in to it (the token still works)
+        if "rater" not in state:
+            token = _query("token")
+            if not (token and _sign_in_with_token(store, study, token)):
+                if state.get("token_problem"):
+                    st.error(state.pop("token_problem"))
+                sign_in_page(store, settings, study)
+                return
+        counts = _progress(store, study)
+        if state.pop("returning", False):
+            st.toast(f"Welcome back, {_plain(state['rater']['name'])}: {counts['answered']} answered so far.")
+        header, who = st.columns([3, 1])
+        header.markdown(f"### {_plain(study.name) if study.name != DEFAULT_STUDY else 'Rate melodies'}")
+        who.caption(f"Signed in as {_plain(state['rater']['name'])}")
+        progress_bar(study, counts)
+        page = st.segmented_control("Page", ["Rate", "My answers"], default="Rate", key="page",
+                                    label_visibility="collapsed") or "Rate"
         if page == "Rate":
-            rate_page(store, settings)
-        elif page == "My ratings":
-            history_page(store)
-        elif page == "Listen":
-            listen_page(store, settings)
+            rate_page(store, settings, study, counts)
         else:
-            dashboard_page(store, settings)
+            history_page(store, settings, study)
     except DatabaseUnavailable as error:
-        st.error(f"The rating database is not reachable right now ({error}). "
-                 "Nothing you entered is lost; please try again in a moment.")
-        st.button("Try again", key="retry")
+        kept = len(state["unsent"])
+        st.error(f"The rating database is not reachable right now ({error}). Nothing you entered is lost"
+                 + (f" ({kept} answer{'s' if kept > 1 else ''} kept, sent when it is back)" if kept else "")
+                 + "; press Send again in a moment.")
+        st.button("Send again", key="retry", type="primary")

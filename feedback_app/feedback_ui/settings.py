@@ -16,6 +16,9 @@ ENV_POOL_TAGS = "RLCOMPOSER_POOL_TAGS"
 ENV_TEMPO = "RLCOMPOSER_TEMPO_BPM"
 ENV_MIX_TAGS = "RLCOMPOSER_MIX_TAGS"
 ENV_ACTIVE_REWARD = "RLCOMPOSER_ACTIVE_REWARD"
+ENV_STUDY_MODE = "RLCOMPOSER_STUDY_MODE"
+ENV_ITEMS_PER_RATER = "RLCOMPOSER_ITEMS_PER_RATER"
+ENV_LISTEN_FRACTION = "RLCOMPOSER_LISTEN_FRACTION"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
@@ -41,6 +44,24 @@ class AppSettings:
     active_reward: str | None = None
     """``$RLCOMPOSER_ACTIVE_REWARD=DIR``: choose pairs where this reward model's ensemble
     disagrees most (active selection); unset: at random."""
+    study_mode: str = "pairs"
+    """``$RLCOMPOSER_STUDY_MODE``: ``pairs`` (default) or ``stars``, for the default study."""
+    items_per_rater: int = 20
+    """``$RLCOMPOSER_ITEMS_PER_RATER``: the default study's target of answers per rater."""
+    listen_fraction: float = 1.0
+    """``$RLCOMPOSER_LISTEN_FRACTION``: share of each melody that must play before answering
+    (default study; 0 disables)."""
+
+    def default_study_spec(self):
+        """The study served when the URL names none: the settings above, as a study."""
+        from rlcomposer.feedback.study import DEFAULT_STUDY, StudySpec
+
+        mode = "mixed-tags" if self.mix_tags else self.study_mode
+        return StudySpec(name=DEFAULT_STUDY, pool_tags=self.tags, mode=mode,
+                         items_per_rater=self.items_per_rater,
+                         selection="active" if self.active_reward else "random",
+                         reward_model=self.active_reward, listen_fraction=self.listen_fraction,
+                         repeat_share=self.repeat_share)
 
     def access_code_ok(self, given: str) -> bool:
         return self.access_code is None or hmac.compare_digest(given.encode(), self.access_code.encode())
@@ -77,6 +98,9 @@ def load_settings(environ=None) -> AppSettings:
     active_reward = environ.get(ENV_ACTIVE_REWARD, "").strip() or None
     if mix_tags and active_reward:
         raise RLComposerError(f"${ENV_MIX_TAGS} and ${ENV_ACTIVE_REWARD} cannot be used together: choose one")
+    mode = environ.get(ENV_STUDY_MODE, "").strip().lower() or "pairs"
+    if mode not in ("pairs", "stars"):
+        raise RLComposerError(f"${ENV_STUDY_MODE}={environ[ENV_STUDY_MODE]!r} must be pairs or stars")
     return AppSettings(
         database_url=url,
         access_code=environ.get(ENV_ACCESS_CODE) or None,
@@ -86,4 +110,7 @@ def load_settings(environ=None) -> AppSettings:
         tempo_bpm=number(ENV_TEMPO, 120.0, 20.0, 400.0),
         mix_tags=mix_tags,
         active_reward=active_reward,
+        study_mode=mode,
+        items_per_rater=int(number(ENV_ITEMS_PER_RATER, 20, 1, 10_000)),
+        listen_fraction=number(ENV_LISTEN_FRACTION, 1.0, 0.0, 1.0),
     )

@@ -7,7 +7,9 @@ Options this command does not know pass through to ``streamlit run``
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,12 +40,48 @@ def cmd_app(args: argparse.Namespace) -> None:
             streamlit_args += [option, value]
     env = dict(os.environ, **{ENV_DATABASE_URL: url})
     command = [sys.executable, "-m", "streamlit", "run", str(app_script()), *streamlit_args]
-    try:
-        code = subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        code = 0
-    if code not in (0, -2, 130):
+    code = run_forwarding_signals(command, env)
+    if code not in (0, -2, -15, 130, 143):
         raise RLComposerError(f"streamlit stopped with status {code}")
+
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the child gets SIGTERM when this process dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def run_forwarding_signals(command: list[str], env: dict[str, str], grace_seconds: float = 20.0) -> int:
+    """Run ``command`` and wait for it; SIGTERM, SIGINT and SIGHUP sent to this process are
+    passed on to it (and it is killed if it has not stopped ``grace_seconds`` later), so
+    stopping ``rlcomposer app`` stops the server. Returns its exit status."""
+    child = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    received: list[int] = []
+
+    def forward(signum, _frame) -> None:
+        received.append(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
+    try:
+        while True:
+            try:
+                return child.wait(timeout=None if not received else grace_seconds)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                return child.wait()
+            except KeyboardInterrupt:  # a terminal's Ctrl-C also reached the child (same process group)
+                received.append(signal.SIGINT)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _PassThroughParser(argparse.ArgumentParser):

@@ -386,12 +386,18 @@ class Experiment:
         if need <= 0:
             return
         if self.config.listener == PEOPLE:
+            from rlcomposer.feedback.study import StudySpec, ensure_study, study_url
+
             self._save_state()
-            active = " RLCOMPOSER_ACTIVE_REWARD=latest" if self.config.strategy == "active" and index else ""
+            active = self.config.strategy == "active" and index > 0
+            study = ensure_study(store, StudySpec(  # the study this round's ratings come from
+                name=self.config.tag(index), pool_tags=(self.config.tag(index),), mode="pairs",
+                selection="active" if active else "random",
+                reward_model=str((self._round_dir(index - 1) / "reward_model").resolve()) if active else None))
             raise ExperimentWaiting(
                 f"round {index} has {have} of {self.config.comparisons_per_round} comparisons on tag "
-                f"'{self.config.tag(index)}': rate in the app (RLCOMPOSER_POOL_TAGS={self.config.tag(index)}"
-                f"{active} rlcomposer app --db {self.db_url}), then run "
+                f"'{self.config.tag(index)}': start the app (rlcomposer app --db {self.db_url}) and send raters "
+                f"to the study {study.name}, {study_url(study.name)}; then run "
                 f"`rlcomposer experiment resume {self.run_dir}`")
         from rlcomposer.feedback.simulated_raters import simulate_ratings
 

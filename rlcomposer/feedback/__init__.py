@@ -6,6 +6,10 @@
 * :mod:`rlcomposer.feedback.store` — :class:`FeedbackStore`, every read and write
   the app, the CLI and the simulated listeners need (nothing else writes SQL);
 * :mod:`rlcomposer.feedback.selection` — which melody or pair a rater sees next;
+* :mod:`rlcomposer.feedback.study` — listening studies (pool tags, mode, items per
+  rater, texts, selection, completion code, listening requirement) and their progress;
+* :mod:`rlcomposer.feedback.study_statistics` — what the organiser area shows: people
+  and simulated raters apart, win-rates with 95% intervals, agreement with its n;
 * :mod:`rlcomposer.feedback.presentation` — audio, engraved score and piano roll
   of a melody, ready for the rating page;
 * :mod:`rlcomposer.feedback.export` — every rating and comparison as CSV / JSONL;

@@ -11,7 +11,10 @@ the database, so a bad value is refused whoever writes it:
 * every submission carries a ``client_id`` made by the client (a UUID), unique
   per table, so a retry or a double click stores one row;
 * timings (``listened_ms``, ``answer_ms``) are not negative;
-* foreign keys tie ratings to raters, sessions and melodies.
+* foreign keys tie ratings to raters, sessions, melodies and studies;
+* a rater's ``name_key`` (trimmed, case-folded) is unique, and only the SHA-256 of
+  their secret sign-in token is stored;
+* a study's mode, selection and status are one of their known values.
 
 Times are stored in UTC.
 """
@@ -26,6 +29,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -48,6 +52,10 @@ NAMING_CONVENTION = {
 }
 
 RATER_KINDS = ("person", "simulated")
+STUDY_MODES = ("stars", "pairs", "mixed-tags")
+STUDY_SELECTIONS = ("random", "active")
+STUDY_STATUSES = ("open", "closed")
+TOKEN_SHA256_LENGTH = 64
 SIDES = ("a", "b")
 MIN_STARS = 1
 MAX_STARS = 5
@@ -74,9 +82,46 @@ class Rater(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)
+    """The name trimmed, with runs of spaces made one, case-folded: "Keyboard Kim" and
+    "keyboard kim " are one rater."""
     kind: Mapped[str] = mapped_column(String(16), default="person")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    token_sha256: Mapped[str | None] = mapped_column(String(TOKEN_SHA256_LENGTH), nullable=True, unique=True)
+    """SHA-256 of the rater's secret sign-in token (the token itself is never stored)."""
+
+
+class Study(Base):
+    """A listening study: what raters rate (pool tags, mode), how many items each, what they read
+    (instructions, consent), how items are chosen, and how much of each melody must be played."""
+
+    __tablename__ = "studies"
+    __table_args__ = (
+        CheckConstraint(f"mode IN {STUDY_MODES!r}", name="mode"),
+        CheckConstraint(f"selection IN {STUDY_SELECTIONS!r}", name="selection"),
+        CheckConstraint(f"status IN {STUDY_STATUSES!r}", name="status"),
+        CheckConstraint("items_per_rater >= 1", name="items_positive"),
+        CheckConstraint("listen_fraction >= 0 AND listen_fraction <= 1", name="listen_fraction_range"),
+        CheckConstraint("repeat_share >= 0 AND repeat_share <= 0.5", name="repeat_share_range"),
+        CheckConstraint("length(name) >= 1", name="name_not_empty"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    pool_tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    mode: Mapped[str] = mapped_column(String(16), default="pairs")
+    items_per_rater: Mapped[int] = mapped_column(Integer, default=20)
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    consent_text: Mapped[str] = mapped_column(Text, default="")
+    selection: Mapped[str] = mapped_column(String(16), default="random")
+    reward_model: Mapped[str | None] = mapped_column(Text, nullable=True)
+    completion_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    listen_fraction: Mapped[float] = mapped_column(Float, default=1.0)
+    repeat_share: Mapped[float] = mapped_column(Float, default=0.05)
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Model(Base):
@@ -122,6 +167,7 @@ class RatingSession(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), index=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"), nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     client: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
@@ -142,6 +188,7 @@ class StarRating(Base):
     client_id: Mapped[str] = mapped_column(String(CLIENT_ID_MAX), unique=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("rating_sessions.id"), nullable=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"), nullable=True, index=True)
     melody_id: Mapped[int] = mapped_column(ForeignKey("melodies.id"), index=True)
     stars: Mapped[int] = mapped_column(SmallInteger)
     is_repeat: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -174,6 +221,7 @@ class Comparison(Base):
     client_id: Mapped[str] = mapped_column(String(CLIENT_ID_MAX), unique=True)
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("rating_sessions.id"), nullable=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"), nullable=True, index=True)
     melody_a_id: Mapped[int] = mapped_column(ForeignKey("melodies.id"), index=True)
     melody_b_id: Mapped[int] = mapped_column(ForeignKey("melodies.id"), index=True)
     shown_left: Mapped[str] = mapped_column(String(1))

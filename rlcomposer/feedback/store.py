@@ -21,8 +21,10 @@ down or locked (nothing is stored; the same call may simply be made again).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +51,7 @@ from rlcomposer.feedback.schema import (
     RatingSession,
     StarRating,
     StoredMelody,
+    Study,
     utcnow,
 )
 from rlcomposer.music.melody import Melody
@@ -62,6 +65,25 @@ MAX_TIMING_MS = 24 * 3600 * 1000
 
 class FeedbackError(RLComposerError):
     """A rating, comparison, rater, tag or id that the store refuses; nothing was stored."""
+
+
+def rater_name_key(name: str) -> str:
+    """How rater names are matched: trimmed, one space between words, case-folded
+    (``"keyboard kim "`` and ``"Keyboard  Kim"`` are the same rater)."""
+    return " ".join(str(name).split()).casefold()[:MAX_NAME]
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 (hex) of a rater's sign-in token: what the database keeps instead of the token."""
+    return hashlib.sha256(str(token).encode("utf-8")).hexdigest()
+
+
+class NameTaken(FeedbackError):
+    """A person's rater name that is already someone's: it opens nothing without that rater's token."""
+
+
+class InvalidToken(FeedbackError):
+    """A sign-in token that belongs to no rater (mistyped, tampered with, or from another database)."""
 
 
 def new_client_id() -> str:
@@ -107,6 +129,7 @@ class RatingRecord:
     answer_ms: int | None
     created_at: datetime
     created: bool
+    study_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +149,7 @@ class ComparisonRecord:
     answer_ms: int | None
     created_at: datetime
     created: bool
+    study_id: int | None = None
 
     @property
     def winner_id(self) -> int | None:
@@ -159,7 +183,7 @@ EXPORT_COLUMNS = (
     "kind", "id", "client_id", "created_at", "rater", "rater_kind", "session_id",
     "stars", "choice", "shown_left", "is_repeat", "listened_ms", "answer_ms",
     "melody_id", "melody_tag", "melody_model", "melody_seed", "melody_tokens",
-    "melody_b_id", "melody_b_tag", "melody_b_model", "melody_b_seed", "melody_b_tokens",
+    "melody_b_id", "melody_b_tag", "melody_b_model", "melody_b_seed", "melody_b_tokens", "study_id",
 )
 
 
@@ -232,6 +256,7 @@ class FeedbackStore:
         self.engine = database.get_engine(self.url)
         self._write_engine = self.engine.execution_options(rlc_write=True)
         self.dialect = self.engine.dialect.name
+        self._sqlite_file = database.sqlite_path(self.url)
 
     # ------------------------------------------------------------ plumbing
     def __repr__(self) -> str:
@@ -239,6 +264,10 @@ class FeedbackStore:
 
     @contextmanager
     def _session(self, write: bool = False) -> Iterator[Session]:
+        if self._sqlite_file is not None and not self._sqlite_file.exists():
+            # SQLite would make a new, empty file and answers would go into the void
+            raise DatabaseUnavailable(f"database {database.display_url(self.url)} is unavailable "
+                                      f"(the file {self._sqlite_file.name} has gone: it was moved or deleted)")
         try:
             with Session(self._write_engine if write else self.engine, expire_on_commit=False) as session:
                 yield session
@@ -249,7 +278,8 @@ class FeedbackStore:
         except sa.exc.SQLAlchemyError as error:
             if database.is_unavailable(error):
                 raise database.unavailable(self.url, error) from None
-            raise
+            raise database.DatabaseError(f"database {database.display_url(self.url)} cannot be used "
+                                         f"({_first_line(error)})") from None
 
     def _insert(self, model, **values) -> sa.Insert:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
@@ -257,14 +287,48 @@ class FeedbackStore:
 
     # -------------------------------------------------------------- raters
     def sign_in(self, name: str, kind: str = "person") -> RaterInfo:
-        """The rater called ``name``, created on first sign-in."""
+        """The rater called ``name`` (matched by :func:`rater_name_key`), created on first
+        sign-in. For scripts, the CLI and simulated listeners; the app signs people in with
+        :meth:`register_rater` and :meth:`sign_in_with_token` instead, so that a name alone
+        never opens someone else's history."""
         name = check_rater_name(name, kind)
+        key = rater_name_key(name)
         with self._session(write=True) as session:
-            session.execute(self._insert(Rater, name=name, kind=kind, created_at=utcnow())
-                            .on_conflict_do_nothing(index_elements=["name"]))
-            rater = session.scalars(sa.select(Rater).where(Rater.name == name)).one()
+            session.execute(self._insert(Rater, name=name, name_key=key, kind=kind, created_at=utcnow())
+                            .on_conflict_do_nothing())
+            rater = session.scalars(sa.select(Rater).where(Rater.name_key == key)).one()
             if rater.kind != kind:
                 raise FeedbackError(f"rater name {name!r} belongs to a {rater.kind} rater")
+            return _rater_info(rater)
+
+    def register_rater(self, name: str) -> tuple[RaterInfo, str]:
+        """A new person called ``name`` and their secret sign-in token (returned once; only its
+        hash is stored). Raises :class:`NameTaken` when the name (trimmed, case-folded) is
+        already a rater's: that rater signs back in with their token, nobody else with the name."""
+        name = check_rater_name(name, "person")
+        key = rater_name_key(name)
+        token = secrets.token_urlsafe(24)
+        with self._session(write=True) as session:
+            result = session.execute(
+                self._insert(Rater, name=name, name_key=key, kind="person", created_at=utcnow(),
+                             token_sha256=token_digest(token))
+                .on_conflict_do_nothing().returning(Rater.id))
+            if result.first() is None:
+                raise NameTaken(f"the rater name {name!r} is already taken: if it is yours, open your "
+                                "personal link (it signs you back in); otherwise choose another name")
+            rater = session.scalars(sa.select(Rater).where(Rater.name_key == key)).one()
+            return _rater_info(rater), token
+
+    def sign_in_with_token(self, token: str) -> RaterInfo:
+        """The rater whose secret token this is; :class:`InvalidToken` for any other text."""
+        if not isinstance(token, str) or not 16 <= len(token) <= 200:
+            raise InvalidToken("this sign-in link is not valid (the token is malformed); sign in with a new name")
+        digest = token_digest(token)
+        with self._session() as session:
+            rater = session.scalars(sa.select(Rater).where(Rater.token_sha256 == digest)).first()
+            if rater is None or not hmac.compare_digest(rater.token_sha256 or "", digest):
+                raise InvalidToken("this sign-in link is not valid (no rater has this token); "
+                                   "sign in with a new name")
             return _rater_info(rater)
 
     def get_rater(self, rater_id: int) -> RaterInfo:
@@ -277,7 +341,7 @@ class FeedbackStore:
 
     def find_rater(self, name: str) -> RaterInfo | None:
         with self._session() as session:
-            rater = session.scalars(sa.select(Rater).where(Rater.name == " ".join(str(name).split()))).first()
+            rater = session.scalars(sa.select(Rater).where(Rater.name_key == rater_name_key(name))).first()
             return None if rater is None else _rater_info(rater)
 
     def record_consent(self, rater_id: int) -> RaterInfo:
@@ -291,12 +355,12 @@ class FeedbackStore:
                 rater.consented_at = utcnow()
             return _rater_info(rater)
 
-    def start_session(self, rater_id: int, client: str | None = None) -> int:
-        """A new rating session of ``rater_id``; returns its id."""
+    def start_session(self, rater_id: int, client: str | None = None, study_id: int | None = None) -> int:
+        """A new rating session of ``rater_id`` (in study ``study_id``, if given); returns its id."""
         self.get_rater(rater_id)
         with self._session(write=True) as session:
             row = RatingSession(rater_id=rater_id, client=(client or None) and str(client)[:200],
-                                started_at=utcnow())
+                                study_id=study_id, started_at=utcnow())
             session.add(row)
             session.flush()
             return row.id
@@ -419,7 +483,7 @@ class FeedbackStore:
 
     # -------------------------------------------------------------- submits
     def _existing_rater_and_melodies(self, session: Session, rater_id: int, melody_ids: Sequence[int],
-                                     session_id: int | None) -> None:
+                                     session_id: int | None, study_id: int | None = None) -> None:
         if session.get(Rater, rater_id) is None:
             raise FeedbackError(f"rater id {rater_id} is unknown")
         for melody_id in melody_ids:
@@ -429,12 +493,20 @@ class FeedbackStore:
             row = session.get(RatingSession, session_id)
             if row is None or row.rater_id != rater_id:
                 raise FeedbackError(f"session id {session_id} is unknown for rater id {rater_id}")
+        if study_id is not None:
+            study = session.get(Study, study_id)
+            if study is None:
+                raise FeedbackError(f"study id {study_id} is unknown")
+            if study.status != "open":
+                raise FeedbackError(f"the study {study.name!r} is closed: it takes no more answers")
 
     def submit_rating(self, client_id: str, rater_id: int, melody_id: int, stars: int, *,
                       session_id: int | None = None, is_repeat: bool = False,
-                      listened_ms: float | None = None, answer_ms: float | None = None) -> RatingRecord:
-        """Store ``stars`` (1-5) for a melody, once per ``client_id``."""
+                      listened_ms: float | None = None, answer_ms: float | None = None,
+                      study_id: int | None = None) -> RatingRecord:
+        """Store ``stars`` (1-5) for a melody, once per ``client_id`` (in study ``study_id``, if given)."""
         values = dict(
+            study_id=None if study_id is None else _check_id(study_id, "study id"),
             client_id=_check_client_id(client_id), rater_id=_check_id(rater_id, "rater id"),
             melody_id=_check_id(melody_id, "melody id"), stars=_check_stars(stars),
             session_id=None if session_id is None else _check_id(session_id, "session id"),
@@ -446,7 +518,7 @@ class FeedbackStore:
     def submit_comparison(self, client_id: str, rater_id: int, melody_a_id: int, melody_b_id: int,
                           choice: str, shown_left: str, *, session_id: int | None = None,
                           is_repeat: bool = False, listened_ms: float | None = None,
-                          answer_ms: float | None = None) -> ComparisonRecord:
+                          answer_ms: float | None = None, study_id: int | None = None) -> ComparisonRecord:
         """Store a choice (``a``, ``b``, ``tie`` or ``skip``, about melody_a / melody_b)
         and which of them was shown on the left, once per ``client_id``."""
         if choice not in CHOICES:
@@ -458,6 +530,7 @@ class FeedbackStore:
         if melody_a_id == melody_b_id:
             raise FeedbackError(f"a comparison needs two different melodies, got {melody_a_id} twice")
         values = dict(
+            study_id=None if study_id is None else _check_id(study_id, "study id"),
             client_id=_check_client_id(client_id), rater_id=_check_id(rater_id, "rater id"),
             melody_a_id=melody_a_id, melody_b_id=melody_b_id, choice=choice, shown_left=shown_left,
             session_id=None if session_id is None else _check_id(session_id, "session id"),
@@ -471,8 +544,13 @@ class FeedbackStore:
                 melody_ids: Sequence[int], to_record):
         with self._session(write=True) as session:
             existing = session.scalars(sa.select(model).where(model.client_id == values["client_id"])).first()
+            if existing is None and values["study_id"] is not None and not values["is_repeat"] \
+                    and self._already_answered(session, model, values):
+                raise FeedbackError("this item was already answered (in another tab or window?); "
+                                    "nothing stored twice")
             if existing is None:
-                self._existing_rater_and_melodies(session, values["rater_id"], melody_ids, values["session_id"])
+                self._existing_rater_and_melodies(session, values["rater_id"], melody_ids, values["session_id"],
+                                                  values["study_id"])
                 result = session.execute(self._insert(model, **values, created_at=utcnow())
                                          .on_conflict_do_nothing(index_elements=["client_id"])
                                          .returning(model.id))
@@ -485,6 +563,20 @@ class FeedbackStore:
                     f"submission id {values['client_id']!r} was already used for a different answer; "
                     "nothing stored")
             return to_record(existing, created)
+
+    @staticmethod
+    def _already_answered(session: Session, model, values: dict[str, Any]) -> bool:
+        """Whether the rater already answered this melody or unordered pair in this study
+        (within a study an item is answered once per rater, deliberate repeats aside)."""
+        query = sa.select(model.id).where(model.rater_id == values["rater_id"],
+                                          model.study_id == values["study_id"])
+        if model is StarRating:
+            query = query.where(StarRating.melody_id == values["melody_id"])
+        else:
+            a, b = values["melody_a_id"], values["melody_b_id"]
+            query = query.where(sa.or_(sa.and_(Comparison.melody_a_id == a, Comparison.melody_b_id == b),
+                                       sa.and_(Comparison.melody_a_id == b, Comparison.melody_b_id == a)))
+        return session.scalars(query.limit(1)).first() is not None
 
     # -------------------------------------------------------------- history
     def rated_melody_ids(self, rater_id: int) -> set[int]:
@@ -499,16 +591,85 @@ class FeedbackStore:
                                    .where(Comparison.rater_id == rater_id))
             return {frozenset(row) for row in rows}
 
-    def count_submissions(self, rater_id: int, session_id: int | None = None) -> dict[str, int]:
-        """``{"stars": n, "comparisons": m, "total": n + m}`` of a rater (in one session, if given)."""
+    def count_submissions(self, rater_id: int, session_id: int | None = None,
+                          study_id: int | None = None) -> dict[str, int]:
+        """``{"stars": n, "comparisons": m, "total": n + m, "skips": k, "answered": n + m - k}``
+        of a rater (in one session and/or one study, if given); ``skips`` are skipped pairs."""
         counts = {}
         with self._session() as session:
-            for key, model in (("stars", StarRating), ("comparisons", Comparison)):
+            for key, model in (("stars", StarRating), ("comparisons", Comparison), ("skips", Comparison)):
                 query = sa.select(sa.func.count()).select_from(model).where(model.rater_id == rater_id)
                 if session_id is not None:
                     query = query.where(model.session_id == session_id)
+                if study_id is not None:
+                    query = query.where(model.study_id == study_id)
+                if key == "skips":
+                    query = query.where(Comparison.choice == "skip")
                 counts[key] = session.scalar(query) or 0
         counts["total"] = counts["stars"] + counts["comparisons"]
+        counts["answered"] = counts["total"] - counts["skips"]
+        return counts
+
+    # -------------------------------------------------------------- studies
+    def create_study(self, name: str, **settings: Any) -> int:
+        """Store a new study (see :class:`rlcomposer.feedback.study.StudySpec` for the settings,
+        checked there); its id. A name already used is refused."""
+        if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 100:
+            raise FeedbackError(f"study name {name!r} must be 1-100 characters without surrounding spaces")
+        with self._session(write=True) as session:
+            result = session.execute(self._insert(Study, name=name, created_at=utcnow(), status="open",
+                                                  **settings).on_conflict_do_nothing().returning(Study.id))
+            row = result.first()
+            if row is None:
+                raise FeedbackError(f"a study called {name!r} exists already")
+            return row[0]
+
+    def get_study(self, name: str) -> dict[str, Any] | None:
+        """The study called ``name`` as a dict of its columns, or None."""
+        with self._session() as session:
+            study = session.scalars(sa.select(Study).where(Study.name == str(name))).first()
+            return None if study is None else _study_dict(study)
+
+    def studies(self) -> list[dict[str, Any]]:
+        """Every study, oldest first."""
+        with self._session() as session:
+            return [_study_dict(s) for s in session.scalars(sa.select(Study).order_by(Study.id))]
+
+    def update_study(self, name: str, **settings: Any) -> dict[str, Any]:
+        """Change a study's settings (the default study follows the app's settings)."""
+        with self._session(write=True) as session:
+            study = session.scalars(sa.select(Study).where(Study.name == str(name))).first()
+            if study is None:
+                raise FeedbackError(f"no study is called {name!r}")
+            for key, value in settings.items():
+                setattr(study, key, value)
+            return _study_dict(study)
+
+    def set_study_status(self, name: str, status: str) -> dict[str, Any]:
+        """Open or close a study (a closed study takes no answers)."""
+        if status not in ("open", "closed"):
+            raise FeedbackError(f"study status {status!r} must be open or closed")
+        with self._session(write=True) as session:
+            study = session.scalars(sa.select(Study).where(Study.name == str(name))).first()
+            if study is None:
+                raise FeedbackError(f"no study is called {name!r}")
+            study.status = status
+            study.closed_at = utcnow() if status == "closed" else None
+            return _study_dict(study)
+
+    def study_answer_counts(self, study_id: int) -> dict[int, dict[str, int]]:
+        """Per rater of a study: ``{"answered": n, "skips": k}`` (skips are not answers)."""
+        counts: dict[int, dict[str, int]] = {}
+        with self._session() as session:
+            for model in (StarRating, Comparison):
+                skip = (Comparison.choice == "skip") if model is Comparison else sa.false()
+                rows = session.execute(
+                    sa.select(model.rater_id, sa.func.count(), sa.func.sum(sa.case((skip, 1), else_=0)))
+                    .where(model.study_id == study_id).group_by(model.rater_id))
+                for rater_id, total, skips in rows:
+                    entry = counts.setdefault(rater_id, {"answered": 0, "skips": 0})
+                    entry["answered"] += int(total) - int(skips or 0)
+                    entry["skips"] += int(skips or 0)
         return counts
 
     def rater_history(self, rater_id: int, limit: int = 500) -> list[dict[str, Any]]:
@@ -580,7 +741,7 @@ class FeedbackStore:
                     "choice": item.choice if kind == "comparison" else None,
                     "shown_left": item.shown_left if kind == "comparison" else None,
                     "is_repeat": bool(item.is_repeat), "listened_ms": item.listened_ms,
-                    "answer_ms": item.answer_ms,
+                    "answer_ms": item.answer_ms, "study_id": item.study_id,
                 }
                 row.update(melody_fields("melody", first))
                 row.update(melody_fields("melody_b", second))
@@ -600,9 +761,13 @@ class FeedbackStore:
 def open_store(url: str, migrate: bool = True) -> FeedbackStore:
     """A :class:`FeedbackStore` on ``url``, migrated to the newest schema first
     (once per process) unless ``migrate`` is False."""
-    if migrate:
-        database.ensure_migrated(url)
-    return FeedbackStore(url)
+    try:
+        if migrate:
+            database.ensure_migrated(url)
+        return FeedbackStore(url)
+    except sa.exc.SQLAlchemyError as error:  # e.g. a file that is not a SQLite database
+        raise database.DatabaseError(f"database {database.display_url(url)} cannot be used "
+                                     f"({_first_line(error)})") from None
 
 
 # ------------------------------------------------------------------ helpers
@@ -619,6 +784,10 @@ def _iso(value: datetime) -> str:
 
 def _tag_of(session: Session) -> dict[int, str]:
     return dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
+
+
+def _study_dict(study: Study) -> dict[str, Any]:
+    return {column.name: getattr(study, column.name) for column in Study.__table__.columns}
 
 
 def _rater_info(rater: Rater) -> RaterInfo:
@@ -638,17 +807,18 @@ def _melody_record(row: StoredMelody, model_name: str | None) -> MelodyRecord:
 
 def _rating_record(row: StarRating, created: bool) -> RatingRecord:
     return RatingRecord(row.id, row.client_id, row.rater_id, row.melody_id, row.stars, row.session_id,
-                        bool(row.is_repeat), row.listened_ms, row.answer_ms, row.created_at, created)
+                        bool(row.is_repeat), row.listened_ms, row.answer_ms, row.created_at, created,
+                        row.study_id)
 
 
 def _comparison_record(row: Comparison, created: bool) -> ComparisonRecord:
     return ComparisonRecord(row.id, row.client_id, row.rater_id, row.melody_a_id, row.melody_b_id,
                             row.shown_left, row.choice, row.session_id, bool(row.is_repeat),
-                            row.listened_ms, row.answer_ms, row.created_at, created)
+                            row.listened_ms, row.answer_ms, row.created_at, created, row.study_id)
 
 
 __all__ = [
     "ComparisonRecord", "DatabaseUnavailable", "EXPORT_COLUMNS", "FeedbackError", "FeedbackStore",
-    "MelodyRecord", "PoolAddResult", "PoolMelody", "RaterInfo", "RatingRecord", "check_rater_name",
-    "check_tag", "new_client_id", "open_store", "tokens_sha1",
+    "InvalidToken", "MelodyRecord", "NameTaken", "PoolAddResult", "PoolMelody", "RaterInfo", "RatingRecord", "check_rater_name",
+    "check_tag", "new_client_id", "open_store", "rater_name_key", "token_digest", "tokens_sha1",
 ]

@@ -1,0 +1,132 @@
+"""``rlcomposer study create|list|close``: listening studies that the rating app serves.
+
+A study (see :mod:`rlcomposer.feedback.study`) is served at ``?study=NAME`` of the
+app's address; ``create`` prints that address.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rlcomposer.cli.common import Commands, add_db_command_options, emit, positive_int, resolve_db
+from rlcomposer.errors import RLComposerError
+
+DEFAULT_BASE_URL = "http://localhost:8501"
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
+def _text(value: str | None, path: str | None, what: str) -> str | None:
+    if path is None:
+        return value
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise RLComposerError(f"cannot read the {what} file {path}: {error.strerror}") from None
+
+
+def _summary(study, progress) -> dict:
+    spec = study.spec
+    return {"name": study.name, "status": study.status, "mode": spec.mode, "pool_tags": list(spec.pool_tags),
+            "items_per_rater": spec.items_per_rater, "selection": spec.selection,
+            "reward_model": spec.reward_model, "listen_fraction": spec.listen_fraction,
+            "completion_code": spec.completion_code, "raters": progress.raters,
+            "completed": progress.completed, "answers": progress.answers, "skips": progress.skips}
+
+
+def cmd_study_create(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.store import open_store
+    from rlcomposer.feedback.study import (
+        DEFAULT_CONSENT,
+        DEFAULT_INSTRUCTIONS,
+        StudySpec,
+        create_study,
+        study_progress,
+        study_url,
+    )
+
+    tags = tuple(t.strip() for t in (args.tags or "").split(",") if t.strip())
+    selection = "active" if args.reward_model else "random"
+    spec = StudySpec(
+        name=args.name, pool_tags=tags, mode=args.mode, items_per_rater=args.items,
+        instructions=_text(args.instructions, args.instructions_file, "instructions") or DEFAULT_INSTRUCTIONS,
+        consent_text=_text(args.consent, args.consent_file, "consent") or DEFAULT_CONSENT,
+        selection=selection, reward_model=args.reward_model, completion_code=args.completion_code,
+        listen_fraction=args.listen_fraction, repeat_share=args.repeat_share)
+    store = open_store(resolve_db(args))
+    study = create_study(store, spec)
+    url = study_url(study.name, args.base_url)
+    result = dict(_summary(study, study_progress(store, study)), url=url)
+    emit(args, result, f"study {study.name} created ({spec.mode}, {spec.items_per_rater} items per rater, "
+                       f"from {', '.join(tags) or 'the whole pool'}); raters open {url}")
+
+
+def cmd_study_list(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.store import open_store
+    from rlcomposer.feedback.study import list_studies, study_progress, study_url
+
+    store = open_store(resolve_db(args))
+    rows = []
+    for study in list_studies(store):
+        rows.append(dict(_summary(study, study_progress(store, study)), url=study_url(study.name, args.base_url)))
+    lines = [f"{r['name']}\t{r['status']}\t{r['mode']}\t{','.join(r['pool_tags']) or '(whole pool)'}\t"
+             f"{r['raters']} raters, {r['completed']} completed, {r['answers']} answers, {r['skips']} skips"
+             f"\t{r['url']}" for r in rows]
+    emit(args, {"studies": rows}, "\n".join(lines) if lines else "no studies yet (`rlcomposer study create`)")
+
+
+def cmd_study_close(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.store import open_store
+    from rlcomposer.feedback.study import close_study, study_progress
+
+    store = open_store(resolve_db(args))
+    study = close_study(store, args.name)
+    progress = study_progress(store, study)
+    emit(args, _summary(study, progress), f"study {study.name} closed: {progress.raters} raters, "
+                                          f"{progress.completed} completed, {progress.answers} answers")
+
+
+def register(commands: Commands) -> None:
+    """Add ``study create``, ``study list`` and ``study close``."""
+    study = commands.add_parser("study", help="listening studies the rating app serves (?study=NAME)")
+    actions = study.add_subparsers(dest="study_command", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create", help="create a study and print the address raters open",
+        description="Store a listening study: its pool tags, mode, items per rater, texts and selection. "
+                    "The app serves it at ?study=NAME.")
+    add_db_command_options(create)
+    create.add_argument("name", help="the study's name (letters, digits, '_.:/-'), used in its address")
+    create.add_argument("--tags", default="", help="comma-separated pool tags (default: the whole pool)")
+    create.add_argument("--mode", choices=("stars", "pairs", "mixed-tags"), default="pairs",
+                        help="stars, pairs (default) or mixed-tags (each pair: one melody of each of two tags)")
+    create.add_argument("--items", type=positive_int, default=20, help="answers per rater to complete (default 20)")
+    create.add_argument("--instructions", default=None, help="what raters read first (default: built-in text)")
+    create.add_argument("--instructions-file", default=None, help="read the instructions from this file")
+    create.add_argument("--consent", default=None, help="the consent line (default: built-in text)")
+    create.add_argument("--consent-file", default=None, help="read the consent line from this file")
+    create.add_argument("--reward-model", default=None,
+                        help="active selection with this reward model (a directory, or latest)")
+    create.add_argument("--completion-code", default=None, help="a code shown on the completion screen")
+    create.add_argument("--listen-fraction", type=_fraction, default=1.0,
+                        help="share of each melody that must play before answering (0-1, default 1)")
+    create.add_argument("--repeat-share", type=_fraction, default=0.05,
+                        help="share of deliberate repeats (0-0.5, default 0.05)")
+    create.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"the app's address (default {DEFAULT_BASE_URL})")
+    create.set_defaults(handler=cmd_study_create)
+    listing = actions.add_parser("list", help="every study with its progress and address")
+    add_db_command_options(listing)
+    listing.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"the app's address (default {DEFAULT_BASE_URL})")
+    listing.set_defaults(handler=cmd_study_list)
+    close = actions.add_parser("close", help="close a study (it takes no more answers)")
+    add_db_command_options(close)
+    close.add_argument("name", help="the study's name")
+    close.set_defaults(handler=cmd_study_close)

@@ -1,0 +1,140 @@
+"""Studies: settings checked with clear messages, create / list / close on the command line,
+progress per study (people and simulated apart), the statistics the organiser sees,
+and the study an experiment's people round creates."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rlcomposer.cli.main import main
+from rlcomposer.feedback import database
+from rlcomposer.feedback.store import new_client_id, open_store
+from rlcomposer.feedback.study import (
+    StudyError,
+    StudySpec,
+    close_study,
+    create_study,
+    get_study,
+    study_progress,
+    sync_study,
+)
+from rlcomposer.feedback.study_statistics import (
+    activity_series,
+    agreement_summary,
+    answers_of_kind,
+    wilson_interval,
+    win_rates_with_intervals,
+)
+from rlcomposer.music.melody import random_melody
+
+
+@pytest.fixture
+def store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.sqlite3'}"
+    store = open_store(url)
+    rng = np.random.default_rng(1)
+    store.add_melodies([random_melody(rng, 32) for _ in range(4)], "prior")
+    store.add_melodies([random_melody(rng, 32) for _ in range(4)], "tuned")
+    yield store
+    database.dispose_engine(url)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"name": "has space"}, "study name"),
+    ({"name": "s", "mode": "duet"}, "study mode"),
+    ({"name": "s", "mode": "mixed-tags", "pool_tags": ("prior",)}, "exactly two different pool tags"),
+    ({"name": "s", "items_per_rater": 0}, "items per rater"),
+    ({"name": "s", "selection": "active"}, "needs a reward model"),
+    ({"name": "s", "listen_fraction": 1.5}, "listen fraction"),
+    ({"name": "s", "repeat_share": 0.9}, "repeat share"),
+    ({"name": "s", "completion_code": "x" * 65}, "completion code"),
+])
+def test_bad_study_settings_are_refused_naming_the_setting(settings, message):
+    with pytest.raises(StudyError, match=message):
+        StudySpec(**settings)
+
+
+def test_a_study_with_empty_pool_tags_or_a_taken_name_is_refused(store):
+    with pytest.raises(StudyError, match="pool tag 'nothing' has no melodies"):
+        create_study(store, StudySpec(name="s", pool_tags=("nothing",)))
+    create_study(store, StudySpec(name="s", pool_tags=("prior",)))
+    with pytest.raises(StudyError, match="exists already"):
+        create_study(store, StudySpec(name="s"))
+
+
+def test_progress_counts_answers_not_skips_and_people_apart_from_simulated(store):
+    study = create_study(store, StudySpec(name="p", items_per_rater=2))
+    ann, bob = store.sign_in("Ann"), store.sign_in("Bob")
+    sim = store.sign_in("sim:lyrical", kind="simulated")
+    ids = store.melody_ids()
+    for rater, a, b, choice in [(ann, 0, 1, "a"), (ann, 2, 3, "b"), (bob, 0, 1, "skip"), (sim, 4, 5, "a")]:
+        store.submit_comparison(new_client_id(), rater.id, ids[a], ids[b], choice, "a", study_id=study.id)
+    store.submit_comparison(new_client_id(), bob.id, ids[6], ids[7], "a", "a")  # outside the study
+    people = study_progress(store, study)
+    assert (people.raters, people.completed, people.answers, people.skips) == (2, 1, 2, 1)
+    assert people.completion == 0.5
+    assert study_progress(store, study, "simulated").answers == 1
+    with pytest.raises(Exception, match="already answered"):  # the same pair again in the study
+        store.submit_comparison(new_client_id(), ann.id, ids[1], ids[0], "b", "b", study_id=study.id)
+    close_study(store, "p")
+    with pytest.raises(Exception, match="closed"):
+        store.submit_comparison(new_client_id(), bob.id, ids[2], ids[3], "a", "a", study_id=study.id)
+
+
+def test_the_default_study_follows_its_settings(store):
+    first = sync_study(store, StudySpec(name="default", pool_tags=("prior",)))
+    second = sync_study(store, StudySpec(name="default", pool_tags=("tuned",), mode="stars"))
+    assert first.id == second.id and second.spec.pool_tags == ("tuned",) and second.spec.mode == "stars"
+
+
+def test_win_rates_have_95_percent_intervals_and_agreement_says_why_it_is_empty(store):
+    ann, sim = store.sign_in("Ann"), store.sign_in("sim:x", kind="simulated")
+    prior, tuned = store.melody_ids(["prior"]), store.melody_ids(["tuned"])
+    for i in range(4):
+        store.submit_comparison(new_client_id(), ann.id, tuned[i], prior[i], "a" if i < 3 else "tie", "a")
+    store.submit_comparison(new_client_id(), sim.id, tuned[0], prior[0], "b", "a")
+    people = answers_of_kind(store, "person")
+    rates = {(r["tag"], r["against"]): r for r in win_rates_with_intervals(people)}
+    tuned_rate = rates[("tuned", "prior")]
+    assert tuned_rate["win_rate"] == pytest.approx(3.5 / 4) and tuned_rate["comparisons"] == 4
+    assert tuned_rate["low_95"] < 0.875 < tuned_rate["high_95"] <= 1.0
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.404, abs=0.001) and high == pytest.approx(0.596, abs=0.001)
+    summary = agreement_summary(store, people)
+    assert summary.pair_agreement is None and summary.pair_n == 0
+    assert "two different raters" in summary.reasons["pairs"] and "4 comparisons by 1 raters" in summary.reasons["pairs"]
+    both = agreement_summary(store, answers_of_kind(store, "person") + answers_of_kind(store, "simulated"))
+    assert both.pair_n == 1 and both.pair_agreement == 0.0  # Ann said tuned, the simulated listener prior
+    series = activity_series(people, "tag", cumulative=True)
+    assert series[-1]["count"] == 4 and series[-1]["hour"].endswith(":00")
+
+
+def test_study_commands_create_list_and_close(store, capsys):
+    url = store.url
+    assert main(["study", "create", "spring", "--db", url, "--tags", "prior,tuned", "--mode", "mixed-tags",
+                 "--items", "5", "--completion-code", "SPRING-1", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["url"].endswith("/?study=spring") and created["pool_tags"] == ["prior", "tuned"]
+    assert main(["study", "list", "--db", url]) == 0
+    assert "spring\topen\tmixed-tags" in capsys.readouterr().out
+    assert main(["study", "close", "spring", "--db", url]) == 0
+    assert get_study(store, "spring").status == "closed"
+    assert main(["study", "create", "bad", "--db", url, "--tags", "nothing"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlcomposer: error: ") and "no melodies" in err and len(err.strip().splitlines()) == 1
+    assert main(["study", "close", "nowhere", "--db", url]) == 2
+
+
+def test_an_experiment_waiting_for_people_creates_its_rounds_study_and_says_its_address(tmp_path):
+    from rlcomposer.experiments.loop import Experiment, ExperimentConfig, ExperimentWaiting
+
+    config = ExperimentConfig(name="folk", listener="people", pool_size=6, comparisons_per_round=4,
+                              evaluation_pairs=4, rounds=1)
+    experiment = Experiment(config, tmp_path / "folk", log=lambda _: None, progress=False)
+    with pytest.raises(ExperimentWaiting, match=r"study folk/round-0, http://localhost:8501/\?study=folk%2Fround-0"):
+        experiment.run()
+    study = get_study(open_store(experiment.db_url), "folk/round-0")
+    assert study.spec.pool_tags == ("folk/round-0",) and study.spec.mode == "pairs"
