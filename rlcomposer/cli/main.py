@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from rlcomposer.cli import app, corpus, experiment, feedback, melodies, prior, reward, tune
+from rlcomposer.cli import app, corpus, experiment, feedback, melodies, prior, reward, sweep, tune
 from rlcomposer.errors import RLComposerError
 
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     ratings = feedback.register(commands)  # db ..., pool add, ratings export; returns the ratings group
     reward.register(commands, ratings)  # ratings simulate, reward train
     app.register(commands)  # app
+    sweep.register(commands)  # sweep run, sweep resume, sweep report
     return parser
 
 
