@@ -234,7 +234,8 @@ def _init_ray(run: SweepRunConfig):
             raise SweepError(f"--address '{run.address}': cannot join the Ray cluster "
                              f"({str(error).splitlines()[0]})") from None
         return ray
-    ray.init(num_cpus=run.num_cpus or os.cpu_count(), object_store_memory=run.object_store_memory,
+    # "local": always a new Ray of its own, never a cluster that `ray start` left running here
+    ray.init(address="local", num_cpus=run.num_cpus or os.cpu_count(), object_store_memory=run.object_store_memory,
              include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     return ray
 

@@ -215,8 +215,24 @@ def load_sweep(path: str | Path) -> SweepSpec:
         numbers[key] = value
     spec = SweepSpec(experiment=experiment, fixed={str(k): v for k, v in fixed.items()},
                      grid=spaces["grid"], random=spaces["random"], **numbers)
-    spec.trials()  # every trial's config is checked now, before anything runs
+    trials = spec.trials()  # every trial's config is checked now, before anything runs
+    _check_listeners({trial.config["listener"] for trial in trials}, path)
     return spec
+
+
+def _check_listeners(listeners: set[str], path: Path) -> None:
+    """Every trial's listener must load now (a typo would otherwise fail each trial in turn)."""
+    from rlcomposer.experiments.loop import PEOPLE
+    from rlcomposer.preferences.listeners import load_listener
+
+    for listener in sorted(listeners):
+        if listener == PEOPLE:
+            raise SweepError(f"sweep file {path}: listener 'people' cannot be swept (a trial would wait for "
+                             "ratings): use `rlcomposer experiment run` for people, simulated listeners here")
+        try:
+            load_listener(listener)
+        except RLComposerError as error:
+            raise SweepError(f"sweep file {path}: {error}") from None
 
 
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
