@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -258,12 +259,14 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path
 
 @pytest.mark.slow
 def test_a_sweep_joins_a_separately_started_head_node(tmp_path):
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     temp_dir = tempfile.mkdtemp(prefix="rlc-ray-")  # short: Ray's socket paths must fit
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    # the head keeps to the loopback address (Ray's switch for that), with a token of this test's own
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     ray_cli = Path(sys.executable).parent / "ray"
     head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
                              "--port", str(port), "--num-cpus", "2", "--object-store-memory", str(200 * 2**20),
@@ -279,18 +282,43 @@ def test_a_sweep_joins_a_separately_started_head_node(tmp_path):
             except OSError:
                 time.sleep(0.5)
         sweep = write_sweep(tmp_path, grid={"seed": [0, 1]})
-        result = cli("sweep", "run", str(sweep), "--out", str(tmp_path / "out"), "--address",
-                     f"127.0.0.1:{port}", cwd=tmp_path)
+        result = subprocess.run([sys.executable, "-m", "rlcomposer.cli", "sweep", "run", str(sweep), "--out",
+                                 str(tmp_path / "out"), "--address", f"127.0.0.1:{port}"],
+                                capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
         assert result.returncode == 0, result.stderr
         assert f"on Ray at 127.0.0.1:{port}" in result.stdout
         assert len(list((tmp_path / "out" / "trials").glob("*/trial.json"))) == 2
         # the trials ran on that head node's workers: its session folder holds their logs
         assert list(Path(temp_dir).glob("session_*/logs/worker-*"))
         assert head.poll() is None  # the sweep left the cluster running (it only joined it)
-        del ray
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # this test's head node and its processes only
+        stop_head(head, temp_dir)
+
+
+def stop_head(head: subprocess.Popen, temp_dir: str) -> None:
+    """Stop this test's head node only: its process group, then any process of its session folder
+    (never `ray stop`, which stops every Ray on the machine)."""
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_has(pid, temp_dir)]
+        if not left:
+            return
+        time.sleep(1)
+    for pid in left:
         try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        return text in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False

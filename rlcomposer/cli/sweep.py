@@ -17,10 +17,18 @@ ADDRESS_HELP = ("join an existing Ray cluster: ray://HOST:PORT (Ray Client), HOS
                 "for the sweep and stop it at the end")
 
 
-def _ray_environment() -> None:
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _ray_environment(address: str | None) -> None:
+    """Ray's settings, before Ray is imported: no usage statistics; a local Ray (or a cluster on
+    this machine's loopback) keeps to 127.0.0.1 instead of this machine's network address."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_INIT", "1")  # Ray is started (or joined) by the sweep itself
+    host = (address or "").removeprefix("ray://").rpartition(":")[0]
+    if address is None or host in LOOPBACK_HOSTS:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's switch to the loopback address
 
 
 def _finish(args: argparse.Namespace, outcome) -> None:
@@ -40,7 +48,7 @@ def _finish(args: argparse.Namespace, outcome) -> None:
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> None:
-    _ray_environment()
+    _ray_environment(args.address)
     from rlcomposer.sweep.runner import SweepRunConfig, require_ray, run_sweep
     from rlcomposer.sweep.spec import load_sweep
 
@@ -51,7 +59,7 @@ def cmd_sweep_run(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep_resume(args: argparse.Namespace) -> None:
-    _ray_environment()
+    _ray_environment(args.address)
     from rlcomposer.sweep.runner import SweepRunConfig, read_sweep_state, require_ray, resume_sweep
 
     read_sweep_state(args.out)  # a folder that is no sweep: one line, before Ray starts
