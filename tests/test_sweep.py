@@ -322,3 +322,33 @@ def _cmdline_has(pid: str, text: str) -> bool:
         return text in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return False
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_named_and_the_others_finish(tmp_path):
+    (tmp_path / "moody.py").write_text(
+        "import numpy as np\n"
+        "calls = 0\n"
+        "def score(melody):\n"
+        "    global calls\n"
+        "    calls += 1\n"
+        "    if calls > 1000:  # past the calibration on 1,000 prior melodies: the trial fails\n"
+        "        raise RuntimeError('moody listener gave up')\n"
+        "    return float(np.mean(melody.tokens))\n")
+    sweep = write_sweep(tmp_path, grid={"listener": ["lyrical", "moody:score"]})
+    result = cli("sweep", "run", str(sweep), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("rlcomposer: error: 1 of 2 trials failed") and "moody listener gave up" in error
+    assert "001-listener=moody-score: FAILED" in result.stdout
+    assert (tmp_path / "out" / "trials" / "000-listener=lyrical" / "trial.json").exists()
+
+
+@pytest.mark.slow
+def test_a_trial_that_needs_more_cpus_than_ray_has_is_refused(tmp_path):
+    sweep = write_sweep(tmp_path, grid={"seed": [0]}, cpus_per_trial=2)
+    result = cli("sweep", "run", str(sweep), "--out", str(tmp_path / "out"), "--num-cpus", "1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "rlcomposer: error: each trial needs 2 CPUs (cpus_per_trial) but the Ray cluster has 1: "
+        "lower cpus_per_trial or add nodes")

@@ -45,6 +45,11 @@ def _finish(args: argparse.Namespace, outcome) -> None:
     emit(args, summary, "\n".join(lines))
     if outcome.interrupted:
         raise KeyboardInterrupt
+    if outcome.errored:
+        from rlcomposer.sweep.spec import SweepError
+
+        raise SweepError(f"{len(outcome.errored)} of {outcome.trials} trials failed (first: {outcome.errored[0]}); "
+                         f"`rlcomposer sweep resume {outcome.out}` runs them again")
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> None:

@@ -292,6 +292,10 @@ def _fit(tune, out: Path, state: dict[str, Any], run: SweepRunConfig, say, resto
     started = time.monotonic()
     ray = _init_ray(run)
     try:
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < state["cpus_per_trial"]:  # Tune would wait for them forever
+            raise SweepError(f"each trial needs {state['cpus_per_trial']} CPUs (cpus_per_trial) but the Ray "
+                             f"cluster has {cpus:g}: lower cpus_per_trial or add nodes")
         progress = ProgressLines(len(payloads), say)
         trainable = tune.with_resources(run_trial, {"cpu": state["cpus_per_trial"]})
         storage = str(out.resolve())
