@@ -223,6 +223,13 @@ def check_address(address: str) -> None:
                          f"({error.strerror or error}); start one with `ray start --head`") from None
 
 
+def _check_cpus(ray, cpus_per_trial: int) -> None:
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if cpus < cpus_per_trial:  # Ray Tune would wait for them forever
+        raise SweepError(f"each trial needs {cpus_per_trial} CPUs (cpus_per_trial) but the Ray "
+                         f"cluster has {cpus:g}: lower cpus_per_trial or add nodes")
+
+
 def _init_ray(run: SweepRunConfig):
     import ray
 
@@ -250,8 +257,16 @@ def run_sweep(spec: SweepSpec, run: SweepRunConfig, say: Callable[[str], None] =
                              "finishes it, or choose another folder")
         raise SweepError(f"--out '{out}' is not empty: choose a new folder for the sweep")
     trials = spec.trials()
-    if run.address is not None:
-        check_address(run.address)  # before anything is written
+    ray = _init_ray(run)  # an address that does not answer fails here, before anything is written
+    try:
+        _check_cpus(ray, spec.cpus_per_trial)
+        return _start(tune, spec, trials, run, say)
+    finally:
+        ray.shutdown()  # a local Ray stops; a cluster stays up (this only disconnects)
+
+
+def _start(tune, spec: SweepSpec, trials: list[Trial], run: SweepRunConfig, say) -> SweepOutcome:
+    out = run.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.yaml").write_text(yaml.safe_dump(spec_to_dict(spec), sort_keys=False), encoding="utf-8")
     payloads = [_trial_payload(trial, out, spec.cpus_per_trial) for trial in trials]
@@ -279,7 +294,12 @@ def resume_sweep(out: str | Path, run: SweepRunConfig | None = None,
     done = finished_trials(out)
     say(f"sweep {out}: resuming; {len(done)} of {len(state['trials'])} trials finished before, "
         "they are not run again")
-    return _fit(tune, out, state, run, say, restore=True)
+    ray = _init_ray(run)
+    try:
+        _check_cpus(ray, state["cpus_per_trial"])
+        return _fit(tune, out, state, run, say, restore=True)
+    finally:
+        ray.shutdown()  # a local Ray stops; a cluster stays up (this only disconnects)
 
 
 def _fit(tune, out: Path, state: dict[str, Any], run: SweepRunConfig, say, restore: bool) -> SweepOutcome:
@@ -290,35 +310,28 @@ def _fit(tune, out: Path, state: dict[str, Any], run: SweepRunConfig, say, resto
 
     payloads = state["trials"]
     started = time.monotonic()
-    ray = _init_ray(run)
-    try:
-        cpus = ray.cluster_resources().get("CPU", 0)
-        if cpus < state["cpus_per_trial"]:  # Tune would wait for them forever
-            raise SweepError(f"each trial needs {state['cpus_per_trial']} CPUs (cpus_per_trial) but the Ray "
-                             f"cluster has {cpus:g}: lower cpus_per_trial or add nodes")
-        progress = ProgressLines(len(payloads), say)
-        trainable = tune.with_resources(run_trial, {"cpu": state["cpus_per_trial"]})
-        storage = str(out.resolve())
-        if restore:
-            tuner = Tuner.restore(str((out / TUNE_DIR).resolve()), trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=True)
-            # the restored run config carries the first run's callbacks (pickled): print through this one
+
+    progress = ProgressLines(len(payloads), say)
+    trainable = tune.with_resources(run_trial, {"cpu": state["cpus_per_trial"]})
+    storage = str(out.resolve())
+    if restore:
+        tuner = Tuner.restore(str((out / TUNE_DIR).resolve()), trainable, resume_unfinished=True,
+                              resume_errored=False, restart_errored=True)
+        # the restored run config carries the first run's callbacks (pickled): print through this one
+        if tuner._local_tuner is not None:  # (through Ray Client the tuner runs remotely)
             tuner._local_tuner.get_run_config().callbacks = [progress]
-        else:
-            tuner = Tuner(
-                trainable,
-                param_space={"trial": tune.grid_search(payloads)},
-                tune_config=RayTuneConfig(
-                    max_concurrent_trials=state["max_concurrent_trials"] or None,
-                    trial_dirname_creator=lambda trial: trial.config["trial"]["name"],
-                    trial_name_creator=lambda trial: trial.config["trial"]["name"]),
-                run_config=RunConfig(name=TUNE_DIR, storage_path=storage, verbose=0,
-                                     callbacks=[progress]),
-            )
-        results = tuner.fit()
-    finally:
-        if run.address is None:
-            ray.shutdown()
+    else:
+        tuner = Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(payloads)},
+            tune_config=RayTuneConfig(
+                max_concurrent_trials=state["max_concurrent_trials"] or None,
+                trial_dirname_creator=lambda trial: trial.config["trial"]["name"],
+                trial_name_creator=lambda trial: trial.config["trial"]["name"]),
+            run_config=RunConfig(name=TUNE_DIR, storage_path=storage, verbose=0,
+                                 callbacks=[progress]),
+        )
+    results = tuner.fit()
     done = finished_trials(out)
     errored = []
     for result in results:
