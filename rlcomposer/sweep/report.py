@@ -48,6 +48,8 @@ RESULTS = (
 SUMMARY_RESULTS = ("win_rate", "kl", "best_of_n_win_rate", "kl_best_of_n", "rm_accuracy", "rm_ece",
                    "rm_accuracy_noiseless", "style_overlap", "style_overlap_best_of_n", "wall_seconds")
 """The results the grouped table summarises (mean, standard deviation, 95% interval)."""
+LABEL_KEYS = ("comparisons_per_round", "rounds")
+"""Swept keys that set the number of labels (the x axis of the accuracy plot, not a series)."""
 
 
 @dataclass
@@ -287,9 +289,13 @@ def _plots(out: Path, report: SweepReport, group_keys: list[str]) -> list[Path]:
     plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    strategy_of = {}
+    # one series per strategy and per value of the other swept keys, the label budget aside
+    series_keys = [k for k in group_keys if k not in LABEL_KEYS and k != "strategy"]
+    strategy_of: dict[str, list[dict[str, Any]]] = {}
     for row in report.rows:
-        strategy_of.setdefault(row["config"].get("strategy", "random"), []).append(row)
+        name = ", ".join([row["config"].get("strategy", "random"),
+                          *(f"{k.split('.')[-1]}={row[k]}" for k in series_keys)])
+        strategy_of.setdefault(name, []).append(row)
     for index, (strategy, rows) in enumerate(sorted(strategy_of.items())):
         colour = colours[index % len(colours)]
         by_labels: dict[int, list[dict[str, Any]]] = {}
