@@ -8,7 +8,7 @@ all of the machine's CPUs: ``cpus_per_trial: 1`` lets two trials run side by sid
 evaluation pairs and PPO steps). The load average is printed before and after: other
 jobs on the machine slow both halves.
 
-    python experiments/bench_sweep.py [--out runs/bench-sweep] [--scale 0.5] [--order sequential-first]
+    python experiments/bench_sweep.py [--out runs/bench-sweep] [--scale 0.2] [--order sequential-first]
 
 Last line: ``speedup: N.Nx`` (sequential wall time / concurrent wall time).
 """
@@ -58,7 +58,7 @@ def run_half(folder: Path, cpus_per_trial: int, scale: float) -> tuple[float, in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench-sweep", help="folder for both sweeps (emptied first)")
-    parser.add_argument("--scale", type=float, default=0.5, help="trial size relative to quickstart.yaml")
+    parser.add_argument("--scale", type=float, default=0.2, help="trial size relative to quickstart.yaml")
     parser.add_argument("--order", choices=("sequential-first", "concurrent-first"), default="sequential-first")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
