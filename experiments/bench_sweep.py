@@ -32,6 +32,8 @@ def sweep_file(folder: Path, cpus_per_trial: int, scale: float) -> Path:
         "experiment": str(ROOT / "configs" / "quickstart.yaml"),
         "set": {"pool_size": max(int(300 * scale), 40), "comparisons_per_round": max(int(300 * scale), 40),
                 "evaluation_pairs": max(int(500 * scale), 64), "export_melodies": 2,
+                # a fixed N: an automatic one follows each run's KL, so the halves would not do the same work
+                "best_of_n": 32,
                 "tune": {"total_timesteps": max(int(262_144 * scale) // 4096, 1) * 4096, "checkpoint_every": 0}},
         "grid": {"tune.kl_target": [1.5, 3.0], "seed": [0, 1, 2]},
         "cpus_per_trial": cpus_per_trial,
@@ -53,6 +55,19 @@ def run_half(folder: Path, cpus_per_trial: int, scale: float) -> tuple[float, in
     if outcome.errored or outcome.interrupted:
         raise SystemExit(f"the {cpus_per_trial}-CPU half did not finish: {outcome.errored or 'interrupted'}")
     return seconds, outcome.finished
+
+
+def work(out: Path) -> str:
+    """What a half's trials did: PPO env-steps and best-of-N candidates (equal work, equal halves)."""
+    from rlcomposer.sweep.runner import finished_trials
+
+    steps = candidates = 0
+    for trial in finished_trials(out).values():
+        config, results = trial["config"], trial["results"]
+        steps += config["tune"]["total_timesteps"]
+        n = results["best_of_n"]
+        candidates += n * min(config["evaluation_pairs"], max(config["best_of_n_budget"] // n, 16))
+    return f"{steps} PPO env-steps, {candidates} best-of-N candidates"
 
 
 def main() -> None:
@@ -79,7 +94,8 @@ def main() -> None:
                 else "2 trials at a time, 1 torch thread each")
         print(f"{name}: 6 trials, {what}", flush=True)
         seconds[name], finished = run_half(folder, cpus, args.scale)
-        print(f"{name}: {finished} trials in {seconds[name]:.0f} s", flush=True)
+        print(f"{name}: {finished} trials in {seconds[name]:.0f} s "
+              f"({work(folder / f'{cpus}cpu-per-trial')})", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"sequential (2 threads each): {seconds['sequential']:.0f} s; "
           f"concurrent (2 at a time, 1 thread each): {seconds['concurrent']:.0f} s")
