@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-# the lock: every version pinned (pip-compile'd from pyproject.toml with the dev extra); the install
+# the lock: every version pinned (pip-compile'd from pyproject.toml with the dev and sweep extras); the install
 # goes through it as a constraints file, and `make lock` refreshes it
 CONSTRAINTS := requirements/constraints.txt
 # `make lock LOCK_ARGS=--upgrade` moves every pin to the newest release the ranges allow
 LOCK_ARGS ?=
-PIP_COMPILE_FLAGS := --quiet --extra=dev --allow-unsafe --strip-extras \
+PIP_COMPILE_FLAGS := --quiet --extra=dev --extra=sweep --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host
 
 .PHONY: setup lock demo test test-slow lint prior corpus bench app clean
@@ -19,7 +19,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e '.[dev,sweep]'
 	touch $@
 
 ## refresh the lock after a change of the ranges in pyproject.toml (keeps the pins that still fit);

@@ -1,4 +1,4 @@
-"""Check that the installed rlcomposer[dev] stayed inside the lock (``requirements/constraints.txt``).
+"""Check that the installed rlcomposer[dev,sweep] stayed inside the lock (``requirements/constraints.txt``).
 
 Every distribution that rlcomposer and its dev extra need, directly or not, must be pinned in the
 lock and installed at that version (a local label such as ``+cpu`` aside). A dependency added to
@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 
 LOCK = Path(__file__).resolve().parent / "constraints.txt"
 PROJECT = "rlcomposer"
-EXTRAS = {"dev"}
+EXTRAS = {"dev", "sweep"}  # what `make setup` installs: `.[dev,sweep]`
 
 
 def _name(name: str) -> str:

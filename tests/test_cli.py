@@ -16,7 +16,7 @@ from rlcomposer.cli.main import build_parser
 from rlcomposer.prior.registry import resolve_model
 
 COMMANDS = ["corpus", "prior", "generate", "evaluate", "tune", "experiment", "db", "pool", "ratings",
-            "reward", "app", "study"]
+            "reward", "app", "study", "sweep"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -55,7 +55,7 @@ def test_every_command_has_a_handler_and_a_help_text():
         "corpus build", "prior train", "prior evaluate", "generate", "evaluate", "tune", "experiment run",
         "experiment resume", "db where", "db upgrade", "db downgrade", "db current", "pool add",
         "ratings export", "ratings simulate", "reward train", "app", "study create", "study list",
-        "study close"])
+        "study close", "sweep run", "sweep resume", "sweep report"])
     for name, sub in commands.items():
         assert callable(sub.get_default("handler")), name
         assert sub.format_help().startswith(f"usage: rlcomposer {name} "), name

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rlcomposer.cli import app, corpus, experiment, feedback, melodies, prior, reward, study, tune
+from rlcomposer.cli import app, corpus, experiment, feedback, melodies, prior, reward, study, sweep, tune
 from rlcomposer.cli.common import working_directory_last
 from rlcomposer.errors import RLComposerError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     reward.register(commands, ratings)  # ratings simulate, reward train
     app.register(commands)  # app
     study.register(commands)  # study create, study list, study close
+    sweep.register(commands)  # sweep run, sweep resume, sweep report
     return parser
 
 

@@ -138,8 +138,11 @@ class TuneConfig:
     # --- run
     seed: int = 0
     """Seeds the policy's value head, sampling and minibatch order."""
-    threads: int = 2
-    """torch CPU threads."""
+    threads: int = 1
+    """torch CPU threads. 1, measured (``python experiments/bench_threads.py``, sequence PPO on the
+    2-core machine, env-steps/s at 1 / 2 threads): alone 6,070 / 5,946; beside one busy process
+    5,414 / 1,825; beside two 1,882 / 1,286. A second thread gains nothing alone and loses most of
+    the speed as soon as anything else runs (another trial of a sweep, another job)."""
     checkpoint_every: int = 65_536
     """Save an SB3 training-state zip for --resume every this many steps (0: never)."""
 
