@@ -265,3 +265,30 @@ def test_a_policy_tuned_in_six_eight_samples_six_eight_and_refuses_other_metres(
     assert result.returncode == 0, result.stderr
     written = Melody.load(tmp_path / "out" / "melody-000.json")
     assert (written.metre.name, written.key.name, written.num_steps) == ("6/8", "C minor", 48)
+
+
+# ------------------------------------------------------------------ the pool
+def test_a_pool_of_mixed_metres_keeps_each_melodys_shape_and_pairs_only_like_with_like(tmp_path):
+    from rlcomposer.feedback import database
+    from rlcomposer.feedback.selection import RandomSelection
+    from rlcomposer.feedback.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'pool.sqlite3'}"
+    store = open_store(url)
+    try:
+        rng = np.random.default_rng(0)
+        jigs = [Melody(rng.integers(2, 39, 24), {}, "6/8", Key("D", "dorian")) for _ in range(4)]
+        reels = [Melody(rng.integers(2, 39, 32)) for _ in range(4)]
+        waltzes = [Melody(rng.integers(2, 39, 24), {}, "3/4", Key("F", "major")) for _ in range(4)]
+        store.add_melodies(jigs + reels + waltzes, tag="mixed")
+        back = store.get_melody(store.melody_ids(["mixed"])[0]).melody
+        assert (back.metre.name, back.key.name) == ("6/8", "D dorian")
+        rater = store.sign_in("Ann").id
+        shapes = store.melody_shapes(["mixed"])
+        selector = RandomSelection(repeat_share=0.0, tags=("mixed",), seed=1)
+        for _ in range(40):
+            item = selector.next_item(store, rater, "pair")
+            a, b = item.melody_ids
+            assert shapes[a] == shapes[b]  # 6/8 with 6/8, 4/4 with 4/4, never a jig against a waltz
+    finally:
+        database.dispose_engine(url)

@@ -10,7 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rlcomposer.cli import app, corpus, experiment, feedback, melodies, prior, reward, study, sweep, tune
+from rlcomposer.cli import (
+    app,
+    corpus,
+    experiment,
+    feedback,
+    melodies,
+    prior,
+    reward,
+    study,
+    sweep,
+    tune,
+)
 from rlcomposer.cli.common import working_directory_last
 from rlcomposer.errors import RLComposerError
 

@@ -68,6 +68,11 @@ class _Candidates:
     """Melody ids the rater has rated (``single``) or unordered pairs compared (``pair``)."""
     excluded: set[tuple]
     """Keys (:attr:`Item.key`) of the items already on their way to the rater."""
+    shapes: dict[int, tuple[str, int]] = field(default_factory=dict)
+    """``(metre, steps)`` of each pool melody (pairs only): a pair is always of one shape."""
+
+    def same_shape(self, a: int, b: int) -> bool:
+        return self.shapes.get(a) == self.shapes.get(b)
 
     def fresh_singles(self) -> list[int]:
         """Pool melodies the rater has not rated and has not on the way, in pool order."""
@@ -82,7 +87,8 @@ def _candidates(store: FeedbackStore, rater_id: int, kind: ItemKind, exclude: Co
     excluded = {item.key for item in exclude}
     pool = store.melody_ids(list(tags) or None)
     seen = store.rated_melody_ids(rater_id) if kind == "single" else store.compared_pairs(rater_id)
-    return _Candidates(pool, seen, excluded)
+    shapes = store.melody_shapes(list(tags) or None) if kind == "pair" else {}
+    return _Candidates(pool, seen, excluded, shapes)
 
 
 @dataclass
@@ -125,14 +131,16 @@ class RandomSelection:
         if kind == "single":
             fresh = start.fresh_singles()
             return Item("single", (self.rng.choice(fresh),)) if fresh else None
-        return self._fresh_pair(start.pool, start.seen, start.excluded)
+        return self._fresh_pair(start.pool, start.seen, start.excluded, start.same_shape)
 
-    def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple]) -> Item | None:
+    def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple],
+                    same_shape=lambda a, b: True) -> Item | None:
         if len(pool) < 2:
             return None
 
         def usable(a: int, b: int) -> bool:
-            return a != b and frozenset((a, b)) not in seen and ("pair", tuple(sorted((a, b)))) not in excluded
+            return (a != b and frozenset((a, b)) not in seen and ("pair", tuple(sorted((a, b)))) not in excluded
+                    and same_shape(a, b))
 
         for _ in range(64):  # a sparse history: random draws find a fresh pair at once
             a, b = self.rng.sample(pool, 2)
@@ -208,7 +216,7 @@ class ActiveSelection:
 
         def usable(a: int, b: int) -> bool:
             return a != b and frozenset((a, b)) not in seen_pairs and \
-                ("pair", tuple(sorted((a, b)))) not in excluded
+                ("pair", tuple(sorted((a, b)))) not in excluded and start.same_shape(a, b)
 
         candidates: set[tuple[int, int]] = set()
         pool_array = np.asarray(pool)
@@ -266,13 +274,15 @@ class CrossTagSelection(RandomSelection):
             self._sides = (store.melody_ids([self.tags[0]]), store.melody_ids([self.tags[1]]))
         return super().next_item(store, rater_id, kind, exclude)
 
-    def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple]) -> Item | None:
+    def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple],
+                    same_shape=lambda a, b: True) -> Item | None:
         first, second = self._sides
         if not first or not second:
             return None
 
         def usable(a: int, b: int) -> bool:
-            return a != b and frozenset((a, b)) not in seen and ("pair", tuple(sorted((a, b)))) not in excluded
+            return (a != b and frozenset((a, b)) not in seen and ("pair", tuple(sorted((a, b)))) not in excluded
+                    and same_shape(a, b))
 
         def ordered(a: int, b: int) -> Item:
             return Item("pair", (a, b) if self.rng.random() < 0.5 else (b, a))

@@ -54,7 +54,9 @@ from rlcomposer.feedback.schema import (
     Study,
     utcnow,
 )
+from rlcomposer.music.keys import DEFAULT_KEY, Key
 from rlcomposer.music.melody import Melody
+from rlcomposer.music.metre import parse_metre
 
 _CLIENT_ID = re.compile(rf"^[A-Za-z0-9_.:-]{{8,{CLIENT_ID_MAX}}}$")
 SIMULATED_PREFIX = "sim:"
@@ -407,6 +409,9 @@ class FeedbackStore:
                 tokens = [int(t) for t in melody.tokens]
                 digest = tokens_sha1(tokens)
                 meta = dict(melody.metadata)
+                if (melody.metre.name, melody.key.name) != ("4/4", "C major"):  # how to bar and spell it
+                    meta.update(metre=melody.metre.name,
+                                key={"tonic": melody.key.tonic, "mode": melody.key.mode})
                 seed = meta.pop("seed", None)
                 index = meta.pop("index", None)
                 result = session.execute(
@@ -451,6 +456,16 @@ class FeedbackStore:
             query = query.where(StoredMelody.tag.in_(list(tags)))
         with self._session() as session:
             return list(session.scalars(query))
+
+    def melody_shapes(self, tags: Sequence[str] | None = None) -> dict[int, tuple[str, int]]:
+        """``(metre, steps)`` of the pool's melodies (of ``tags`` only), by id: a comparison is
+        only ever between two melodies of the same metre and length."""
+        query = sa.select(StoredMelody.id, StoredMelody.num_steps, StoredMelody.extra)
+        if tags:
+            query = query.where(StoredMelody.tag.in_(list(tags)))
+        with self._session() as session:
+            return {i: (str((extra or {}).get("metre", "4/4")), int(n))
+                    for i, n, extra in session.execute(query)}
 
     def tags(self) -> list[tuple[str, int]]:
         """Each tag with its number of melodies."""
@@ -801,7 +816,10 @@ def _melody_record(row: StoredMelody, model_name: str | None) -> MelodyRecord:
         metadata["model"] = model_name
     if row.seed is not None:
         metadata["seed"] = row.seed
-    return MelodyRecord(row.id, Melody(row.tokens, metadata), row.tag, model_name, row.seed,
+    metre, key = metadata.pop("metre", "4/4"), metadata.pop("key", None)
+    key = Key(key.get("tonic", "C"), key.get("mode", "major")) if isinstance(key, dict) else DEFAULT_KEY
+    return MelodyRecord(row.id, Melody(row.tokens, metadata, parse_metre(metre), key), row.tag,
+                        model_name, row.seed,
                         row.sample_index, row.experiment, row.created_at)
 
 
