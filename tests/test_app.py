@@ -352,7 +352,7 @@ def test_a_file_that_is_not_a_database_gives_one_clear_line(tmp_path, monkeypatc
     monkeypatch.setenv("RLCOMPOSER_DATABASE_URL", f"sqlite:///{bad}")
     at = start()
     assert not at.exception
-    assert "cannot be used" in at.error[0].value and "not a database" in at.error[0].value
+    assert "cannot be used" in at.error[0].value and "not a SQLite database" in at.error[0].value
 
 
 def test_an_unreachable_database_gives_a_clear_message(db, monkeypatch):

@@ -234,6 +234,9 @@ FAIL_FAST = {
     ("pool", "add"): ["--tag", "t", "--model", "{tmp}/no-model", "--db", "{tmp}/no-folder/x.sqlite3"],
     ("ratings", "simulate"): ["--listener", "no_such_module:f", "--db", "{tmp}/no-folder/x.sqlite3"],
     ("experiment", "run"): ["{tmp}/no-config.yaml", "--runs-dir", "{tmp}/out"],
+    ("study", "create"): ["s1", "--tags", "t", "--db", "{tmp}/no-folder/x.sqlite3"],
+    ("sweep", "run"): ["{tmp}/no-sweep.yaml", "--out", "{tmp}/out"],
+    ("sweep", "resume"): ["{tmp}/empty"],
 }
 
 
