@@ -67,13 +67,7 @@ def agreement(store: FeedbackStore) -> dict[str, Any]:
         if c.choice == "skip" or c.is_repeat:
             continue
         by_pair[frozenset((c.melody_a_id, c.melody_b_id))].setdefault(c.rater_id, c.winner_id or "tie")
-    pair_total = pair_agree = 0
-    for answers in by_pair.values():
-        values = list(answers.values())
-        for i in range(len(values)):
-            for j in range(i + 1, len(values)):
-                pair_total += 1
-                pair_agree += values[i] == values[j]
+    pair_total, pair_agree = rater_pairs(by_pair)
     by_melody: dict[int, dict[int, int]] = defaultdict(dict)
     for r in store.ratings():
         if not r.is_repeat:
@@ -89,6 +83,19 @@ def agreement(store: FeedbackStore) -> dict[str, Any]:
         "star_mean_abs_difference": sum(diffs) / len(diffs) if diffs else None,
         "star_within_one": sum(d <= 1 for d in diffs) / len(diffs) if diffs else None,
     }
+
+
+def rater_pairs(answers_by_item: dict[Any, dict[int, Any]],
+                agree=lambda a, b: a == b) -> tuple[int, int]:
+    """Over every item, every two raters' answers to it: how many such pairs, and how many agree."""
+    total = agreeing = 0
+    for answers in answers_by_item.values():
+        values = list(answers.values())
+        for i in range(len(values)):
+            for j in range(i + 1, len(values)):
+                total += 1
+                agreeing += bool(agree(values[i], values[j]))
+    return total, agreeing
 
 
 def self_consistency(store: FeedbackStore) -> list[dict[str, Any]]:

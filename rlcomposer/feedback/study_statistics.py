@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from rlcomposer.feedback.statistics import self_consistency
+from rlcomposer.feedback.statistics import rater_pairs, self_consistency
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore
 from rlcomposer.preferences.choices import CHOICE_SCORE
 
@@ -122,20 +122,8 @@ def agreement_summary(store: FeedbackStore, rows: list[dict[str, Any]]) -> Agree
             by_pair[frozenset((row["melody_id"], row["melody_b_id"]))].setdefault(row["rater"], winner)
         elif row["kind"] == "stars":
             by_melody[row["melody_id"]].setdefault(row["rater"], row["stars"])
-    pair_n = pair_same = 0
-    for answers in by_pair.values():
-        values = list(answers.values())
-        for i in range(len(values)):
-            for j in range(i + 1, len(values)):
-                pair_n += 1
-                pair_same += values[i] == values[j]
-    star_n = star_close = 0
-    for answers in by_melody.values():
-        values = list(answers.values())
-        for i in range(len(values)):
-            for j in range(i + 1, len(values)):
-                star_n += 1
-                star_close += abs(values[i] - values[j]) <= 1
+    pair_n, pair_same = rater_pairs(by_pair)
+    star_n, star_close = rater_pairs(by_melody, lambda a, b: abs(a - b) <= 1)
     consistency = [c for c in self_consistency(store) if c["rater"] in raters]
     repeat_n = sum(c["pair_repeats"] + c["star_repeats"] for c in consistency)
     same = sum((c["pair_consistency"] or 0) * c["pair_repeats"] + (c["star_exact"] or 0) * c["star_repeats"]
