@@ -7,7 +7,7 @@ sampling that carries the GRU state step by step (what the library does) and
 sampling that re-reads the whole history at every step (what a model without a
 state cache would do). Last line: ``melodies/s: N`` (the library's rate).
 
-    python experiments/bench_generate.py [--melodies 8192] [--batch-size 2048] [--threads 1] [--model prior]
+    python experiments/bench_generate.py [--melodies 8192] [--batch-size 2048] [--threads 1] [--model prior]   (2 threads on a quiet machine)
 """
 
 from __future__ import annotations
