@@ -26,11 +26,12 @@ from rlcomposer.sweep.runner import SWEEP_FORMAT
 from rlcomposer.sweep.spec import SweepError, load_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = dict(name="tiny", listener="lyrical", pool_size=24, comparisons_per_round=24, evaluation_pairs=16,
+# 2 bars, not 1: told the length, the prior makes a 1-bar melody mostly silent (a pick-up bar)
+TINY = dict(name="tiny", listener="lyrical", pool_size=32, comparisons_per_round=48, evaluation_pairs=16,
             export_melodies=1, best_of_n_cap=8, best_of_n_budget=128,
             reward_model={"epochs": 5, "min_comparisons": 10, "ensemble_size": 3, "cv_folds": 0,
                           "reference_melodies": 64},
-            tune={"num_bars": 1, "n_envs": 8, "minibatch_episodes": 4, "total_timesteps": 256,
+            tune={"num_bars": 2, "n_envs": 8, "minibatch_episodes": 4, "total_timesteps": 256,
                   "checkpoint_every": 0})
 
 
