@@ -33,9 +33,10 @@ from pathlib import Path
 from rlcomposer.music.audio import render_wav_bytes
 from rlcomposer.music.melody import (
     DEFAULT_TEMPO_BPM,
-    STEPS_PER_BAR,
+    LOW_MELODY_MEDIAN_PITCH,
     STEPS_PER_QUARTER,
     Melody,
+    engraving_clef,
     token_name,
 )
 
@@ -73,7 +74,7 @@ class MelodyView:
     """Length of :attr:`playback_wav` in milliseconds."""
 
 
-LOW_MELODY_MEDIAN = 60
+LOW_MELODY_MEDIAN = LOW_MELODY_MEDIAN_PITCH
 """A melody whose median pitch is below this (middle C) is written in the ottava treble clef."""
 ROLL_MARGIN = 2
 """Semitones of air above and below the notes on the piano roll."""
@@ -81,8 +82,8 @@ NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 def steps_per_bar(melody: Melody) -> int:
-    """Sixteenth steps per bar of ``melody``: its metre's when it has one, else 16 (4/4)."""
-    return int(getattr(getattr(melody, "metre", None), "steps_per_bar", STEPS_PER_BAR) or STEPS_PER_BAR)
+    """Sixteenth steps per bar of ``melody``: its metre's."""
+    return melody.metre.steps_per_bar
 
 
 def pitch_name(pitch: int) -> str:
@@ -97,13 +98,9 @@ def shared_pitch_range(melodies: Sequence[Melody]) -> tuple[int, int]:
 
 
 def clef_for(melody: Melody):
-    """The clef rule: treble, or ottava treble (``Treble8vbClef``) when the melody lies low."""
-    from music21 import clef
-
-    pitches = sorted(p for p, _, _ in melody.notes())
-    if pitches and pitches[len(pitches) // 2] < LOW_MELODY_MEDIAN:
-        return clef.Treble8vbClef()
-    return clef.TrebleClef()
+    """The clef rule: treble, or ottava treble (``Treble8vbClef``) when the melody lies low
+    (the rule MusicXML export uses too: :func:`~rlcomposer.music.melody.engraving_clef`)."""
+    return engraving_clef(melody)
 
 
 def _rest_pieces(start: Fraction, length: Fraction) -> list[Fraction]:

@@ -114,15 +114,8 @@ class HeldOutScore:
 def _condition_ids(model: MelodyPrior, conditions: Sequence[MelodyCondition], rows: Sequence[int],
                    lengths: Sequence[int]) -> ConditionBatch | None:
     """The per-row condition tensors of a batch (None for an unconditioned prior)."""
-    if not model.config.conditioned:
-        return None
-    for row in rows:
-        model.check_condition(conditions[row])
-    return ConditionBatch(
-        torch.tensor([model.config.metres.index(conditions[r].metre.name) for r in rows]),
-        torch.tensor([model.config.modes.index(conditions[r].mode) for r in rows]),
-        torch.tensor(list(lengths)),
-    )
+    return model.rows_condition_batch(
+        [conditions[row].with_length(length) for row, length in zip(rows, lengths, strict=True)])
 
 
 def _crop_batches(
