@@ -81,20 +81,19 @@ def test_best_of_n_for_kl_matches_the_closed_form():
 
 
 class _PriorAsPolicyTuner:
-    """A tuner that "tunes" nothing: it writes the prior itself as the round's policy."""
+    """A tuner that "tunes" nothing: the prior it is handed is the round's policy."""
+
+    name = "untuned"
 
     def __init__(self):
         self.calls = []
 
-    def tune(self, round_index, reward_dir, ensemble, comparisons, out_dir, log, gold_fn=None):
-        from rlcomposer.checkpoints import save_model_dir
-        from rlcomposer.prior.model import load_prior
+    def tune(self, prior, reward, labels, shape, out_dir, log, gold_fn=None):
+        from rlcomposer.prior.registry import PriorModel
+        from rlcomposer.rl.tuners import TunedModel
 
-        self.calls.append((round_index, len(comparisons), gold_fn))
-        prior = load_prior()
-        state = {f"actor.{k}": v for k, v in prior.state_dict().items()}
-        save_model_dir(out_dir, "policy", prior.config, state)
-        (out_dir / "history.jsonl").write_text("")
+        self.calls.append((len(labels), gold_fn, prior, reward, shape))
+        return TunedModel(self.name, PriorModel(prior, "untuned"), policy=prior)
 
 
 class _CountingTrainer:
@@ -119,13 +118,15 @@ def test_roles_are_passed_in(tmp_path):
     listener = SimulatedListener(likes_high_notes, "high", ListenerNoise(), rng=np.random.default_rng(0))
     tuner, trainer = _PriorAsPolicyTuner(), _CountingTrainer(config.reward_model_config())
     experiment = Experiment(config, tmp_path / "roles", log=lambda _: None, progress=False,
-                            listener=listener, tuner=tuner, reward_trainer=trainer)
+                            listener=listener, tuners=[tuner], reward_trainer=trainer)
     from rlcomposer.prior.registry import resolve_model
 
     listener.calibrate(resolve_model("prior").sample(200, 16, np.random.default_rng(1)))
     (result,) = experiment.run()
-    assert trainer.seen == [24] and tuner.calls[0][:2] == (0, 24)
-    assert tuner.calls[0][2] is likes_high_notes  # the listener's own taste is the gold score
+    assert trainer.seen == [24] and tuner.calls[0][0] == 24
+    assert tuner.calls[0][1] is likes_high_notes  # the listener's own taste is the gold score
+    assert tuner.calls[0][2] is experiment.prior_model.prior  # the experiment's prior network
+    assert tuner.calls[0][4].num_steps == 16  # the melodies' shape: 1 bar of 4/4
     # the "tuned" policy is the prior: no distance from it, and best-of-N at that KL is N = 1
     assert result.kl_tuned == pytest.approx(0.0, abs=1e-5) and result.best_of_n == 1
     from rlcomposer.feedback.store import open_store

@@ -32,12 +32,17 @@ from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.metrics import compute_music_metrics, format_metrics_table
+from rlcomposer.music.note_list import note_list
 from rlcomposer.music.style import collapse_warnings, style_report
 from rlcomposer.preferences.listeners import ListenerNoise
+from rlcomposer.preferences.reward_functions import score_melodies
 from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
-from rlcomposer.prior.registry import MelodyModel, resolve_model
+from rlcomposer.prior.model import MelodyPrior
+from rlcomposer.prior.registry import MelodyModel, PriorModel, resolve_model
 from rlcomposer.rl.best_of_n import BestOfNModel
+from rlcomposer.rl.kl import best_of_n_for_kl, policy_best_of_k_kl
+from rlcomposer.rl.tuners import TUNER_NAMES, TunedModel, Tuner, make_tuner
 from rlcomposer.rl.tuning import TuneConfig
 from rlcomposer.validation import MAX_COUNT, SEED, between, check_config
 
@@ -73,6 +78,15 @@ class ExperimentConfig:
     best_of_n_budget: int = 65_536
     """Candidates best-of-N may draw for its evaluation: with a large N it is judged on
     ``budget // N`` melodies (at least 16) instead of ``evaluation_pairs``."""
+    tuners: list[str] = field(default_factory=list)
+    """Tuners run side by side on each round's reward model, each evaluated against the prior
+    and beside best-of-N at its own KL: ``tune`` algorithms (``sequence``, ``vbon``, ``rloo``,
+    ``vbon-rloo``, ``stock``, ``dpo``) and ``best-of-n`` (N from the tune config's
+    ``kl_target``). The first is the round's tuned policy (``round-K/policy``; the others are
+    in ``round-K/policy-NAME``). Empty: the tune config's ``algorithm`` alone."""
+    policy_best_of_k: int = 0
+    """k of a cheap mode between a policy and best-of-N: the best of k of the first tuner's
+    melodies under the reward model, reported beside it with its KL (0: not evaluated)."""
     tuned_melodies: str = "best-of-n"
     """What writes the round's tuned melodies (the exported files and the next round's pool):
     ``best-of-n`` (the prior's best of N under the round's reward model, N at the tuned policy's
@@ -100,6 +114,7 @@ class ExperimentConfig:
             "evaluation_pairs": between(1, 1_000_000, whole=True), "best_of_n": between(0, 1 << 20, whole=True),
             "best_of_n_cap": between(1, 1 << 20, whole=True), "best_of_n_budget": between(1, MAX_COUNT, whole=True),
             "difficulty_best_of": between(0, 1 << 20, whole=True), "export_melodies": between(0, 100_000, whole=True),
+            "policy_best_of_k": between(0, 1 << 16, whole=True),
             "seed": SEED}, "experiment key ")
         for key in ("rounds", "pool_size", "comparisons_per_round", "evaluation_pairs"):
             if getattr(self, key) < 1:
@@ -114,6 +129,16 @@ class ExperimentConfig:
         for key in ("reward_model", "tune"):
             if not isinstance(getattr(self, key), dict):
                 raise RLComposerError(f"experiment key '{key}' must be a mapping of config keys")
+        if isinstance(self.tuners, str):
+            object.__setattr__(self, "tuners", [t.strip() for t in self.tuners.split(",") if t.strip()])
+        if not isinstance(self.tuners, list | tuple) or not all(isinstance(t, str) for t in self.tuners):
+            raise RLComposerError("experiment key 'tuners' must be a list of tuner names")
+        for name in self.tuners:
+            if name not in TUNER_NAMES:
+                raise RLComposerError(f"experiment key 'tuners': '{name}' is not a tuner "
+                                      f"({', '.join(TUNER_NAMES)})")
+        if len(set(self.tuners)) != len(self.tuners):
+            raise RLComposerError("experiment key 'tuners' names a tuner twice")
         self.reward_model_config()
         self.tune_config()
 
@@ -128,6 +153,11 @@ class ExperimentConfig:
                 raise RLComposerError(f"experiment key 'tune.{key}' is set by the loop; remove it")
         values = {"seed": self.seed + round_index, **self.tune, "reward": reward}
         return config_from_dict(TuneConfig, values, "experiment key 'tune'")
+
+    @property
+    def tuner_names(self) -> list[str]:
+        """The tuners each round runs, the round's tuned policy first."""
+        return list(self.tuners) or [self.tune_config().algorithm]
 
     def tag(self, round_index: int) -> str:
         return f"{self.name}/round-{round_index}"
@@ -162,18 +192,12 @@ class RoundResult:
     """Plain-language warnings when the tuned melodies collapse (empty when they stay music)."""
     difficulty_win_rate: float | None = None
     """The listener's win-rate of best-of-``difficulty_best_of`` over the prior (None: not measured)."""
+    tuners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per tuner (in the config's order): win-rate, KL, best-of-N at that KL, musicality, cost."""
 
 
 class ExperimentWaiting(Exception):
     """People have not yet given the comparisons a round needs."""
-
-
-def best_of_n_for_kl(kl: float, cap: int = 1024) -> int:
-    """Smallest N whose best-of-N KL (log N − (N−1)/N) reaches ``kl``."""
-    n = 1
-    while n < cap and math.log(n) - (n - 1) / n < kl:
-        n += 1
-    return n
 
 
 class RewardTrainer(Protocol):
@@ -181,14 +205,6 @@ class RewardTrainer(Protocol):
 
     def train(self, comparisons: list, stars: list, out_dir: Path, log: Callable[[str], None]):
         """Train on ``comparisons`` and ``stars``, save into ``out_dir``; return the ensemble."""
-
-
-class Tuner(Protocol):
-    """Tunes the prior against a reward model or on the comparisons (PPO, DPO, ...)."""
-
-    def tune(self, round_index: int, reward_dir: Path, ensemble, comparisons: list, out_dir: Path,
-             log: Callable[[str], None], gold_fn=None) -> None:
-        """Write a policy directory into ``out_dir``."""
 
 
 class PairSelector(Protocol):
@@ -203,7 +219,9 @@ class EnsembleRewardTrainer:
     """The default reward trainer: the reward-model ensemble of :mod:`rlcomposer.preferences.reward_model`."""
 
     config: RewardModelConfig
-    prior: str = "prior"
+    prior: Any = "prior"
+    """The prior the reward model's encoder starts from: a MelodyPrior (the experiment's own)
+    or a model directory / ``prior``."""
 
     def train(self, comparisons, stars, out_dir, log):
         from rlcomposer.preferences.reward_model import save_reward_model, train_reward_model
@@ -211,21 +229,6 @@ class EnsembleRewardTrainer:
         ensemble = train_reward_model(comparisons, stars, self.config, prior=self.prior, log=log)
         save_reward_model(ensemble, out_dir)
         return ensemble
-
-
-@dataclass
-class PolicyTuner:
-    """The default tuner: ``rlcomposer tune`` with the experiment's tune config (PPO or DPO)."""
-
-    experiment: ExperimentConfig
-    progress: bool = True
-
-    def tune(self, round_index, reward_dir, ensemble, comparisons, out_dir, log, gold_fn=None):
-        from rlcomposer.rl.tuning import tune
-
-        config = self.experiment.tune_config(str(reward_dir), round_index)
-        tune(config, out_dir, reward_fn=ensemble, progress=self.progress, log=log, gold_fn=gold_fn,
-             comparisons=comparisons)
 
 
 @dataclass
@@ -245,7 +248,7 @@ class ConfiguredPairSelector:
 
 
 class Experiment:
-    """The loop over rounds, with its state on disk so that a run can resume.
+    r"""The loop over rounds, with its state on disk so that a run can resume.
 
     Its roles are passed in, in the style of imitation's ``PreferenceComparisons``,
     and default to what the config says: ``prior`` (the model that writes
@@ -253,13 +256,17 @@ class Experiment:
     (a calibrated :class:`~rlcomposer.preferences.listeners.SimulatedListener`,
     or None when people rate: ``listener: people``), ``selector`` (a
     :class:`PairSelector`), ``reward_trainer`` (a :class:`RewardTrainer`) and
-    ``tuner`` (a :class:`Tuner`). A test or a user swaps any of them.
+    ``tuners`` (:class:`~rlcomposer.rl.tuners.Tuner`\ s, the round's tuned policy first;
+    default: the config's ``tuners``). A test or a user swaps any of them. The one
+    prior network reaches every role: the reward model's encoder starts from it,
+    every tuner tunes it, and KL and best-of-N are measured against it.
     """
 
     def __init__(self, config: ExperimentConfig, run_dir: str | Path, db_url: str | None = None,
                  log: Callable[[str], None] = print, progress: bool = True, *,
-                 prior: MelodyModel | None = None, listener=None, selector: PairSelector | None = None,
-                 reward_trainer: RewardTrainer | None = None, tuner: Tuner | None = None):
+                 prior: PriorModel | MelodyPrior | None = None, listener=None,
+                 selector: PairSelector | None = None, reward_trainer: RewardTrainer | None = None,
+                 tuners: list[Tuner] | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.log = log
@@ -268,11 +275,13 @@ class Experiment:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.db_url = db_url or f"sqlite:///{(self.run_dir / 'feedback.sqlite').resolve()}"
         self.state_path = self.run_dir / STATE_FILE
+        if isinstance(prior, MelodyPrior):
+            prior = PriorModel(prior, "prior")
         self._prior_model = prior
         self.listener = listener
         self.selector = selector or ConfiguredPairSelector(config.strategy, config.seed)
-        self.reward_trainer = reward_trainer or EnsembleRewardTrainer(config.reward_model_config())
-        self.tuner = tuner or PolicyTuner(config, progress)
+        self._reward_trainer = reward_trainer
+        self._tuners = tuners
 
     # ---- set-up ---------------------------------------------------------
     def _save_state(self) -> None:
@@ -284,10 +293,25 @@ class Experiment:
             yaml.safe_dump(config_to_dict(self.config), sort_keys=False), encoding="utf-8")
 
     @property
-    def prior_model(self) -> MelodyModel:
+    def prior_model(self) -> PriorModel:
         if self._prior_model is None:
             self._prior_model = resolve_model("prior")
         return self._prior_model
+
+    @property
+    def reward_trainer(self) -> RewardTrainer:
+        if self._reward_trainer is None:
+            self._reward_trainer = EnsembleRewardTrainer(self.config.reward_model_config(),
+                                                         prior=self.prior_model.prior)
+        return self._reward_trainer
+
+    def tuners(self, round_index: int, reward_dir: Path | None = None) -> list[Tuner]:
+        """The round's tuners: those passed in, or the config's (seeded by the round, their
+        config naming the round's reward model)."""
+        if self._tuners is not None:
+            return list(self._tuners)
+        config = self.config.tune_config(None if reward_dir is None else str(reward_dir), round_index)
+        return [make_tuner(name, config, self.progress) for name in self.config.tuner_names]
 
     @property
     def listener_fn(self):
@@ -429,31 +453,73 @@ class Experiment:
                              config={"experiment": self.config.name, "round": index,
                                      "metrics": ensemble.metrics.get("held_out", {})},
                              path=str(reward_dir.resolve()))
-        started = time.monotonic()
-        self.tuner.tune(index, reward_dir, ensemble, comparisons, round_dir / "policy",
-                        lambda message: self.log(f"  {message}"), gold_fn=self.listener_fn)
-        tune_seconds = time.monotonic() - started
-        store.register_model(f"{self.config.name}/round-{index}/policy", kind="policy",
-                             config={"experiment": self.config.name, "round": index},
-                             path=str((round_dir / "policy").resolve()))
+        tuned_models = []
+        for position, tuner in enumerate(self.tuners(index, reward_dir)):
+            out_dir = round_dir / ("policy" if position == 0 else f"policy-{tuner.name}")
+            self.log(f"  tuning: {tuner.name}")
+            tuned = tuner.tune(self.prior_model.prior, ensemble, comparisons, self._condition, out_dir,
+                               lambda message: self.log(f"  {message}"), gold_fn=self.listener_fn)
+            tuned_models.append(tuned)
+            if tuned.directory is not None:
+                store.register_model(f"{self.config.name}/round-{index}/{out_dir.name}", kind="policy",
+                                     config={"experiment": self.config.name, "round": index,
+                                             "tuner": tuner.name}, path=str(tuned.directory.resolve()))
+        tune_seconds = sum(t.seconds for t in tuned_models)
         self.log(f"  tuned in {tune_seconds:.0f} s; evaluating")
-        return self._evaluate(index, ensemble, len(comparisons), reward_seconds, tune_seconds)
+        return self._evaluate(index, ensemble, tuned_models, len(comparisons), reward_seconds, tune_seconds)
 
     # ---- evaluation -----------------------------------------------------
-    def _evaluate(self, index: int, ensemble, num_comparisons: int, reward_seconds: float,
-                  tune_seconds: float) -> RoundResult:
+    def _sample_timed(self, model: MelodyModel, n: int, rng: np.random.Generator) -> tuple[list[Melody], float]:
+        """``n`` melodies of the experiment's shape, and the melodies made per second."""
+        started = time.monotonic()
+        melodies = model.sample(n, self._num_steps, rng, condition=self._condition)
+        return melodies, n / max(time.monotonic() - started, 1e-9)
+
+    def _log_ratio(self, policy: MelodyPrior, melodies: list[Melody]) -> np.ndarray:
+        """Σ_t log π(y_t|·) − log p(y_t|·) of each melody under a policy network and the prior."""
+        import torch
+
+        tokens = torch.as_tensor(np.stack([m.tokens for m in melodies])).long()
+        with torch.inference_mode():
+            return (policy.log_likelihood(tokens, self._condition).sum(-1)
+                    - self.prior_model.prior.log_likelihood(tokens, self._condition).sum(-1)).double().numpy()
+
+    def _judge(self, name: str, melodies: list[Melody], kl: float, base: list[Melody], ensemble,
+               rng: np.random.Generator, melodies_per_second: float, seconds: float,
+               with_best_of_n: bool = True) -> dict[str, Any]:
+        """One tuned model's row: win-rate, KL, best-of-N at that KL, musicality, cost."""
+        row: dict[str, Any] = {"name": name, "kl": kl, "win_rate": None, "best_of_n": None,
+                               "best_of_n_win_rate": None, "tune_seconds": seconds,
+                               "melodies_per_second": melodies_per_second,
+                               "proxy_reward": float(score_melodies(ensemble, melodies).mean())}
+        if self.listener is not None:
+            row["win_rate"] = self._win_rate(melodies, base[:len(melodies)])
+        if with_best_of_n:
+            n = self.config.best_of_n or best_of_n_for_kl(kl, self.config.best_of_n_cap)
+            size = min(len(base), max(self.config.best_of_n_budget // n, 16))
+            best = BestOfNModel(self.prior_model, ensemble, n, "reward model").sample(
+                size, self._num_steps, rng, condition=self._condition)
+            row["best_of_n"] = n
+            if self.listener is not None:
+                row["best_of_n_win_rate"] = self._win_rate(best, base[:size])
+        style = style_report(melodies, baseline=base)
+        row["musicality"] = style.as_dict()
+        row["examples"] = [note_list(m) for m in melodies[:3]]
+        return row
+
+    def _evaluate(self, index: int, ensemble, tuned_models: list[TunedModel], num_comparisons: int,
+                  reward_seconds: float, tune_seconds: float) -> RoundResult:
         from rlcomposer.experiments.evaluation import kl_to_prior
-        from rlcomposer.preferences.reward_functions import score_melodies
 
         round_dir = self._round_dir(index)
         n = self.config.evaluation_pairs
         rng = np.random.default_rng(self.config.seed + 100 + index)
-        tuned_model = resolve_model(str(round_dir / "policy"))
-        tuned_model.name = "tuned"
         prior = self.prior_model
-        tuned = tuned_model.sample(n, self._num_steps, rng, condition=self._condition)
+        primary = tuned_models[0]
+        tuned, _ = self._sample_timed(primary.model, self._evaluation_size(primary, n), rng)
         base = prior.sample(n, self._num_steps, rng, condition=self._condition)
-        kl_tuned = float(kl_to_prior(tuned_model, prior.prior, tuned))
+        kl_tuned = (primary.kl_per_melody if primary.kl_per_melody is not None
+                    else float(kl_to_prior(primary.model, prior.prior, tuned)))
         best_n = self.config.best_of_n or best_of_n_for_kl(kl_tuned, self.config.best_of_n_cap)
         best_model = BestOfNModel(prior, ensemble, best_n, "reward model")
         # best-of-N draws N candidates a melody: a large N is judged on fewer melodies (the budget)
@@ -465,9 +531,10 @@ class Experiment:
         win_rate = best_win_rate = None
         if self.listener is not None:
             gold = {name: float(np.mean(self.listener.scores(melodies))) for name, melodies in columns.items()}
-            win_rate = self._win_rate(tuned, base)
+            win_rate = self._win_rate(tuned, base[:len(tuned)])
             best_win_rate = self._win_rate(best, base[:len(best)])
             ensemble.metrics["noiseless_accuracy"] = self._reward_model_accuracy(ensemble, base)
+        tuner_rows = self._tuner_rows(tuned_models, tuned, kl_tuned, best_win_rate, best_n, base, ensemble, rng)
         difficulty = None
         if self.listener is not None and self.config.difficulty_best_of > 1:
             hard = BestOfNModel(prior, ensemble, self.config.difficulty_best_of, "reward model")
@@ -478,8 +545,8 @@ class Experiment:
         musicality = {name: style_report(melodies, baseline=base)
                       for name, melodies in columns.items()}
         best_name = f"best-of-{best_n}"
-        warnings = (collapse_warnings(musicality["tuned"], musicality["prior"], name="the tuned policy's melodies",
-                                      baseline_name="the prior")
+        warnings = (collapse_warnings(musicality["tuned"], musicality["prior"],
+                                      name=f"the tuned ({primary.name}) melodies", baseline_name="the prior")
                     + collapse_warnings(musicality[best_name], musicality["prior"],
                                         name=f"the {best_name} melodies", baseline_name="the prior"))
         for warning in warnings:
@@ -494,9 +561,9 @@ class Experiment:
         export_melodies([m.in_key(target_key) for m in chosen[: self.config.export_melodies]],
                         round_dir / "melodies",
                         ("midi", "musicxml", "wav", "json"), stem="tuned")
-        history_path = round_dir / "policy" / "history.jsonl"
-        history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
-        self.log(f"  win-rate of tuned over prior: {win_rate if win_rate is None else f'{win_rate:.1%}'}; "
+        history = primary.history
+        self.log(f"  win-rate of tuned ({primary.name}) over prior: "
+                 f"{win_rate if win_rate is None else f'{win_rate:.1%}'}; "
                  f"best-of-{best_n}: {best_win_rate if best_win_rate is None else f'{best_win_rate:.1%}'}; "
                  f"KL {kl_tuned:.2f} nats")
         return RoundResult(
@@ -508,8 +575,45 @@ class Experiment:
             overoptimisation=[{k: h[k] for k in ("timesteps", "kl_per_melody", "reward_reward", "gold")
                                if k in h} for h in history if "kl_per_melody" in h],
             musicality={name: report.as_dict() for name, report in musicality.items()},
-            collapse_warnings=warnings, difficulty_win_rate=difficulty,
+            collapse_warnings=warnings, difficulty_win_rate=difficulty, tuners=tuner_rows,
         )
+
+    def _evaluation_size(self, tuned: TunedModel, n: int) -> int:
+        """Melodies a tuned model is judged on: ``evaluation_pairs``, fewer for a large best-of-N."""
+        best_of = getattr(tuned.model, "n", 1)
+        return min(n, max(self.config.best_of_n_budget // best_of, 16))
+
+    def _tuner_rows(self, tuned_models: list[TunedModel], primary_melodies: list[Melody], primary_kl: float,
+                    primary_best_win_rate: float | None, primary_best_n: int, base: list[Melody], ensemble,
+                    rng: np.random.Generator) -> dict[str, dict[str, Any]]:
+        """Every tuner side by side (each beside best-of-N at its own KL), and policy + best-of-k."""
+        from rlcomposer.experiments.evaluation import kl_to_prior
+
+        rows: dict[str, dict[str, Any]] = {}
+        for position, tuned in enumerate(tuned_models):
+            if position == 0:
+                melodies, speed = primary_melodies, math.nan
+                _, speed = self._sample_timed(tuned.model, min(len(base), 64), rng)
+                kl = primary_kl
+            else:
+                melodies, speed = self._sample_timed(tuned.model, self._evaluation_size(tuned, len(base)), rng)
+                kl = (tuned.kl_per_melody if tuned.kl_per_melody is not None
+                      else float(kl_to_prior(tuned.model, self.prior_model.prior, melodies)))
+            is_best_of_n = tuned.policy is None
+            row = self._judge(tuned.name, melodies, kl, base, ensemble, rng, speed, tuned.seconds,
+                              with_best_of_n=not (is_best_of_n or position == 0))
+            if position == 0 and not is_best_of_n:
+                row.update(best_of_n=primary_best_n, best_of_n_win_rate=primary_best_win_rate)
+            rows[tuned.name] = row
+            k = self.config.policy_best_of_k
+            if k > 1 and tuned.policy is not None:
+                mode = BestOfNModel(tuned.model, ensemble, k, "reward model")
+                chosen, speed = self._sample_timed(mode, self._evaluation_size(
+                    TunedModel("", mode), len(base)), rng)
+                kl_k = policy_best_of_k_kl(float(self._log_ratio(tuned.policy, chosen).mean()), k)
+                rows[f"{tuned.name}+best-of-{k}"] = self._judge(f"{tuned.name}+best-of-{k}", chosen, kl_k, base,
+                                                                ensemble, rng, speed, tuned.seconds)
+        return rows
 
     def _reward_model_accuracy(self, ensemble, melodies: list[Melody]) -> float:
         """Reward model vs the listener's noiseless preference on fresh prior pairs (ties left out)."""
@@ -541,6 +645,26 @@ class Experiment:
                 f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)}"
                 f"{' (see warnings)' if r.collapse_warnings else ''} | {r.kl_tuned:.2f} | "
                 f"{_pct(r.best_of_n_win_rate)} | {r.best_of_n} ({r.kl_best_of_n:.2f}) | {r.tune_seconds:.0f} |")
+        if results and results[-1].tuners:
+            last = results[-1]
+            lines += ["", f"## Tuners side by side, round {last.round}", "",
+                      "Each tuned model against the prior (the listener's noiseless preference), beside "
+                      "best-of-N from the prior under the same reward model at the same KL; cost is "
+                      "sampling speed (melodies/s) after tuning.", "",
+                      "| tuner | win-rate | KL | best-of-N at that KL (N) | style overlap | "
+                      "distinct 4-note patterns vs prior | tune s | melodies/s |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for name, row in last.tuners.items():
+                music = row.get("musicality", {})
+                best = (f"{_pct(row['best_of_n_win_rate'])} ({row['best_of_n']})"
+                        if row.get("best_of_n") else "(is best-of-N)")
+                lines.append(f"| {name} | {_pct(row['win_rate'])} | {row['kl']:.2f} | {best} | "
+                             f"{music.get('style_overlap', math.nan):.2f} | "
+                             f"{100 * music.get('distinct_pattern_ratio', math.nan):.0f}% | "
+                             f"{row['tune_seconds']:.0f} | {row['melodies_per_second']:.0f} |")
+            lines += ["", "Their first melodies, as notes (pitch/length in quarter notes, r = rest):", ""]
+            for name, row in last.tuners.items():
+                lines += [f"* {name}: `{example}`" for example in row.get("examples", [])[:2]]
         if results and results[-1].musicality:
             last = results[-1]
             names = list(last.musicality)

@@ -9,5 +9,13 @@ callbacks (:mod:`~rlcomposer.rl.tuning`), KL(policy‖prior)
 May import: the foundation, ``music``, ``corpus``, ``prior`` and ``preferences``.
 """
 
-ALGORITHMS = ("sequence", "stock", "dpo")
-"""Ways ``tune`` can tune the prior: sequence-level PPO, SB3's stock PPO, or DPO on the comparisons."""
+ALGORITHMS = ("sequence", "stock", "dpo", "vbon", "rloo", "vbon-rloo")
+"""Ways ``tune`` can tune the prior: sequence-level PPO (``sequence``), SB3's stock PPO, DPO on the
+comparisons, and sequence PPO on the quantile reward of variational best-of-N (``vbon``), with
+leave-one-out baselines instead of a critic (``rloo``), or both (``vbon-rloo``)."""
+
+QUANTILE_ALGORITHMS = ("vbon", "vbon-rloo")
+"""Algorithms that optimise the reward's log-quantile under the prior (vBoN) at β = 1/(N − 1)."""
+
+LEAVE_ONE_OUT_ALGORITHMS = ("rloo", "vbon-rloo")
+"""Algorithms whose advantage is a melody's return minus the mean of the others' (RLOO)."""

@@ -29,3 +29,20 @@ def best_of_n_kl(n: int) -> float:
     (Stiennon et al. 2020; an upper bound that is tight for continuous rewards.)
     """
     return float(math.log(n) - (n - 1) / n)
+
+
+def best_of_n_for_kl(kl: float, cap: int = 1024) -> int:
+    """Smallest N whose best-of-N KL (:func:`best_of_n_kl`) reaches ``kl`` nats (at most ``cap``)."""
+    n = 1
+    while n < cap and best_of_n_kl(n) < kl:
+        n += 1
+    return n
+
+
+def policy_best_of_k_kl(mean_log_ratio: float, k: int) -> float:
+    """KL to the prior of best-of-k sampling from a tuned policy, per melody (an estimate).
+
+    The policy's own KL to the prior on the chosen melodies (their mean Σ_t log π/p,
+    ``mean_log_ratio``) plus best-of-k's KL from the policy, ``log k − (k − 1)/k``.
+    """
+    return float(mean_log_ratio + best_of_n_kl(k))

@@ -53,7 +53,7 @@ def check_resume(path: str | Path, config, prior: MelodyPrior) -> int:
         raise ResumeError(f"{where}: not a training state (no policy weights)")
     mismatches = []
     algorithm = _algorithm_of(data)
-    if algorithm != config.algorithm:
+    if algorithm != ("stock" if config.algorithm == "stock" else "sequence"):
         mismatches.append(f"algorithm {algorithm}, this run {config.algorithm}")
     if data.get("n_envs") != config.n_envs:
         mismatches.append(f"n_envs {data.get('n_envs')}, this run {config.n_envs}")

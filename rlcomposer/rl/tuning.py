@@ -47,11 +47,13 @@ from rlcomposer.preferences.reward_functions import (
     score_melodies,
 )
 from rlcomposer.prior.model import MelodyPrior, load_prior
-from rlcomposer.rl import ALGORITHMS
+from rlcomposer.rl import ALGORITHMS, LEAVE_ONE_OUT_ALGORITHMS, QUANTILE_ALGORITHMS
 from rlcomposer.rl.dpo import DPOConfig, train_dpo
 from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
-from rlcomposer.rl.kl import kl_to_prior_per_melody
+from rlcomposer.rl.kl import best_of_n_for_kl, kl_to_prior_per_melody
+from rlcomposer.rl.leave_one_out import LeaveOneOutAdvantageCallback
 from rlcomposer.rl.policy import MelodyActorCriticPolicy
+from rlcomposer.rl.quantile_reward import MIN_REFERENCE_SAMPLES, QuantileReward, fit_quantile_reward
 from rlcomposer.rl.resume import check_resume
 from rlcomposer.rl.run_folder import RunFolder
 from rlcomposer.rl.sequence_ppo import SequencePPO
@@ -76,6 +78,8 @@ TUNE_CONFIG_RANGES = {
     "max_grad_norm": POSITIVE, "target_kl": above(0, optional=True),
     "value_hidden_size": between(1, 4096, whole=True), "seed": SEED, "threads": THREADS,
     "checkpoint_every": between(0, MAX_COUNT, whole=True),
+    "quantile_samples": between(MIN_REFERENCE_SAMPLES, 1 << 20, whole=True),
+    "quantile_best_of": between(2, 1 << 20, whole=True, optional=True),
 }
 """Where each number of a :class:`TuneConfig` may lie (checked with its own name in the message)."""
 
@@ -102,8 +106,16 @@ class TuneConfig:
     reward_uncertainty: float = 0.0
     """Conservative reward from an ensemble reward model: mean − this × the members' spread (0: the mean)."""
     algorithm: str = "sequence"
-    """``sequence`` (whole-episode PPO, fast), ``stock`` (SB3's PPO, per transition) or ``dpo``
-    (direct preference optimisation on the comparisons: no reward model, no environment)."""
+    """``sequence`` (whole-episode PPO, fast), ``stock`` (SB3's PPO, per transition), ``dpo``
+    (direct preference optimisation on the comparisons: no reward model, no environment),
+    ``vbon`` (sequence PPO on the reward's log-quantile under the prior, β from 1/(N − 1):
+    variational best-of-N), ``rloo`` (sequence PPO whose advantage is each melody's return
+    minus the mean of the rollout's other melodies, no critic) or ``vbon-rloo`` (both)."""
+    quantile_samples: int = 1024
+    """vBoN: prior melodies the reward's distribution F̂ is estimated from (at least 16)."""
+    quantile_best_of: int | None = None
+    """vBoN: the N whose best-of-N distribution the policy aims at (β starts at 1/(N − 1));
+    None: the N whose best-of-N KL, log N − (N − 1)/N, is ``kl_target``."""
     dpo: DPOConfig = DPOConfig()
     """DPO's settings when ``algorithm`` is dpo (flat keys ``dpo_beta``, ``dpo_loss``, ...)."""
     # --- PPO
@@ -161,6 +173,9 @@ class TuneConfig:
             raise RLComposerError(f"kl_gain must be above 0, got {self.kl_gain}")
         if not self.reward_uncertainty >= 0:
             raise RLComposerError(f"reward_uncertainty must be 0 or more, got {self.reward_uncertainty}")
+        if self.uses_quantile_reward and self.kl_target is None and self.quantile_best_of is None:
+            raise RLComposerError(f"algorithm {self.algorithm} needs kl_target or quantile_best_of "
+                                  "(the N of the best-of-N it aims at)")
 
     # ---- derived values (the one place they are computed) ---------------
     def env_config(self) -> MelodyEnvConfig:
@@ -172,6 +187,32 @@ class TuneConfig:
     @property
     def episode_steps(self) -> int:
         return self.env.num_steps
+
+    @property
+    def uses_quantile_reward(self) -> bool:
+        """Does PPO optimise the reward's log-quantile under the prior (vBoN)?"""
+        return self.algorithm in QUANTILE_ALGORITHMS
+
+    @property
+    def uses_leave_one_out(self) -> bool:
+        """Is each melody's advantage its return minus the mean of the others' (RLOO)?"""
+        return self.algorithm in LEAVE_ONE_OUT_ALGORITHMS
+
+    @property
+    def ppo_class(self) -> type[PPO]:
+        return PPO if self.algorithm == "stock" else SequencePPO
+
+    @property
+    def quantile_n(self) -> int:
+        """vBoN's N: ``quantile_best_of``, or the N whose best-of-N KL is ``kl_target``."""
+        if self.quantile_best_of is not None:
+            return self.quantile_best_of
+        return max(best_of_n_for_kl(self.kl_target or 0.0, cap=1 << 20), 2)
+
+    @property
+    def initial_beta(self) -> float:
+        """β at the start: 1/(N − 1) for vBoN (its optimum is then best-of-N), else ``kl_beta``."""
+        return 1.0 / (self.quantile_n - 1) if self.uses_quantile_reward else self.env.kl_beta
 
     @property
     def n_steps(self) -> int:
@@ -361,8 +402,7 @@ def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunctio
                 tensorboard_dir: Path | None = None) -> PPO:
     """The PPO (or SequencePPO) model with the prior's weights as its actor."""
     env = MelodyVecEnv(config.n_envs, config.env_config(), prior, reward_fn)
-    algorithm = SequencePPO if config.algorithm == "sequence" else PPO
-    return algorithm(
+    return config.ppo_class(
         MelodyActorCriticPolicy,
         env,
         n_steps=config.n_steps,
@@ -387,6 +427,17 @@ def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunctio
     )
 
 
+@dataclass
+class TuneResult:
+    """What a tuning run made: its metrics (as in ``metrics.json``) and the tuned actor itself."""
+
+    metrics: dict[str, Any]
+    policy: MelodyPrior
+    """The tuned network (a prior with tuned weights, eval mode, ``tuned_condition`` set)."""
+    history: list[dict[str, float]]
+    """One record per rollout (PPO) or epoch (DPO): KL, reward by term, musicality."""
+
+
 def tune(
     config: TuneConfig,
     out_dir: str | Path,
@@ -396,30 +447,56 @@ def tune(
     log: Callable[[str], None] = print,
     gold_fn: RewardFunction | None = None,
     comparisons: Sequence[Any] | None = None,
+    prior: MelodyPrior | None = None,
 ) -> dict[str, Any]:
+    """:func:`tune_policy`, returning its metrics only (as ``rlcomposer tune`` prints them)."""
+    return tune_policy(config, out_dir, reward_fn, resume, progress, log, gold_fn, comparisons, prior).metrics
+
+
+def tune_policy(
+    config: TuneConfig,
+    out_dir: str | Path,
+    reward_fn: RewardFunction | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    gold_fn: RewardFunction | None = None,
+    comparisons: Sequence[Any] | None = None,
+    prior: MelodyPrior | None = None,
+) -> TuneResult:
     r"""Tune the prior and write the policy, logs, checkpoints and plots into ``out_dir``.
 
-    PPO (``sequence`` / ``stock``) optimises ``reward_fn``; DPO (``dpo``) fits
-    ``comparisons`` (:class:`~rlcomposer.preferences.reward_model.PairLabel`\ s)
-    directly. ``gold_fn`` (optional) is a true listener's score, logged beside
-    the proxy reward after every rollout to show over-optimisation (Gao et al. 2022).
+    PPO (``sequence`` / ``stock`` / ``vbon`` / ``rloo`` / ``vbon-rloo``) optimises
+    ``reward_fn``; DPO (``dpo``) fits ``comparisons``
+    (:class:`~rlcomposer.preferences.reward_model.PairLabel`\ s) directly. ``prior``
+    (default: loaded from ``config.prior``) is the model tuning starts from and stays
+    near. ``gold_fn`` (optional) is a true listener's score, logged beside the proxy
+    reward after every rollout to show over-optimisation (Gao et al. 2022).
     """
+    if prior is None:
+        prior = load_prior(config.prior)
     if config.algorithm == "dpo":
-        return _tune_dpo(config, Path(out_dir), comparisons, log)
+        return _tune_dpo(config, Path(out_dir), comparisons, log, prior)
     if config.reward is not None and reward_fn is None:
         raise RLComposerError("the config names a reward but no reward function was given")
     if config.reward is None and not config.env_config().theory_weights:
         raise RLComposerError("nothing to tune for: give --reward or a non-zero theory_* weight")
+    if config.uses_quantile_reward and reward_fn is None:
+        raise RLComposerError(f"algorithm {config.algorithm} needs a reward function (--reward)")
     if config.reward_uncertainty > 0:  # the environment pays the pessimistic reward
         reward_fn = ConservativeReward(reward_fn, config.reward_uncertainty)
     torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RLComposerError(f"--out '{out_dir}' exists and is not a directory")
-    prior = load_prior(config.prior)
     if resume is not None:
         resume = Path(resume)
         check_resume(resume, config, prior)  # before anything is written
+    if config.uses_quantile_reward:  # F̂ from the prior's own melodies of this task
+        reward_fn = fit_quantile_reward(reward_fn, prior, config.env.condition, config.quantile_samples,
+                                        torch.Generator().manual_seed(config.seed + 7919))
+        log(f"quantile reward: F̂ from {config.quantile_samples} prior melodies; aiming at best-of-"
+            f"{config.quantile_n} (β starts at {config.initial_beta:.4f})")
     run = RunFolder(out_dir)
     try:
         return _tune_ppo(config, run, prior, reward_fn, resume, progress, log, gold_fn)
@@ -432,9 +509,18 @@ def tune(
         raise
 
 
+def _tuned_actor(model: PPO, config: TuneConfig) -> MelodyPrior:
+    """The policy's actor as a standalone prior network (a copy, eval mode, its task recorded)."""
+    actor = MelodyPrior(model.policy.actor.config)
+    actor.load_state_dict(model.policy.actor.state_dict())
+    actor.eval()
+    actor.tuned_condition = config.env.condition.with_length(None)
+    return actor
+
+
 def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn: RewardFunction | None,
               resume: Path | None, progress: bool, log: Callable[[str], None],
-              gold_fn: RewardFunction | None) -> dict[str, Any]:
+              gold_fn: RewardFunction | None) -> TuneResult:
     out_dir = run.path
     run.create()
     atomic_write_text(run.make_file("tune_config.json"), json.dumps(config_to_dict(config), indent=2) + "\n")
@@ -444,20 +530,21 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         model = build_model(config, prior, reward_fn, run.make_dir("tb"))
     else:
         env = MelodyVecEnv(config.n_envs, config.env_config(), prior, reward_fn)
-        algorithm = SequencePPO if config.algorithm == "sequence" else PPO
         try:
-            model = algorithm.load(resume, env=env, device="cpu", tensorboard_log=str(run.make_dir("tb")))
+            model = config.ppo_class.load(resume, env=env, device="cpu", tensorboard_log=str(run.make_dir("tb")))
         except Exception as error:
             raise RLComposerError(f"--resume '{resume}': cannot load ({error})") from None
         log(f"resuming from {resume} at step {model.num_timesteps}")
-    beta = config.env.kl_beta
+    beta = config.initial_beta
     if resume is not None and config.kl_target is not None and history_path.exists():
         earlier = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
         beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
     kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain)
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
-    callbacks = [FiniteWeightsCallback(config), kl_penalty, logger_callback,
-                 ProgressCallback(config.total_timesteps, progress)]
+    callbacks = [FiniteWeightsCallback(config), kl_penalty]
+    if config.uses_leave_one_out:  # after KL-control has written the rewards
+        callbacks.append(LeaveOneOutAdvantageCallback(config.episode_steps))
+    callbacks += [logger_callback, ProgressCallback(config.total_timesteps, progress)]
     if config.checkpoint_every > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
         callbacks.append(AtomicCheckpointCallback(every, str(run.make_dir("checkpoints")), name_prefix="ppo"))
@@ -483,10 +570,13 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         "first": history[0] if history else {},
         "plots": [str(p) for p in plots],
     }
+    if isinstance(reward_fn, QuantileReward):
+        metrics["quantile_reward"] = {"reference_samples": reward_fn.num_reference,
+                                      "best_of": config.quantile_n}
     policy = model.policy
     save_model_dir(out_dir, "policy", prior.config, policy.state_dict(), config, metrics,
                    extra_config={"env": asdict(config.env_config())})
-    return metrics
+    return TuneResult(metrics, _tuned_actor(model, config), history)
 
 
 class AtomicCheckpointCallback(CheckpointCallback):
@@ -527,12 +617,11 @@ class FiniteWeightsCallback(BaseCallback):
 
 
 def _tune_dpo(config: TuneConfig, out_dir: Path, comparisons: Sequence[Any] | None,
-              log: Callable[[str], None]) -> dict[str, Any]:
+              log: Callable[[str], None], prior: MelodyPrior) -> TuneResult:
     """DPO on the comparisons, written as a policy directory like PPO's."""
     if not comparisons:
         raise RLComposerError("tune --algorithm dpo needs comparisons (from the rating database), got none")
     torch.set_num_threads(config.threads)
-    prior = load_prior(config.prior)
     started = time.monotonic()
     condition = config.env.condition
     policy, metrics = train_dpo(comparisons, config.dpo, prior, config.episode_steps,
@@ -550,4 +639,6 @@ def _tune_dpo(config: TuneConfig, out_dir: Path, comparisons: Sequence[Any] | No
     save_model_dir(out_dir, "policy", prior.config, state, config, metrics,
                    extra_config={"env": asdict(config.env_config())})
     log(f"DPO policy: KL to prior {kl:.2f} nats per melody")
-    return metrics
+    policy.eval()
+    policy.tuned_condition = condition.with_length(None)
+    return TuneResult(metrics, policy, history)

@@ -1,0 +1,164 @@
+"""Tuners as peers: the quantile reward (vBoN), leave-one-out advantages (RLOO), best-of-N as a
+tuner, policy + best-of-k, and one prior reaching every role of an experiment."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlcomposer.cli import main
+from rlcomposer.errors import RLComposerError
+from rlcomposer.experiments.loop import Experiment, ExperimentConfig
+from rlcomposer.music.melody import Melody
+from rlcomposer.music.note_list import note_list
+from rlcomposer.prior.model import MelodyCondition, load_prior
+from rlcomposer.prior.registry import PriorModel
+from rlcomposer.rl.environment import MelodyEnvConfig
+from rlcomposer.rl.kl import best_of_n_for_kl, best_of_n_kl, policy_best_of_k_kl
+from rlcomposer.rl.leave_one_out import leave_one_out_advantages
+from rlcomposer.rl.quantile_reward import QuantileReward, fit_quantile_reward
+from rlcomposer.rl.tuners import BestOfNTuner, make_tuner
+from rlcomposer.rl.tuning import TuneConfig, tune_policy
+
+ONE_BAR = MelodyEnvConfig(num_bars=1)
+
+
+def count_onsets(melody: Melody) -> float:
+    return float(len(melody.notes()))
+
+
+def test_quantile_reward_is_the_rank_among_reference_scores():
+    reward = QuantileReward(lambda m: 0.0, np.arange(20.0))
+    levels = reward.quantiles(np.array([-5.0, 0.0, 0.5, 19.0, 99.0])) * 21
+    # below all: ½; the smallest: 1; halfway to the next: 1.5; the largest: 20; above all: 20.5
+    assert levels.tolist() == pytest.approx([0.5, 1.0, 1.5, 20.0, 20.5])
+    tied = QuantileReward(lambda m: 0.0, np.array([0.0] * 10 + [1.0] * 10))
+    assert (tied.quantiles(np.array([0.0, 1.0])) * 21).tolist() == pytest.approx([5.5, 15.5])
+    with pytest.raises(RLComposerError, match="at least 16 reference samples"):
+        QuantileReward(lambda m: 0.0, np.arange(15.0))
+
+
+def test_fitted_quantile_reward_scores_prior_melodies_near_uniform():
+    prior = load_prior()
+    condition = MelodyCondition("4/4", "major", 16)
+    reward = fit_quantile_reward(count_onsets, prior, condition, 256, torch.Generator().manual_seed(0))
+    fresh = PriorModel(prior, "prior").sample(512, 16, np.random.default_rng(1), condition=condition)
+    levels = np.exp(reward.score_batch(fresh))
+    # fresh prior melodies are spread over (0, 1) as the reference was (F̂(r) of prior draws ~ uniform)
+    assert 0.4 < levels.mean() < 0.6 and levels.min() > 0 and levels.max() < 1
+
+
+def test_leave_one_out_advantages_by_hand():
+    assert leave_one_out_advantages(np.array([1.0, 2.0, 3.0])).tolist() == [-1.5, 0.0, 1.5]
+    assert leave_one_out_advantages(np.array([4.0])).tolist() == [0.0]
+
+
+def test_kl_helpers():
+    n = best_of_n_for_kl(3.0)
+    assert best_of_n_kl(n) >= 3.0 > best_of_n_kl(n - 1) and n == 54
+    assert policy_best_of_k_kl(1.25, 4) == pytest.approx(1.25 + math.log(4) - 0.75)
+
+
+@pytest.mark.parametrize("algorithm", ["vbon-rloo", pytest.param("vbon", marks=pytest.mark.slow),
+                                       pytest.param("rloo", marks=pytest.mark.slow)])
+def test_new_algorithms_raise_the_reward_and_hold_a_policy(tmp_path, algorithm):
+    config = TuneConfig(algorithm=algorithm, reward="tests:count_onsets", env=ONE_BAR, n_envs=32,
+                        minibatch_episodes=8, total_timesteps=32 * 16 * 16, checkpoint_every=0,
+                        learning_rate=3e-4, quantile_samples=256, kl_target=3.0)
+    prior = load_prior()
+    result = tune_policy(config, tmp_path / algorithm, count_onsets, progress=False, log=lambda _: None,
+                         prior=prior)
+    condition = config.env.condition
+    rng = np.random.default_rng(0)
+    tuned = PriorModel(result.policy, algorithm).sample(400, 16, rng, condition=condition)
+    base = PriorModel(prior, "prior").sample(400, 16, rng, condition=condition)
+    # more notes than the prior writes, and still many different melodies
+    assert np.mean([count_onsets(m) for m in tuned]) > np.mean([count_onsets(m) for m in base]) + 0.3
+    assert len({m.tokens.tobytes() for m in tuned}) > 200
+    assert result.history and math.isfinite(result.history[-1]["kl_per_melody"])
+    if algorithm.startswith("vbon"):
+        assert result.metrics["quantile_reward"] == {"reference_samples": 256, "best_of": 54}
+        assert result.history[0]["kl_beta"] == pytest.approx(1 / 53)
+
+
+def test_bad_tuner_settings_are_one_line():
+    with pytest.raises(RLComposerError, match="kl_target"):
+        TuneConfig(kl_target=0)
+    with pytest.raises(RLComposerError, match="kl_target"):
+        TuneConfig(kl_target=float("nan"))
+    with pytest.raises(RLComposerError, match="quantile_samples"):
+        TuneConfig(algorithm="vbon", quantile_samples=8)
+    with pytest.raises(RLComposerError, match="kl_target or quantile_best_of"):
+        TuneConfig(algorithm="vbon", kl_target=None)
+    with pytest.raises(RLComposerError, match="tuner must be one of"):
+        make_tuner("magic", TuneConfig())
+    with pytest.raises(RLComposerError, match="'magic' is not a tuner"):
+        ExperimentConfig(tuners=["sequence", "magic"])
+    with pytest.raises(RLComposerError, match="kl_target"):
+        BestOfNTuner(kl_target=-1)
+
+
+def test_tune_command_refuses_an_unknown_algorithm(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["tune", "--algorithm", "magic", "--out", "nowhere"])
+    assert stopped.value.code == 2 and "invalid choice: 'magic'" in capsys.readouterr().err
+
+
+def test_best_of_n_tuner_picks_n_from_its_own_kl_target(tmp_path):
+    prior = load_prior()
+    tuned = BestOfNTuner(kl_target=2.0).tune(prior, count_onsets, [], MelodyCondition("4/4", "major", 16),
+                                             tmp_path, log=lambda _: None)
+    assert tuned.model.n == best_of_n_for_kl(2.0) and tuned.kl_per_melody == pytest.approx(best_of_n_kl(tuned.model.n))
+    melodies = tuned.model.sample(4, 16, np.random.default_rng(0), condition=MelodyCondition("4/4", "major", 16))
+    assert all(m.metadata["best_of"] == tuned.model.n for m in melodies)
+
+
+TINY = dict(pool_size=24, comparisons_per_round=24, evaluation_pairs=16, export_melodies=2,
+            reward_model={"epochs": 5, "min_comparisons": 10},
+            tune={"num_bars": 1, "n_envs": 8, "minibatch_episodes": 4, "total_timesteps": 256,
+                  "checkpoint_every": 0})
+
+
+class _CountingPrior(PriorModel):
+    """The experiment's prior, counting the melodies it is asked for."""
+
+    def __init__(self, prior):
+        super().__init__(prior, "tiny prior")
+        self.sampled = 0
+
+    def sample(self, num_melodies, *args, **kwargs):
+        self.sampled += num_melodies
+        return super().sample(num_melodies, *args, **kwargs)
+
+
+def test_a_custom_prior_reaches_every_role(tmp_path, tiny_prior_dir):
+    from rlcomposer.checkpoints import read_model_dir
+    from rlcomposer.preferences.reward_model import load_reward_model
+
+    tiny = load_prior(tiny_prior_dir)
+    prior = _CountingPrior(tiny)
+    config = ExperimentConfig(name="custom", listener="lyrical", tuners=["sequence", "best-of-n"],
+                              policy_best_of_k=4, **TINY)
+    experiment = Experiment(config, tmp_path / "custom", log=lambda _: None, progress=False, prior=prior)
+    (result,) = experiment.run()
+    run = tmp_path / "custom" / "round-0"
+    # PPO tuned the tiny prior (its shape), and the reward model's encoder came from it
+    assert read_model_dir(run / "policy").config["model"]["hidden_size"] == tiny.config.hidden_size == 16
+    assert load_reward_model(run / "reward_model", expected_prior=tiny_prior_dir).prior_hash
+    # best-of-N at the policy's KL and the best-of-n tuner drew their candidates from it
+    assert prior.sampled >= 24 + 16 + result.best_of_n * min(16, 65_536 // result.best_of_n)
+    assert set(result.tuners) == {"sequence", "best-of-n", "sequence+best-of-4"}
+    best = result.tuners["best-of-n"]
+    assert best["kl"] == pytest.approx(best_of_n_kl(best_of_n_for_kl(3.0)))
+    policy_k = result.tuners["sequence+best-of-4"]
+    assert policy_k["win_rate"] is not None and math.isfinite(policy_k["kl"])
+    report = (tmp_path / "custom" / "report.md").read_text()
+    assert "## Tuners side by side" in report and "sequence+best-of-4" in report
+
+
+def test_note_list_reads_a_melody():
+    melody = Melody.from_notes([(67, 3.0, 1.0), (72, 4.0, 0.5)], num_steps=24)
+    assert note_list(melody) == "r/3 G4/1 C5/0.5 r/1.5"
