@@ -162,3 +162,15 @@ def test_a_custom_prior_reaches_every_role(tmp_path, tiny_prior_dir):
 def test_note_list_reads_a_melody():
     melody = Melody.from_notes([(67, 3.0, 1.0), (72, 4.0, 0.5)], num_steps=24)
     assert note_list(melody) == "r/3 G4/1 C5/0.5 r/1.5"
+
+
+def test_policy_best_of_k_in_another_metre_is_refused_before_sampling(tmp_path, tiny_prior_dir, capsys):
+    config = TuneConfig(prior=str(tiny_prior_dir), env=MelodyEnvConfig(num_bars=1, theory_motif=1.0),
+                        n_envs=8, minibatch_episodes=4, total_timesteps=8 * 16 * 2, checkpoint_every=0)
+    tune_policy(config, tmp_path / "policy", progress=False, log=lambda _: None)
+    code = main(["generate", "--model", str(tmp_path / "policy"), "--best-of", "4", "--reward",
+                 "rlcomposer.music.theory:theory_reward", "--metre", "6/8", "--n", "2",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "tuned for 4/4 major, not 6/8" in err[0]
+    assert not (tmp_path / "out").exists()

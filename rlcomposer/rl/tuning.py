@@ -70,7 +70,7 @@ from rlcomposer.validation import (
 )
 
 TUNE_CONFIG_RANGES = {
-    "kl_target": above(0, optional=True), "kl_gain": POSITIVE, "reward_uncertainty": NON_NEGATIVE,
+    "kl_target": above(0, optional=True), "kl_gain": POSITIVE, "kl_warmup": between(0, 1), "reward_uncertainty": NON_NEGATIVE,
     "total_timesteps": between(1, MAX_COUNT, whole=True), "n_envs": between(1, 4096, whole=True),
     "episodes_per_rollout": between(1, 1024, whole=True), "minibatch_episodes": between(1, 65_536, whole=True),
     "n_epochs": between(1, 1000, whole=True), "learning_rate": above(0, 1), "clip_range": above(0, 1),
@@ -103,6 +103,9 @@ class TuneConfig:
     12-17 nats and collapsed; 1.5 nats won less)."""
     kl_gain: float = 0.3
     """How fast β follows ``kl_target``: β ← β·(1 + kl_gain·clip(KL/kl_target − 1, −0.2, 0.2)) per rollout."""
+    kl_warmup: float = 0.0
+    """Share of ``total_timesteps`` over which the KL target rises linearly from a quarter of
+    ``kl_target`` to all of it (0: the whole target from the start)."""
     reward_uncertainty: float = 0.0
     """Conservative reward from an ensemble reward model: mean − this × the members' spread (0: the mean)."""
     algorithm: str = "sequence"
@@ -297,8 +300,10 @@ class KLPenaltyCallback(BaseCallback):
     proportional controller): β ← β·(1 + gain·clip(KL/target − 1, −0.2, 0.2)).
     """
 
-    def __init__(self, prior: MelodyPrior, beta: float, kl_target: float | None = None, gain: float = 0.3):
+    def __init__(self, prior: MelodyPrior, beta: float, kl_target: float | None = None, gain: float = 0.3,
+                 warmup_steps: int = 0):
         super().__init__()
+        self.warmup_steps = warmup_steps
         self.prior = prior
         self.beta = beta
         self.kl_target = kl_target
@@ -326,8 +331,17 @@ class KLPenaltyCallback(BaseCallback):
             self.last_penalty_per_melody = -float(penalty.sum()) / episodes.shape[0]
         self.logger.record("melody/kl_beta", self.beta)
         if self.kl_target is not None:
-            error = float(np.clip(self.last_kl / self.kl_target - 1.0, -0.2, 0.2))
+            error = float(np.clip(self.last_kl / self.target_now() - 1.0, -0.2, 0.2))
             self.beta = max(self.beta * (1.0 + self.gain * error), 1e-6)
+
+
+    def target_now(self) -> float:
+        """The KL target at this point of training: rising linearly over the warm-up (from a
+        quarter of it), then the target itself, so that the policy does not overshoot early."""
+        assert self.kl_target is not None
+        if self.warmup_steps <= 0:
+            return self.kl_target
+        return self.kl_target * min(1.0, 0.25 + 0.75 * self.num_timesteps / self.warmup_steps)
 
 
 class ProgressCallback(BaseCallback):
@@ -539,7 +553,8 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
     if resume is not None and config.kl_target is not None and history_path.exists():
         earlier = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
         beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
-    kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain)
+    kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain,
+                                   int(config.kl_warmup * config.total_timesteps))
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [FiniteWeightsCallback(config), kl_penalty]
     if config.uses_leave_one_out:  # after KL-control has written the rewards
