@@ -24,7 +24,7 @@ Importing ``rlcomposer`` is light (no torch): it registers the Gymnasium
 environment ``rlcomposer/Melody-v0`` by its entry-point string, so
 ``gymnasium.make("rlcomposer/Melody-v0")`` works, and keeps the flat module
 names of version 0.1 (``rlcomposer.melody``, ``rlcomposer.music_theory``, ...)
-importable (:mod:`rlcomposer._moved`).
+importable, with a ``DeprecationWarning`` naming today's module (:mod:`rlcomposer._moved`).
 """
 
 from gymnasium.envs.registration import register as _register

@@ -2,9 +2,9 @@
 
 ``rlcomposer.melody``, ``rlcomposer.music_theory:theory_reward``,
 ``rlcomposer.environment`` and the other flat names of version 0.1 keep
-working: importing one gives the very module object at its new place (so
-``isinstance`` checks and monkeypatching agree). Nothing is imported until an
-old name is asked for.
+working, with a :class:`DeprecationWarning` naming today's module: importing
+one gives the very module object at its new place (so ``isinstance`` checks and
+monkeypatching agree). Nothing is imported until an old name is asked for.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import warnings
 
 MOVED_MODULES = {
     "rlcomposer.melody": "rlcomposer.music.melody",
@@ -41,6 +42,8 @@ class _AliasLoader(importlib.abc.Loader):
         self.target = target
 
     def create_module(self, spec):
+        warnings.warn(f"{spec.name} is an old name of {self.target}: import {self.target} instead",
+                      DeprecationWarning, stacklevel=2)  # the importer (warnings skips importlib's frames)
         return importlib.import_module(self.target)
 
     def exec_module(self, module) -> None:

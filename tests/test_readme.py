@@ -488,7 +488,7 @@ def test_generate_same_seed_gives_identical_json_and_one_file_per_format(workdir
 
 
 def test_generate_from_a_model_directory(workdir, cli, tiny_prior_dir):
-    from rlcomposer.melody import Melody
+    from rlcomposer.music.melody import Melody
 
     argv = readme_argv("rlcomposer generate --model runs/prior")
     cli(*adjust(argv, model=str(tiny_prior_dir), format="json", quiet=True))
@@ -504,9 +504,9 @@ def test_evaluate_prints_json(workdir, cli):
     assert all(m["metrics"]["num_melodies"] == 50 for m in result["models"])
 
 
-def test_best_of_n_with_the_flat_module_reward_spec(workdir, cli):
+def test_best_of_n_with_the_module_reward_spec(workdir, cli):
     argv = readme_argv("rlcomposer evaluate --model runs/theory --baseline prior --reward")
-    assert "rlcomposer.music_theory:theory_reward" in argv
+    assert "rlcomposer.music.theory:theory_reward" in argv
     result = json.loads(cli(*adjust(argv, model=None, baseline=None, best_of=4, n=20, json=True, quiet=True)))
     rewards = {m["name"]: m["mean_reward"] for m in result["models"]}
     assert list(rewards) == ["prior", "best-of-4(prior)"], rewards  # the default model, then best-of-N
@@ -593,12 +593,11 @@ def test_bad_input_exits_2_with_one_line(workdir, capsys):
 
 # -------------------------------------------------------- names the README uses
 def test_module_function_specs_resolve():
-    from rlcomposer.melody import Melody
-
+    from rlcomposer.music.melody import Melody
     from rlcomposer.preferences.reward_functions import load_callable
 
     specs = sorted({m.group(0) for m in re.finditer(r"\brlcomposer(?:\.\w+)+:\w+(?:\.\w+)*", README)})
-    assert "rlcomposer.music_theory:theory_reward" in specs
+    assert "rlcomposer.music.theory:theory_reward" in specs
     melody = Melody.from_notes([(60 + 2 * (i % 4), i * 1.0, 1.0) for i in range(16)])
     for spec in specs:
         assert isinstance(float(load_callable(spec)(melody)), float), spec
@@ -647,7 +646,7 @@ def test_named_modules_and_functions_exist():
 
     spans = [span for _, span in prose_spans()]
     dotted = sorted({s.split("(")[0] for s in spans if re.fullmatch(r"rlcomposer(\.\w+)+(\(\))?", s)})
-    assert {"rlcomposer.melody", "rlcomposer.environment", "rlcomposer.music_theory"} <= set(dotted)
+    assert {"rlcomposer.music.melody", "rlcomposer.rl.environment", "rlcomposer.music.theory"} <= set(dotted)
     missing = []
     for name in dotted:
         try:
@@ -658,11 +657,11 @@ def test_named_modules_and_functions_exist():
     assert "MelodyVecEnv" in spans and resolve("rlcomposer.rl.environment.MelodyVecEnv")
     signature = next(s for s in spans if s.startswith("load_reward_model("))
     assert "expected_prior" in signature
-    assert "expected_prior" in inspect.signature(resolve("rlcomposer.reward_model.load_reward_model")).parameters
+    assert "expected_prior" in inspect.signature(resolve("rlcomposer.preferences.reward_model.load_reward_model")).parameters
 
 
 def test_melody_methods_named_in_the_melodies_section_exist():
-    import rlcomposer.melody as melody_module
+    import rlcomposer.music.melody as melody_module
 
     section = README.split("## Melodies", 1)[1].split("```", 1)[0]
     names = {re.sub(r"^(Melody|melody)\.|\(\)$", "", s) for s in re.findall(r"`([\w.()]+)`", section)}

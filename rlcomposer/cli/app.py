@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import os
 import signal
 import subprocess
@@ -17,16 +18,19 @@ from pathlib import Path
 from rlcomposer.cli.common import Commands, add_db_option, resolve_db
 from rlcomposer.errors import RLComposerError
 
+APP_PACKAGE = "feedback_app"
+"""The import name of the top-level ``feedback_app/`` folder (pyproject.toml maps it)."""
 APP_ENTRY = "app.py"
 
 
 def app_script() -> Path:
-    """The Streamlit entry script: ``feedback_app/app.py`` (inside the package as ``rlcomposer/_feedback_app``)."""
-    package = Path(__file__).resolve().parents[1]
-    for folder in (package / "_feedback_app", package.parent / "feedback_app"):
-        if (folder / APP_ENTRY).is_file():
-            return folder / APP_ENTRY
-    raise RLComposerError(f"the rating app is missing from the installation ({package / '_feedback_app'})")
+    """The Streamlit entry script ``feedback_app/app.py``, found by the folder's import name
+    :data:`APP_PACKAGE` (located, never imported: importing it would run the app)."""
+    spec = importlib.util.find_spec(APP_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / APP_ENTRY).is_file():
+            return Path(location) / APP_ENTRY
+    raise RLComposerError(f"the rating app ({APP_PACKAGE}) is missing from the installation: reinstall rlcomposer")
 
 
 def cmd_app(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@
 * PostgreSQL is reached with ``postgresql+psycopg://user@host:port/db``
   (``postgresql://`` is read as the same).
 * :func:`upgrade_database` runs the Alembic migrations of the top-level
-  ``alembic/`` folder (shipped inside the package as ``rlcomposer/_migrations``),
+  ``alembic/`` folder (installed as the package ``rlcomposer_migrations``),
   at most once per process and URL; on PostgreSQL it holds an advisory lock, so
   two processes starting together migrate once.
 
@@ -18,6 +18,7 @@ Library functions take URLs as arguments; only the CLI and the app read
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +35,8 @@ ENV_DATABASE_URL = "RLCOMPOSER_DATABASE_URL"
 SQLITE_FILENAME = "feedback.sqlite3"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATION_LOCK_KEY = 7_204_311_902  # pg_advisory_lock key for rlcomposer's migrations
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
+MIGRATIONS_PACKAGE = "rlcomposer_migrations"
+"""The import name of the top-level ``alembic/`` folder (pyproject.toml maps it)."""
 
 
 class DatabaseError(RLComposerError):
@@ -258,12 +260,13 @@ def unavailable(url: str, error: BaseException) -> DatabaseUnavailable:
 
 # ------------------------------------------------------------------ migrations
 def migrations_dir() -> Path:
-    """The Alembic script folder: ``rlcomposer/_migrations`` (the top-level
-    ``alembic/`` folder, linked in a checkout and copied into a wheel)."""
-    for candidate in (PACKAGE_DIR / "_migrations", PACKAGE_DIR.parent / "alembic"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise DatabaseError(f"the migrations folder is missing from the installation ({PACKAGE_DIR / '_migrations'})")
+    """The Alembic script folder: the top-level ``alembic/`` folder, found by its import name
+    :data:`MIGRATIONS_PACKAGE` (in a wheel and in an editable install alike)."""
+    spec = importlib.util.find_spec(MIGRATIONS_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / "env.py").is_file():
+            return Path(location)
+    raise DatabaseError(f"the migrations ({MIGRATIONS_PACKAGE}) are missing from the installation: reinstall rlcomposer")
 
 
 def alembic_config(url: str):

@@ -12,17 +12,16 @@ Every function reads the store's export rows (or its public methods) and writes 
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from rlcomposer.confidence_intervals import wilson_interval
 from rlcomposer.feedback.statistics import rater_pairs, self_consistency
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore
 from rlcomposer.preferences.choices import CHOICE_SCORE
 
 RATER_KINDS = ("person", "simulated")
-Z_95 = 1.959964
 
 
 def answers_of_kind(store: FeedbackStore, kind: str = "person", study_id: int | None = None) -> list[dict[str, Any]]:
@@ -56,16 +55,6 @@ def activity_series(rows: list[dict[str, Any]], by: str = "rater", cumulative: b
                 running[key] += by_hour.get((hour, key), 0)
                 series.append({"hour": hour, by: key, "count": running[key]})
     return series
-
-
-def wilson_interval(score: float, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion ``score / n`` (score may hold halves for ties)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = score / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def win_rates_with_intervals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Reading melody files within named limits: any bytes end in a melody or a one-line MelodyError.
 
 A melody file may come from anyone, so every reader here checks the named
-limits of :mod:`rlcomposer.music.melody` *before* it allocates: the file's size
+limits below *before* it allocates: the file's size
 (``MAX_MELODY_FILE_BYTES``), a melody's length (``MAX_MELODY_STEPS``), a MIDI
 file's messages (``MAX_MIDI_EVENTS``) and times (``MAX_MIDI_TICKS``), and an
 ``.mxl`` archive's unpacked size. Whatever the parsers underneath raise
@@ -17,15 +17,18 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from rlcomposer.music.melody import (
-    MAX_MELODY_FILE_BYTES,
-    MAX_MELODY_STEPS,
-    MAX_MIDI_EVENTS,
-    MAX_MIDI_TICKS,
-    STEPS_PER_QUARTER,
-    VOCAB_SIZE,
-    MelodyError,
-)
+from rlcomposer.music.tokens import STEPS_PER_QUARTER, VOCAB_SIZE, MelodyError
+
+# MAX_BARS (32, from rlcomposer.music.metre): the longest melody generation, tuning and the
+# environment make, in bars of its metre
+MAX_MELODY_STEPS = 4096
+"""Longest melody a file may hold, in sixteenth steps (256 bars of 4/4)."""
+MAX_MIDI_TICKS = 100_000_000
+"""Latest time, in ticks, a MIDI track may reach."""
+MAX_MIDI_EVENTS = 50_000
+"""Most messages (all tracks together) a MIDI file may hold (256 bars of sixteenths need 8,192 notes)."""
+MAX_MELODY_FILE_BYTES = 4 * 1024 * 1024
+"""Largest melody file (JSON, MIDI, MusicXML; an .mxl archive's unpacked score too) read, in bytes."""
 
 MXL_CONTAINER = "META-INF/container.xml"
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,83 +33,49 @@ from typing import Any
 
 import numpy as np
 
-from rlcomposer.errors import RLComposerError
+from rlcomposer.music import limits
 from rlcomposer.music.audio import DEFAULT_TEMPO_BPM, render_wav_bytes
-from rlcomposer.music.keys import DEFAULT_KEY, Key, KeyNameError, parse_key
-from rlcomposer.music.metre import DEFAULT_METRE, MAX_BARS, Metre, MetreError, parse_metre  # noqa: F401
+from rlcomposer.music.keys import DEFAULT_KEY, Key
+from rlcomposer.music.limits import (  # noqa: F401 (the limits' old home)
+    MAX_MELODY_FILE_BYTES,
+    MAX_MELODY_STEPS,
+    MAX_MIDI_EVENTS,
+    MAX_MIDI_TICKS,
+)
+from rlcomposer.music.metre import DEFAULT_METRE, MAX_BARS, Metre, parse_metre  # noqa: F401
+from rlcomposer.music.notation import (  # noqa: F401 (public here since 0.1)
+    LOW_MELODY_MEDIAN_PITCH,
+    MIDI_KEY_TEXT,
+    declared_metre_and_key,
+    engraving_clef,
+    key_from_sharps,
+    midi_key_name,
+    midi_signature,
+    stream_metre_and_key,
+    stream_notes,
+)
+from rlcomposer.music.notes import note_events
+from rlcomposer.music.tokens import (  # noqa: F401 (the encoding, public here since 0.1)
+    HOLD,
+    MAX_PITCH,
+    MIN_PITCH,
+    NUM_SPECIAL_TOKENS,
+    REST,
+    STEPS_PER_BAR,
+    STEPS_PER_QUARTER,
+    VOCAB_SIZE,
+    MelodyError,
+    Note,
+    grid_steps,
+    pitch_token,
+    token_name,
+    token_pitch,
+    whole_bars,
+)
 
-REST = 0
-HOLD = 1
-MIN_PITCH = 48
-MAX_PITCH = 84
-NUM_SPECIAL_TOKENS = 2
-VOCAB_SIZE = NUM_SPECIAL_TOKENS + MAX_PITCH - MIN_PITCH + 1  # 39
-STEPS_PER_QUARTER = 4
-STEPS_PER_BAR = 16
-"""Steps in a bar of the default metre, 4/4 (``melody.metre.steps_per_bar`` in general)."""
 JSON_FORMAT = "rlcomposer.melody"  # the file format's name (kept when the module moved)
 JSON_VERSION = 1
 MIDI_TICKS_PER_QUARTER = 480
-# limits, checked before anything is allocated (rlcomposer.music.limits explains them)
-# MAX_BARS (32, from rlcomposer.music.metre): the longest melody generation, tuning and the
-# environment make, in bars of its metre
-MAX_MELODY_STEPS = 4096
-"""Longest melody a file may hold, in sixteenth steps (256 bars of 4/4)."""
-MAX_MIDI_TICKS = 100_000_000
-"""Latest time, in ticks, a MIDI track may reach."""
-MAX_MIDI_EVENTS = 50_000
-"""Most messages (all tracks together) a MIDI file may hold (256 bars of sixteenths need 8,192 notes)."""
-MAX_MELODY_FILE_BYTES = 4 * 1024 * 1024
-"""Largest melody file (JSON, MIDI, MusicXML; an .mxl archive's unpacked score too) read, in bytes."""
-
-Note = tuple[int, float, float]
-"""A sounding note: ``(midi_pitch, onset_beats, duration_beats)`` in quarter notes."""
-
-
-class MelodyError(RLComposerError):
-    """A melody, or a file meant to hold one, that cannot be represented.
-
-    ``reason`` is a short machine-readable word (``"chord"``, ``"off-grid"``,
-    ``"pitch-range"``, ...), used by the corpus to count skipped tunes.
-    """
-
-    def __init__(self, message: str, reason: str = "invalid"):
-        super().__init__(message)
-        self.reason = reason
-
-
-def pitch_token(pitch: int) -> int:
-    """The token that starts a note of MIDI ``pitch``."""
-    if not MIN_PITCH <= pitch <= MAX_PITCH:
-        raise MelodyError(
-            f"pitch {pitch} is outside the melody range {MIN_PITCH}-{MAX_PITCH}", "pitch-range"
-        )
-    return NUM_SPECIAL_TOKENS + pitch - MIN_PITCH
-
-
-def token_pitch(token: int) -> int | None:
-    """The MIDI pitch a token starts, or ``None`` for ``REST`` / ``HOLD``."""
-    return None if token < NUM_SPECIAL_TOKENS else token - NUM_SPECIAL_TOKENS + MIN_PITCH
-
-
-def token_name(token: int) -> str:
-    """A readable name: ``REST``, ``HOLD`` or a pitch such as ``C4``."""
-    if token == REST:
-        return "REST"
-    if token == HOLD:
-        return "HOLD"
-    names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
-    pitch = token_pitch(token)
-    assert pitch is not None
-    return f"{names[pitch % 12]}{pitch // 12 - 1}"
-
-
-def _grid_steps(beats: float, what: str) -> int:
-    steps = float(beats) * STEPS_PER_QUARTER
-    rounded = round(steps)
-    if abs(steps - rounded) > 1e-6:
-        raise MelodyError(f"{what} {float(beats):g} beats is off the sixteenth-note grid", "off-grid")
-    return int(rounded)
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,19 +161,10 @@ class Melody:
 
         Beats are quarter notes from the start of the melody (step 0 is 0.0).
         """
-        result: list[Note] = []
-        current_pitch: int | None = None
-        start = 0
-        for step, token in enumerate(self.tokens.tolist()):
-            if token == HOLD:
-                continue
-            if current_pitch is not None:
-                result.append(_note(current_pitch, start, step))
-            current_pitch = token_pitch(token)
-            start = step
-        if current_pitch is not None:
-            result.append(_note(current_pitch, start, self.num_steps))
-        return result
+        onsets, pitches, durations = note_events(self.tokens)
+        return [(pitch, onset / STEPS_PER_QUARTER, duration / STEPS_PER_QUARTER)
+                for pitch, onset, duration in zip(pitches.tolist(), onsets.tolist(), durations.tolist(),
+                                                  strict=True)]
 
     @classmethod
     def from_notes(
@@ -229,8 +185,8 @@ class Melody:
         for pitch, onset, duration in notes:
             if int(pitch) != pitch:
                 raise MelodyError(f"pitch {pitch} is not a whole MIDI number", "pitch-range")
-            start = _grid_steps(onset, "onset")
-            length = _grid_steps(duration, "duration")
+            start = grid_steps(onset, "onset")
+            length = grid_steps(duration, "duration")
             if start < 0:
                 raise MelodyError(f"note onset {onset} is negative", "invalid")
             if length <= 0:
@@ -317,17 +273,15 @@ class Melody:
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Melody:
-        from rlcomposer.music.limits import check_json_tokens
-
         if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
             raise MelodyError(f"not an rlcomposer melody (expected format '{JSON_FORMAT}')")
         if data.get("version") != JSON_VERSION:
             raise MelodyError(f"unsupported melody JSON version {data.get('version')!r}")
-        tokens = check_json_tokens(data.get("tokens"))
+        tokens = limits.check_json_tokens(data.get("tokens"))
         metadata = data.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise MelodyError("melody JSON 'metadata' must be an object")
-        metre, key = _declared_metre_and_key(data)
+        metre, key = declared_metre_and_key(data)
         melody = cls(np.asarray(tokens, dtype=np.int64), metadata, metre, key)
         declared = data.get("steps_per_bar", metre.steps_per_bar)
         if declared != metre.steps_per_bar:
@@ -338,9 +292,7 @@ class Melody:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Melody:
-        from rlcomposer.music.limits import read_json
-
-        return cls.from_json_dict(read_json(text))
+        return cls.from_json_dict(limits.read_json(text))
 
     # ------------------------------------------------------------------ music21
     def to_stream(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, title: str | None = None):
@@ -430,12 +382,10 @@ class Melody:
         ignored); where notes overlap, the highest of notes starting together is
         kept and a later onset cuts the sounding note short.
         """
-        from rlcomposer.music.limits import midi_notes, read_midi
-
-        midi = read_midi(data)
+        midi = limits.read_midi(data)
         tick = midi.ticks_per_beat / STEPS_PER_QUARTER
-        raw, end_tick = midi_notes(midi)
-        metre, key = _midi_signature(midi)
+        raw, end_tick = limits.midi_notes(midi)
+        metre, key = midi_signature(midi)
         if not raw and round(end_tick / tick) == 0:
             raise MelodyError("the MIDI file has no notes", "empty")
         raw.sort(key=lambda n: (n[0], -n[2]))
@@ -460,10 +410,8 @@ class Melody:
     @classmethod
     def from_musicxml_bytes(cls, data: bytes, metadata: dict[str, Any] | None = None) -> Melody:
         """Read MusicXML, uncompressed or a compressed ``.mxl`` archive (its score is unpacked)."""
-        from rlcomposer.music.limits import check_stream_length, read_musicxml
-
-        score = read_musicxml(data)
-        check_stream_length(score)
+        score = limits.read_musicxml(data)
+        limits.check_stream_length(score)
         try:
             return cls.from_stream(score, metadata)
         except MelodyError:
@@ -492,13 +440,11 @@ class Melody:
     @classmethod
     def load(cls, path: str | Path) -> Melody:
         """Read a ``.json``, ``.mid``/``.midi`` or ``.musicxml``/``.xml``/``.mxl`` file."""
-        from rlcomposer.music.limits import read_melody_file
-
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in (".json", ".mid", ".midi", ".musicxml", ".xml", ".mxl"):
             raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
-        data = read_melody_file(path)
+        data = limits.read_melody_file(path)
         try:
             if suffix == ".json":
                 return cls.from_json(data)
@@ -509,186 +455,8 @@ class Melody:
             raise MelodyError(f"{path}: {error}", error.reason) from None
 
 
-def stream_notes(part, quantise_tuplets: bool = False,
-                 counts: dict[str, int] | None = None) -> tuple[list[tuple[int, int, int]], int]:
-    """``(midi, start_step, length_steps)`` of a monophonic stream's notes, and its length in steps.
-
-    Tied notes of the same pitch merge into one. A "tie" between different
-    pitches (ABC's ``G-F``, a slur written as a tie) leaves two notes, where
-    music21's ``stripTies`` would merge them into one note of the first pitch.
-    Grace notes are dropped; a chord or a note off the grid raises MelodyError.
-
-    With ``quantise_tuplets``, the notes of a tuplet (a triplet of eighths in a
-    quarter) start and end at the nearest step instead: the group keeps its
-    span, each note moves by at most a third of a step (a triplet of eighths
-    becomes 1 + 2 + 1 sixteenths); a tuplet too fast for the grid (a note left
-    with no step) is still off-grid. ``counts["quantised_notes"]`` counts the
-    notes moved.
-    """
-    from music21 import chord
-
-    flat = part.flatten()
-    notes: list[list[int]] = []  # [midi, start, length]
-    tied_forward = False
-    for element in flat.notesAndRests:
-        if element.duration.isGrace or element.duration.quarterLength == 0:
-            continue
-        if isinstance(element, chord.Chord):
-            raise MelodyError(f"a chord at beat {float(element.offset):g}", "chord")
-        if quantise_tuplets and element.duration.tuplets:
-            start = round(float(element.offset) * STEPS_PER_QUARTER)
-            stop = round(float(element.offset + element.duration.quarterLength) * STEPS_PER_QUARTER)
-            length = stop - start
-            if length <= 0:
-                raise MelodyError(
-                    f"a tuplet at beat {float(element.offset):g} is too fast for the sixteenth grid",
-                    "off-grid")
-            exact = float(element.offset) * STEPS_PER_QUARTER
-            if counts is not None and abs(exact - start) > 1e-6:
-                counts["quantised_notes"] = counts.get("quantised_notes", 0) + 1
-        else:
-            start = _grid_steps(element.offset, "a note at")
-            length = _grid_steps(element.duration.quarterLength, "a duration of")
-        if element.isRest:
-            tied_forward = False
-            continue
-        midi = int(element.pitch.midi)
-        if tied_forward and notes[-1][0] == midi and notes[-1][1] + notes[-1][2] == start:
-            notes[-1][2] += length
-        else:
-            notes.append([midi, start, length])
-        tied_forward = element.tie is not None and element.tie.type in ("start", "continue")
-    if quantise_tuplets:
-        end_steps = round(float(flat.highestTime) * STEPS_PER_QUARTER)
-    else:
-        end_steps = _grid_steps(flat.highestTime, "the end at")
-    end = max([end_steps] + [s + n for _, s, n in notes])
-    return [(m, s, n) for m, s, n in notes], end
-
-
-def _declared_metre_and_key(data: dict[str, Any]) -> tuple[Metre, Key]:
-    """The ``metre`` and ``key`` a melody JSON declares (4/4, C major when absent)."""
-    try:
-        metre = parse_metre(data.get("metre"))
-        key = data.get("key")
-        if key is None:
-            return metre, DEFAULT_KEY
-        if not isinstance(key, dict):
-            raise MelodyError("melody JSON 'key' must be an object with 'tonic' and 'mode'")
-        return metre, parse_key(key.get("tonic"), key.get("mode"))
-    except (MetreError, KeyNameError) as error:
-        raise MelodyError(f"melody JSON: {error}", "metre") from None
-
-
-def stream_metre_and_key(part) -> tuple[Metre, Key]:
-    """The first time signature and key of a music21 stream (4/4, C major when absent).
-
-    A time signature rlcomposer does not know raises :class:`MelodyError`
-    (``"metre"``); a key signature without a mode reads as major.
-    """
-    from music21 import key as m21key
-    from music21 import meter
-
-    signature = part.recurse().getElementsByClass(meter.TimeSignature).first()
-    try:
-        metre = parse_metre(signature.ratioString) if signature is not None else DEFAULT_METRE
-    except MetreError as error:
-        raise MelodyError(str(error), "metre") from None
-    found = part.recurse().getElementsByClass(m21key.KeySignature).first()
-    if found is None:
-        return metre, DEFAULT_KEY
-    if isinstance(found, m21key.Key):
-        try:
-            return metre, parse_key(found.tonic.name, found.mode)
-        except KeyNameError:
-            pass
-    return metre, key_from_sharps(int(found.sharps))
-
-
-_MAJOR_BY_SHARPS = {-7: "Cb", -6: "Gb", -5: "Db", -4: "Ab", -3: "Eb", -2: "Bb", -1: "F", 0: "C",
-                    1: "G", 2: "D", 3: "A", 4: "E", 5: "B", 6: "F#", 7: "C#"}
-_MINOR_BY_SHARPS = {-7: "Ab", -6: "Eb", -5: "Bb", -4: "F", -3: "C", -2: "G", -1: "D", 0: "A",
-                    1: "E", 2: "B", 3: "F#", 4: "C#", 5: "G#", 6: "D#", 7: "A#"}
-MIDI_KEY_TEXT = "rlcomposer key: "
-"""Prefix of the MIDI text event that keeps the mode (MIDI key signatures know only major/minor)."""
-
-
-def key_from_sharps(sharps: int, minor: bool = False) -> Key:
-    """The major (or minor) key of a signature of ``sharps`` (negative: flats)."""
-    if not -7 <= sharps <= 7:
-        raise MelodyError(f"a key signature of {sharps} sharps does not exist", "invalid")
-    return Key((_MINOR_BY_SHARPS if minor else _MAJOR_BY_SHARPS)[sharps],
-               "minor" if minor else "major")
-
-
-def midi_key_name(key: Key) -> str:
-    """The MIDI key-signature name of a key's signature (``"Am"`` for A minor; a church
-    mode is written as the major key of its signature: D dorian is ``"C"``)."""
-    if key.mode == "minor":
-        return _MINOR_BY_SHARPS[key.sharps] + "m"
-    return _MAJOR_BY_SHARPS[key.sharps]
-
-
-def _midi_signature(midi) -> tuple[Metre, Key]:
-    """The time signature and key a MIDI file declares at its start (4/4, C major when none)."""
-    metre, key = DEFAULT_METRE, DEFAULT_KEY
-    for track in midi.tracks:
-        now = 0
-        for message in track:
-            now += message.time
-            if now > 0:
-                break
-            if message.type in ("time_signature", "key_signature", "text"):
-                metre, key = _midi_meta(message, metre, key)
-    return metre, key
-
-
-def _midi_meta(message, metre: Metre, key: Key) -> tuple[Metre, Key]:
-    try:
-        if message.type == "time_signature":
-            return parse_metre(f"{message.numerator}/{message.denominator}"), key
-        if message.type == "key_signature":
-            name = message.key
-            minor = name.endswith("m")
-            tonic = name[:-1] if minor else name
-            return metre, parse_key(tonic, "minor" if minor else "major")
-        if message.text.startswith(MIDI_KEY_TEXT):
-            tonic, _, mode = message.text[len(MIDI_KEY_TEXT):].partition(" ")
-            return metre, parse_key(tonic, mode)
-    except MetreError as error:
-        raise MelodyError(f"the MIDI file's time signature: {error}", "metre") from None
-    except KeyNameError as error:
-        raise MelodyError(f"the MIDI file's key: {error}", "invalid") from None
-    return metre, key
-
-
-def engraving_clef(melody: Melody):
-    """The clef to engrave ``melody`` with: always treble; the ottava treble
-    (``Treble8vbClef``, sounding an octave below the written notes) when its median
-    pitch is below :data:`LOW_MELODY_MEDIAN_PITCH` (C4), never a bass clef."""
-    from music21 import clef
-
-    pitches = sorted(p for p, _, _ in melody.notes())
-    if pitches and pitches[len(pitches) // 2] < LOW_MELODY_MEDIAN_PITCH:
-        return clef.Treble8vbClef()
-    return clef.TrebleClef()
-
-
-LOW_MELODY_MEDIAN_PITCH = 60
-"""A melody whose median pitch is below this (C4) is engraved in the ottava treble clef."""
-
-
-def _note(pitch: int, start_step: int, stop_step: int) -> Note:
-    return (pitch, start_step / STEPS_PER_QUARTER, (stop_step - start_step) / STEPS_PER_QUARTER)
-
-
 def random_melody(rng: np.random.Generator, num_steps: int = 64,
                   metre: Metre | str | None = None, key: Key | None = None) -> Melody:
     """Uniformly random tokens (the ``random`` model of ``evaluate``)."""
     return Melody(rng.integers(0, VOCAB_SIZE, size=num_steps), {}, parse_metre(metre),
                   key or DEFAULT_KEY)
-
-
-def whole_bars(num_steps: int, steps_per_bar: int = STEPS_PER_BAR) -> int:
-    """Round a length up to whole bars (of ``steps_per_bar`` steps, default 4/4's 16)."""
-    return int(math.ceil(num_steps / steps_per_bar) * steps_per_bar)

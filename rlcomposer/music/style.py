@@ -56,58 +56,40 @@ features with::
 which samples the excerpts through ``resolve_model("corpus")`` and calls
 :func:`build_style_reference`, then :func:`save_style_reference`.
 
-This module imports only :mod:`rlcomposer.music` and the foundation.
+The features and histograms are in :mod:`rlcomposer.music.style_features`, the reference in
+:mod:`rlcomposer.music.style_reference`; this module reports on a set of melodies and warns
+(its public names include theirs). It imports only :mod:`rlcomposer.music` and the foundation.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import STEPS_PER_BAR, STEPS_PER_QUARTER, Melody
-
-# --------------------------------------------------------------------- features
-FEATURES: dict[str, tuple[int, int]] = {
-    "interval": (-12, 12),
-    "duration": (1, 16),
-    "scale_degree": (0, 11),
-    "range": (0, 24),
-    "notes_per_bar": (0, 16),
-}
-"""Feature name -> (lowest, highest) integer bin; values outside are clipped into the end bins."""
-
-FEATURE_LABELS: dict[str, str] = {
-    "interval": "intervals",
-    "duration": "durations",
-    "scale_degree": "scale degrees",
-    "range": "range",
-    "notes_per_bar": "notes per bar",
-}
-
-PATTERN_NOTES = 4
-"""Notes in a pattern of :func:`melody_patterns`."""
-
-REFERENCE_NUM_STEPS = 4 * STEPS_PER_BAR
-"""Length of the reference excerpts (4 bars)."""
-
-REFERENCE_FORMAT = "rlcomposer.style_reference"
-REFERENCE_VERSION = 1
-
-# Collapse thresholds: see collapse_warnings for how they were chosen.
-MONOTONE_RUN = 8
-"""A melody with this many consecutive notes on one pitch is "one pitch repeated"."""
-MONOTONE_PITCH_SHARE = 0.6
-"""... as is one where one pitch carries this share of the notes (of at least MONOTONE_MIN_NOTES)."""
-MONOTONE_MIN_NOTES = 6
+from rlcomposer.music.melody import Melody
+from rlcomposer.music.style_features import (
+    FEATURE_LABELS,
+    FEATURES,
+    MelodyStyleFeatures,
+    count_patterns,
+    feature_histograms,
+    histogram_overlap,
+    melody_patterns,
+    pattern_count_curve,
+    style_features,
+    style_histograms,
+    subsample,
+)
+from rlcomposer.music.style_reference import (
+    StyleReference,
+    default_reference_path,
+    load_style_reference,
+    save_style_reference,
+)
 
 COLLAPSE_THRESHOLDS: dict[str, float] = {
     "monotone_share": 0.10,
@@ -119,290 +101,6 @@ COLLAPSE_THRESHOLDS: dict[str, float] = {
     "feature_overlap": 0.50,
 }
 """The limits of :func:`collapse_warnings` (see its docstring for the figures behind them)."""
-
-
-@dataclass(frozen=True)
-class _MelodyFeatures:
-    """The values one melody contributes (all plain ints)."""
-
-    key: tuple
-    values: dict[str, list[int]]
-    patterns: list[tuple[int, ...]]
-    longest_run: int
-    monotone: bool
-
-
-def _clip(value: int, feature: str) -> int:
-    low, high = FEATURES[feature]
-    return min(max(int(value), low), high)
-
-
-def _melody_features(melody: Melody, tonic: int) -> _MelodyFeatures:
-    notes = melody.notes()
-    pitches = [int(p) for p, _, _ in notes]
-    durations = [_clip(round(d * STEPS_PER_QUARTER), "duration") for _, _, d in notes]
-    intervals = [_clip(b - a, "interval") for a, b in zip(pitches, pitches[1:], strict=False)]
-    onsets = np.flatnonzero(melody.tokens >= 2)
-    whole_bars = melody.num_steps // STEPS_PER_BAR
-    per_bar = np.bincount(onsets // STEPS_PER_BAR, minlength=whole_bars)[:whole_bars]
-    values = {
-        "interval": intervals,
-        "duration": durations,
-        "scale_degree": [(p - tonic) % 12 for p in pitches],
-        "range": [_clip(max(pitches) - min(pitches), "range")] if pitches else [],
-        "notes_per_bar": [_clip(int(c), "notes_per_bar") for c in per_bar],
-    }
-    patterns = [
-        tuple(intervals[i:i + PATTERN_NOTES - 1]) + tuple(durations[i:i + PATTERN_NOTES])
-        for i in range(len(notes) - PATTERN_NOTES + 1)
-    ]
-    longest = run = 0
-    for index, pitch in enumerate(pitches):
-        run = run + 1 if index and pitch == pitches[index - 1] else 1
-        longest = max(longest, run)
-    top_share = max(np.bincount(pitches)) / len(pitches) if pitches else 0.0
-    monotone = longest >= MONOTONE_RUN or (
-        len(pitches) >= MONOTONE_MIN_NOTES and top_share >= MONOTONE_PITCH_SHARE)
-    key = (melody.num_steps, tuple(notes))
-    return _MelodyFeatures(key, values, patterns, longest, bool(monotone))
-
-
-def _tonics(tonic: int | Sequence[int], count: int) -> list[int]:
-    if isinstance(tonic, int | np.integer):
-        return [int(tonic) % 12] * count
-    tonics = [int(t) % 12 for t in tonic]
-    if len(tonics) != count:
-        raise ValueError(f"{len(tonics)} tonics for {count} melodies")
-    return tonics
-
-
-def _all_features(melodies: Sequence[Melody], tonic: int | Sequence[int]) -> list[_MelodyFeatures]:
-    return [_melody_features(m, t) for m, t in zip(melodies, _tonics(tonic, len(melodies)),
-                                                      strict=True)]
-
-
-def feature_histograms(
-    melodies: Iterable[Melody], tonic: int | Sequence[int] = 0
-) -> dict[str, np.ndarray]:
-    """Each feature's histogram over the set, normalised to sum 1 (all zeros if it has no values).
-
-    ``tonic`` is the tonic's pitch class (0 = C), for all melodies or one per melody.
-    """
-    return _histograms(_all_features(list(melodies), tonic))
-
-
-def _histograms(features: Sequence[_MelodyFeatures]) -> dict[str, np.ndarray]:
-    result = {}
-    for name, (low, high) in FEATURES.items():
-        values = [v - low for f in features for v in f.values[name]]
-        result[name] = _normalise(np.bincount(np.asarray(values, dtype=np.int64),
-                                              minlength=high - low + 1).astype(np.float64))
-    return result
-
-
-def _normalise(counts: np.ndarray) -> np.ndarray:
-    total = float(counts.sum())
-    return counts / total if total > 0 else np.zeros_like(counts, dtype=np.float64)
-
-
-def histogram_overlap(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
-    """The overlapping area ``Σ min(p, q)`` of two histograms over the same bins.
-
-    Both are normalised first (counts are fine); symmetric, in [0, 1]; 0 when
-    either is empty (a set without intervals shares nothing with one that has them).
-    """
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    if p.shape != q.shape:
-        raise ValueError(f"histograms over different bins: {p.shape} and {q.shape}")
-    if np.any(p < 0) or np.any(q < 0):
-        raise ValueError("histograms cannot have negative counts")
-    return float(min(1.0, np.minimum(_normalise(p), _normalise(q)).sum()))
-
-
-# ------------------------------------------------------------ distinct patterns
-def melody_patterns(melody: Melody) -> list[tuple[int, ...]]:
-    """The 4-note patterns of a melody: (3 intervals, 4 durations in sixteenths), clipped."""
-    return _melody_features(melody, 0).patterns
-
-
-def _count_patterns(features: Sequence[_MelodyFeatures]) -> int:
-    return len({p for f in features for p in f.patterns})
-
-
-def _subsample(items: Sequence, count: int, seed: int = 0) -> list:
-    if count >= len(items):
-        return list(items)
-    chosen = np.random.default_rng(seed).choice(len(items), size=count, replace=False)
-    return [items[i] for i in sorted(chosen)]
-
-
-def pattern_count_curve(
-    melodies: Sequence[Melody],
-    sizes: Sequence[int],
-    rng: np.random.Generator,
-    repeats: int = 5,
-) -> list[tuple[int, float]]:
-    """Mean distinct 4-note patterns in random subsets of ``size`` melodies, per size."""
-    features = _all_features(list(melodies), 0)
-    curve = []
-    for size in sizes:
-        if size > len(features):
-            break
-        counts = []
-        for _ in range(repeats if size < len(features) else 1):
-            chosen = rng.choice(len(features), size=size, replace=False)
-            counts.append(_count_patterns([features[i] for i in chosen]))
-        curve.append((int(size), float(np.mean(counts))))
-    return curve
-
-
-# -------------------------------------------------------------------- reference
-@dataclass(frozen=True)
-class StyleReference:
-    """What a set of melodies is compared with: histograms and a pattern-count curve."""
-
-    histograms: dict[str, np.ndarray]
-    pattern_curve: tuple[tuple[int, float], ...]
-    """(number of melodies, mean distinct 4-note patterns) in increasing numbers of melodies."""
-    num_steps: int = REFERENCE_NUM_STEPS
-    """Length of the melodies behind the reference."""
-    summary: dict[str, Any] = field(default_factory=dict)
-    """The reference set's own figures (a :meth:`StyleReport.as_dict`) and provenance."""
-
-    def expected_patterns(self, num_melodies: int, num_steps: int | None = None) -> float:
-        """Distinct patterns the reference has at ``num_melodies`` melodies (of ``num_steps``)."""
-        if not self.pattern_curve:
-            return math.nan
-        size = num_melodies * (num_steps or self.num_steps) / self.num_steps
-        sizes = np.log([s for s, _ in self.pattern_curve])
-        counts = np.log([max(c, 1e-9) for _, c in self.pattern_curve])
-        x = math.log(max(size, 1e-9))
-        if len(sizes) == 1:
-            return float(math.exp(counts[0]) * size / self.pattern_curve[0][0])
-        if x <= sizes[0]:  # extrapolate along the first or last segment
-            slope = (counts[1] - counts[0]) / (sizes[1] - sizes[0])
-            return float(math.exp(counts[0] + slope * (x - sizes[0])))
-        if x >= sizes[-1]:
-            slope = (counts[-1] - counts[-2]) / (sizes[-1] - sizes[-2])
-            return float(math.exp(counts[-1] + slope * (x - sizes[-1])))
-        return float(math.exp(np.interp(x, sizes, counts)))
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "format": REFERENCE_FORMAT,
-            "version": REFERENCE_VERSION,
-            "num_steps": self.num_steps,
-            "bins": {name: list(bounds) for name, bounds in FEATURES.items()},
-            "histograms": {name: [round(float(v), 6) for v in h]
-                           for name, h in self.histograms.items()},
-            "pattern_curve": [[s, round(c, 2)] for s, c in self.pattern_curve],
-            "summary": self.summary,
-        }
-
-    @classmethod
-    def from_json_dict(cls, data: Mapping[str, Any]) -> StyleReference:
-        if data.get("format") != REFERENCE_FORMAT or data.get("version") != REFERENCE_VERSION:
-            raise RLComposerError(
-                f"not a style reference (expected format '{REFERENCE_FORMAT}' "
-                f"version {REFERENCE_VERSION})")
-        bins = {name: tuple(bounds) for name, bounds in data["bins"].items()}
-        if bins != FEATURES:
-            raise RLComposerError(
-                "the style reference was built with other feature bins: rebuild it "
-                "(python experiments/build_style_reference.py)")
-        histograms = {name: _normalise(np.asarray(data["histograms"][name], dtype=np.float64))
-                      for name in FEATURES}
-        curve = tuple((int(s), float(c)) for s, c in data["pattern_curve"])
-        return cls(histograms, curve, int(data["num_steps"]), dict(data.get("summary", {})))
-
-    @classmethod
-    def from_melodies(
-        cls,
-        melodies: Sequence[Melody],
-        tonic: int | Sequence[int] = 0,
-        pattern_sizes: Sequence[int] | None = None,
-        rng: np.random.Generator | None = None,
-    ) -> StyleReference:
-        """A reference made of a set of melodies (their histograms and pattern counts)."""
-        melodies = list(melodies)
-        if not melodies:
-            raise ValueError("a style reference needs at least one melody")
-        features = _all_features(melodies, tonic)
-        if pattern_sizes is None:
-            curve: tuple[tuple[int, float], ...] = ((len(melodies),
-                                                     float(_count_patterns(features))),)
-        else:
-            curve = tuple(pattern_count_curve(melodies, pattern_sizes,
-                                              rng or np.random.default_rng(0)))
-        return cls(_histograms(features), curve, melodies[0].num_steps)
-
-
-DEFAULT_REFERENCE_RESOURCE = "data/style_reference.json"
-
-
-def default_reference_path() -> Path:
-    """Where the shipped reference lives (inside the installed package)."""
-    return Path(str(resources.files("rlcomposer").joinpath(DEFAULT_REFERENCE_RESOURCE)))
-
-
-@functools.lru_cache(maxsize=4)
-def load_style_reference(path: str | Path | None = None) -> StyleReference:
-    """The shipped reference (the corpus's test split), or one saved at ``path``."""
-    path = Path(path) if path is not None else default_reference_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RLComposerError(f"no style reference at {path}") from None
-    except json.JSONDecodeError as error:
-        raise RLComposerError(f"the style reference {path} is corrupt: {error}") from None
-    return StyleReference.from_json_dict(data)
-
-
-REFERENCE_PATTERN_SIZES = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-
-
-def build_style_reference(
-    melodies: Sequence[Melody],
-    pattern_sampler: Callable[[int], Sequence[Melody]] | None = None,
-    *,
-    sizes: Sequence[int] = REFERENCE_PATTERN_SIZES,
-    repeats: int = 5,
-    rng: np.random.Generator | None = None,
-    source: Mapping[str, Any] | None = None,
-) -> StyleReference:
-    """The reference of a corpus: histograms of ``melodies`` and a pattern-count curve.
-
-    ``melodies``: many 4-bar excerpts of the corpus (e.g. ``resolve_model("corpus")
-    .sample(8000, 64, rng)`` on the test split). ``pattern_sampler(n)`` draws ``n``
-    fresh excerpts the same way, so that the curve counts patterns in sets made
-    as the ``corpus`` model makes them; without it, subsets of ``melodies``.
-    ``source`` (provenance) goes into the summary.
-    """
-    melodies = list(melodies)
-    rng = rng or np.random.default_rng(0)
-    features = _all_features(melodies, 0)
-    curve = []
-    for size in sizes:
-        if pattern_sampler is not None:
-            counts = [_count_patterns(_all_features(list(pattern_sampler(size)), 0))
-                      for _ in range(repeats)]
-            curve.append((int(size), float(np.mean(counts))))
-        elif size <= len(melodies):
-            curve.extend(pattern_count_curve(melodies, [size], rng, repeats))
-    reference = StyleReference(_histograms(features), tuple(curve), melodies[0].num_steps)
-    report = _report(features, reference, None, melodies[0].num_steps)
-    summary = {"num_melodies": len(melodies), **(dict(source) if source else {}),
-               "report": report.as_dict()}
-    return StyleReference(reference.histograms, reference.pattern_curve, reference.num_steps,
-                          summary)
-
-
-def save_style_reference(reference: StyleReference, path: str | Path | None = None) -> Path:
-    """Write ``reference`` as JSON (default: the package's shipped file)."""
-    path = Path(path) if path is not None else default_reference_path()
-    path.write_text(json.dumps(reference.to_json_dict(), indent=1) + "\n", encoding="utf-8")
-    load_style_reference.cache_clear()
-    return path
 
 
 # ----------------------------------------------------------------------- report
@@ -457,21 +155,21 @@ class StyleReport:
 
 
 def _report(
-    features: Sequence[_MelodyFeatures],
+    features: Sequence[MelodyStyleFeatures],
     reference: StyleReference,
-    baseline: Sequence[_MelodyFeatures] | None,
+    baseline: Sequence[MelodyStyleFeatures] | None,
     num_steps: int,
 ) -> StyleReport:
-    histograms = _histograms(features)
+    histograms = style_histograms(features)
     overlaps = {name: histogram_overlap(histograms[name], reference.histograms[name])
                 for name in FEATURES}
-    patterns = _count_patterns(features)
+    patterns = count_patterns(features)
     expected = reference.expected_patterns(len(features), num_steps)
     baseline_ratio = None
     if baseline is not None and baseline:
         size = min(len(features), len(baseline))
-        mine = _count_patterns(_subsample(features, size))
-        theirs = _count_patterns(_subsample(baseline, size))
+        mine = count_patterns(subsample(features, size))
+        theirs = count_patterns(subsample(baseline, size))
         baseline_ratio = mine / theirs if theirs else (math.inf if mine else 1.0)
     runs = [f.longest_run for f in features]
     return StyleReport(
@@ -511,9 +209,50 @@ def style_report(
         reference = load_style_reference()
     elif not isinstance(reference, StyleReference):
         reference = StyleReference.from_melodies(list(reference))
-    features = _all_features(melodies, tonic)
-    baseline_features = _all_features(list(baseline), 0) if baseline is not None else None
+    features = style_features(melodies, tonic)
+    baseline_features = style_features(list(baseline), 0) if baseline is not None else None
     return _report(features, reference, baseline_features, melodies[0].num_steps)
+
+
+# -------------------------------------------------------------- the reference
+REFERENCE_PATTERN_SIZES = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def build_style_reference(
+    melodies: Sequence[Melody],
+    pattern_sampler: Callable[[int], Sequence[Melody]] | None = None,
+    *,
+    sizes: Sequence[int] = REFERENCE_PATTERN_SIZES,
+    repeats: int = 5,
+    rng: np.random.Generator | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> StyleReference:
+    """The reference of a corpus: histograms of ``melodies`` and a pattern-count curve.
+
+    ``melodies``: many 4-bar excerpts of the corpus (e.g. ``resolve_model("corpus")
+    .sample(8000, 64, rng)`` on the test split). ``pattern_sampler(n)`` draws ``n``
+    fresh excerpts the same way, so that the curve counts patterns in sets made
+    as the ``corpus`` model makes them; without it, subsets of ``melodies``.
+    ``source`` (provenance) goes into the summary.
+    """
+    melodies = list(melodies)
+    rng = rng or np.random.default_rng(0)
+    features = style_features(melodies, 0)
+    curve = []
+    for size in sizes:
+        if pattern_sampler is not None:
+            counts = [count_patterns(style_features(list(pattern_sampler(size)), 0))
+                      for _ in range(repeats)]
+            curve.append((int(size), float(np.mean(counts))))
+        elif size <= len(melodies):
+            curve.extend(pattern_count_curve(melodies, [size], rng, repeats))
+    reference = StyleReference(style_histograms(features), tuple(curve), melodies[0].num_steps)
+    report = _report(features, reference, None, melodies[0].num_steps)
+    summary = {"num_melodies": len(melodies), **(dict(source) if source else {}),
+               "report": report.as_dict()}
+    return StyleReference(reference.histograms, reference.pattern_curve, reference.num_steps,
+                          summary)
+
 
 
 # --------------------------------------------------------------------- warnings

@@ -46,21 +46,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.melody import (
-    HOLD,
-    MIN_PITCH,
-    NUM_SPECIAL_TOKENS,
-    REST,
-    STEPS_PER_BAR,
-    Melody,
-)
+from rlcomposer.music.melody import NUM_SPECIAL_TOKENS, REST, STEPS_PER_BAR, Melody
+from rlcomposer.music.notes import NoteGrid, note_events, note_grid
+from rlcomposer.preferences.boredom import BOREDOM_RUN, boredom, boredom_of_pitches
+from rlcomposer.preferences.listener_errors import ListenerError
 from rlcomposer.validation import NON_NEGATIVE, PROBABILITY, check_config
 
 ListenerFunction = Callable[[Melody], float]
-
-
-class ListenerError(RLComposerError):
-    """A listener that cannot be loaded, is used uncalibrated, or fails on a melody."""
 
 
 # ------------------------------------------------------------------ features
@@ -74,147 +66,9 @@ def _tokens(melody: Melody | np.ndarray) -> np.ndarray:
     return np.asarray(melody.tokens if isinstance(melody, Melody) else melody, dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class NoteGrid:
-    """The sounding notes of ``N`` melodies of ``T`` steps, padded to ``M`` notes each.
-
-    Row ``i`` holds its ``count[i]`` notes first (``valid[i, :count[i]]``); the
-    padding is 0. Onsets and durations are in steps. ``silent[i, t]`` is True
-    where step ``t`` is silence (after a ``REST``, or a leading ``HOLD``).
-    """
-
-    pitch: np.ndarray  # [N, M] MIDI pitch
-    onset: np.ndarray  # [N, M] step of the note's onset
-    duration: np.ndarray  # [N, M] steps until the next onset or rest (or the end)
-    valid: np.ndarray  # [N, M] bool
-    count: np.ndarray  # [N] notes per melody
-    silent: np.ndarray  # [N, T] bool
-    num_steps: int
-
-
-def note_grid(tokens: np.ndarray) -> NoteGrid:
-    """The notes of a token array ``[N, T]`` (or one melody ``[T]``), vectorised."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    if tokens.ndim == 1:
-        tokens = tokens[None, :]
-    if tokens.ndim != 2 or tokens.shape[1] == 0:
-        raise ListenerError(f"tokens of shape {tokens.shape} are not [melodies, steps]")
-    num, steps = tokens.shape
-    event = tokens != HOLD
-    event[:, 0] = True  # a leading HOLD continues the (initial) silence
-    onset = tokens >= NUM_SPECIAL_TOKENS
-    position = np.arange(steps)
-    # the next event strictly after each step ends the note that starts there
-    next_event = np.minimum.accumulate(np.where(event, position, steps)[:, ::-1], axis=1)[:, ::-1]
-    next_event = np.concatenate([next_event[:, 1:], np.full((num, 1), steps)], axis=1)
-    last_event = np.maximum.accumulate(np.where(event, position, 0), axis=1)
-    silent = ~np.take_along_axis(onset, last_event, axis=1)
-    count = onset.sum(axis=1)
-    width = max(int(count.max()), 1)
-    rows, cols = np.nonzero(onset)
-    rank = (np.cumsum(onset, axis=1) - 1)[rows, cols]
-    pitch = np.zeros((num, width), dtype=np.int64)
-    start = np.zeros((num, width), dtype=np.int64)
-    duration = np.zeros((num, width), dtype=np.int64)
-    pitch[rows, rank] = tokens[rows, cols] - NUM_SPECIAL_TOKENS + MIN_PITCH
-    start[rows, rank] = cols
-    duration[rows, rank] = next_event[rows, cols] - cols
-    valid = np.arange(width)[None, :] < count[:, None]
-    return NoteGrid(pitch, start, duration, valid, count, silent, steps)
-
-
-BOREDOM_RUN = 5
-"""A run of more than this many consecutive notes of one pitch is boring."""
-
-
-def boredom(melody: Melody | np.ndarray) -> float | np.ndarray:
-    """How bored every listener is by a melody: 0 or more, in units of score spread.
-
-    The sum of
-
-    * ``1.5`` per note beyond :data:`BOREDOM_RUN` in the longest run of one pitch
-      (consecutive notes; 16 repeated quarter notes: 16.5);
-    * ``20 · (share - 0.5)`` when one pitch takes more than half of the notes (all: 10);
-    * ``10`` per distinct pitch fewer than 3 (two pitches: 10, one: 20, none: 30);
-    * ``5`` per semitone of range below 3 (a range of 2 semitones: 5, one pitch: 15);
-    * ``8`` when the line never changes direction (only rises, only falls, or neither).
-
-    On 6000 melodies of the shipped prior it is 0 for 93%, 1 or more for 5.5% and
-    5 or more for 1% (the prior's own collapsed melodies): a run of 6 or more notes
-    of one pitch and one pitch taking more than half of the notes are each in about
-    4% of them; two pitches only, a range under 3 semitones or no change of
-    direction in fewer than 0.2%. Accepts a melody, one token array ``[T]``
-    (returns a float) or many ``[N, T]`` (returns ``[N]``).
-    """
-    tokens = _tokens(melody)
-    if tokens.ndim == 1:
-        return _boredom_of_pitches(_notes(tokens)[1])
-    return _boredom_of(note_grid(tokens))
-
-
-def _boredom_of_pitches(pitches: np.ndarray) -> float:
-    """:func:`boredom` of one melody's pitch sequence (a fast path of :func:`_boredom_of`)."""
-    values = pitches.tolist()  # a few dozen notes: plain Python beats numpy's call overhead here
-    if not values:
-        return 20.0 * 0.5 + 10.0 * 3 + 5.0 * 3 + 8.0
-    longest = run = 1
-    rises = falls = False
-    counts: dict[int, int] = {}
-    previous = None
-    for pitch in values:
-        counts[pitch] = counts.get(pitch, 0) + 1
-        if previous is not None:
-            if pitch == previous:
-                run += 1
-                longest = max(longest, run)
-            else:
-                run = 1
-                rises |= pitch > previous
-                falls |= pitch < previous
-        previous = pitch
-    pitch_range = max(values) - min(values)
-    return float(1.5 * max(longest - BOREDOM_RUN, 0)
-                 + 20.0 * max(max(counts.values()) / len(values) - 0.5, 0.0)
-                 + 10.0 * max(3 - len(counts), 0) + 5.0 * max(3 - pitch_range, 0)
-                 + 8.0 * (not (rises and falls)))
-
-
-def _boredom_of(grid: NoteGrid) -> np.ndarray:
-    pitch, valid, count = grid.pitch, grid.valid, grid.count
-    num, width = pitch.shape
-    same = (pitch[:, 1:] == pitch[:, :-1]) & valid[:, 1:]
-    running = np.cumsum(same, axis=1)
-    reset = np.maximum.accumulate(np.where(same, 0, running), axis=1)
-    longest = np.where(count > 0, 1 + (running - reset).max(axis=1, initial=0), 0)
-    histogram = np.bincount((np.arange(num)[:, None] * 128 + pitch)[valid], minlength=num * 128)
-    histogram = histogram.reshape(num, 128)
-    distinct = np.count_nonzero(histogram, axis=1)
-    dominant = histogram.max(axis=1) / np.maximum(count, 1)
-    high = np.where(valid, pitch, -1).max(axis=1)
-    low = np.where(valid, pitch, 1000).min(axis=1)
-    pitch_range = np.where(count > 0, high - low, 0)
-    moves = np.diff(pitch, axis=1)
-    moving = valid[:, 1:]
-    shapeless = ~(((moves > 0) & moving).any(axis=1) & ((moves < 0) & moving).any(axis=1))
-    return (1.5 * np.maximum(longest - BOREDOM_RUN, 0)
-            + 20.0 * np.maximum(np.where(count > 0, dominant, 1.0) - 0.5, 0.0)
-            + 10.0 * np.maximum(3 - distinct, 0)
-            + 5.0 * np.maximum(3 - pitch_range, 0)
-            + 8.0 * shapeless)
-
-
 _BUILTIN_SPREAD = {"lyrical": 0.55, "rhythmic": 0.95, "adventurous": 0.51}
 """Score spread (std) of the built-ins without boredom on 2000 prior melodies: the
 unit in which each subtracts :func:`boredom`."""
-
-
-def _notes(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(onset steps, MIDI pitches, durations in steps) of the sounding notes."""
-    events = np.flatnonzero(tokens != 1)  # note onsets and rests end the previous event
-    is_note = tokens[events] >= NUM_SPECIAL_TOKENS
-    ends = np.append(events[1:], tokens.size)
-    onsets = events[is_note]
-    return onsets, tokens[onsets] - NUM_SPECIAL_TOKENS + MIN_PITCH, (ends - events)[is_note]
 
 
 def lyrical(melody: Melody) -> float:
@@ -225,8 +79,8 @@ def lyrical(melody: Melody) -> float:
     by one pitch repeated over and over or a line without shape (:func:`boredom`).
     """
     tokens = _tokens(melody)
-    onsets, pitches, durations = _notes(tokens)
-    bored = _BUILTIN_SPREAD["lyrical"] * _boredom_of_pitches(pitches)
+    onsets, pitches, durations = note_events(tokens)
+    bored = _BUILTIN_SPREAD["lyrical"] * boredom_of_pitches(pitches)
     if pitches.size < 2:
         return -2.0 - bored
     intervals = np.abs(np.diff(pitches))
@@ -250,8 +104,8 @@ def rhythmic(melody: Melody) -> float:
     listener, by one pitch drummed over and over (:func:`boredom`).
     """
     tokens = _tokens(melody)
-    onsets, pitches, durations = _notes(tokens)
-    bored = _BUILTIN_SPREAD["rhythmic"] * _boredom_of_pitches(pitches)
+    onsets, pitches, durations = note_events(tokens)
+    bored = _BUILTIN_SPREAD["rhythmic"] * boredom_of_pitches(pitches)
     if pitches.size < 2:
         return -2.0 - bored
     num_steps = tokens.size
@@ -284,8 +138,8 @@ def adventurous(melody: Melody) -> float:
     listener, by a melody without shape (:func:`boredom`).
     """
     tokens = _tokens(melody)
-    onsets, pitches, durations = _notes(tokens)
-    bored = _BUILTIN_SPREAD["adventurous"] * _boredom_of_pitches(pitches)
+    onsets, pitches, durations = note_events(tokens)
+    bored = _BUILTIN_SPREAD["adventurous"] * boredom_of_pitches(pitches)
     if pitches.size < 2:
         return -2.0 - bored
     intervals = np.abs(np.diff(pitches))

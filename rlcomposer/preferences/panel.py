@@ -38,7 +38,7 @@ by the same recipe from :data:`PANEL_SEED` and ``K``:
    features explains 40-85% of its variance on prior melodies, not all of it).
    The score is ``(raw - mean) / std`` over the reference set (mean 0, standard
    deviation 1 on the reference prior melodies) minus
-   :func:`~rlcomposer.preferences.listeners.boredom` (shared by every listener).
+   :func:`~rlcomposer.preferences.boredom.boredom` (shared by every listener).
 
 Each member reports how far its taste is from the prior
 (:attr:`PanelListener.distance`: the weighted mean over features of
@@ -66,7 +66,9 @@ from pathlib import Path
 import numpy as np
 
 from rlcomposer.music.melody import STEPS_PER_BAR, STEPS_PER_QUARTER, Melody
-from rlcomposer.preferences.listeners import ListenerError, _boredom_of, note_grid
+from rlcomposer.music.notes import note_grid
+from rlcomposer.preferences.boredom import boredom_of_grid
+from rlcomposer.preferences.listener_errors import ListenerError
 
 PANEL_SEED = 20250611
 """The recipe's seed: member ``k`` is drawn from ``np.random.default_rng([PANEL_SEED, k])``."""
@@ -152,7 +154,7 @@ def _features_and_boredom(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     parts = []
     for start in range(0, tokens.shape[0], _CHUNK):
         values, grid = _features_of(note_grid(tokens[start:start + _CHUNK]))
-        parts.append((values, _boredom_of(grid)))
+        parts.append((values, boredom_of_grid(grid)))
     if not parts:
         return np.empty((0, NUM_FEATURES)), np.empty(0)
     if len(parts) == 1:
@@ -412,7 +414,7 @@ class PanelListener:
     ``score_tokens(tokens [N, T])`` scores many melodies at once (the fast path);
     ``score_batch(melodies)`` is what :func:`~rlcomposer.preferences.reward_functions.score_melodies`
     uses. Scores have mean 0 and standard deviation 1 on the reference prior
-    melodies, before :func:`~rlcomposer.preferences.listeners.boredom` is subtracted.
+    melodies, before :func:`~rlcomposer.preferences.boredom.boredom` is subtracted.
     """
 
     index: int
