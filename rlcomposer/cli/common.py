@@ -10,9 +10,12 @@ only the standard library at load time, so that building the parser stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +152,29 @@ def working_directory_last() -> None:
 
 
 # ------------------------------------------------------------------ output
+@contextmanager
+def disk_errors(target: str, new_folder: str | Path | None = None) -> Iterator[None]:
+    """Turn a failed write (a full disk, a quota, a read-only filesystem, no permission) into one
+    line naming ``target`` and the file, instead of a traceback. The writers clean up their own
+    files; ``new_folder`` (one that did not exist before the block) is removed if the block fails
+    and leaves it empty."""
+    try:
+        yield
+    except BaseException as error:
+        if new_folder is not None and Path(new_folder).is_dir() and not any(Path(new_folder).iterdir()):
+            Path(new_folder).rmdir()
+        if not isinstance(error, OSError):
+            raise
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        raise RLComposerError(f"cannot write {target}{where}: {error.strerror or error}") from None
+
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+"""The errors of a write that the user fixes (free space, permissions), not a bug."""
+
+
 def emit(args: argparse.Namespace, result: dict[str, Any], text: str | None = None) -> None:
     """Print ``result`` as JSON with ``--json``, else the human-readable ``text``."""
     if getattr(args, "json", False):
