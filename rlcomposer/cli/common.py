@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rlcomposer._startup import working_directory_last  # noqa: F401  (the CLI's main calls it)
 from rlcomposer.errors import RLComposerError
 from rlcomposer.validation import Range
 
@@ -135,20 +136,6 @@ def add_corpus_options(parser: argparse.ArgumentParser, *, cache_dir_help: str =
 CALLABLE_SEARCH_NOTE = ("module:function is imported from installed packages and $PYTHONPATH, then the "
                         "working directory (which never shadows an installed package); "
                         "path/to/file.py:function loads that file")
-
-
-def working_directory_last() -> None:
-    """Put the working directory at the *end* of ``sys.path``, never ahead of installed packages.
-
-    ``python -m`` and ``python -c`` put it first, so a ``mido.py`` there would run
-    instead of the real package; ``module:function`` rewards and listeners in it
-    are still found, after everything installed.
-    """
-    cwd = os.getcwd()
-    if sys.path and sys.path[0] in ("", ".", cwd):
-        del sys.path[0]
-    if cwd not in sys.path:
-        sys.path.append(cwd)
 
 
 # ------------------------------------------------------------------ output
