@@ -79,8 +79,8 @@ def read_text_file(path: str | Path, where: str | None = None,
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{where}: not a text file (not UTF-8: byte 0x{data[error.start]:02x} "
-                          f"at offset {error.start:,})") from None
+        raise ConfigError(f"{where}: not a text file (not UTF-8), byte 0x{data[error.start]:02x} "
+                          f"at offset {error.start:,}") from None
 
 
 def _yaml_children(node: yaml.Node) -> list[yaml.Node]:

@@ -190,7 +190,7 @@ def test_a_device_or_a_fifo_as_a_config_is_refused_unread(tmp_path, capsys):
 def test_sweep_files_are_checked_for_size_kind_and_encoding(tmp_path, capsys):
     (tmp_path / "latin1.yaml").write_bytes("experiment: caf\xe9.yaml\n".encode("latin-1"))
     (tmp_path / "huge.yaml").write_text("# " + "x" * (1024 * 1024) + "\n")
-    cases = {"latin1.yaml": "not a text file (not UTF-8: byte 0xe9 at offset 15)",
+    cases = {"latin1.yaml": "not a text file (not UTF-8), byte 0xe9 at offset 15",
              "huge.yaml": "larger than 1,048,576 bytes", "/dev/zero": "not a regular file"}
     for name, message in cases.items():
         path = tmp_path / name if not name.startswith("/") else Path(name)
@@ -203,7 +203,7 @@ def test_study_text_files_are_checked_before_the_database_is_touched(tmp_path, c
     db = tmp_path / "ratings.sqlite3"
     (tmp_path / "instructions.txt").write_bytes(b"Listen \xff and choose")
     (tmp_path / "consent.txt").write_text("I agree. " * 10_000)
-    for option, name, message in (("--instructions-file", "instructions.txt", "not UTF-8: byte 0xff at offset 7"),
+    for option, name, message in (("--instructions-file", "instructions.txt", "not UTF-8), byte 0xff at offset 7"),
                                   ("--consent-file", "consent.txt", "larger than 65,536 bytes"),
                                   ("--consent-file", "/dev/zero", "not a regular file")):
         path = tmp_path / name if not name.startswith("/") else name
