@@ -141,6 +141,11 @@ def test_experiment_run_into_a_finished_run_with_other_settings_is_refused(tmp_p
     assert_one_line_error(code, err, "holds a run with other settings (rounds: 1 there, 2 now, 1 of 1 rounds done)",
                           "experiment resume", "--overwrite")
     assert out == "" and snapshot(tmp_path / "runs" / "mine") == before
+    # --overwrite replaces it only once the new run starts: a refused one gives the old run back
+    config.write_text("name: mine\nrounds: 2\nlistener: nowhere:nothing\n")
+    code, _, err = run(capsys, "experiment", "run", config, "--runs-dir", tmp_path / "runs", "--overwrite")
+    assert_one_line_error(code, err, "nowhere")
+    assert snapshot(tmp_path / "runs" / "mine") == before and sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["mine"]
     # a folder with files that are no run is refused too
     (tmp_path / "runs" / "other").mkdir()
     (tmp_path / "runs" / "other" / "notes.txt").write_text("mine")
