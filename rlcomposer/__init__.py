@@ -27,10 +27,15 @@ names of version 0.1 (``rlcomposer.melody``, ``rlcomposer.music_theory``, ...)
 importable, with a ``DeprecationWarning`` naming today's module (:mod:`rlcomposer._moved`).
 """
 
-from gymnasium.envs.registration import register as _register
-from gymnasium.envs.registration import registry as _registry
+from rlcomposer import _startup
 
-from rlcomposer import _moved
+if _startup.starting_with_dash_m():  # `python -m rlcomposer.cli`: no numpy.py of the working directory
+    _startup.working_directory_last()
+
+from gymnasium.envs.registration import register as _register  # noqa: E402
+from gymnasium.envs.registration import registry as _registry  # noqa: E402
+
+from rlcomposer import _moved  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -8,6 +8,8 @@ wrong type with a message that names the key.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
+import stat
 import types
 import typing
 from pathlib import Path
@@ -27,6 +29,113 @@ class ConfigError(RLComposerError):
 MAX_CONFIG_FILE_BYTES = 1024 * 1024
 """Largest config file read (a config is a few dozen keys)."""
 
+MAX_PROSE_FILE_BYTES = 64 * 1024
+"""Largest text file read for a prose option (a study's ``--instructions-file``, ``--consent-file``)."""
+
+MAX_YAML_VALUES = 100_000
+"""Most values (scalars, lists and mappings) a YAML document may hold with its aliases expanded:
+a config holds a few hundred; an alias bomb of 1 KB holds a billion."""
+
+MAX_SHOWN_VALUE_CHARS = 80
+"""Longest rendering of a value in an error message (the rest is cut and marked with ...)."""
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxlist, _SHORT_REPR.maxtuple = 3, 6, 6
+_SHORT_REPR.maxdict, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 4, 60, 60
+
+
+def shown_value(value: Any) -> str:
+    """``repr(value)`` cut to :data:`MAX_SHOWN_VALUE_CHARS` on one line, however large the value is
+    (a list of a billion items is never rendered whole)."""
+    text = one_line(_SHORT_REPR.repr(value))
+    if len(text) > MAX_SHOWN_VALUE_CHARS:
+        text = text[:MAX_SHOWN_VALUE_CHARS - 3] + "..."
+    return text
+
+
+def read_text_file(path: str | Path, where: str | None = None,
+                   max_bytes: int = MAX_CONFIG_FILE_BYTES) -> str:
+    """The UTF-8 text of the regular file ``path``, of at most ``max_bytes`` bytes.
+
+    A folder, a device (``/dev/zero``), a FIFO or a socket is refused before it is
+    opened or read, a longer file after ``max_bytes + 1`` bytes, and bytes that are
+    not UTF-8 with their offset: each a one-line :class:`ConfigError` that starts
+    with ``where`` (default: the path).
+    """
+    path = Path(path)
+    where = str(path) if where is None else where
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{where}: is a folder, not a file")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{where}: not a regular file (a device, pipe or socket), not read")
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as error:
+        raise ConfigError(f"{where}: {error.strerror or error}") from None
+    if len(data) > max_bytes:
+        raise ConfigError(f"{where}: larger than {max_bytes:,} bytes, not read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where}: not a text file (not UTF-8), byte 0x{data[error.start]:02x} "
+                          f"at offset {error.start:,}") from None
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expanded_size(root: yaml.Node, where: Path | str) -> None:
+    """Refuse a node graph whose aliases expand past :data:`MAX_YAML_VALUES` values, or refer to themselves.
+
+    Counts each node once per place it appears (an alias counts its whole anchor
+    again), without building anything: memoised by node, so a bomb is counted in
+    as many steps as it has nodes.
+    """
+    counts: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            counts[key] = 1 + sum(counts[id(child)] for child in _yaml_children(node))
+            continue
+        if key in counts:
+            continue
+        if key in open_nodes:
+            raise ConfigError(f"{where}: not a config (a YAML alias refers to itself)")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _yaml_children(node) if id(child) not in counts)
+    if counts[id(root)] > MAX_YAML_VALUES:
+        raise ConfigError(f"{where}: not a config (with its YAML aliases expanded it holds "
+                          f"{counts[id(root)]:,} values, more than {MAX_YAML_VALUES:,})")
+
+
+def load_yaml(text: str, where: Path | str) -> Any:
+    """``yaml.safe_load(text)``, refusing what would take minutes or gigabytes to build or show:
+    brackets nested past :data:`MAX_CONFIG_NESTING`, aliases that expand past :data:`MAX_YAML_VALUES`
+    values or refer to themselves (:class:`ConfigError` naming ``where``). YAML syntax errors
+    raise :class:`yaml.YAMLError` as before."""
+    _check_nesting(text, where)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node, where)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
@@ -42,12 +151,12 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except ConfigError as error:
                 errors.append(str(error))
-        raise ConfigError(errors[0] if errors else f"config key '{key}': bad value {value!r}")
+        raise ConfigError(errors[0] if errors else f"config key '{key}': bad value {shown_value(value)}")
     if origin is tuple:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+            raise ConfigError(f"config key '{key}': expected a list, got {shown_value(value)}")
         args = typing.get_args(annotation)
         item_type = args[0] if args else Any
         return tuple(_coerce(item, item_type, key) for item in value)
@@ -58,10 +167,10 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected true or false, got {shown_value(value)}")
     if annotation is int:
         if isinstance(value, bool):
-            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+            raise ConfigError(f"config key '{key}': expected an integer, got {shown_value(value)}")
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
@@ -71,7 +180,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return int(value.replace("_", ""))
             except ValueError:
                 pass
-        raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected an integer, got {shown_value(value)}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -80,11 +189,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected a number, got {shown_value(value)}")
     if annotation is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected a string, got {shown_value(value)}")
     return value
 
 
@@ -172,7 +281,9 @@ def one_line(text: str) -> str:
 
 def _shown(key: Any) -> str:
     """A key as a message shows it: quoted, with any line break escaped."""
-    return f"'{key}'" if isinstance(key, str) and key.isprintable() else repr(key)
+    if isinstance(key, str) and key.isprintable() and len(key) <= MAX_SHOWN_VALUE_CHARS:
+        return f"'{key}'"
+    return shown_value(key)
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -182,9 +293,8 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         if "=" not in pair:
             raise ConfigError(f"override '{pair}' is not of the form key=value")
         key, raw = pair.split("=", 1)
-        _check_nesting(raw, f"override '{key.strip()}'")
         try:
-            result[key.strip()] = yaml.safe_load(raw)
+            result[key.strip()] = load_yaml(raw, f"override '{key.strip()}'")
         except (yaml.YAMLError, RecursionError):
             result[key.strip()] = raw
     return result
@@ -215,16 +325,9 @@ def load_config(
     if path is not None:
         path = Path(path)
         where = str(path)
+        text = read_text_file(path)
         try:
-            if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
-                raise ConfigError(f"{path}: larger than {MAX_CONFIG_FILE_BYTES:,} bytes, not a config file")
-            text = path.read_text(encoding="utf-8")
-            _check_nesting(text, path)
-            loaded = yaml.safe_load(text)
-        except OSError as error:
-            raise ConfigError(f"{path}: {error.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
+            loaded = load_yaml(text, path)
         except RecursionError:
             raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
         except yaml.YAMLError as error:

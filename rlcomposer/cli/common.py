@@ -10,12 +10,16 @@ only the standard library at load time, so that building the parser stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rlcomposer._startup import working_directory_last  # noqa: F401  (the CLI's main calls it)
 from rlcomposer.errors import RLComposerError
 from rlcomposer.validation import Range
 
@@ -134,21 +138,30 @@ CALLABLE_SEARCH_NOTE = ("module:function is imported from installed packages and
                         "path/to/file.py:function loads that file")
 
 
-def working_directory_last() -> None:
-    """Put the working directory at the *end* of ``sys.path``, never ahead of installed packages.
-
-    ``python -m`` and ``python -c`` put it first, so a ``mido.py`` there would run
-    instead of the real package; ``module:function`` rewards and listeners in it
-    are still found, after everything installed.
-    """
-    cwd = os.getcwd()
-    if sys.path and sys.path[0] in ("", ".", cwd):
-        del sys.path[0]
-    if cwd not in sys.path:
-        sys.path.append(cwd)
-
-
 # ------------------------------------------------------------------ output
+@contextmanager
+def disk_errors(target: str, new_folder: str | Path | None = None) -> Iterator[None]:
+    """Turn a failed write (a full disk, a quota, a read-only filesystem, no permission) into one
+    line naming ``target`` and the file, instead of a traceback. The writers clean up their own
+    files; ``new_folder`` (one that did not exist before the block) is removed if the block fails
+    and leaves it empty."""
+    try:
+        yield
+    except BaseException as error:
+        if new_folder is not None and Path(new_folder).is_dir() and not any(Path(new_folder).iterdir()):
+            Path(new_folder).rmdir()
+        if not isinstance(error, OSError):
+            raise
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        raise RLComposerError(f"cannot write {target}{where}: {error.strerror or error}") from None
+
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+"""The errors of a write that the user fixes (free space, permissions), not a bug."""
+
+
 def emit(args: argparse.Namespace, result: dict[str, Any], text: str | None = None) -> None:
     """Print ``result`` as JSON with ``--json``, else the human-readable ``text``."""
     if getattr(args, "json", False):

@@ -29,6 +29,8 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         read_run_state,
         resume_config,
     )
+    from rlcomposer.experiments.run_folder import check_experiment_target, removed_if_refused
+    from rlcomposer.rl.run_folder import replacing_run
 
     if args.experiment_command == "run":
         check_bars(args)
@@ -44,6 +46,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
             config = replace(config, tune={**config.tune, **shape})
         run_dir = Path(args.runs_dir) / config.name
         db_url = args.db
+        check_experiment_target(run_dir, config, args.overwrite)  # before anything is written
     else:
         run_dir = Path(args.run_dir)
         config = resume_config(run_dir)
@@ -53,14 +56,15 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 
         db_url = normalise_url(db_url)
     started = time.monotonic()
-    experiment = Experiment(config, run_dir, db_url, log=lambda message: say(args, message),
-                            progress=not args.json and not args.quiet)
-    try:
-        results = experiment.run()
-    except ExperimentWaiting as waiting:
-        emit(args, {"status": "waiting", "run_dir": str(run_dir), "message": str(waiting)}, str(waiting))
-        return
-    report = experiment.write_report()
+    with replacing_run(run_dir, getattr(args, "overwrite", False)), removed_if_refused(run_dir):
+        experiment = Experiment(config, run_dir, db_url, log=lambda message: say(args, message),
+                                progress=not args.json and not args.quiet)
+        try:
+            results = experiment.run()
+        except ExperimentWaiting as waiting:
+            emit(args, {"status": "waiting", "run_dir": str(run_dir), "message": str(waiting)}, str(waiting))
+            return
+        report = experiment.write_report()
     last = results[-1]
     summary = {"status": "done", "run_dir": str(run_dir), "report": str(report),
                "seconds": time.monotonic() - started, "win_rate": last.win_rate,
@@ -96,6 +100,9 @@ def register(commands: Commands) -> None:
     add_melody_shape_options(run, bars_default=None)
     run.add_argument("--db", default=None,
                      help="database URL (default: runs/NAME/feedback.sqlite, the run's own SQLite file)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the run already in runs/NAME (without it, a run there with other settings "
+                          "is refused; the same settings continue it)")
     run.set_defaults(handler=cmd_experiment)
 
     resume = experiment_commands.add_parser(

@@ -7,6 +7,7 @@ A model is a model directory (a prior or a tuned policy) or one of the names
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rlcomposer.cli.common import (
     CALLABLE_SEARCH_NOTE,
@@ -16,6 +17,7 @@ from rlcomposer.cli.common import (
     add_output_options,
     check_bars,
     check_options,
+    disk_errors,
     emit,
     load_corpus,
     melody_condition,
@@ -61,8 +63,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
     elif args.reward:
         raise RLComposerError("--reward is used with --best-of N")
     melodies = sample_melodies(model, config)
-    files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
-                            progress=not args.json and not args.quiet, overwrite=args.overwrite)
+    with disk_errors(f"--out '{args.out}'", None if Path(args.out).exists() else args.out):
+        files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
+                                progress=not args.json and not args.quiet, overwrite=args.overwrite)
     first = melodies[0]
     result = {"out": str(args.out), "model": config.model, "seed": config.seed,
               "metre": first.metre.name, "key": first.key.name, "bars": config.num_bars,

@@ -18,7 +18,6 @@ from rlcomposer.cli.common import (
     check_options,
     emit,
     non_negative_int,
-    resolve_db,
     resolve_existing_db,
     say,
 )
@@ -58,7 +57,7 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
         from rlcomposer.preferences.reward_model import load_reward_model
 
         reward = load_reward_model(args.reward)
-    url = resolve_db(args)
+    url = resolve_existing_db(args, with_ratings=True)  # the pool to rate is there; a mistyped path is no new database
     store = open_store(url)
     rng = np.random.default_rng(args.seed)
     listener = SimulatedListener(function, name, noise, rng=np.random.default_rng(rng.integers(2**63)))

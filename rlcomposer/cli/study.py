@@ -7,10 +7,15 @@ app's address; ``create`` prints that address.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from rlcomposer.cli.common import Commands, add_db_command_options, emit, positive_int, resolve_db
-from rlcomposer.errors import RLComposerError
+from rlcomposer.cli.common import (
+    Commands,
+    add_db_command_options,
+    emit,
+    positive_int,
+    resolve_db,
+    resolve_existing_db,
+)
 
 DEFAULT_BASE_URL = "http://localhost:8501"
 
@@ -28,10 +33,9 @@ def _fraction(text: str) -> float:
 def _text(value: str | None, path: str | None, what: str) -> str | None:
     if path is None:
         return value
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise RLComposerError(f"cannot read the {what} file {path}: {error.strerror}") from None
+    from rlcomposer.config import MAX_PROSE_FILE_BYTES, read_text_file
+
+    return read_text_file(path, f"cannot read the {what} file {path}", MAX_PROSE_FILE_BYTES).strip()
 
 
 def _summary(study, progress) -> dict:
@@ -74,7 +78,7 @@ def cmd_study_list(args: argparse.Namespace) -> None:
     from rlcomposer.feedback.store import open_store
     from rlcomposer.feedback.study import list_studies, study_progress, study_url
 
-    store = open_store(resolve_db(args))
+    store = open_store(resolve_existing_db(args, with_ratings=True))  # a mistyped path is no new database
     rows = []
     for study in list_studies(store):
         rows.append(dict(_summary(study, study_progress(store, study)), url=study_url(study.name, args.base_url)))
@@ -88,7 +92,7 @@ def cmd_study_close(args: argparse.Namespace) -> None:
     from rlcomposer.feedback.store import open_store
     from rlcomposer.feedback.study import close_study, study_progress
 
-    store = open_store(resolve_db(args))
+    store = open_store(resolve_existing_db(args, with_ratings=True))  # a mistyped path is no new database
     study = close_study(store, args.name)
     progress = study_progress(store, study)
     emit(args, _summary(study, progress), f"study {study.name} closed: {progress.raters} raters, "

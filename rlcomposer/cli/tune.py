@@ -13,6 +13,7 @@ from rlcomposer.cli.common import (
     add_melody_shape_options,
     add_output_options,
     check_bars,
+    disk_errors,
     emit,
     non_negative_int,
     positive_int,
@@ -25,9 +26,11 @@ from rlcomposer.rl import ALGORITHMS
 def cmd_tune(args: argparse.Namespace) -> None:
     from rlcomposer.config import config_to_dict, load_config, parse_overrides
     from rlcomposer.preferences.reward_functions import resolve_reward
+    from rlcomposer.rl.run_folder import check_run_target, replacing_run
     from rlcomposer.rl.tuning import TuneConfig, tune
 
     check_bars(args)
+    check_run_target(args.out, args.overwrite, args.resume is not None)  # before anything is loaded or written
     overrides = parse_overrides(args.set)
     for key in ("reward", "prior", "seed", "total_timesteps", "kl_beta", "kl_target", "algorithm",
                 "metre", "mode"):
@@ -41,8 +44,9 @@ def cmd_tune(args: argparse.Namespace) -> None:
         return
     reward_fn = resolve_reward(config.reward, expected_prior=config.prior) if config.reward else None
     say(args, f"tuning into {args.out}; config: {json.dumps(config_to_dict(config))}")
-    metrics = tune(config, args.out, reward_fn, resume=args.resume, progress=not args.json and not args.quiet,
-                   log=lambda message: say(args, message))
+    with replacing_run(args.out, args.overwrite), disk_errors(f"--out '{args.out}'"):
+        metrics = tune(config, args.out, reward_fn, resume=args.resume,
+                       progress=not args.json and not args.quiet, log=lambda message: say(args, message))
     final, first = metrics.get("final", {}), metrics.get("first", {})
     lines = [f"tuned policy written to {args.out} ({metrics['timesteps']} steps, "
              f"{metrics['env_steps_per_second']:.0f} env-steps/s)"]
@@ -72,7 +76,10 @@ def _tune_dpo(args: argparse.Namespace, config) -> None:
         check_tag(args.tag)
     data = load_training_data(open_store(resolve_existing_db(args, with_ratings=True)), tag=args.tag, rater=args.rater)
     say(args, f"DPO on {len(data.comparisons)} comparisons into {args.out}")
-    metrics = tune(config, args.out, comparisons=data.comparisons, log=lambda message: say(args, message))
+    from rlcomposer.rl.run_folder import replacing_run
+
+    with replacing_run(args.out, args.overwrite), disk_errors(f"--out '{args.out}'"):
+        metrics = tune(config, args.out, comparisons=data.comparisons, log=lambda message: say(args, message))
     emit(args, {"out": str(args.out), **metrics},
          f"tuned policy written to {args.out} (DPO, {metrics['comparisons']} comparisons, best epoch "
          f"{metrics['best_epoch']}): held-out implicit-reward accuracy {metrics['held_out_accuracy']:.1%}, "
@@ -113,6 +120,9 @@ def register(commands: Commands) -> None:
                            "vbon-rloo (both); stock SB3 PPO; or dpo (on the comparisons)")
     add_melody_shape_options(tune, key=False, bars_default=None)
     tune.add_argument("--out", required=True, help="run folder to write the policy, logs and plots into")
+    tune.add_argument("--overwrite", action="store_true",
+                      help="replace the run already in OUT (without it, a folder that holds files is refused; "
+                           "the old run is deleted once the new one has written something)")
     tune.add_argument("--resume", default=None, metavar="ZIP",
                       help="continue from a checkpoint zip in OUT/checkpoints (trusted files only: it unpickles)")
     tune.set_defaults(handler=cmd_tune)

@@ -5,6 +5,10 @@
   mode with a busy timeout (30 s; ``?timeout=SECONDS`` in the URL changes it), foreign keys on, and write transactions that take
   the write lock up front (``BEGIN IMMEDIATE``) so concurrent writers queue
   instead of failing.
+* ``sqlite:///PATH?mode=ro`` opens the file read-only (SQLite's URI mode): nothing
+  is written to the database file, no migration runs (it must be at the newest schema), and in a
+  folder that cannot be written (a read-only filesystem) it is opened as immutable,
+  so that ``ratings export`` reads a database on read-only media.
 * PostgreSQL is reached with ``postgresql+psycopg://user@host:port/db``
   (``postgresql://`` is read as the same).
 * :func:`upgrade_database` runs the Alembic migrations of the top-level
@@ -180,10 +184,45 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
+def is_read_only(url: str) -> bool:
+    """Whether ``url`` is a SQLite file opened read-only (``sqlite:///PATH?mode=ro``)."""
+    parsed = make_url(normalise_url(url))
+    return parsed.get_backend_name() == "sqlite" and parsed.query.get("mode") == "ro"
+
+
+def _read_only_engine(url: str, path: Path | None, timeout_ms: int) -> Engine:
+    """An engine whose connections open ``path`` with SQLite's ``mode=ro`` (immutable when its
+    folder cannot be written: a WAL file there could not get its shared-memory file)."""
+    import os
+    import sqlite3
+    from urllib.parse import quote
+
+    if path is None:
+        raise DatabaseError(f"database URL '{_safe(url)}': mode=ro needs a SQLite file")
+    if not path.is_file():
+        raise DatabaseError(f"database file '{path}' does not exist (mode=ro opens an existing file only)")
+    check_sqlite_file(path)
+    uri = f"file:{quote(str(path))}?mode=ro" + ("" if os.access(path.parent, os.W_OK) else "&immutable=1")
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=timeout_ms / 1000, check_same_thread=False)
+
+    engine = sa.create_engine("sqlite://", creator=connect)
+    _configure_sqlite(engine, wal=False, busy_timeout_ms=timeout_ms)
+    return engine
+
+
 def create_database_engine(url: str) -> Engine:
-    """A new engine for ``url`` (normalised); SQLite in WAL mode with a busy timeout."""
+    """A new engine for ``url`` (normalised); SQLite in WAL mode with a busy timeout
+    (read-only with ``?mode=ro``)."""
     url = normalise_url(url)
     parsed: URL = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and is_read_only(url):
+        try:
+            timeout_ms = int(float(parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)) * 1000)
+        except (TypeError, ValueError):
+            raise DatabaseError(f"database URL '{url}': timeout must be a number of seconds") from None
+        return _read_only_engine(url, sqlite_path(url), timeout_ms)
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None and path == default_database_path():
@@ -347,6 +386,14 @@ def ensure_migrated(url: str) -> None:
     """Upgrade ``url`` to head once per process (the app's start-up)."""
     url = normalise_url(url)
     if url in _migrated:
+        return
+    if is_read_only(url):  # nothing may be written: the file must already be at the newest schema
+        revision, head = current_revision(url), head_revision()
+        if revision != head:
+            raise DatabaseError(f"database {display_url(url)} is opened read-only (mode=ro) and is at schema "
+                                f"revision {revision or '(none: no rating tables)'}, not the newest ({head}): "
+                                "upgrade a writable copy with `rlcomposer db upgrade` first")
+        _migrated.add(url)
         return
     with _migrate_lock:
         if url not in _migrated:

@@ -7,8 +7,9 @@ installed packages and ``PYTHONPATH`` first; the CLI adds the working directory
 ``score_batch(list[Melody]) -> array`` to score many melodies in one call (a
 reward model does); :func:`score_melodies` uses it when present.
 
-A function that raises or returns NaN/inf stops the run with an error that
-names the melody, never a silent fallback.
+A function that raises, returns NaN/inf or a value beyond ±``MAX_ABS_REWARD``
+stops the run with an error that names the function and the melody, never a
+silent fallback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import Melody
 
 RewardFunction = Callable[[Melody], float]
+
+MAX_ABS_REWARD = 1e6
+"""Largest reward magnitude accepted: past it, PPO's returns, advantages and losses overflow
+(1e300 squared is inf, and the policy's logits turn NaN). Rewards are scores near 1; scale larger ones down."""
 
 
 class RewardFunctionError(RLComposerError):
@@ -133,15 +138,30 @@ def _describe(melody: Melody, index: int) -> str:
     return f"melody {index} (tokens {head}{' ...' if melody.num_steps > 16 else ''})"
 
 
-def score_melodies(reward: RewardFunction, melodies: Sequence[Melody], name: str = "reward") -> np.ndarray:
-    """Score every melody; an exception or a non-finite score raises RewardFunctionError."""
+def _refuse(name: str, value: float, melody: Melody, index: int) -> None:
+    """Raise the one-line error for a non-finite or absurdly large score."""
+    why = "" if not math.isfinite(value) else f", beyond ±{MAX_ABS_REWARD:g} (scale the reward down)"
+    raise RewardFunctionError(f"{name} returned {value:g}{why} for {_describe(melody, index)}")
+
+
+def reward_name(reward: RewardFunction) -> str:
+    """How messages name a reward: ``reward function module:function``, else its type (a reward model)."""
+    module, qualname = getattr(reward, "__module__", None), getattr(reward, "__qualname__", None)
+    if module and qualname:
+        return f"reward function {module}:{qualname}"
+    return f"reward {type(reward).__name__}"
+
+
+def score_melodies(reward: RewardFunction, melodies: Sequence[Melody], name: str | None = None) -> np.ndarray:
+    """Score every melody; an exception, a non-finite score or one beyond ±:data:`MAX_ABS_REWARD`
+    raises RewardFunctionError naming ``name`` (default :func:`reward_name`) and the melody."""
+    name = reward_name(reward) if name is None else name
     batch = getattr(reward, "score_batch", None)
     if batch is not None:
         scores = np.asarray(batch(list(melodies)), dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(scores))
+        bad = np.flatnonzero(~(np.abs(scores) <= MAX_ABS_REWARD))
         if bad.size:
-            raise RewardFunctionError(
-                f"{name} returned {scores[bad[0]]} for {_describe(melodies[bad[0]], int(bad[0]))}")
+            _refuse(name, float(scores[bad[0]]), melodies[bad[0]], int(bad[0]))
         return scores
     scores = np.empty(len(melodies), dtype=np.float64)
     for index, melody in enumerate(melodies):
@@ -151,7 +171,7 @@ def score_melodies(reward: RewardFunction, melodies: Sequence[Melody], name: str
             raise RewardFunctionError(
                 f"{name} raised {type(error).__name__}: {error} on {_describe(melody, index)}"
             ) from None
-        if not math.isfinite(value):
-            raise RewardFunctionError(f"{name} returned {value} for {_describe(melody, index)}")
+        if not abs(value) <= MAX_ABS_REWARD:
+            _refuse(name, value, melody, index)
         scores[index] = value
     return scores

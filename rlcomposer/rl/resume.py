@@ -82,3 +82,38 @@ def check_resume(path: str | Path, config, prior: MelodyPrior) -> int:
         raise ResumeError(f"{where} is at step {steps:,}, already at or past this run's total_timesteps "
                           f"{config.total_timesteps:,}: raise --total-timesteps to train further")
     return steps
+
+
+def truncate_history(history_path: str | Path, timesteps: int) -> int:
+    """Cut ``history.jsonl`` back to the rows a resumed checkpoint had reached (``timesteps``).
+
+    A run stopped after its last checkpoint logged rollouts that the resumed run
+    trains again; kept, they would appear twice and out of order in the curves,
+    and β would restart from the abandoned row instead of the checkpoint's.
+    A half-written last line (a killed run) goes too. Written through a rename;
+    returns how many rows were cut.
+    """
+    import json
+
+    from rlcomposer.checkpoints import atomic_write_text
+
+    path = Path(history_path)
+    if not path.is_file():
+        return 0
+    kept, cut = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            step = row["timesteps"]
+        except (ValueError, TypeError, KeyError):
+            cut += 1
+            continue
+        if isinstance(step, (int, float)) and step <= timesteps:
+            kept.append(line + "\n")
+        else:
+            cut += 1
+    if cut:
+        atomic_write_text(path, "".join(kept))
+    return cut

@@ -8,14 +8,72 @@ stay when it fails after its first checkpoint, so that ``tune --resume``
 continues from there. A run that fails *before* its first checkpoint leaves
 nothing: :meth:`RunFolder.clean_up_after_failure` removes what it made (the
 whole folder if the run created it).
+
+A folder that already holds a run is another run's: :func:`check_run_target`
+refuses it unless the run resumes there (``--resume``) or replaces it
+(``--overwrite``), and :func:`replacing_run` replaces it only when the new run
+has written something: until then the old run waits in a hidden sibling folder
+and comes back if the new one fails first.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from rlcomposer.errors import RLComposerError
+
 CHECKPOINTS = "checkpoints"
+
+
+def folder_entries(path: str | Path) -> list[str]:
+    """The names in the folder ``path``, sorted ([] when it is missing or empty)."""
+    path = Path(path)
+    return sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
+
+
+def check_run_target(path: str | Path, overwrite: bool, resume: bool, flag: str = "--out") -> None:
+    """Refuse ``path`` when it is a file, or a folder that holds files and the run neither resumes
+    there nor replaces it (one line naming the folder and what it holds)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RLComposerError(f"{flag} '{path}' exists and is not a directory")
+    if overwrite and resume:
+        raise RLComposerError("--overwrite and --resume contradict each other: --resume continues the run "
+                              f"in {flag}, --overwrite replaces it")
+    held = folder_entries(path)
+    if held and not overwrite and not resume:
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise RLComposerError(f"{flag} '{path}' already holds a run ({shown}): choose another folder, "
+                              "continue it with --resume CHECKPOINT, or pass --overwrite to replace it")
+
+
+@contextmanager
+def replacing_run(path: str | Path, overwrite: bool) -> Iterator[None]:
+    """Around a run into ``path``: with ``overwrite``, the run that is there moves aside to a hidden
+    sibling folder; it is deleted when the block ends, or when the block fails after writing
+    something into ``path`` (a resumable run), and comes back when the block fails having left
+    nothing (a refused input, a failure before the first checkpoint)."""
+    path = Path(path)
+    if not overwrite or not folder_entries(path):
+        yield
+        return
+    aside = path.resolve().with_name(f".{path.resolve().name}.replaced-{os.getpid()}")
+    path.rename(aside)
+    try:
+        yield
+    except BaseException:
+        if folder_entries(path):
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            if path.is_dir():
+                path.rmdir()
+            aside.rename(path)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 class RunFolder:

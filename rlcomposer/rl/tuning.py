@@ -54,7 +54,7 @@ from rlcomposer.rl.kl import best_of_n_for_kl, kl_to_prior_per_melody
 from rlcomposer.rl.leave_one_out import LeaveOneOutAdvantageCallback
 from rlcomposer.rl.policy import MelodyActorCriticPolicy
 from rlcomposer.rl.quantile_reward import MIN_REFERENCE_SAMPLES, QuantileReward, fit_quantile_reward
-from rlcomposer.rl.resume import check_resume
+from rlcomposer.rl.resume import check_resume, truncate_history
 from rlcomposer.rl.run_folder import RunFolder
 from rlcomposer.rl.sequence_ppo import SequencePPO
 from rlcomposer.validation import (
@@ -549,6 +549,7 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         except Exception as error:
             raise RLComposerError(f"--resume '{resume}': cannot load ({error})") from None
         log(f"resuming from {resume} at step {model.num_timesteps}")
+        truncate_history(history_path, model.num_timesteps)  # the steps after the checkpoint are trained again
     beta = config.initial_beta
     if resume is not None and config.kl_target is not None and history_path.exists():
         earlier = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]

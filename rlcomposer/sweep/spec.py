@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rlcomposer.config import config_to_dict
+from rlcomposer.config import ConfigError, config_to_dict, load_yaml, read_text_file
 from rlcomposer.errors import RLComposerError
 from rlcomposer.experiments.loop import ExperimentConfig, load_experiment_config
 
@@ -172,9 +172,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and check a sweep file (see the module docstring); errors are one line naming the file."""
     path = Path(path)
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise SweepError(f"sweep file {path}: {error.strerror}") from None
+        loaded = load_yaml(read_text_file(path, f"sweep file {path}"), f"sweep file {path}")
+    except ConfigError as error:  # not a regular file, too large, not UTF-8, an alias bomb
+        raise SweepError(str(error)) from None
+    except RecursionError:
+        raise SweepError(f"sweep file {path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as error:
         raise SweepError(f"sweep file {path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(loaded, dict):
