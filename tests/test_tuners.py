@@ -174,3 +174,21 @@ def test_policy_best_of_k_in_another_metre_is_refused_before_sampling(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "tuned for 4/4 major, not 6/8" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_policy_off_its_kl_target_goes_back_to_the_last_one_within_it(tiny_prior_dir):
+    from rlcomposer.rl.tuning import KLPenaltyCallback, build_model, hold_kl_target
+
+    prior = load_prior(tiny_prior_dir)
+    config = TuneConfig(prior=str(tiny_prior_dir), env=MelodyEnvConfig(num_bars=1, theory_motif=1.0),
+                        n_envs=8, minibatch_episodes=4, total_timesteps=256, checkpoint_every=0, kl_target=3.0)
+    model = build_model(config, prior, None)
+    kl_penalty = KLPenaltyCallback(prior, 0.1, 3.0)
+    in_band = {name: value.clone() for name, value in model.policy.actor.state_dict().items()}
+    kl_penalty.in_band = (128, 2.9, in_band)
+    with torch.no_grad():  # the policy ran far from the prior at the end
+        model.policy.actor.head.weight.add_(torch.randn_like(model.policy.actor.head.weight) * 20)
+    record = hold_kl_target(model, prior, config, kl_penalty, log=lambda _: None)
+    assert record["final_kl"] > 3.3 and record["restored_step"] == 128
+    assert record["restored_kl"] == pytest.approx(0.0, abs=1e-4)  # the kept weights are the prior's here
+    assert torch.equal(model.policy.actor.head.weight, in_band["head.weight"])

@@ -311,6 +311,10 @@ class KLPenaltyCallback(BaseCallback):
         self.last_penalty_per_melody = 0.0
         self.last_kl = 0.0
         self.last_beta = beta
+        self.snapshot_after = 0
+        """Steps after which a rollout within ±5% of the target keeps a copy of the actor."""
+        self.in_band: tuple[int, float, dict[str, torch.Tensor]] | None = None
+        """(step, KL on that rollout, actor weights) of the last rollout within ±5% of the target."""
 
     def _on_step(self) -> bool:
         return True
@@ -324,6 +328,10 @@ class KLPenaltyCallback(BaseCallback):
         self.last_kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes,
                                                     self.model.policy.condition).mean())
         self.last_beta = self.beta
+        if (self.kl_target is not None and self.num_timesteps >= self.snapshot_after
+                and abs(self.last_kl / self.kl_target - 1.0) <= 0.05):
+            state = {name: value.detach().clone() for name, value in self.model.policy.actor.state_dict().items()}
+            self.in_band = (self.num_timesteps, self.last_kl, state)
         if self.beta != 0:
             penalty = self.beta * (buffer.log_probs - prior_log)
             buffer.rewards -= penalty
@@ -556,6 +564,7 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
     kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain,
                                    int(config.kl_warmup * config.total_timesteps))
+    kl_penalty.snapshot_after = config.total_timesteps // 2
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [FiniteWeightsCallback(config), kl_penalty]
     if config.uses_leave_one_out:  # after KL-control has written the rewards
@@ -574,6 +583,7 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
     staging = final_zip.with_name(".final.zip.partial.zip")
     model.save(staging)
     staging.replace(final_zip)
+    kl_hold = hold_kl_target(model, prior, config, kl_penalty, log)
     history = logger_callback.history
     if resume is not None and history_path.exists():
         history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
@@ -586,6 +596,8 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         "first": history[0] if history else {},
         "plots": [str(p) for p in plots],
     }
+    if kl_hold:
+        metrics["kl_target_hold"] = kl_hold
     if isinstance(reward_fn, QuantileReward):
         metrics["quantile_reward"] = {"reference_samples": reward_fn.num_reference,
                                       "best_of": config.quantile_n}
@@ -593,6 +605,34 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
     save_model_dir(out_dir, "policy", prior.config, policy.state_dict(), config, metrics,
                    extra_config={"env": asdict(config.env_config())})
     return TuneResult(metrics, _tuned_actor(model, config), history)
+
+
+KL_CHECK_MELODIES = 512
+"""Fresh melodies the tuned policy's KL is measured on at the end of training."""
+
+
+def hold_kl_target(model: PPO, prior: MelodyPrior, config: TuneConfig, kl_penalty: KLPenaltyCallback,
+                   log: Callable[[str], None]) -> dict[str, float]:
+    """The KL target holds: measure the final policy's KL on fresh melodies; if it is more than
+    10% off the target, go back to the last actor of the second half of training whose rollout
+    was within 5% of it (if there was one). Returns what was measured and done ({} without a target)."""
+    if config.kl_target is None:
+        return {}
+    actor, condition = model.policy.actor, model.policy.condition
+    generator = torch.Generator().manual_seed(config.seed + 104_729)
+    tokens = torch.as_tensor(actor.sample(KL_CHECK_MELODIES, config.episode_steps, generator, condition=condition))
+    final_kl = float(kl_to_prior_per_melody(actor, prior, tokens, condition).mean())
+    record = {"target": config.kl_target, "final_kl": final_kl}
+    if abs(final_kl / config.kl_target - 1.0) > 0.10 and kl_penalty.in_band is not None:
+        step, rollout_kl, state = kl_penalty.in_band
+        actor.load_state_dict(state)
+        tokens = torch.as_tensor(actor.sample(KL_CHECK_MELODIES, config.episode_steps, generator,
+                                              condition=condition))
+        restored_kl = float(kl_to_prior_per_melody(actor, prior, tokens, condition).mean())
+        record.update(restored_step=float(step), restored_rollout_kl=rollout_kl, restored_kl=restored_kl)
+        log(f"KL target {config.kl_target:g}: the final policy is at {final_kl:.2f} nats; kept the policy of "
+            f"step {step:,} instead ({restored_kl:.2f} nats)")
+    return record
 
 
 class AtomicCheckpointCallback(CheckpointCallback):
