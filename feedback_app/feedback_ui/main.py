@@ -176,7 +176,7 @@ def _give_answer(answer: Any, labels: tuple[str, ...], required: dict[str, int])
     entry = state.get("pending")
     if not entry or "rater" not in state:
         return
-    kept = entry.get("played") or {}
+    kept = entry.get("played") or {}  # what had played before a reload
     played = {label: played_ms(label, entry["client_id"], kept.get(label, 0)) for label in labels}
     if answer != "skip" and any(played[label] < required.get(label, 0) for label in labels):
         state["refused"] = "Please play the melod" + ("ies" if len(labels) > 1 else "y") + " before answering."
@@ -429,10 +429,10 @@ def _keep_listening(store: FeedbackStore, study: Study, entry: dict[str, Any],
     mark the melodies heard in full (they need no listening when they come back)."""
     state = _state()
     played = {label: h["played_ms"] for label, (_, h) in heard.items()}
-    kept = entry.setdefault("played", {})
-    if any(ms > kept.get(label, 0) for label, ms in played.items()):
+    recorded = entry.setdefault("recorded", dict(entry.get("played") or {}))
+    if any(ms > recorded.get(label, 0) for label, ms in played.items()):
         store.record_listening(state["rater"]["id"], study.id, entry["client_id"], played)
-        kept.update({label: max(ms, kept.get(label, 0)) for label, ms in played.items()})
+        recorded.update({label: max(ms, recorded.get(label, 0)) for label, ms in played.items()})
     marked = entry.setdefault("marked", [])
     in_full = [melody_id for melody_id, h in heard.values() if h["in_full"] and h["played_ms"] > 0
                and melody_id not in marked]
