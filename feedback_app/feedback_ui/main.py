@@ -73,6 +73,7 @@ CSS = """
 .st-key-answer-pair-extra { max-width: 28rem; margin: 0 auto; }
 .st-key-progress-bar { position: sticky; top: 2.9rem; z-index: 99; background: white; padding: .25rem 0; }
 .st-key-answer-keeper-box { display: none; }
+[class*="st-key-notation-"] img[alt^="score"] { max-height: 11rem; object-fit: contain; object-position: left; }
 @media (hover: none) and (pointer: coarse) { .rlc-keys { display: none; } }  /* no keyboard hints on a touch screen */
 @media (max-width: 640px) {
   /* the toolbar would cover the title; the answers bar is at the bottom, toasts go above it */
@@ -85,7 +86,7 @@ CSS = """
   .st-key-rater-header [data-testid="stColumn"] { min-width: 0 !important; width: auto !important; }
   /* the score gets the full width; the piano roll gives its room to the second melody */
   [class*="st-key-notation-"] img[alt^="piano roll"] { display: none; }
-  [class*="st-key-notation-"] img[alt^="score"] { max-height: 9rem; object-fit: contain; }
+  [class*="st-key-notation-"] img[alt^="score"] { max-height: 6.5rem; }
   /* the melodies of a pair stack (each score gets the full width); the answers stay on screen */
   .st-key-answer-area, .st-key-answer-pair-extra { position: fixed; left: 0; right: 0; bottom: 0; z-index: 999;
       background: white; box-shadow: 0 -2px 8px rgba(0,0,0,.12); padding: .4rem .5rem; max-width: none;

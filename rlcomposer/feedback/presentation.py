@@ -177,7 +177,7 @@ def _toolkit(config: PresentationConfig):
         toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
         toolkit.setOptions({
             "scale": config.score_scale, "pageWidth": config.score_page_width,
-            "adjustPageHeight": True, "adjustPageWidth": False, "header": "none", "footer": "none",
+            "adjustPageHeight": True, "adjustPageWidth": True, "header": "none", "footer": "none",
             "breaks": "auto", "svgViewBox": True,
         })
         _local.toolkit, _local.key = toolkit, key
