@@ -174,3 +174,38 @@ def test_one_player_at_a_time_a_reload_keeps_the_pair_keys_answer_at_once_and_re
         finally:
             browser.close()
     assert get_study(store, "honest").is_open
+
+
+def test_answers_queued_during_an_outage_survive_a_reload(study_server):
+    """The database goes away; the rater answers and reloads: the answer is still kept (in the
+    browser) and is stored once when the database is back."""
+    base_url, store = study_server
+    path = Path(database.sqlite_path(store.url))
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.set_default_timeout(60_000)
+            sign_in(page, base_url, "Outage Olga")
+            client_id, frames = loaded(page)
+            for frame in frames:
+                page.keyboard.press(" ")  # plays the first melody not heard yet
+                frame.locator("#status", has_text="listened").wait_for(timeout=20_000)
+                frame.locator("#play", has_text="Play").wait_for(timeout=20_000)
+            page.locator(f"[class*='st-key-answer-left-{client_id}'] button:not([disabled])").wait_for()
+            path.rename(path.with_suffix(".away"))  # the database is gone
+            try:
+                page.keyboard.press("a")
+                page.get_by_text("not saved yet").wait_for()
+                page.reload()
+                page.get_by_text("not saved yet").wait_for()  # kept in the browser across the reload
+                shown = page.locator("[data-testid='stAlert']").first.inner_text()
+                assert path.name not in shown and "sqlite" not in shown  # no database address for raters
+            finally:
+                path.with_suffix(".away").rename(path)
+            page.get_by_role("button", name="Send again").click()
+            page.get_by_text("1 of 6").wait_for()
+        finally:
+            browser.close()
+    [answer] = store.comparisons()
+    assert answer.client_id == client_id and answer.choice == answer.shown_left and answer.listened_ms > 4000
