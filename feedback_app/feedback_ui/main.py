@@ -73,7 +73,7 @@ CSS = """
 .st-key-answer-pair-extra { max-width: 28rem; margin: 0 auto; }
 .st-key-progress-bar { position: sticky; top: 2.9rem; z-index: 99; background: white; padding: .25rem 0; }
 .st-key-answer-keeper-box { display: none; }
-[class*="st-key-notation-"] img[alt^="score"] { max-height: 11rem; object-fit: contain; object-position: left; }
+img[alt^="score"] { max-height: 11rem; object-fit: contain; object-position: left; }  /* a short melody is not blown up */
 @media (hover: none) and (pointer: coarse) { .rlc-keys { display: none; } }  /* no keyboard hints on a touch screen */
 @media (max-width: 640px) {
   /* the toolbar would cover the title; the answers bar is at the bottom, toasts go above it */
