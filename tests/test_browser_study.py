@@ -138,8 +138,10 @@ def test_one_player_at_a_time_a_reload_keeps_the_pair_keys_answer_at_once_and_re
                 if "listened" not in frame.locator("#status").inner_text():
                     frame.locator("#play").click()
                     frame.locator("#status", has_text="listened").wait_for(timeout=20_000)
-                    # opened at the last note's end: the trailing rests are still playing
-                    assert not paused(frame)
+                    # heard at the last note's end (2.5 s in): the 1.5 s of trailing rest still play
+                    position, length = frame.evaluate(
+                        "[document.getElementById('audio').currentTime, document.getElementById('audio').duration]")
+                    assert position < SOUNDING_S + 0.9 and length >= 3.9 and not paused(frame), (position, length)
             page.keyboard.press("b")  # at once, before the page has opened the buttons
             page.locator(f"[class*='st-key-answer-left-{first}']").wait_for(state="detached", timeout=10_000)
             page.get_by_text("1 of 6").wait_for()
