@@ -56,9 +56,10 @@ def test_skips_seen_and_excluded_pairs(setup):
     store.submit_comparison(new_client_id(), rater, ids[2], ids[4], "a", "a")
     item = strategy.next_item(store, rater, "pair")
     assert set(item.melody_ids) != {ids[2], ids[4]}
-    assert ids[2] in item.melody_ids or ids[4] in item.melody_ids
+    # the melodies just heard are not proposed again while other melodies fit
+    assert ids[2] not in item.melody_ids and ids[4] not in item.melody_ids
     again = strategy.next_item(store, rater, "pair", exclude=[item])
-    assert again.key != item.key
+    assert again.key != item.key and not set(again.melody_ids) & (set(item.melody_ids) | {ids[2], ids[4]})
 
 
 def test_exhausted_pool_gives_none(setup):
@@ -76,3 +77,38 @@ def test_exhausted_pool_gives_none(setup):
 def test_needs_an_ensemble():
     with pytest.raises(RLComposerError):
         ActiveSelection(object())
+
+
+@pytest.mark.parametrize("strategy_name", ["random", "active", "cross-tag"])
+def test_no_melody_comes_back_within_three_items_of_a_20_item_study(tmp_path, strategy_name):
+    """Over 20 answered pairs, a melody is never in two of any 3 consecutive items, except as a
+    deliberate repeat (the share of repeats stays as the study sets it)."""
+    from rlcomposer.feedback.selection import CrossTagSelection, RandomSelection
+
+    store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    melodies = prior_like_melodies(16, seed=3)
+    first = store.add_melodies(melodies[:8], "prior", model="m").ids
+    second = store.add_melodies(melodies[8:], "tuned", model="m").ids
+    rater = store.sign_in("Ann").id
+    key = {m.tokens.tobytes(): i for i, m in enumerate(melodies)}
+    strategy = {"random": RandomSelection(repeat_share=0.3, seed=5),
+                "active": ActiveSelection(FakeEnsemble(np.random.default_rng(0).normal(size=(3, 16)), key), rng=5),
+                "cross-tag": CrossTagSelection(repeat_share=0.3, tags=("prior", "tuned"), seed=5)}[strategy_name]
+    items = []
+    upcoming = strategy.next_item(store, rater, "pair")
+    for _ in range(20):  # as the app does: the item on screen, and the next one chosen ahead
+        shown, upcoming = upcoming, strategy.next_item(store, rater, "pair", exclude=[upcoming])
+        items.append(shown)
+        store.submit_comparison(new_client_id(), rater, *shown.melody_ids, "a", "a", is_repeat=shown.is_repeat)
+    assert len(items) == 20 and all(i is not None for i in items)
+    for index, item in enumerate(items):
+        if item.is_repeat:
+            continue
+        for earlier in items[max(0, index - 2):index]:
+            assert not set(item.melody_ids) & set(earlier.melody_ids), (index, items[max(0, index - 2):index + 1])
+    if strategy_name != "active":
+        assert any(i.is_repeat for i in items)  # deliberate repeats still come
+    if strategy_name == "cross-tag":
+        assert all({store.get_melody(m).tag for m in i.melody_ids} == {"prior", "tuned"} for i in items
+                   if not i.is_repeat)
+    assert set(first) and set(second)

@@ -338,7 +338,9 @@ def test_a_sqlite_file_deleted_mid_session_takes_no_answers_into_the_void(stars)
     moved = path.with_suffix(".moved")
     path.rename(moved)
     buttons(at, "answer-stars-3-")[0].click().run()
-    assert "has gone" in at.error[0].value and not path.exists()
+    shown = at.error[0].value
+    assert "not reachable" in shown and not path.exists()
+    assert path.name not in shown and "sqlite" not in shown  # the database's address is not for raters
     moved.rename(path)  # the file is back
     at.button(key="resend").click().run()
     assert [r.stars for r in stars.ratings()] == [3]
@@ -413,3 +415,82 @@ def test_the_organiser_creates_a_study(db, monkeypatch):
     assert "Study spring created" in at.success[0].value
     study = get_study(db, "spring")
     assert study.spec.pool_tags == ("tuned",) and study.spec.completion_code == "DONE-1"
+
+
+# ------------------------------------------------------- issue 18: an honest study
+def test_a_reload_keeps_the_item_on_screen_and_what_has_played_of_it(pairs):
+    at = signed_in(study="pair-study")
+    entry = dict(at.session_state["pending"])
+    at.session_state["player-A"] = {"item": entry["client_id"], "played_ms": 4100, "heard": False}
+    at.run()
+    reloaded = start("pair-study", token=token_of(at))  # a new browser session: same item, its listening kept
+    kept = reloaded.session_state["pending"]
+    assert (kept["client_id"], kept["melody_ids"], kept["shown_left"]) == (
+        entry["client_id"], entry["melody_ids"], entry["shown_left"])
+    assert kept["played"] == {"A": 4100, "B": 0}
+    hear(reloaded)
+    buttons(reloaded, "answer-left-")[0].click().run()
+    [comparison] = pairs.comparisons()
+    assert comparison.client_id == entry["client_id"] and comparison.listened_ms == 2 * 60_000
+    again = start("pair-study", token=token_of(at))  # answered: the next reload shows a new item
+    assert again.session_state["pending"]["client_id"] != entry["client_id"]
+
+
+def test_a_melody_heard_in_full_before_needs_no_listening_again(pairs):
+    at = hear(signed_in(study="pair-study"))
+    heard_ids = set(at.session_state["pending"]["melody_ids"])
+    assert pairs.heard_melody_ids(pairs.find_rater("Ann").id) == heard_ids
+    entry = at.session_state["pending"]
+    at.session_state["pending"] = dict(entry, client_id=new_client_id(), shown_at=None)  # the same melodies again
+    at.run()
+    assert not any(b.disabled for b in buttons(at, "answer-left-"))  # heard before: open without playing
+
+
+def test_a_closed_default_study_refuses_sign_in_at_the_plain_address(db):
+    start()  # the first visit makes the default study from the app's settings
+    close_study(db, "default")
+    at = start()
+    assert "is closed" in at.info[0].value and not [t for t in at.text_input]
+    assert db.raters() == []
+
+
+def test_a_study_named_default_keeps_its_settings_when_the_app_loads(db, monkeypatch):
+    create_study(db, StudySpec(name="default", pool_tags=("tuned",), mode="stars", items_per_rater=2,
+                               instructions="Only the tuned ones, in stars."))
+    monkeypatch.setenv("RLCOMPOSER_STUDY_MODE", "pairs")
+    monkeypatch.setenv("RLCOMPOSER_ITEMS_PER_RATER", "9")
+    at = start()
+    assert any("Only the tuned ones" in m.value for m in at.markdown)
+    study = get_study(db, "default")
+    assert (study.spec.mode, study.spec.items_per_rater, study.spec.pool_tags) == ("stars", 2, ("tuned",))
+
+
+def test_the_organiser_opens_on_the_newest_study_without_making_a_default_one(db, monkeypatch):
+    monkeypatch.setenv("RLCOMPOSER_ADMIN_PASSWORD", "s3cret")
+    create_study(db, StudySpec(name="older", pool_tags=("prior",)))
+    create_study(db, StudySpec(name="newest", pool_tags=("tuned",)))
+    at = start(area="organiser")
+    at.text_input[0].input("s3cret")
+    at.button[0].click().run()
+    assert at.selectbox(key="organiser_study").value == "newest"
+    assert [s["name"] for s in db.studies()] == ["older", "newest"]  # no automatic default study
+    lost = db.register_rater("Lost Lou")[0]
+    at.text_input(key="new_link_rater").input("lost lou")
+    [submit] = [b for b in at.button if b.label == "New link for this rater"]
+    submit.click().run()
+    link = [c.value for c in at.code if "token=" in c.value][0]
+    assert "?study=newest&token=" in link
+    assert db.sign_in_with_token(link.split("token=")[1]).id == lost.id
+
+
+def test_the_outage_message_never_shows_the_database_address(stars, monkeypatch):
+    at = hear(signed_in(study="stars-study"))
+
+    def down(*args, **kwargs):
+        raise DatabaseUnavailable(f"database {stars.url} is unavailable (connection refused)")
+
+    for name in ("submit_rating", "count_submissions", "get_melodies", "current_item", "save_current_item"):
+        monkeypatch.setattr(FeedbackStore, name, down)
+    buttons(at, "answer-stars-2-")[0].click().run()
+    shown = " ".join(e.value for e in at.error)
+    assert "not reachable" in shown and "sqlite" not in shown and "app.sqlite3" not in shown

@@ -141,6 +141,7 @@ def test_active_reward_setting_uses_active_selection(db, monkeypatch, reward_dir
 
 def test_a_broken_active_reward_falls_back_to_random_and_the_dashboard_says_so(db, monkeypatch, tmp_path):
     monkeypatch.setenv("RLCOMPOSER_ACTIVE_REWARD", str(tmp_path / "nowhere"))
+    AppTest.from_file(APP, default_timeout=60).run()  # a rater opens the plain address: the default study
     at = open_dashboard(monkeypatch)
     assert "Active selection is OFF" in all_text(at)
 

@@ -21,7 +21,8 @@ from rlcomposer.feedback.testing import (
 )
 
 PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
-TABLES = {"raters", "models", "melodies", "rating_sessions", "star_ratings", "comparisons", "studies"}
+TABLES = {"raters", "models", "melodies", "rating_sessions", "star_ratings", "comparisons", "studies",
+          "current_items", "heard_melodies"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -410,3 +410,29 @@ def test_database_urls(tmp_path, monkeypatch):
     with pytest.raises(DatabaseError, match="does not exist"):
         database.create_database_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
     assert "secret" not in database.display_url("postgresql+psycopg://u:secret@h/db")
+
+
+def test_a_raters_current_item_keeps_what_has_played_until_it_is_answered(store, pool):
+    ann, ids = pool
+    study_id = store.create_study("s", pool_tags=[], mode="pairs", items_per_rater=5, instructions="",
+                                  consent_text="", selection="random", listen_fraction=1.0, repeat_share=0.0)
+    assert store.current_item(ann.id, study_id) is None
+    first = new_client_id()
+    store.save_current_item(ann.id, study_id, first, "pair", ids[:2], "b", False)
+    store.record_listening(ann.id, study_id, first, {"A": 3000})
+    store.record_listening(ann.id, study_id, first, {"A": 1000, "B": 2500})  # never lowered
+    store.record_listening(ann.id, study_id, new_client_id(), {"A": 9999})  # another item: ignored
+    kept = store.current_item(ann.id, study_id)
+    assert kept == {"client_id": first, "kind": "pair", "melody_ids": ids[:2], "shown_left": "b",
+                    "is_repeat": False, "played_ms": {"A": 3000, "B": 2500}}
+    second = new_client_id()
+    store.save_current_item(ann.id, study_id, second, "pair", ids[2:4], "a", False)  # replaces it
+    assert store.current_item(ann.id, study_id)["client_id"] == second
+    store.submit_comparison(second, ann.id, ids[2], ids[3], "a", "a", study_id=study_id)
+    assert store.current_item(ann.id, study_id) is None  # answered
+    with pytest.raises(FeedbackError, match="time played of A"):
+        store.record_listening(ann.id, study_id, second, {"A": -5})
+    store.mark_heard(ann.id, [ids[0], ids[1]])
+    store.mark_heard(ann.id, [ids[0]])  # once each
+    assert store.heard_melody_ids(ann.id) == {ids[0], ids[1]}
+    assert store.recent_items(ann.id, 3) == [(ids[2], ids[3])]

@@ -4,6 +4,7 @@ and the study an experiment's people round creates."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -11,12 +12,14 @@ import pytest
 
 from rlcomposer.cli.main import main
 from rlcomposer.feedback import database
-from rlcomposer.feedback.store import new_client_id, open_store
+from rlcomposer.feedback.export import export_ratings, format_rows
+from rlcomposer.feedback.store import InvalidToken, new_client_id, open_store
 from rlcomposer.feedback.study import (
     StudyError,
     StudySpec,
     close_study,
     create_study,
+    default_study,
     get_study,
     study_progress,
     sync_study,
@@ -24,6 +27,7 @@ from rlcomposer.feedback.study import (
 from rlcomposer.feedback.study_statistics import (
     activity_series,
     agreement_summary,
+    answer_counts,
     answers_of_kind,
     wilson_interval,
     win_rates_with_intervals,
@@ -84,10 +88,84 @@ def test_progress_counts_answers_not_skips_and_people_apart_from_simulated(store
         store.submit_comparison(new_client_id(), bob.id, ids[2], ids[3], "a", "a", study_id=study.id)
 
 
-def test_the_default_study_follows_its_settings(store):
+def test_sync_study_follows_its_settings(store):
     first = sync_study(store, StudySpec(name="default", pool_tags=("prior",)))
     second = sync_study(store, StudySpec(name="default", pool_tags=("tuned",), mode="stars"))
     assert first.id == second.id and second.spec.pool_tags == ("tuned",) and second.spec.mode == "stars"
+
+
+def test_a_study_named_default_keeps_its_settings_against_the_apps(store):
+    main(["study", "create", "default", "--db", store.url, "--tags", "tuned", "--mode", "stars", "--items", "7"])
+    app_settings = StudySpec(name="default", pool_tags=("prior",), mode="pairs", items_per_rater=20)
+    study = default_study(store, app_settings)
+    assert (study.spec.pool_tags, study.spec.mode, study.spec.items_per_rater) == (("tuned",), "stars", 7)
+    close_study(store, "default")
+    assert not default_study(store, app_settings).is_open  # a closed default study stays closed
+    # made from the app's settings when there is none
+    other = default_study(store, StudySpec(name="other", pool_tags=("prior",)))
+    assert other.spec.pool_tags == ("prior",)
+
+
+def test_a_pairs_study_never_mentions_stars_and_a_stars_study_does():
+    assert "star" not in StudySpec(name="p").instructions.lower()
+    assert "star" not in StudySpec(name="m", mode="mixed-tags", pool_tags=("a", "b")).instructions.lower()
+    assert "1 star" in StudySpec(name="s", mode="stars").instructions
+    assert StudySpec(name="own", instructions="Listen well.").instructions == "Listen well."
+
+
+def test_study_link_issues_a_working_link_and_retires_the_old_one(store, capsys):
+    create_study(store, StudySpec(name="spring", pool_tags=("prior",)))
+    kim, old_token = store.register_rater("Keyboard Kim")
+    assert main(["study", "link", "spring", "keyboard kim", "--db", store.url, "--json",
+                 "--base-url", "https://rate.example.org"]) == 0
+    link = json.loads(capsys.readouterr().out)["url"]
+    assert link.startswith("https://rate.example.org/?study=spring&token=")
+    new_token = link.split("&token=")[1]
+    assert store.sign_in_with_token(new_token).id == kim.id
+    with pytest.raises(InvalidToken):
+        store.sign_in_with_token(old_token)
+    assert main(["study", "link", "spring", "nobody", "--db", store.url]) == 2
+    err = capsys.readouterr().err
+    assert "no rater called 'nobody'" in err and len(err.strip().splitlines()) == 1
+    assert main(["study", "link", "autumn", "keyboard kim", "--db", store.url]) == 2
+    assert "no study called 'autumn'" in capsys.readouterr().err
+    store.sign_in_with_token(new_token)  # a refused link request changed nothing
+
+
+def test_dashboard_counts_and_charts_agree_skips_apart(store):
+    study = create_study(store, StudySpec(name="p", pool_tags=("prior",)))
+    ann = store.sign_in("Ann")
+    ids = store.melody_ids(["prior"])
+    pairs = [(ids[0], ids[1]), (ids[2], ids[3]), (ids[0], ids[2])]
+    for (a, b), choice in zip(pairs, ("a", "skip", "tie"), strict=True):
+        store.submit_comparison(new_client_id(), ann.id, a, b, choice, "a", study_id=study.id)
+    store.submit_rating(new_client_id(), ann.id, ids[1], 4, study_id=study.id)
+    rows = answers_of_kind(store, "person", study.id)
+    counts = answer_counts(rows)
+    assert counts == {"raters": 1, "stars": 1, "comparisons": 2, "skips": 1}
+    series = activity_series(rows, "rater", cumulative=True)
+    assert sum(s["count"] for s in series if s["hour"] == series[-1]["hour"]) == counts["stars"] + counts["comparisons"]
+
+
+def test_the_export_names_the_study_and_escapes_formulas_in_csv_only(store, tmp_path):
+    study = create_study(store, StudySpec(name="spring", pool_tags=("prior",)))
+    ids = store.melody_ids(["prior"])
+    names = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(A1)", "plain"]
+    for i, name in enumerate(names):
+        rater = store.sign_in(name)
+        store.submit_comparison(new_client_id(), rater.id, ids[i % 3], ids[3], "a", "a", study_id=study.id)
+    export_ratings(store, tmp_path / "r.csv")
+    export_ratings(store, tmp_path / "r.jsonl")
+    rows = list(csv.DictReader((tmp_path / "r.csv").open(newline="")))
+    assert {r["study"] for r in rows} == {"spring"}
+    assert [r["rater"] for r in rows] == ["'" + " ".join(n.split()) if n != "plain" else n for n in names]
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["rater"] for r in lines] == [" ".join(n.split()) for n in names]  # raw in JSONL
+    assert all(r["study"] == "spring" for r in lines)
+    assert rows[0]["melody_tokens"][0] != "'"  # numbers and token lists untouched
+    # a tab or carriage return first (text from elsewhere, e.g. a model name) is a formula too
+    text = format_rows([{"rater": "\tx", "melody_model": "\r=1", "melody_seed": -3}], "csv")
+    assert text.splitlines()[1].startswith(",,,,'\tx,") and "'\r=1" in text and ",-3," in text
 
 
 def test_win_rates_have_95_percent_intervals_and_agreement_says_why_it_is_empty(store):

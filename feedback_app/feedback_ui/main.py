@@ -1,7 +1,7 @@
 """The app's pages: a study's sign-in, rating, my answers, completion; the organiser area.
 
-One study per URL (``?study=NAME``; without it, the default study made from the app's
-settings). After sign-in a rater's secret token is put into the page's URL
+One study per URL (``?study=NAME``; without it, the study called ``default``: made from
+the app's settings the first time, then kept as stored, and refused once closed). After sign-in a rater's secret token is put into the page's URL
 (``&token=...``): a reload, or the same link later, signs them back in; a name
 alone never does. ``?area=organiser`` opens the organiser area (password), without
 becoming a rater.
@@ -10,23 +10,38 @@ Session state (per browser tab):
 
 * ``rater`` / ``session_id`` / ``study``: who is signed in, their rating session, the study;
 * ``pending``: the item on screen, with its submission id (made when it was first
-  shown), the side each melody of a pair is shown on, and when it was shown;
+  shown), the side each melody of a pair is shown on, when it was shown, how long each
+  melody has played on its own (``played``) and which were heard in full before
+  (``heard_before``). It is also kept with the rater in the database: a reload (or the
+  personal link later) shows the same item with its listening;
 * ``upcoming``: the next item, chosen ahead (its views render in the background);
 * ``unsent``: answers given but not stored yet (database down, locked, gone): kept,
-  sent again before anything else on every rerun and with "Send again".
+  sent again before anything else on every rerun and with "Send again"; also kept in the
+  browser (localStorage, by the hidden answer keeper), so a reload during an outage loses none.
+
+Rater-facing messages never show the database's address (it goes to the app's log).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
+import uuid
 from typing import Any
 
 import streamlit as st
 
 from feedback_ui import organiser
 from feedback_ui.settings import AppSettings, load_settings
-from feedback_ui.widgets import listening_player, melody_view, played_ms, prefetch_views
+from feedback_ui.widgets import (
+    ANSWER_KEEPER_KEY,
+    answer_keeper,
+    listening_player,
+    melody_view,
+    played_ms,
+    prefetch_views,
+)
 from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.database import DatabaseUnavailable
 from rlcomposer.feedback.experiment_stats import latest_reward_model_path
@@ -43,21 +58,35 @@ from rlcomposer.feedback.study import (
     DEFAULT_STUDY,
     Study,
     StudySelection,
+    default_study,
     find_study,
     study_pool_problem,
-    sync_study,
 )
 from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
 STARS_HELP = "1 star = not at all, 5 stars = love it"
+LOG = logging.getLogger("rlcomposer.app")
+OUTAGE = "the rating database is not reachable right now"
 CSS = """
 <style>
 .st-key-answer-area button, .st-key-answer-pair-extra button { min-height: 3rem; font-size: 1.05rem; }
 .st-key-answer-pair-extra { max-width: 28rem; margin: 0 auto; }
 .st-key-progress-bar { position: sticky; top: 2.9rem; z-index: 99; background: white; padding: .25rem 0; }
+.st-key-answer-keeper-box { display: none; }
+img[alt^="score"] { max-height: 11rem; object-fit: contain; object-position: left; }  /* a short melody is not blown up */
+@media (hover: none) and (pointer: coarse) { .rlc-keys { display: none; } }  /* no keyboard hints on a touch screen */
 @media (max-width: 640px) {
-  .block-container, [data-testid="stMainBlockContainer"] { padding: .75rem .6rem 5rem .6rem !important; }
+  /* the toolbar would cover the title; the answers bar is at the bottom, toasts go above it */
+  header[data-testid="stHeader"] { display: none; }
+  .block-container, [data-testid="stMainBlockContainer"] { padding: .5rem .6rem 8rem .6rem !important; }
   .st-key-progress-bar { top: 0; }
+  [data-testid="stToastContainer"] { top: auto !important; bottom: 8.5rem !important; }
+  .st-key-rater-header h3 { font-size: 1.15rem; padding: 0; }
+  .st-key-rater-header [data-testid="stHorizontalBlock"] { flex-wrap: nowrap !important; }
+  .st-key-rater-header [data-testid="stColumn"] { min-width: 0 !important; width: auto !important; }
+  /* the score gets the full width; the piano roll gives its room to the second melody */
+  [class*="st-key-notation-"] img[alt^="piano roll"] { display: none; }
+  [class*="st-key-notation-"] img[alt^="score"] { max-height: 6.5rem; }
   /* the melodies of a pair stack (each score gets the full width); the answers stay on screen */
   .st-key-answer-area, .st-key-answer-pair-extra { position: fixed; left: 0; right: 0; bottom: 0; z-index: 999;
       background: white; box-shadow: 0 -2px 8px rgba(0,0,0,.12); padding: .4rem .5rem; max-width: none;
@@ -94,13 +123,15 @@ def _state() -> Any:
     state.setdefault("pending", None)
     state.setdefault("upcoming", None)
     state.setdefault("unsent", [])
+    state.setdefault("keeper_session", uuid.uuid4().hex)
+    state.setdefault("absorbed", [])
     return state
 
 
 def _entry(item: Item) -> dict[str, Any]:
     return {"kind": item.kind, "melody_ids": list(item.melody_ids), "is_repeat": item.is_repeat,
             "client_id": new_client_id(), "shown_left": random.choice("ab") if item.kind == "pair" else None,
-            "shown_at": None}
+            "shown_at": None, "played": {}, "heard_before": []}
 
 
 def _item(entry: dict[str, Any]) -> Item:
@@ -146,7 +177,8 @@ def _give_answer(answer: Any, labels: tuple[str, ...], required: dict[str, int])
     entry = state.get("pending")
     if not entry or "rater" not in state:
         return
-    played = {label: played_ms(label, entry["client_id"]) for label in labels}
+    kept = entry.get("played") or {}  # what had played before a reload
+    played = {label: played_ms(label, entry["client_id"], kept.get(label, 0)) for label in labels}
     if answer != "skip" and any(played[label] < required.get(label, 0) for label in labels):
         state["refused"] = "Please play the melod" + ("ies" if len(labels) > 1 else "y") + " before answering."
         return
@@ -178,7 +210,8 @@ def flush_unsent(store: FeedbackStore) -> bool:
         try:
             _send(store, unsent)
         except DatabaseUnavailable as error:
-            state["send_error"] = str(error)
+            LOG.warning("answers not stored yet: %s", error)
+            state["send_error"] = OUTAGE
             return False
         except FeedbackError as error:
             state["refused"] = f"Your answer ({_answer_label(unsent)}) was not stored: {error}"
@@ -202,9 +235,9 @@ def unsent_page(store: FeedbackStore) -> None:
     """The database could not take the answers yet: say so, keep them, offer "Send again"."""
     state = _state()
     count = len(state["unsent"])
-    st.error(f"Your answer{'s are' if count > 1 else ' is'} not saved yet: the rating database is not "
-             f"reachable right now ({state.get('send_error', 'unavailable')}). Nothing you entered is lost: "
-             f"{'they are' if count > 1 else 'it is'} kept here and sent as soon as the database is back.")
+    st.error(f"Your answer{'s are' if count > 1 else ' is'} not saved yet: {OUTAGE}. Nothing you entered "
+             f"is lost: {'they are' if count > 1 else 'it is'} kept here (also if you reload the page) and "
+             "sent as soon as the database is back.")
     st.button("Send again", key="resend", type="primary")
 
 
@@ -245,8 +278,21 @@ def sign_in_page(store: FeedbackStore, settings: AppSettings, study: Study) -> N
 def _signed_in(store: FeedbackStore, study: Study, rater_id: int, name: str, returning: bool) -> None:
     state = _state()
     session_id = store.start_session(rater_id, client="streamlit", study_id=study.id)
+    kept = store.current_item(rater_id, study.id) if returning else None
+    if kept is not None and kept["client_id"] in {u["entry"]["client_id"] for u in state["unsent"]}:
+        kept = None  # answered already, waiting in the queue
+    pending = None
+    if kept is not None:  # the item on screen before the reload, with what had played of it
+        pending = {"kind": kept["kind"], "melody_ids": kept["melody_ids"], "is_repeat": kept["is_repeat"],
+                   "client_id": kept["client_id"], "shown_left": kept["shown_left"], "shown_at": time.time(),
+                   "played": kept["played_ms"], "heard_before": sorted(_heard_before(store, rater_id, kept))}
     state.update(rater={"id": rater_id, "name": name}, session_id=session_id, study_id=study.id,
-                 pending=None, upcoming=None, returning=returning)
+                 pending=pending, upcoming=None, returning=returning)
+
+
+def _heard_before(store: FeedbackStore, rater_id: int, entry: dict[str, Any]) -> set[int]:
+    """The item's melodies the rater heard in full in an earlier item (no listening needed)."""
+    return store.heard_melody_ids(rater_id) & set(entry["melody_ids"])
 
 
 def _sign_in_with_token(store: FeedbackStore, study: Study, token: str) -> bool:
@@ -312,6 +358,11 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
         return
     if entry["shown_at"] is None:
         entry["shown_at"] = time.time()
+        entry["heard_before"] = sorted(_heard_before(store, state["rater"]["id"], entry))
+        store.save_current_item(state["rater"]["id"], study.id, entry["client_id"], entry["kind"],
+                                entry["melody_ids"], entry["shown_left"], entry["is_repeat"])
+    kept = entry.setdefault("played", {})
+    before = set(entry.setdefault("heard_before", []))
     try:
         records = store.get_melodies(entry["melody_ids"])
     except FeedbackError as error:
@@ -323,8 +374,11 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
     need = "Play it; the buttons open once it has played." if fraction > 0 else "Listen, then answer."
     if entry["kind"] == "single":
         record = records[entry["melody_ids"][0]]
-        st.caption(f"{need} {STARS_HELP}. Keys: 1-5, space plays.")
-        heard = listening_player(record.melody, settings.tempo_bpm, entry["client_id"], "melody", fraction)
+        st.caption(f"{need} {STARS_HELP}. <span class='rlc-keys'>Keys: 1-5, space plays.</span>",
+                   unsafe_allow_html=True)
+        heard = listening_player(record.melody, settings.tempo_bpm, entry["client_id"], "melody", fraction,
+                                 kept_ms=kept.get("melody", 0), heard_before=record.id in before)
+        _keep_listening(store, study, entry, {"melody": (record.id, heard)})
         with st.container(key="answer-area"):
             for stars, column in zip(range(1, 6), st.columns(5), strict=True):
                 column.button(f"{stars} ★", key=f"answer-stars-{stars}-{entry['client_id']}", width="stretch",
@@ -336,7 +390,8 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
         left, right = (a, b) if entry["shown_left"] == "a" else (b, a)
         other = "b" if entry["shown_left"] == "a" else "a"
         st.caption(f"{need.replace('it', 'both').replace('has', 'have')} Which do you like more? "
-                   "Keys: A, B, = (about the same), S (skip); space plays.")
+                   "<span class='rlc-keys'>Keys: A, B, = (about the same), S (skip); space plays.</span>",
+                   unsafe_allow_html=True)
         pitch_range = shared_pitch_range([left.melody, right.melody])
         labels = ("A", "B")
         with st.container(key="pair-area"):
@@ -347,14 +402,18 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
                     with column:
                         st.markdown(f"**{label}**")
                         heard[label] = listening_player(record.melody, settings.tempo_bpm, entry["client_id"], label,
-                                                        fraction, pitch_range)
+                                                        fraction, pitch_range, kept_ms=kept.get(label, 0),
+                                                        heard_before=record.id in before)
+                _keep_listening(store, study, entry, {"A": (left.id, heard["A"]), "B": (right.id, heard["B"])})
                 ready = all(h["heard"] for h in heard.values())
                 required = {label: h["required_ms"] for label, h in heard.items()}
-                for column, label, answer in ((col_left, "A", entry["shown_left"]), (col_right, "B", other)):
+            # one bar of answers (on a phone: fixed at the bottom, always on screen)
+            with st.container(key="answer-pair-extra"):
+                better_a, better_b = st.columns(2)
+                for column, label, answer in ((better_a, "A", entry["shown_left"]), (better_b, "B", other)):
                     column.button(f"{label} is better", key=f"answer-{'left' if label == 'A' else 'right'}-"
                                   f"{entry['client_id']}", width="stretch", type="primary", disabled=not ready,
                                   on_click=_give_answer, args=(answer, labels, required))
-            with st.container(key="answer-pair-extra"):
                 tie, skip = st.columns(2)
                 tie.button("About the same", key=f"answer-tie-{entry['client_id']}", width="stretch",
                            disabled=not ready, on_click=_give_answer, args=("tie", labels, required))
@@ -363,6 +422,24 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
     if entry["is_repeat"]:
         st.caption("(You may have heard this one before; please answer anyway.)")
     _prepare_next(store, settings, study)
+
+
+def _keep_listening(store: FeedbackStore, study: Study, entry: dict[str, Any],
+                    heard: dict[str, tuple[int, dict[str, Any]]]) -> None:
+    """Keep what has played of the item on screen with the rater (a reload keeps it), and
+    mark the melodies heard in full (they need no listening when they come back)."""
+    state = _state()
+    played = {label: h["played_ms"] for label, (_, h) in heard.items()}
+    recorded = entry.setdefault("recorded", dict(entry.get("played") or {}))
+    if any(ms > recorded.get(label, 0) for label, ms in played.items()):
+        store.record_listening(state["rater"]["id"], study.id, entry["client_id"], played)
+        recorded.update({label: max(ms, recorded.get(label, 0)) for label, ms in played.items()})
+    marked = entry.setdefault("marked", [])
+    in_full = [melody_id for melody_id, h in heard.values() if h["in_full"] and h["played_ms"] > 0
+               and melody_id not in marked]
+    if in_full:
+        store.mark_heard(state["rater"]["id"], in_full)
+        marked.extend(in_full)
 
 
 def _prepare_next(store: FeedbackStore, settings: AppSettings, study: Study) -> None:
@@ -417,12 +494,15 @@ def history_page(store: FeedbackStore, settings: AppSettings, study: Study) -> N
 def _study_for_page(store: FeedbackStore, settings: AppSettings) -> Study | None:
     name = _query("study")
     if name is None:
-        try:
-            return sync_study(store, settings.default_study_spec())
-        except FeedbackError as error:
-            st.error(f"There is nothing to rate yet: {error}")
-            return None
-    study = find_study(store, name)
+        study = find_study(store, DEFAULT_STUDY)
+        if study is None:  # made from the app's settings the first time; then it is kept as stored
+            try:
+                study = default_study(store, settings.default_study_spec())
+            except FeedbackError as error:
+                st.error(f"There is nothing to rate yet: {error}")
+                return None
+    else:
+        study = find_study(store, name)
     if study is None:
         st.error(f"There is no study called “{_plain(name)}”. Check the link you were given.")
         return None
@@ -445,25 +525,30 @@ def run() -> None:
     except RLComposerError as error:
         st.error(f"The app is misconfigured: {error}")
         st.stop()
+    state = _state()
     try:
         store = _store(settings.database_url)
     except DatabaseUnavailable as error:
-        st.error(f"The rating database is not reachable right now ({error}). Please try again in a minute.")
+        LOG.warning("the rating database cannot be opened: %s", error)
+        st.error("The rating database is not reachable right now. Please try again in a minute.")
+        _keep_unsent()
         st.button("Try again", key="retry-open")
         st.stop()
     except RLComposerError as error:
         st.error(f"The rating database cannot be used: {error}")
         st.stop()
     _warm_up(settings.tempo_bpm)
-    state = _state()
     try:
         if _query("area") == "organiser":
             organiser.organiser_area(store, settings)
             return
+        _restore_unsent()
         # answers given before anything else: a failing read of the next item cannot lose them
         if state["unsent"] and not flush_unsent(store):
+            _keep_unsent()
             unsent_page(store)
             return
+        _keep_unsent()
         study = _study_for_page(store, settings)
         if study is None:
             return
@@ -479,9 +564,10 @@ def run() -> None:
         counts = _progress(store, study)
         if state.pop("returning", False):
             st.toast(f"Welcome back, {_plain(state['rater']['name'])}: {counts['answered']} answered so far.")
-        header, who = st.columns([3, 1])
-        header.markdown(f"### {_plain(study.name) if study.name != DEFAULT_STUDY else 'Rate melodies'}")
-        who.caption(f"Signed in as {_plain(state['rater']['name'])}")
+        with st.container(key="rater-header"):
+            header, who = st.columns([3, 1])
+            header.markdown(f"### {_plain(study.name) if study.name != DEFAULT_STUDY else 'Rate melodies'}")
+            who.caption(f"Signed in as {_plain(state['rater']['name'])}")
         progress_bar(study, counts)
         page = st.segmented_control("Page", ["Rate", "My answers"], default="Rate", key="page",
                                     label_visibility="collapsed") or "Rate"
@@ -490,8 +576,50 @@ def run() -> None:
         else:
             history_page(store, settings, study)
     except DatabaseUnavailable as error:
+        LOG.warning("the rating database is unavailable: %s", error)
         kept = len(state["unsent"])
-        st.error(f"The rating database is not reachable right now ({error}). Nothing you entered is lost"
+        _keep_unsent()
+        st.error("The rating database is not reachable right now. Nothing you entered is lost"
                  + (f" ({kept} answer{'s' if kept > 1 else ''} kept, sent when it is back)" if kept else "")
                  + "; press Send again in a moment.")
         st.button("Send again", key="retry", type="primary")
+
+
+def _restore_unsent() -> None:
+    """Answers the browser kept from an earlier page (a reload during an outage) join the
+    queue, once each (they carry their submission ids: the store keeps one of each)."""
+    state = _state()
+    value = st.session_state.get(ANSWER_KEEPER_KEY)
+    if not isinstance(value, dict) or value.get("nonce") in state.setdefault("restored_nonces", []):
+        return
+    state["restored_nonces"].append(value.get("nonce"))
+    known = {u["entry"]["client_id"] for u in state["unsent"]}
+    dropped = 0
+    for unsent in value.get("restore") or []:
+        if not _well_formed(unsent):
+            dropped += 1
+            continue
+        if unsent["entry"]["client_id"] not in known:
+            known.add(unsent["entry"]["client_id"])
+            state["unsent"].append(unsent)
+    if dropped:
+        state["refused"] = f"{dropped} answer{'s' if dropped > 1 else ''} kept in this browser could not be read "
+        state["refused"] += "(damaged) and were not sent."
+    state["absorbed"] = [k for k in value.get("keys") or [] if isinstance(k, str)]
+
+
+def _well_formed(unsent: Any) -> bool:
+    """An answer kept in the browser that has everything needed to send it."""
+    try:
+        entry = unsent["entry"]
+        return (isinstance(entry["client_id"], str) and entry["kind"] in ("single", "pair")
+                and isinstance(entry["melody_ids"], list) and all(k in unsent for k in (
+                    "answer", "listened_ms", "answer_ms", "rater_id", "session_id", "study_id")))
+    except (KeyError, TypeError):
+        return False
+
+
+def _keep_unsent() -> None:
+    """The hidden answer keeper, holding the answers not stored yet in the browser."""
+    state = _state()
+    answer_keeper(state["keeper_session"], state["unsent"], state["absorbed"])

@@ -21,15 +21,14 @@ from rlcomposer.feedback.export import export_bytes
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore
 from rlcomposer.feedback.study import (
     DEFAULT_CONSENT,
-    DEFAULT_INSTRUCTIONS,
     StudySelection,
     StudySpec,
     close_study,
     create_study,
     list_studies,
+    rater_link,
     reopen_study,
     study_progress,
-    sync_study,
 )
 from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
@@ -49,10 +48,7 @@ def organiser_area(store: FeedbackStore, settings: AppSettings) -> None:
                     st.rerun()
                 st.error("Wrong organiser password.")
         return
-    try:  # the default study (the app's settings) is listed like the others
-        sync_study(store, settings.default_study_spec())
-    except FeedbackError as error:
-        st.caption(f"The default study is not available: {error}")
+    # the default study (the app's plain address) is made when a rater first opens it, not here
     studies, dashboard, pool, experiments = st.tabs(["Studies", "Dashboard", "Pool", "Experiments"])
     with studies:
         studies_tab(store)
@@ -75,7 +71,7 @@ def _base_url() -> str:
 def studies_tab(store: FeedbackStore) -> None:
     st.subheader("Studies")
     rows = []
-    for study in list_studies(store):
+    for study in reversed(list_studies(store)):  # the newest first
         progress = study_progress(store, study)
         simulated = study_progress(store, study, "simulated")
         rows.append({"study": study.name, "status": study.status, "mode": study.spec.mode,
@@ -87,7 +83,7 @@ def studies_tab(store: FeedbackStore) -> None:
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch", key="studies_table")
         names = [r["study"] for r in rows]
-        chosen = st.selectbox("Study", names, index=len(names) - 1, key="organiser_study")  # the newest first
+        chosen = st.selectbox("Study", names, index=0, key="organiser_study")  # the newest
         row = rows[names.index(chosen)]
         c1, c2, c3 = st.columns(3)
         c1.metric("People", row["people"])
@@ -104,6 +100,17 @@ def studies_tab(store: FeedbackStore) -> None:
             else:
                 st.caption(f"Pairs: active selection ({type(strategy).__name__}) with the reward model "
                            f"{study.spec.reward_model}.")
+        with st.form("new_link"):
+            st.caption("A rater lost their personal link? Make a new one (their old link stops working).")
+            lost = st.text_input("Rater name", key="new_link_rater")
+            if st.form_submit_button("New link for this rater"):
+                try:
+                    link = rater_link(store, chosen, lost.strip(), _base_url())
+                except FeedbackError as error:
+                    st.error(f"No new link: {error}")
+                else:
+                    st.success(f"New link of {lost.strip()} (send it to them; the old one no longer works):")
+                    st.code(link, language=None)
         if row["status"] == "open":
             if st.button("Close this study", key="close_study"):
                 close_study(store, chosen)
@@ -122,7 +129,8 @@ def studies_tab(store: FeedbackStore) -> None:
             items = st.number_input("Items per rater", 1, 10_000, 20, key="new_study_items")
             listen = st.slider("Share of each melody that must play before answering", 0.0, 1.0, 1.0, 0.05,
                                key="new_study_listen")
-            instructions = st.text_area("Instructions", DEFAULT_INSTRUCTIONS, key="new_study_instructions")
+            instructions = st.text_area("Instructions", "", key="new_study_instructions",
+                                        help="Empty: the mode's own instructions (a pairs study never mentions stars)")
             consent = st.text_input("Consent line", DEFAULT_CONSENT, key="new_study_consent")
             code = st.text_input("Completion code (optional)", key="new_study_code")
             reward = st.text_input("Active selection: reward model directory or 'latest' (optional)",
@@ -152,21 +160,21 @@ def dashboard_tab(store: FeedbackStore) -> None:
     kind_label = st.segmented_control("Raters", ["people", "simulated"], default="people", key="dash_kind") \
         or "people"
     kind = "person" if kind_label == "people" else "simulated"
-    studies = list_studies(store)
+    studies = list(reversed(list_studies(store)))  # the newest first
     names = ["(all studies)"] + [s.name for s in studies]
     chosen = st.selectbox("Study", names, key="dash_study")
     study_id = None if chosen == names[0] else next(s.id for s in studies if s.name == chosen)
     rows = study_statistics.answers_of_kind(store, kind, study_id)
-    raters = {r["rater"] for r in rows}
+    counts = study_statistics.answer_counts(rows)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric(f"{kind_label.capitalize()}", len(raters))
-    c2.metric("Star ratings", sum(r["kind"] == "stars" for r in rows))
-    c3.metric("Comparisons", sum(r["kind"] == "comparison" and r["choice"] != "skip" for r in rows))
-    c4.metric("Skips", sum(r["choice"] == "skip" for r in rows))
+    c1.metric(f"{kind_label.capitalize()}", counts["raters"])
+    c2.metric("Star ratings", counts["stars"])
+    c3.metric("Comparisons", counts["comparisons"])
+    c4.metric("Skips", counts["skips"], help="not answers: left out of the charts")
     chart = st.segmented_control("Chart", ["cumulative", "per hour"], default="cumulative", key="dash_chart") \
         or "cumulative"
     for by in ("rater", "tag"):
-        st.markdown(f"**Answers per {by}, {chart} (UTC hours)**")
+        st.markdown(f"**Answers per {by}, {chart} (UTC hours{'; a pair of two tags counts for each' if by == 'tag' else ''})**")
         series = study_statistics.activity_series(rows, by, cumulative=chart == "cumulative")
         if series:
             frame = pd.DataFrame(series).pivot_table(index="hour", columns=by, values="count", fill_value=0)

@@ -31,6 +31,16 @@ PLAYER_TOLERANCE_MS = 300
 _CACHE_SIZE = 512
 
 _player = components.declare_component("listen_player", path=str(Path(__file__).parent / "listen_player"))
+_keeper = components.declare_component("answer_keeper", path=str(Path(__file__).parent / "answer_keeper"))
+ANSWER_KEEPER_KEY = "answer-keeper"
+
+
+def answer_keeper(session: str, unsent: list[dict[str, Any]], absorbed: list[str]) -> None:
+    """The hidden component that keeps the answers not stored yet in the browser (localStorage),
+    so that a reload during a database outage loses none; answers it finds from an earlier
+    page come back as this key's value (``{"restore": [...], "keys": [...], "nonce": ...}``)."""
+    with st.container(key="answer-keeper-box"):
+        _keeper(session=session, unsent=unsent, absorbed=absorbed, key=ANSWER_KEEPER_KEY, default=None)
 
 
 class _ViewCache:
@@ -127,10 +137,11 @@ def svg_image(svg: str, alt: str, background: str = "white") -> None:
 
 
 def required_listening_ms(view: MelodyView, listen_fraction: float) -> int:
-    """How much of a melody must have played before the answer buttons open."""
+    """How much of a melody must have played before the answer buttons open: the share of it
+    up to its last note's end (trailing rests are not waited for)."""
     if listen_fraction <= 0:
         return 0
-    return max(0, int(view.playback_ms * listen_fraction) - PLAYER_TOLERANCE_MS)
+    return max(0, int(view.sounding_ms * listen_fraction) - PLAYER_TOLERANCE_MS)
 
 
 def _audio_source(view: MelodyView, data_url: str, label: str) -> str:
@@ -149,21 +160,31 @@ def _audio_source(view: MelodyView, data_url: str, label: str) -> str:
 
 
 def listening_player(melody: Melody, tempo_bpm: float, item: str, label: str, listen_fraction: float,
-                     pitch_range: tuple[int, int] | None = None, show_notation: bool = True) -> dict[str, Any]:
-    """The player (a custom component reporting how long it has played), then the score and
-    the piano roll. Returns ``{"played_ms": n, "heard": bool, "required_ms": m}`` for ``item``."""
+                     pitch_range: tuple[int, int] | None = None, show_notation: bool = True,
+                     kept_ms: int = 0, heard_before: bool = False) -> dict[str, Any]:
+    """The player (a custom component reporting how long it has played on its own), then the
+    score and the piano roll. ``kept_ms``: what had played of this item before a reload;
+    ``heard_before``: the rater heard this melody in full in an earlier item (no listening
+    required). Returns ``{"played_ms": n, "heard": bool, "required_ms": m, "in_full": bool}``
+    for ``item`` (``in_full``: played to its last note's end)."""
     view, data_url = _views().get(view_key(melody, tempo_bpm, pitch_range))
-    required = required_listening_ms(view, listen_fraction)
-    value = _player(src=_audio_source(view, data_url, label), item=item, label=label, required_ms=required, duration_ms=view.playback_ms,
+    required = 0 if heard_before else required_listening_ms(view, listen_fraction)
+    value = _player(src=_audio_source(view, data_url, label), item=item, label=label, required_ms=required,
+                    duration_ms=view.playback_ms, played_ms=int(kept_ms), heard_before=bool(heard_before),
                     key=f"player-{label}", default=None)
     played = int(value.get("played_ms", 0)) if isinstance(value, dict) and value.get("item") == item else 0
+    played = max(played, int(kept_ms))
     if show_notation:
-        svg_image(view.score_svg, f"score {label}".strip())
-        svg_image(view.piano_roll_svg, f"piano roll {label}".strip(), "#fafafa")
-    return {"played_ms": played, "heard": played >= required, "required_ms": required}
+        with st.container(key=f"notation-{label}"):
+            svg_image(view.score_svg, f"score {label}".strip())
+            svg_image(view.piano_roll_svg, f"piano roll {label}".strip(), "#fafafa")
+    return {"played_ms": played, "heard": played >= required, "required_ms": required,
+            "in_full": played >= required_listening_ms(view, 1.0)}
 
 
-def played_ms(label: str, item: str) -> int:
-    """The latest play time the player ``label`` reported for ``item`` (0 when none)."""
+def played_ms(label: str, item: str, kept_ms: int = 0) -> int:
+    """The latest play time the player ``label`` reported for ``item`` (at least ``kept_ms``,
+    what had played before a reload; 0 when none)."""
     value = st.session_state.get(f"player-{label}")
-    return int(value.get("played_ms", 0)) if isinstance(value, dict) and value.get("item") == item else 0
+    reported = int(value.get("played_ms", 0)) if isinstance(value, dict) and value.get("item") == item else 0
+    return max(reported, int(kept_ms))

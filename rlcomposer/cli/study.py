@@ -1,7 +1,8 @@
-"""``rlcomposer study create|list|close``: listening studies that the rating app serves.
+"""``rlcomposer study create|list|close|link``: listening studies that the rating app serves.
 
 A study (see :mod:`rlcomposer.feedback.study`) is served at ``?study=NAME`` of the
-app's address; ``create`` prints that address.
+app's address; ``create`` prints that address, ``link`` a rater's new personal link
+(a lost link: the old one stops working).
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ def cmd_study_create(args: argparse.Namespace) -> None:
     from rlcomposer.feedback.store import open_store
     from rlcomposer.feedback.study import (
         DEFAULT_CONSENT,
-        DEFAULT_INSTRUCTIONS,
         StudySpec,
         create_study,
         study_progress,
@@ -62,7 +62,7 @@ def cmd_study_create(args: argparse.Namespace) -> None:
     selection = "active" if args.reward_model else "random"
     spec = StudySpec(
         name=args.name, pool_tags=tags, mode=args.mode, items_per_rater=args.items,
-        instructions=_text(args.instructions, args.instructions_file, "instructions") or DEFAULT_INSTRUCTIONS,
+        instructions=_text(args.instructions, args.instructions_file, "instructions") or "",
         consent_text=_text(args.consent, args.consent_file, "consent") or DEFAULT_CONSENT,
         selection=selection, reward_model=args.reward_model, completion_code=args.completion_code,
         listen_fraction=args.listen_fraction, repeat_share=args.repeat_share)
@@ -99,8 +99,18 @@ def cmd_study_close(args: argparse.Namespace) -> None:
                                           f"{progress.completed} completed, {progress.answers} answers")
 
 
+def cmd_study_link(args: argparse.Namespace) -> None:
+    from rlcomposer.feedback.store import open_store
+    from rlcomposer.feedback.study import rater_link
+
+    store = open_store(resolve_db(args))
+    url = rater_link(store, args.name, args.rater, args.base_url)
+    emit(args, {"study": args.name, "rater": args.rater, "url": url},
+         f"new link of {args.rater} for study {args.name} (their old link no longer works): {url}")
+
+
 def register(commands: Commands) -> None:
-    """Add ``study create``, ``study list`` and ``study close``."""
+    """Add ``study create``, ``study list``, ``study close`` and ``study link``."""
     study = commands.add_parser("study", help="listening studies the rating app serves (?study=NAME)")
     actions = study.add_subparsers(dest="study_command", metavar="ACTION", required=True)
     create = actions.add_parser(
@@ -134,3 +144,9 @@ def register(commands: Commands) -> None:
     add_db_command_options(close)
     close.add_argument("name", help="the study's name")
     close.set_defaults(handler=cmd_study_close)
+    link = actions.add_parser("link", help="a new personal link for a rater who lost theirs (the old one stops working)")
+    add_db_command_options(link)
+    link.add_argument("name", help="the study's name")
+    link.add_argument("rater", help="the rater's name (as they signed in)")
+    link.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"the app's address (default {DEFAULT_BASE_URL})")
+    link.set_defaults(handler=cmd_study_link)

@@ -1,4 +1,9 @@
-"""Every star rating and comparison, with its melodies and rater, as CSV or JSON Lines."""
+"""Every star rating and comparison, with its melodies and rater, as CSV or JSON Lines.
+
+CSV cells that a spreadsheet would read as a formula (text starting with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return, e.g. a rater named ``=HYPERLINK(...)``) get a
+leading apostrophe, as spreadsheets expect; JSON Lines keep every value as stored.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,16 @@ from rlcomposer.feedback.store import EXPORT_COLUMNS, FeedbackStore
 
 EXPORT_FORMATS = ("csv", "jsonl")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A CSV cell of text starting with one of these is a formula to a spreadsheet."""
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` for a CSV cell: text a spreadsheet would run as a formula gets a leading
+    apostrophe (shown as text, not run); numbers and other text are unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 class ExportError(RLComposerError):
@@ -31,7 +46,7 @@ def format_rows(rows: Sequence[dict[str, Any]], fmt: str) -> str:
         writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in EXPORT_COLUMNS})
+            writer.writerow({k: ("" if row.get(k) is None else spreadsheet_safe(row.get(k))) for k in EXPORT_COLUMNS})
     else:
         for row in rows:
             buffer.write(json.dumps({k: row.get(k) for k in EXPORT_COLUMNS}) + "\n")

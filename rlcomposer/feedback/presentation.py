@@ -72,6 +72,9 @@ class MelodyView:
     """The audio the page plays: from the first sounding note on."""
     playback_ms: int = 0
     """Length of :attr:`playback_wav` in milliseconds."""
+    sounding_ms: int = 0
+    """From the first note's start to the last note's end, in milliseconds: what a rater must
+    hear (trailing rests and the last note's fade are not waited for)."""
 
 
 LOW_MELODY_MEDIAN = LOW_MELODY_MEDIAN_PITCH
@@ -174,7 +177,7 @@ def _toolkit(config: PresentationConfig):
         toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
         toolkit.setOptions({
             "scale": config.score_scale, "pageWidth": config.score_page_width,
-            "adjustPageHeight": True, "adjustPageWidth": False, "header": "none", "footer": "none",
+            "adjustPageHeight": True, "adjustPageWidth": True, "header": "none", "footer": "none",
             "breaks": "auto", "svgViewBox": True,
         })
         _local.toolkit, _local.key = toolkit, key
@@ -244,10 +247,13 @@ def prepare_melody_view(melody: Melody, config: PresentationConfig | None = None
     playback = playback_wav_bytes(wav, first_onset * 60.0 / config.tempo_bpm) if first_onset > 0 else wav
     with wave.open(io.BytesIO(playback)) as reader:
         playback_ms = int(round(1000 * reader.getnframes() / reader.getframerate()))
+    last_end = max((onset + length for _, onset, length in notes), default=first_onset)
+    sounding_ms = min(playback_ms, int(round(1000 * (last_end - first_onset) * 60.0 / config.tempo_bpm)))
     return MelodyView(
         wav=wav,
         score_svg=engrave_svg(melody, config),
         piano_roll_svg=piano_roll_svg(melody, config),
         playback_wav=playback,
         playback_ms=playback_ms,
+        sounding_ms=sounding_ms,
     )

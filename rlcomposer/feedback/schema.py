@@ -14,7 +14,10 @@ the database, so a bad value is refused whoever writes it:
 * foreign keys tie ratings to raters, sessions, melodies and studies;
 * a rater's ``name_key`` (trimmed, case-folded) is unique, and only the SHA-256 of
   their secret sign-in token is stored;
-* a study's mode, selection and status are one of their known values.
+* a study's mode, selection and status are one of their known values;
+* a rater's current item in a study (``current_items``: what is on their screen and how
+  long each of its melodies has played) and the melodies they have heard in full
+  (``heard_melodies``) are kept, so a reload keeps the item and its listening.
 
 Times are stored in UTC.
 """
@@ -230,3 +233,35 @@ class Comparison(Base):
     listened_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     answer_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CurrentItem(Base):
+    """The item on a rater's screen in a study, with how long each of its melodies has played
+    (by screen label): a reload shows the same item with its listening kept."""
+
+    __tablename__ = "current_items"
+    __table_args__ = (
+        CheckConstraint("kind IN ('single', 'pair')", name="kind"),
+        CheckConstraint("length(client_id) >= 8", name="client_id_length"),
+    )
+
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(CLIENT_ID_MAX))
+    kind: Mapped[str] = mapped_column(String(8))
+    melody_ids: Mapped[list[int]] = mapped_column(JSON)
+    shown_left: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    is_repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+    played_ms: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    """Milliseconds each melody has played on its own, by screen label (``A``, ``B``, ``melody``)."""
+    shown_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HeardMelody(Base):
+    """A melody a rater has heard in full: it needs no listening again when it comes back."""
+
+    __tablename__ = "heard_melodies"
+
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"), primary_key=True)
+    melody_id: Mapped[int] = mapped_column(ForeignKey("melodies.id"), primary_key=True)
+    heard_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -3,7 +3,10 @@
 A :class:`SelectionStrategy` looks at the pool and at what the rater has already
 judged (through the store) and proposes the next :class:`Item`. A rater never
 gets an item twice, except for deliberate repeats that measure self-consistency
-(a small, configurable share, marked ``is_repeat``). :class:`RandomSelection` is
+(a small, configurable share, marked ``is_repeat``). A melody of the rater's last
+:data:`RECENT_ITEMS` items (answered, or on their way) is not proposed again while
+the pool has other fitting melodies (deliberate repeats aside): the same melody in
+two pairs in a row would be heard twice and judged against itself. :class:`RandomSelection` is
 the strategy this module ships; an active-learning strategy (where a reward
 ensemble disagrees most) implements the same protocol.
 """
@@ -19,6 +22,8 @@ from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.store import FeedbackStore
 
 ItemKind = Literal["single", "pair"]
+RECENT_ITEMS = 3
+"""A melody of the rater's last this-many items is avoided in the next one."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +75,17 @@ class _Candidates:
     """Keys (:attr:`Item.key`) of the items already on their way to the rater."""
     shapes: dict[int, tuple[str, int]] = field(default_factory=dict)
     """``(metre, steps)`` of each pool melody (pairs only): a pair is always of one shape."""
+    recent: set[int] = field(default_factory=set)
+    """Melodies of the rater's last :data:`RECENT_ITEMS` items and of the items on their way."""
 
     def same_shape(self, a: int, b: int) -> bool:
         return self.shapes.get(a) == self.shapes.get(b)
 
     def fresh_singles(self) -> list[int]:
-        """Pool melodies the rater has not rated and has not on the way, in pool order."""
-        return [m for m in self.pool if m not in self.seen and ("single", (m,)) not in self.excluded]
+        """Pool melodies the rater has not rated and has not on the way, in pool order
+        (the recent ones left out, unless nothing else is left)."""
+        fresh = [m for m in self.pool if m not in self.seen and ("single", (m,)) not in self.excluded]
+        return [m for m in fresh if m not in self.recent] or fresh
 
 
 def _candidates(store: FeedbackStore, rater_id: int, kind: ItemKind, exclude: Collection[Item],
@@ -88,7 +97,14 @@ def _candidates(store: FeedbackStore, rater_id: int, kind: ItemKind, exclude: Co
     pool = store.melody_ids(list(tags) or None)
     seen = store.rated_melody_ids(rater_id) if kind == "single" else store.compared_pairs(rater_id)
     shapes = store.melody_shapes(list(tags) or None) if kind == "pair" else {}
-    return _Candidates(pool, seen, excluded, shapes)
+    recent = {m for item in exclude for m in item.melody_ids}
+    recent.update(m for ids in store.recent_items(rater_id, RECENT_ITEMS) for m in ids)
+    return _Candidates(pool, seen, excluded, shapes, recent)
+
+
+def _first_found(find, recent: set[int]):
+    """``find(avoid)`` with the recent melodies avoided, else (a small pool) without."""
+    return (find(recent) if recent else None) or find(set())
 
 
 @dataclass
@@ -131,10 +147,12 @@ class RandomSelection:
         if kind == "single":
             fresh = start.fresh_singles()
             return Item("single", (self.rng.choice(fresh),)) if fresh else None
-        return self._fresh_pair(start.pool, start.seen, start.excluded, start.same_shape)
+        return _first_found(lambda avoid: self._fresh_pair(start.pool, start.seen, start.excluded,
+                                                           start.same_shape, avoid), start.recent)
 
     def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple],
-                    same_shape=lambda a, b: True) -> Item | None:
+                    same_shape=lambda a, b: True, avoid: Collection[int] = ()) -> Item | None:
+        pool = [m for m in pool if m not in avoid]
         if len(pool) < 2:
             return None
 
@@ -201,7 +219,7 @@ class ActiveSelection:
         import numpy as np
 
         start = _candidates(store, rater_id, kind, exclude, self.tags)
-        pool, excluded = start.pool, start.excluded
+        pool = start.pool
         if kind == "single":
             fresh = start.fresh_singles()
             if not fresh:
@@ -210,6 +228,13 @@ class ActiveSelection:
                 fresh = [int(m) for m in self.rng.choice(fresh, self.candidate_pairs, replace=False)]
             spread = self._member_scores(store, fresh).var(axis=0)
             return Item("single", (fresh[int(np.argmax(spread))],))
+        return _first_found(lambda avoid: self._pair(store, [m for m in pool if m not in avoid], start),
+                            start.recent)
+
+    def _pair(self, store: FeedbackStore, pool: list[int], start: _Candidates) -> Item | None:
+        import numpy as np
+
+        excluded = start.excluded
         if len(pool) < 2:
             return None
         seen_pairs = start.seen
@@ -275,8 +300,8 @@ class CrossTagSelection(RandomSelection):
         return super().next_item(store, rater_id, kind, exclude)
 
     def _fresh_pair(self, pool: list[int], seen: set[frozenset[int]], excluded: set[tuple],
-                    same_shape=lambda a, b: True) -> Item | None:
-        first, second = self._sides
+                    same_shape=lambda a, b: True, avoid: Collection[int] = ()) -> Item | None:
+        first, second = ([m for m in side if m not in avoid] for side in self._sides)
         if not first or not second:
             return None
 

@@ -46,6 +46,8 @@ from rlcomposer.feedback.schema import (
     MIN_STARS,
     SIDES,
     Comparison,
+    CurrentItem,
+    HeardMelody,
     Model,
     Rater,
     RatingSession,
@@ -185,7 +187,7 @@ EXPORT_COLUMNS = (
     "kind", "id", "client_id", "created_at", "rater", "rater_kind", "session_id",
     "stars", "choice", "shown_left", "is_repeat", "listened_ms", "answer_ms",
     "melody_id", "melody_tag", "melody_model", "melody_seed", "melody_tokens",
-    "melody_b_id", "melody_b_tag", "melody_b_model", "melody_b_seed", "melody_b_tokens", "study_id",
+    "melody_b_id", "melody_b_tag", "melody_b_model", "melody_b_seed", "melody_b_tokens", "study_id", "study",
 )
 
 
@@ -332,6 +334,21 @@ class FeedbackStore:
                 raise InvalidToken("this sign-in link is not valid (no rater has this token); "
                                    "sign in with a new name")
             return _rater_info(rater)
+
+    def new_sign_in_token(self, name: str) -> tuple[RaterInfo, str]:
+        """A new secret sign-in token for the person called ``name`` (a lost link): the old
+        token stops working at once. :class:`FeedbackError` naming the rater when there is none."""
+        if not isinstance(name, str) or not name.strip():
+            raise FeedbackError(f"rater name {name!r} must be text")
+        token = secrets.token_urlsafe(24)
+        with self._session(write=True) as session:
+            rater = session.scalars(sa.select(Rater).where(Rater.name_key == rater_name_key(name))).first()
+            if rater is None:
+                raise FeedbackError(f"there is no rater called {name!r}")
+            if rater.kind != "person":
+                raise FeedbackError(f"rater {rater.name!r} is a simulated listener: it has no sign-in link")
+            rater.token_sha256 = token_digest(token)
+            return _rater_info(rater), token
 
     def get_rater(self, rater_id: int) -> RaterInfo:
         _check_id(rater_id, "rater id")
@@ -625,6 +642,82 @@ class FeedbackStore:
         counts["answered"] = counts["total"] - counts["skips"]
         return counts
 
+    def recent_items(self, rater_id: int, count: int = 3, study_id: int | None = None) -> list[tuple[int, ...]]:
+        """The melodies of the rater's last ``count`` answers (skips included), newest first
+        (in study ``study_id`` only, if given)."""
+        items: list[tuple[datetime, int, tuple[int, ...]]] = []
+        with self._session() as session:
+            for model in (StarRating, Comparison):
+                columns = (StarRating.melody_id,) if model is StarRating else (Comparison.melody_a_id,
+                                                                               Comparison.melody_b_id)
+                query = sa.select(model.created_at, model.id, *columns).where(model.rater_id == rater_id)
+                if study_id is not None:
+                    query = query.where(model.study_id == study_id)
+                for created_at, row_id, *ids in session.execute(
+                        query.order_by(model.created_at.desc(), model.id.desc()).limit(count)):
+                    items.append((created_at, row_id, tuple(ids)))
+        items.sort(key=lambda i: (i[0], i[1]), reverse=True)
+        return [ids for _, _, ids in items[:count]]
+
+    # -------------------------------------------------------- current item
+    def save_current_item(self, rater_id: int, study_id: int, client_id: str, kind: str,
+                          melody_ids: Sequence[int], shown_left: str | None, is_repeat: bool,
+                          played_ms: dict[str, int] | None = None) -> None:
+        """Keep the item on the rater's screen in the study (replacing the one before), so that
+        a reload shows it again with what has been played of it."""
+        _check_client_id(client_id)
+        if kind not in ("single", "pair"):
+            raise FeedbackError(f"item kind {kind!r} must be single or pair")
+        ids = [_check_id(i, "melody id") for i in melody_ids]
+        values = dict(client_id=client_id, kind=kind, melody_ids=ids, shown_left=shown_left,
+                      is_repeat=bool(is_repeat), played_ms=_played(played_ms), shown_at=utcnow())
+        with self._session(write=True) as session:
+            session.execute(self._insert(CurrentItem, rater_id=_check_id(rater_id, "rater id"),
+                                         study_id=_check_id(study_id, "study id"), **values)
+                            .on_conflict_do_update(index_elements=["rater_id", "study_id"], set_=values))
+
+    def record_listening(self, rater_id: int, study_id: int, client_id: str, played_ms: dict[str, int]) -> None:
+        """How long each melody of the rater's current item has played (by screen label); kept
+        only while that item is still the current one, and never lowered."""
+        played = _played(played_ms)
+        with self._session(write=True) as session:
+            row = session.get(CurrentItem, (rater_id, study_id))
+            if row is None or row.client_id != client_id:
+                return
+            merged = dict(row.played_ms or {})
+            for label, ms in played.items():
+                merged[label] = max(int(merged.get(label, 0)), ms)
+            row.played_ms = merged
+
+    def current_item(self, rater_id: int, study_id: int) -> dict[str, Any] | None:
+        """The item kept as the rater's current one in the study (``client_id``, ``kind``,
+        ``melody_ids``, ``shown_left``, ``is_repeat``, ``played_ms``), or None when there is
+        none or it has been answered since."""
+        with self._session() as session:
+            row = session.get(CurrentItem, (rater_id, study_id))
+            if row is None:
+                return None
+            for model in (StarRating, Comparison):
+                if session.scalars(sa.select(model.id).where(model.client_id == row.client_id)).first():
+                    return None
+            return {"client_id": row.client_id, "kind": row.kind, "melody_ids": list(row.melody_ids),
+                    "shown_left": row.shown_left, "is_repeat": bool(row.is_repeat),
+                    "played_ms": dict(row.played_ms or {})}
+
+    def mark_heard(self, rater_id: int, melody_ids: Iterable[int]) -> None:
+        """The rater has heard these melodies in full."""
+        _check_id(rater_id, "rater id")
+        with self._session(write=True) as session:
+            for melody_id in melody_ids:
+                session.execute(self._insert(HeardMelody, rater_id=rater_id,
+                                             melody_id=_check_id(melody_id, "melody id"), heard_at=utcnow())
+                                .on_conflict_do_nothing())
+
+    def heard_melody_ids(self, rater_id: int) -> set[int]:
+        """The melodies the rater has heard in full."""
+        with self._session() as session:
+            return set(session.scalars(sa.select(HeardMelody.melody_id).where(HeardMelody.rater_id == rater_id)))
+
     # -------------------------------------------------------------- studies
     def create_study(self, name: str, **settings: Any) -> int:
         """Store a new study (see :class:`rlcomposer.feedback.study.StudySpec` for the settings,
@@ -722,6 +815,7 @@ class FeedbackStore:
             raters = {r.id: r for r in session.scalars(sa.select(Rater))}
             melodies = {m.id: (m, name) for m, name in session.execute(
                 sa.select(StoredMelody, Model.name).outerjoin(Model, StoredMelody.model_id == Model.id))}
+            study_names = dict(session.execute(sa.select(Study.id, Study.name)).all())
             stars = list(session.scalars(sa.select(StarRating)))
             pairs = list(session.scalars(sa.select(Comparison)))
         wanted_raters = None
@@ -757,6 +851,7 @@ class FeedbackStore:
                     "shown_left": item.shown_left if kind == "comparison" else None,
                     "is_repeat": bool(item.is_repeat), "listened_ms": item.listened_ms,
                     "answer_ms": item.answer_ms, "study_id": item.study_id,
+                    "study": study_names.get(item.study_id),
                 }
                 row.update(melody_fields("melody", first))
                 row.update(melody_fields("melody_b", second))
@@ -803,6 +898,20 @@ def _tag_of(session: Session) -> dict[int, str]:
 
 def _study_dict(study: Study) -> dict[str, Any]:
     return {column.name: getattr(study, column.name) for column in Study.__table__.columns}
+
+
+def _played(played_ms: Any) -> dict[str, int]:
+    """Play times by screen label, checked: ``{label: milliseconds}``."""
+    if played_ms is None:
+        return {}
+    if not isinstance(played_ms, dict):
+        raise FeedbackError(f"play times {played_ms!r} must be a mapping of label to milliseconds")
+    checked = {}
+    for label, ms in played_ms.items():
+        if not isinstance(label, str) or not 1 <= len(label) <= 16:
+            raise FeedbackError(f"play time label {label!r} must be 1-16 characters")
+        checked[label] = _check_timing(ms, f"time played of {label}") or 0
+    return checked
 
 
 def _rater_info(rater: Rater) -> RaterInfo:

@@ -35,12 +35,23 @@ from rlcomposer.feedback.store import FeedbackError, FeedbackStore, check_tag
 
 DEFAULT_STUDY = "default"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
-DEFAULT_INSTRUCTIONS = (
+PAIRS_INSTRUCTIONS = (
+    "You will hear pairs of short melodies written by a computer. Press play and listen to both "
+    "melodies, A and B; the answer buttons open once both have played. Then say which one you "
+    "prefer, or that they are about the same. There are no right answers: we want your taste. "
+    "Keyboard: A, B, = (about the same), S (skip); space plays.")
+STARS_INSTRUCTIONS = (
     "You will hear short melodies written by a computer. Press play and listen to each one; "
-    "the answer buttons open once it has played. Then say how much you like it: 1 to 5 stars for "
-    "one melody, or which of two melodies (A or B) you prefer. There are no right answers: we want "
-    "your taste. Keyboard: 1-5 for stars; A, B, = (about the same) and S (skip) for pairs; "
-    "space plays.")
+    "the answer buttons open once it has played. Then say how much you like it, from 1 star "
+    "(not at all) to 5 stars (love it). There are no right answers: we want your taste. "
+    "Keyboard: 1-5 for stars; space plays.")
+DEFAULT_INSTRUCTIONS = PAIRS_INSTRUCTIONS
+"""The instructions of a pairs study (the default mode); :func:`default_instructions` per mode."""
+
+
+def default_instructions(mode: str) -> str:
+    """What raters of a study of ``mode`` read when the organiser wrote no instructions."""
+    return STARS_INSTRUCTIONS if mode == "stars" else PAIRS_INSTRUCTIONS
 DEFAULT_CONSENT = ("I agree that my answers (with my rater name, not my identity) are stored and used "
                    "to train and evaluate melody models.")
 
@@ -61,8 +72,9 @@ class StudySpec:
     """``stars`` (one melody, 1-5 stars), ``pairs`` (A/B) or ``mixed-tags`` (A/B, one melody of each tag)."""
     items_per_rater: int = 20
     """How many answers (skips do not count) complete the study for one rater."""
-    instructions: str = DEFAULT_INSTRUCTIONS
-    """What raters read before they start (plain text)."""
+    instructions: str = ""
+    """What raters read before they start (plain text); empty: the mode's own
+    (:func:`default_instructions`: a pairs study never mentions stars)."""
     consent_text: str = DEFAULT_CONSENT
     """The line raters agree to before they start."""
     selection: str = "random"
@@ -81,6 +93,8 @@ class StudySpec:
             raise StudyError(f"study name {self.name!r} must be 1-100 letters, digits or '_.:/-', "
                              "starting with a letter or digit")
         object.__setattr__(self, "pool_tags", tuple(self.pool_tags))
+        if isinstance(self.instructions, str) and not self.instructions.strip():
+            object.__setattr__(self, "instructions", default_instructions(self.mode))
         for tag in self.pool_tags:
             try:
                 check_tag(tag)
@@ -197,6 +211,14 @@ def ensure_study(store: FeedbackStore, spec: StudySpec) -> Study:
     return existing if existing is not None else create_study(store, spec)
 
 
+def default_study(store: FeedbackStore, spec: StudySpec) -> Study:
+    """The study served at the app's plain address (``spec.name`` is :data:`DEFAULT_STUDY`):
+    made from the app's settings the first time; after that the stored study wins, so a study
+    called ``default`` made with ``rlcomposer study create`` keeps its settings, and a closed
+    one stays closed."""
+    return ensure_study(store, spec)
+
+
 def sync_study(store: FeedbackStore, spec: StudySpec) -> Study:
     """The study ``spec.name`` with exactly ``spec``'s settings: created, or updated when they
     differ (for the default study, which follows the app's settings)."""
@@ -220,6 +242,15 @@ def sync_study(store: FeedbackStore, spec: StudySpec) -> Study:
 def study_url(name: str, base_url: str = "http://localhost:8501") -> str:
     """The address raters open for study ``name``."""
     return f"{base_url.rstrip('/')}/?study={quote(name, safe='')}"
+
+
+def rater_link(store: FeedbackStore, study_name: str, rater_name: str,
+               base_url: str = "http://localhost:8501") -> str:
+    """A new personal link of the rater called ``rater_name`` for study ``study_name`` (a lost
+    link): it signs them back in, and their old link stops working."""
+    study = get_study(store, study_name)
+    _, token = store.new_sign_in_token(rater_name)
+    return f"{study_url(study.name, base_url)}&token={quote(token, safe='')}"
 
 
 def study_pool_problem(store: FeedbackStore, study: Study) -> str | None:
@@ -296,7 +327,8 @@ def study_progress(store: FeedbackStore, study: Study, kind: str = "person") -> 
 
 
 __all__ = [
-    "DEFAULT_CONSENT", "DEFAULT_INSTRUCTIONS", "DEFAULT_STUDY", "Study", "StudyError", "StudyProgress",
+    "DEFAULT_CONSENT", "DEFAULT_INSTRUCTIONS", "DEFAULT_STUDY", "PAIRS_INSTRUCTIONS", "STARS_INSTRUCTIONS",
+    "default_instructions", "default_study", "rater_link", "Study", "StudyError", "StudyProgress",
     "StudySelection", "StudySpec", "close_study", "create_study", "ensure_study", "find_study", "get_study",
     "list_studies", "reopen_study", "study_pool_problem", "sync_study", "study_progress", "study_url",
 ]

@@ -3,7 +3,9 @@
 Every function reads the store's export rows (or its public methods) and writes nothing:
 
 * :func:`answers_of_kind` — the export rows of people (``person``) or of simulated listeners;
-* :func:`activity_series` — answers per hour (or cumulative), per rater or per tag;
+* :func:`answer_counts` — the dashboard's counts: star ratings, comparisons, skips;
+* :func:`activity_series` — answers per hour (or cumulative), per rater or per tag
+  (skips are not answers: they are left out, as from the counts);
 * :func:`win_rates_with_intervals` — each tag's A/B win-rate against each other tag
   with a 95% Wilson interval (ties count ½, skips and repeats left out);
 * :func:`agreement_summary` — agreement between raters and self-consistency on
@@ -32,13 +34,29 @@ def answers_of_kind(store: FeedbackStore, kind: str = "person", study_id: int | 
             if r["rater_kind"] == kind and (study_id is None or r["study_id"] == study_id)]
 
 
+def is_skip(row: dict[str, Any]) -> bool:
+    return row["kind"] == "comparison" and row["choice"] == "skip"
+
+
+def answer_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """``{"raters", "stars", "comparisons", "skips"}`` of export rows: comparisons are the
+    answered ones (skips apart), so ``stars + comparisons`` is what :func:`activity_series` adds up."""
+    return {"raters": len({r["rater"] for r in rows}),
+            "stars": sum(r["kind"] == "stars" for r in rows),
+            "comparisons": sum(r["kind"] == "comparison" and not is_skip(r) for r in rows),
+            "skips": sum(is_skip(r) for r in rows)}
+
+
 def activity_series(rows: list[dict[str, Any]], by: str = "rater", cumulative: bool = False) -> list[dict[str, Any]]:
-    """Answers per hour (UTC, ``YYYY-MM-DD HH:00``) and per rater or tag; with ``cumulative``,
-    the running total at each hour that had answers."""
+    """Answers (skips left out) per hour (UTC, ``YYYY-MM-DD HH:00``) and per rater or tag;
+    with ``cumulative``, the running total at each hour that had answers. By tag, a pair of
+    two tags counts once for each."""
     if by not in ("rater", "tag"):
         raise FeedbackError(f"activity by {by!r}: use rater or tag")
     counts: Counter[tuple[str, str]] = Counter()
     for row in rows:
+        if is_skip(row):
+            continue
         hour = row["created_at"][:13].replace("T", " ") + ":00"
         keys = [row["rater"]] if by == "rater" else sorted({row["melody_tag"], row["melody_b_tag"]} - {None})
         for key in keys:
