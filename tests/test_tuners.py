@@ -177,7 +177,8 @@ def test_policy_best_of_k_in_another_metre_is_refused_before_sampling(tmp_path, 
 
 
 def test_a_policy_off_its_kl_target_goes_back_to_the_last_one_within_it(tiny_prior_dir):
-    from rlcomposer.rl.tuning import KLPenaltyCallback, build_model, hold_kl_target
+    from rlcomposer.rl.tuning import build_model
+    from rlcomposer.rl.tuning_callbacks import KLPenaltyCallback, hold_kl_target
 
     prior = load_prior(tiny_prior_dir)
     config = TuneConfig(prior=str(tiny_prior_dir), env=MelodyEnvConfig(num_bars=1, theory_motif=1.0),

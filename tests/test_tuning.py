@@ -20,7 +20,8 @@ from rlcomposer.prior.registry import resolve_model
 from rlcomposer.rl.best_of_n import BestOfNModel
 from rlcomposer.rl.environment import MelodyEnvConfig
 from rlcomposer.rl.sequence_ppo import SequencePPO
-from rlcomposer.rl.tuning import KLPenaltyCallback, TuneConfig, TuningLogCallback, build_model, tune
+from rlcomposer.rl.tuning import TuneConfig, build_model, tune
+from rlcomposer.rl.tuning_callbacks import KLPenaltyCallback, TuningLogCallback
 
 SMALL = dict(env=MelodyEnvConfig(num_bars=1, theory_motif=1.0, theory_in_key=1.0), n_envs=8,
              minibatch_episodes=4, total_timesteps=8 * 16 * 3, checkpoint_every=8 * 16)

@@ -20,21 +20,27 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import yaml
 
-from rlcomposer.config import config_from_dict, config_to_dict, load_config
+from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
+from rlcomposer.experiments.experiment_config import (
+    PEOPLE,
+    STATE_FILE,
+    ExperimentConfig,
+    RoundResult,
+    load_experiment_config,
+)
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.metrics import compute_music_metrics, format_metrics_table
 from rlcomposer.music.note_list import note_list
 from rlcomposer.music.style import collapse_warnings, style_report
-from rlcomposer.preferences.listeners import ListenerNoise
 from rlcomposer.preferences.reward_functions import score_melodies
 from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
@@ -42,158 +48,7 @@ from rlcomposer.prior.model import MelodyPrior
 from rlcomposer.prior.registry import MelodyModel, PriorModel, resolve_model
 from rlcomposer.rl.best_of_n import BestOfNModel
 from rlcomposer.rl.kl import best_of_n_for_kl, policy_best_of_k_kl
-from rlcomposer.rl.tuners import TUNER_NAMES, TunedModel, Tuner, make_tuner
-from rlcomposer.rl.tuning import TuneConfig
-from rlcomposer.validation import MAX_COUNT, SEED, between, check_config
-
-PEOPLE = "people"
-STATE_FILE = "state.json"
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """One experiment: who rates, how much, and how the reward model and PPO are set."""
-
-    name: str = "experiment"
-    """Run folder name under the runs directory; also the prefix of the pool tags."""
-    listener: str = "lyrical"
-    """Who rates: a built-in listener (lyrical, rhythmic, adventurous), ``module:function``, or ``people``."""
-    rounds: int = 1
-    """Rounds of pool → ratings → reward model → tuning → evaluation."""
-    pool_size: int = 300
-    """Melodies sampled into the rating pool per round."""
-    comparisons_per_round: int = 300
-    """Pairwise comparisons collected per round."""
-    strategy: str = "random"
-    """Which pairs to ask: ``random``, or ``active`` (largest reward-ensemble disagreement; from round 1)."""
-    noise: ListenerNoise = ListenerNoise()
-    """A simulated listener's noise (flat keys ``noise_temperature``, ``noise_mistake_rate``,
-    ``noise_tie_band`` work too; see :class:`~rlcomposer.preferences.listeners.ListenerNoise`)."""
-    evaluation_pairs: int = 500
-    """Tuned-vs-prior pairs judged by the listener's noiseless preference."""
-    best_of_n: int = 0
-    """N for the best-of-N baseline; 0 picks N so that its KL matches the tuned policy's (up to the cap)."""
-    best_of_n_cap: int = 4096
-    """Largest N the automatic choice may pick (KL log N − (N−1)/N: 4096 reaches 7.3 nats)."""
-    best_of_n_budget: int = 65_536
-    """Candidates best-of-N may draw for its evaluation: with a large N it is judged on
-    ``budget // N`` melodies (at least 16) instead of ``evaluation_pairs``."""
-    tuners: list[str] = field(default_factory=list)
-    """Tuners run side by side on each round's reward model, each evaluated against the prior
-    and beside best-of-N at its own KL: ``tune`` algorithms (``sequence``, ``vbon``, ``rloo``,
-    ``vbon-rloo``, ``stock``, ``dpo``) and ``best-of-n`` (N from the tune config's
-    ``kl_target``). The first is the round's tuned policy (``round-K/policy``; the others are
-    in ``round-K/policy-NAME``). Empty: the tune config's ``algorithm`` alone."""
-    policy_best_of_k: int = 0
-    """k of a cheap mode between a policy and best-of-N: the best of k of the first tuner's
-    melodies under the reward model, reported beside it with its KL (0: not evaluated)."""
-    tuned_melodies: str = "best-of-n"
-    """What writes the round's tuned melodies (the exported files and the next round's pool):
-    ``best-of-n`` (the prior's best of N under the round's reward model, N at the tuned policy's
-    KL: on the panel's choosing half it beat the PPO policy at equal KL) or ``policy`` (the
-    PPO / DPO policy itself)."""
-    difficulty_best_of: int = 0
-    """N of a best-of-N (under the reward model) whose win-rate measures how hard the listener is
-    (e.g. 64 in panel evaluations; 0: not measured)."""
-    export_melodies: int = 8
-    """Tuned melodies written per round as MIDI, MusicXML, WAV and JSON."""
-    key: str = "C"
-    """Tonic the exported melodies are written in (they are made on C in the tune config's
-    ``mode``; its ``metre`` and ``num_bars`` set their shape)."""
-    seed: int = 0
-    """Seeds pools, listeners, the reward model and PPO."""
-    reward_model: dict[str, Any] = field(default_factory=dict)
-    """RewardModelConfig keys (see rlcomposer/reward_model.py)."""
-    tune: dict[str, Any] = field(default_factory=dict)
-    """TuneConfig keys (see rlcomposer/tuning.py); reward and prior are set by the loop."""
-
-    def __post_init__(self) -> None:
-        check_config(self, {
-            "rounds": between(1, 1000, whole=True), "pool_size": between(1, 1_000_000, whole=True),
-            "comparisons_per_round": between(1, 1_000_000, whole=True),
-            "evaluation_pairs": between(1, 1_000_000, whole=True), "best_of_n": between(0, 1 << 20, whole=True),
-            "best_of_n_cap": between(1, 1 << 20, whole=True), "best_of_n_budget": between(1, MAX_COUNT, whole=True),
-            "difficulty_best_of": between(0, 1 << 20, whole=True), "export_melodies": between(0, 100_000, whole=True),
-            "policy_best_of_k": between(0, 1 << 16, whole=True),
-            "seed": SEED}, "experiment key ")
-        for key in ("rounds", "pool_size", "comparisons_per_round", "evaluation_pairs"):
-            if getattr(self, key) < 1:
-                raise RLComposerError(f"experiment key '{key}' must be at least 1, got {getattr(self, key)}")
-        if self.tuned_melodies not in ("best-of-n", "policy"):
-            raise RLComposerError(f"experiment key 'tuned_melodies' must be best-of-n or policy, "
-                                  f"got '{self.tuned_melodies}'")
-        if self.strategy not in ("random", "active"):
-            raise RLComposerError(f"experiment key 'strategy' must be random or active, got '{self.strategy}'")
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise RLComposerError(f"experiment name '{self.name}' must be a plain folder name")
-        for key in ("reward_model", "tune"):
-            if not isinstance(getattr(self, key), dict):
-                raise RLComposerError(f"experiment key '{key}' must be a mapping of config keys")
-        if isinstance(self.tuners, str):
-            object.__setattr__(self, "tuners", [t.strip() for t in self.tuners.split(",") if t.strip()])
-        if not isinstance(self.tuners, list | tuple) or not all(isinstance(t, str) for t in self.tuners):
-            raise RLComposerError("experiment key 'tuners' must be a list of tuner names")
-        for name in self.tuners:
-            if name not in TUNER_NAMES:
-                raise RLComposerError(f"experiment key 'tuners': '{name}' is not a tuner "
-                                      f"({', '.join(TUNER_NAMES)})")
-        if len(set(self.tuners)) != len(self.tuners):
-            raise RLComposerError("experiment key 'tuners' names a tuner twice")
-        self.reward_model_config()
-        self.tune_config()
-
-    # ---- derived values -------------------------------------------------
-    def reward_model_config(self) -> RewardModelConfig:
-        values = {"seed": self.seed, **self.reward_model}
-        return config_from_dict(RewardModelConfig, values, "experiment key 'reward_model'")
-
-    def tune_config(self, reward: str | None = None, round_index: int = 0) -> TuneConfig:
-        for key in ("reward", "prior"):
-            if key in self.tune:
-                raise RLComposerError(f"experiment key 'tune.{key}' is set by the loop; remove it")
-        values = {"seed": self.seed + round_index, **self.tune, "reward": reward}
-        return config_from_dict(TuneConfig, values, "experiment key 'tune'")
-
-    @property
-    def tuner_names(self) -> list[str]:
-        """The tuners each round runs, the round's tuned policy first."""
-        return list(self.tuners) or [self.tune_config().algorithm]
-
-    def tag(self, round_index: int) -> str:
-        return f"{self.name}/round-{round_index}"
-
-
-def load_experiment_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    return load_config(ExperimentConfig, path, overrides)
-
-
-@dataclass
-class RoundResult:
-    """What one round measured."""
-
-    round: int
-    comparisons: int
-    reward_model: dict[str, Any]
-    win_rate: float | None
-    best_of_n_win_rate: float | None
-    best_of_n: int
-    kl_tuned: float
-    kl_best_of_n: float
-    proxy_reward: dict[str, float]
-    gold_score: dict[str, float]
-    metrics: dict[str, dict[str, float]]
-    metrics_table: str
-    tune_seconds: float
-    reward_seconds: float
-    overoptimisation: list[dict[str, float]] = field(default_factory=list)
-    musicality: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per column (prior, tuned, best-of-N): style overlap with the held-out corpus and diversity."""
-    collapse_warnings: list[str] = field(default_factory=list)
-    """Plain-language warnings when the tuned melodies collapse (empty when they stay music)."""
-    difficulty_win_rate: float | None = None
-    """The listener's win-rate of best-of-``difficulty_best_of`` over the prior (None: not measured)."""
-    tuners: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per tuner (in the config's order): win-rate, KL, best-of-N at that KL, musicality, cost."""
+from rlcomposer.rl.tuners import TunedModel, Tuner, make_tuner
 
 
 class ExperimentWaiting(Exception):
@@ -375,7 +230,8 @@ class Experiment:
         if self.config.tuned_melodies == "best-of-n":
             from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
-            n = self.state["results"][index - 1]["best_of_n"]
+            earlier = self.state["results"][index - 1]
+            n = earlier.get("tuned_best_of") or earlier["best_of_n"]
             model = BestOfNModel(self.prior_model, load_reward_model_cached(previous / "reward_model"), n,
                                  "reward model")
             model.name = f"{self.config.name}/round-{index - 1}/best-of-{n}"
@@ -556,7 +412,11 @@ class Experiment:
             "Listener score (gold) mean": [f"{gold[name]:.3f}" if gold else "n/a" for name in columns],
             "KL to prior / melody (nats)": ["0.00", f"{kl_tuned:.2f}", f"{best_model.kl_to_base_per_melody:.2f}"],
         })
-        chosen = best if self.config.tuned_melodies == "best-of-n" else tuned
+        chosen, tuned_best_of = (best, best_n) if self.config.tuned_melodies == "best-of-n" else (tuned, None)
+        own = next((t for t in tuned_models if t.policy is None and isinstance(t.model, BestOfNModel)), None)
+        if self.config.tuned_melodies == "best-of-n" and own is not None:  # N from its own KL target
+            chosen = own.model.sample(self.config.export_melodies, self._num_steps, rng, condition=self._condition)
+            tuned_best_of = own.model.n
         target_key = Key(self.config.key, self._condition.mode)
         export_melodies([m.in_key(target_key) for m in chosen[: self.config.export_melodies]],
                         round_dir / "melodies",
@@ -576,6 +436,7 @@ class Experiment:
                                if k in h} for h in history if "kl_per_melody" in h],
             musicality={name: report.as_dict() for name, report in musicality.items()},
             collapse_warnings=warnings, difficulty_win_rate=difficulty, tuners=tuner_rows,
+            tuned_best_of=tuned_best_of,
         )
 
     def _evaluation_size(self, tuned: TunedModel, n: int) -> int:
@@ -630,123 +491,11 @@ class Experiment:
 
     # ---- report ---------------------------------------------------------
     def write_report(self) -> Path:
-        results = [RoundResult(**r) for r in self.state["results"]]
-        plots = self._write_plots(results)
-        lines = [f"# Experiment `{self.config.name}`", "",
-                 f"Listener: `{self.config.listener}`; {self.config.comparisons_per_round} comparisons per "
-                 f"round ({self.config.strategy} selection); database `{self.db_url}`.", "",
-                 "| round | labels | RM held-out acc. | RM acc. vs noiseless | tuned win-rate vs prior | "
-                 "KL tuned | best-of-N win-rate | N (KL) | tune s |",
-                 "|---|---|---|---|---|---|---|---|---|"]
-        for r in results:
-            rm = r.reward_model
-            lines.append(
-                f"| {r.round} | {r.comparisons} | {_pct(rm.get('held_out', {}).get('accuracy'))} | "
-                f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)}"
-                f"{' (see warnings)' if r.collapse_warnings else ''} | {r.kl_tuned:.2f} | "
-                f"{_pct(r.best_of_n_win_rate)} | {r.best_of_n} ({r.kl_best_of_n:.2f}) | {r.tune_seconds:.0f} |")
-        if results and results[-1].tuners:
-            last = results[-1]
-            lines += ["", f"## Tuners side by side, round {last.round}", "",
-                      "Each tuned model against the prior (the listener's noiseless preference), beside "
-                      "best-of-N from the prior under the same reward model at the same KL; cost is "
-                      "sampling speed (melodies/s) after tuning.", "",
-                      "| tuner | win-rate | KL | best-of-N at that KL (N) | style overlap | "
-                      "distinct 4-note patterns vs prior | tune s | melodies/s |",
-                      "|---|---|---|---|---|---|---|---|"]
-            for name, row in last.tuners.items():
-                music = row.get("musicality", {})
-                best = (f"{_pct(row['best_of_n_win_rate'])} ({row['best_of_n']})"
-                        if row.get("best_of_n") else "(is best-of-N)")
-                lines.append(f"| {name} | {_pct(row['win_rate'])} | {row['kl']:.2f} | {best} | "
-                             f"{music.get('style_overlap', math.nan):.2f} | "
-                             f"{100 * music.get('distinct_pattern_ratio', math.nan):.0f}% | "
-                             f"{row['tune_seconds']:.0f} | {row['melodies_per_second']:.0f} |")
-            lines += ["", "Their first melodies, as notes (pitch/length in quarter notes, r = rest):", ""]
-            for name, row in last.tuners.items():
-                lines += [f"* {name}: `{example}`" for example in row.get("examples", [])[:2]]
-        if results and results[-1].musicality:
-            last = results[-1]
-            names = list(last.musicality)
-            lines += ["", f"## Musicality, round {last.round}", "",
-                      "Style overlap with the held-out corpus (mean histogram intersection of intervals, "
-                      "durations, scale degrees, range and notes per bar; 1 = the corpus's style), "
-                      "diversity against the prior's melodies, and the longest run of one repeated pitch.", "",
-                      "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-            rows = [("style overlap", lambda m: f"{m['style_overlap']:.2f}"),
-                    *[(f"  {feature}", lambda m, f=feature: f"{m['feature_overlap'][f]:.2f}")
-                      for feature in last.musicality[names[0]]["feature_overlap"]],
-                    ("distinct melodies", lambda m: f"{100 * m['distinct_melodies']:.0f}%"),
-                    ("distinct 4-note patterns vs prior", lambda m: f"{100 * m['distinct_pattern_ratio']:.0f}%"),
-                    ("longest repeated-pitch run (mean / max)",
-                     lambda m: f"{m['longest_repeated_pitch_run']['mean']:.1f} / {m['longest_repeated_pitch_run']['max']}"),
-                    ("one pitch repeated", lambda m: f"{100 * m['monotone_share']:.1f}%")]
-            for label, cell in rows:
-                lines.append(f"| {label} | " + " | ".join(cell(last.musicality[n]) for n in names) + " |")
-            lines += [""] + ([f"**Warning: {w}**" for w in last.collapse_warnings]
-                             or ["The tuned melodies keep the prior's musicality: no collapse detected."])
-        if results:
-            lines += ["", f"## Round {results[-1].round}: prior vs tuned vs best-of-N "
-                          f"({self.config.evaluation_pairs} melodies each)", "", "```",
-                      results[-1].metrics_table.rstrip(), "```"]
-        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.relative_to(self.run_dir)})" for p in plots]
-        source = ("best-of-N sampling from the prior under the round's reward model, N at the tuned "
-                  "policy's KL" if self.config.tuned_melodies == "best-of-n" else "the tuned policy")
-        lines += ["", f"Tuned melodies (from {source}): `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). "
-                      "Reward and KL curves per round: `round-K/policy/plots/`; TensorBoard: "
-                      f"`tensorboard --logdir {self.run_dir}`.",
-                  f"Rate them yourself: `rlcomposer app --db {self.db_url}`.", ""]
-        path = self.run_dir / "report.md"
-        path.write_text("\n".join(lines), encoding="utf-8")
-        return path
+        """``report.md`` and ``plots/`` from every round so far (:mod:`rlcomposer.experiments.report`)."""
+        from rlcomposer.experiments.report import write_report
 
-    def _write_plots(self, results: list[RoundResult]) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        plot_dir = self.run_dir / "plots"
-        plot_dir.mkdir(exist_ok=True)
-        paths = []
-        if results and results[-1].overoptimisation:
-            history = results[-1].overoptimisation
-            figure, axis = plt.subplots(figsize=(7, 4))
-            kl = [h["kl_per_melody"] for h in history]
-            if "reward_reward" in history[0]:
-                axis.plot(kl, [h["reward_reward"] for h in history], ".-", color="tab:blue")
-            axis.set_ylabel("reward model (proxy) mean", color="tab:blue")
-            if "gold" in history[0]:
-                gold_axis = axis.twinx()
-                gold_axis.plot(kl, [h["gold"] for h in history], ".-", color="tab:orange")
-                gold_axis.set_ylabel("listener (gold) mean", color="tab:orange")
-            axis.set_xlabel("KL(policy || prior) per melody (nats), along tuning")
-            axis.set_title("Proxy vs gold during tuning (over-optimisation)")
-            axis.grid(alpha=0.3)
-            figure.tight_layout()
-            paths.append(plot_dir / "proxy_vs_gold.png")
-            figure.savefig(paths[-1], dpi=110)
-            plt.close(figure)
-        if results and results[0].win_rate is not None:
-            figure, axis = plt.subplots(figsize=(6, 4))
-            rounds = [r.round for r in results]
-            axis.plot(rounds, [r.win_rate for r in results], "o-", label="tuned (PPO)")
-            axis.plot(rounds, [r.best_of_n_win_rate for r in results], "s--", label="best-of-N")
-            axis.axhline(0.5, color="grey", linewidth=0.8)
-            axis.set_ylim(0, 1)
-            axis.set_xlabel("round")
-            axis.set_ylabel("listener's win-rate over the prior")
-            axis.legend()
-            axis.grid(alpha=0.3)
-            figure.tight_layout()
-            paths.append(plot_dir / "win_rate.png")
-            figure.savefig(paths[-1], dpi=110)
-            plt.close(figure)
-        return paths
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+        return write_report(self.run_dir, self.config, self.db_url,
+                            [RoundResult(**r) for r in self.state["results"]])
 
 
 def read_run_state(run_dir: str | Path) -> dict[str, Any]:
@@ -774,5 +523,5 @@ def resume_config(run_dir: str | Path) -> ExperimentConfig:
     return load_experiment_config(path)
 
 
-__all__ = ["Experiment", "ExperimentConfig", "ExperimentWaiting", "RoundResult", "best_of_n_for_kl",
+__all__ = ["PEOPLE", "STATE_FILE", "Experiment", "ExperimentConfig", "ExperimentWaiting", "RoundResult", "best_of_n_for_kl",
            "load_experiment_config", "read_run_state", "resume_config"]

@@ -1,0 +1,167 @@
+"""An experiment's settings (:class:`ExperimentConfig`) and what one round measured (:class:`RoundResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlcomposer.config import config_from_dict, load_config
+from rlcomposer.errors import RLComposerError
+from rlcomposer.preferences.listeners import ListenerNoise
+from rlcomposer.preferences.reward_model import RewardModelConfig
+from rlcomposer.rl.tuners import TUNER_NAMES
+from rlcomposer.rl.tuning import TuneConfig
+from rlcomposer.validation import MAX_COUNT, SEED, between, check_config
+
+PEOPLE = "people"
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: who rates, how much, and how the reward model and PPO are set."""
+
+    name: str = "experiment"
+    """Run folder name under the runs directory; also the prefix of the pool tags."""
+    listener: str = "lyrical"
+    """Who rates: a built-in listener (lyrical, rhythmic, adventurous), ``module:function``, or ``people``."""
+    rounds: int = 1
+    """Rounds of pool → ratings → reward model → tuning → evaluation."""
+    pool_size: int = 300
+    """Melodies sampled into the rating pool per round."""
+    comparisons_per_round: int = 300
+    """Pairwise comparisons collected per round."""
+    strategy: str = "random"
+    """Which pairs to ask: ``random``, or ``active`` (largest reward-ensemble disagreement; from round 1)."""
+    noise: ListenerNoise = ListenerNoise()
+    """A simulated listener's noise (flat keys ``noise_temperature``, ``noise_mistake_rate``,
+    ``noise_tie_band`` work too; see :class:`~rlcomposer.preferences.listeners.ListenerNoise`)."""
+    evaluation_pairs: int = 500
+    """Tuned-vs-prior pairs judged by the listener's noiseless preference."""
+    best_of_n: int = 0
+    """N for the best-of-N baseline; 0 picks N so that its KL matches the tuned policy's (up to the cap)."""
+    best_of_n_cap: int = 4096
+    """Largest N the automatic choice may pick (KL log N − (N−1)/N: 4096 reaches 7.3 nats)."""
+    best_of_n_budget: int = 65_536
+    """Candidates best-of-N may draw for its evaluation: with a large N it is judged on
+    ``budget // N`` melodies (at least 16) instead of ``evaluation_pairs``."""
+    tuners: list[str] = field(default_factory=list)
+    """Tuners run side by side on each round's reward model, each evaluated against the prior
+    and beside best-of-N at its own KL: ``tune`` algorithms (``sequence``, ``vbon``, ``rloo``,
+    ``vbon-rloo``, ``stock``, ``dpo``) and ``best-of-n`` (N from the tune config's
+    ``kl_target``). The first is the round's tuned policy (``round-K/policy``; the others are
+    in ``round-K/policy-NAME``). Empty: the tune config's ``algorithm`` alone."""
+    policy_best_of_k: int = 0
+    """k of a cheap mode between a policy and best-of-N: the best of k of the first tuner's
+    melodies under the reward model, reported beside it with its KL (0: not evaluated)."""
+    tuned_melodies: str = "best-of-n"
+    """What writes the round's tuned melodies (the exported files and the next round's pool):
+    ``best-of-n`` (the prior's best of N under the round's reward model, N at the tuned policy's
+    KL: on the panel's choosing half it beat the PPO policy at equal KL) or ``policy`` (the
+    PPO / DPO policy itself)."""
+    difficulty_best_of: int = 0
+    """N of a best-of-N (under the reward model) whose win-rate measures how hard the listener is
+    (e.g. 64 in panel evaluations; 0: not measured)."""
+    export_melodies: int = 8
+    """Tuned melodies written per round as MIDI, MusicXML, WAV and JSON."""
+    key: str = "C"
+    """Tonic the exported melodies are written in (they are made on C in the tune config's
+    ``mode``; its ``metre`` and ``num_bars`` set their shape)."""
+    seed: int = 0
+    """Seeds pools, listeners, the reward model and PPO."""
+    reward_model: dict[str, Any] = field(default_factory=dict)
+    """RewardModelConfig keys (see rlcomposer/reward_model.py)."""
+    tune: dict[str, Any] = field(default_factory=dict)
+    """TuneConfig keys (see rlcomposer/tuning.py); reward and prior are set by the loop."""
+
+    def __post_init__(self) -> None:
+        check_config(self, {
+            "rounds": between(1, 1000, whole=True), "pool_size": between(1, 1_000_000, whole=True),
+            "comparisons_per_round": between(1, 1_000_000, whole=True),
+            "evaluation_pairs": between(1, 1_000_000, whole=True), "best_of_n": between(0, 1 << 20, whole=True),
+            "best_of_n_cap": between(1, 1 << 20, whole=True), "best_of_n_budget": between(1, MAX_COUNT, whole=True),
+            "difficulty_best_of": between(0, 1 << 20, whole=True), "export_melodies": between(0, 100_000, whole=True),
+            "policy_best_of_k": between(0, 1 << 16, whole=True),
+            "seed": SEED}, "experiment key ")
+        for key in ("rounds", "pool_size", "comparisons_per_round", "evaluation_pairs"):
+            if getattr(self, key) < 1:
+                raise RLComposerError(f"experiment key '{key}' must be at least 1, got {getattr(self, key)}")
+        if self.tuned_melodies not in ("best-of-n", "policy"):
+            raise RLComposerError(f"experiment key 'tuned_melodies' must be best-of-n or policy, "
+                                  f"got '{self.tuned_melodies}'")
+        if self.strategy not in ("random", "active"):
+            raise RLComposerError(f"experiment key 'strategy' must be random or active, got '{self.strategy}'")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise RLComposerError(f"experiment name '{self.name}' must be a plain folder name")
+        for key in ("reward_model", "tune"):
+            if not isinstance(getattr(self, key), dict):
+                raise RLComposerError(f"experiment key '{key}' must be a mapping of config keys")
+        if isinstance(self.tuners, str):
+            object.__setattr__(self, "tuners", [t.strip() for t in self.tuners.split(",") if t.strip()])
+        if not isinstance(self.tuners, list | tuple) or not all(isinstance(t, str) for t in self.tuners):
+            raise RLComposerError("experiment key 'tuners' must be a list of tuner names")
+        for name in self.tuners:
+            if name not in TUNER_NAMES:
+                raise RLComposerError(f"experiment key 'tuners': '{name}' is not a tuner "
+                                      f"({', '.join(TUNER_NAMES)})")
+        if len(set(self.tuners)) != len(self.tuners):
+            raise RLComposerError("experiment key 'tuners' names a tuner twice")
+        self.reward_model_config()
+        self.tune_config()
+
+    # ---- derived values -------------------------------------------------
+    def reward_model_config(self) -> RewardModelConfig:
+        values = {"seed": self.seed, **self.reward_model}
+        return config_from_dict(RewardModelConfig, values, "experiment key 'reward_model'")
+
+    def tune_config(self, reward: str | None = None, round_index: int = 0) -> TuneConfig:
+        for key in ("reward", "prior"):
+            if key in self.tune:
+                raise RLComposerError(f"experiment key 'tune.{key}' is set by the loop; remove it")
+        values = {"seed": self.seed + round_index, **self.tune, "reward": reward}
+        return config_from_dict(TuneConfig, values, "experiment key 'tune'")
+
+    @property
+    def tuner_names(self) -> list[str]:
+        """The tuners each round runs, the round's tuned policy first."""
+        return list(self.tuners) or [self.tune_config().algorithm]
+
+    def tag(self, round_index: int) -> str:
+        return f"{self.name}/round-{round_index}"
+
+
+def load_experiment_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    return load_config(ExperimentConfig, path, overrides)
+
+
+@dataclass
+class RoundResult:
+    """What one round measured."""
+
+    round: int
+    comparisons: int
+    reward_model: dict[str, Any]
+    win_rate: float | None
+    best_of_n_win_rate: float | None
+    best_of_n: int
+    kl_tuned: float
+    kl_best_of_n: float
+    proxy_reward: dict[str, float]
+    gold_score: dict[str, float]
+    metrics: dict[str, dict[str, float]]
+    metrics_table: str
+    tune_seconds: float
+    reward_seconds: float
+    overoptimisation: list[dict[str, float]] = field(default_factory=list)
+    musicality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per column (prior, tuned, best-of-N): style overlap with the held-out corpus and diversity."""
+    collapse_warnings: list[str] = field(default_factory=list)
+    """Plain-language warnings when the tuned melodies collapse (empty when they stay music)."""
+    difficulty_win_rate: float | None = None
+    """The listener's win-rate of best-of-``difficulty_best_of`` over the prior (None: not measured)."""
+    tuners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per tuner (in the config's order): win-rate, KL, best-of-N at that KL, musicality, cost."""
+    tuned_best_of: int | None = None
+    """N of the best-of-N that wrote the round's tuned melodies (its own KL target's, when the
+    round ran a ``best-of-n`` tuner; else the tuned policy's KL's); None when the policy wrote them."""
