@@ -281,8 +281,9 @@ def _describe_group(tokens: np.ndarray, bar_steps: int, beat_steps: int, in_scal
     put("pitch_spread", pitch_std / 12, has)
     put("note_length", np.log2(np.maximum(sounding, 1) / total), has)
     put("length_variety", spread(np.log2(durations))[1], has)
-    distinct = np.unique(rows * (steps + 1) + durations)
-    put("distinct_lengths", np.bincount(distinct // (steps + 1), minlength=count) / 4, has)
+    lengths_used = np.zeros((count, steps + 1), dtype=bool)  # [melody, note length]
+    lengths_used[rows, durations] = True
+    put("distinct_lengths", np.count_nonzero(lengths_used, axis=1) / 4, has)
     put("short_notes", per_melody(durations <= 2, rows) / total, has)
     put("long_notes", per_melody(durations >= 8, rows) / total, has)
     beat = onsets % beat_steps
@@ -364,9 +365,16 @@ def _describe_group(tokens: np.ndarray, bar_steps: int, beat_steps: int, in_scal
              + intervals[1:-1] + MAX_PITCH - MIN_PITCH) * _INTERVAL_CODES + intervals[2:] + MAX_PITCH - MIN_PITCH
     window_owner = owner[2:][window]
     windows = np.bincount(window_owner, minlength=count)
-    per_code = _INTERVAL_CODES ** 3
-    distinct_windows = np.bincount(np.unique(window_owner * per_code + codes[window]) // per_code, minlength=count)
-    put("motif_repetition", (windows - distinct_windows) / np.maximum(windows - 1, 1), windows >= 2)
+    if windows.max() >= 2:
+        # each melody's codes in a row of their own, sorted: a code equal to its left neighbour
+        # repeats an earlier pattern (padding takes distinct negative values, which never repeat)
+        width = int(windows.max())
+        table = np.broadcast_to(-1 - np.arange(width), (count, width)).copy()
+        window_first = np.cumsum(windows) - windows
+        table[window_owner, np.arange(window_owner.size) - window_first[window_owner]] = codes[window]
+        table.sort(axis=1)
+        repeated = np.count_nonzero(table[:, 1:] == table[:, :-1], axis=1)
+        put("motif_repetition", repeated / np.maximum(windows - 1, 1), windows >= 2)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
