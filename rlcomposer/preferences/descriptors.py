@@ -20,7 +20,7 @@ statistics measured on reference melodies (prior samples), clipped to ±5.
 numpy. :func:`describe` computes the same numbers (to float rounding) for a
 whole batch with array operations: it groups the melodies that share a length,
 metre and key, lays each group's notes out melody after melody, and takes
-per-melody counts, sums and extremes over those runs, about 30 times faster than
+per-melody counts, sums and extremes over those runs, many times faster than
 calling :func:`describe_one` for each melody of a best-of-N batch
 (``experiments/bench_tuned_sampling.py``; ``tests/test_descriptors_batch.py``
 holds the two to the same numbers).
