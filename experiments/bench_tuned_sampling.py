@@ -166,6 +166,16 @@ def main() -> None:
           f"(per-melody descriptors: {figures['reward model per-melody descriptors melodies/s']:.0f}/s; "
           f"largest score difference between the two: {difference:.2g})")
 
+    sampling_cost = 1e6 / figures["prior Melody objects/s"]  # microseconds a candidate
+    scoring_cost = 1e6 / figures["reward model melodies/s"]
+    old_scoring_cost = 1e6 / figures["reward model per-melody descriptors melodies/s"]
+    figures["reward share of a candidate cost"] = scoring_cost / (sampling_cost + scoring_cost)
+    figures["per-melody reward share of a candidate cost"] = old_scoring_cost / (sampling_cost + old_scoring_cost)
+    print(f"a best-of-N candidate costs {sampling_cost:.0f} us to sample and {scoring_cost:.0f} us to score "
+          f"({old_scoring_cost:.0f} us with the per-melody descriptors): the reward model is "
+          f"{figures['reward share of a candidate cost']:.1%} of it "
+          f"({figures['per-melody reward share of a candidate cost']:.1%} before)")
+
     for n in BEST_OF:
         model = BestOfNModel(prior_model, reward, n)
         count = max(candidates // n, 1)
@@ -209,7 +219,7 @@ def main() -> None:
         if name.endswith("speedup"):
             print(f"{name}: {value:.1f}x")
         else:
-            print(f"{name}: {value:.2f}" if name.endswith("bound") else f"{name}: {value:.1f}")
+            print(f"{name}: {value:.2f}" if name.endswith(("bound", "cost")) else f"{name}: {value:.1f}")
 
 
 if __name__ == "__main__":
