@@ -13,7 +13,8 @@ Measured in one run, on 64-step 4/4 major melodies (``--steps``), at ``--threads
 The reward model is ``--reward DIR``, or one trained here (default config) on ~300 comparisons
 that a simulated listener (``--listener``, default ``lyrical``, default noise) answers on a pool of
 prior melodies, as the loop does. Each rate is the best of ``--repeats`` runs (other jobs on the
-machine only ever slow a run down). ``--profile`` prints where a best-of-64 run spends its time.
+machine only ever slow a run down), and the runs of figures compared with each other take turns,
+so the load falls on each alike. ``--profile`` prints where a best-of-64 run spends its time.
 Ends with ``name: value`` lines.
 
     python experiments/bench_tuned_sampling.py [--threads 1] [--candidates 8192] [--reward DIR] [--policy DIR]
@@ -78,14 +79,23 @@ def per_melody_descriptors() -> Iterator[None]:
                            "point per_melody_descriptors at where it computes its descriptors")
 
 
-def best_rate(count: int, run: Callable[[], object], repeats: int) -> float:
-    """``count`` items per run of ``run``: the best items/s of ``repeats`` runs."""
-    best = float("inf")
+def best_rates(runs: dict[str, tuple[int, Callable[[], object]]], repeats: int) -> dict[str, float]:
+    """Items/s of each ``name: (items, run)``, the best of ``repeats`` runs; the runs take turns
+    (a, b, c, a, b, c, ...) so that the machine's load falls on each alike."""
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return count / best
+        for name, (_, run) in runs.items():
+            started = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: count / best[name] for name, (count, _) in runs.items()}
+
+
+def with_per_melody_descriptors(run: Callable[[], object]) -> Callable[[], object]:
+    def patched() -> object:
+        with per_melody_descriptors():
+            return run()
+    return patched
 
 
 def trained_reward_model(prior_model: PriorModel, listener_spec: str, comparisons: int, steps: int,
@@ -137,35 +147,44 @@ def main() -> None:
           f"best of {repeats} runs")
     figures: dict[str, float] = {}
 
-    generator = torch.Generator().manual_seed(args.seed)
-    figures["prior melodies/s"] = best_rate(
-        candidates, lambda: prior_model.prior.sample(candidates, steps, generator, condition=condition), repeats)
-    figures["prior Melody objects/s"] = best_rate(
-        candidates, lambda: prior_model.sample(candidates, steps, rng, condition=condition), repeats)
-    print(f"prior, sampling only: {figures['prior melodies/s']:.0f} melodies/s as token arrays, "
-          f"{figures['prior Melody objects/s']:.0f}/s as Melody objects")
-
     melodies = prior_model.sample(candidates, steps, rng, condition=condition)
     subset = melodies[:max(candidates // 8, 1)]  # the per-melody descriptors are slow: fewer melodies
-    new_describe = best_rate(len(melodies), lambda: describe(melodies), repeats)
-    old_describe = best_rate(len(subset), lambda: per_melody_describe(subset), repeats)
     assert np.allclose(describe(subset), per_melody_describe(subset), rtol=0, atol=1e-9)
-    figures["descriptor speedup"] = new_describe / old_describe
-    print(f"descriptors alone: {new_describe:.0f} melodies/s batched, {old_describe:.0f}/s melody by melody "
-          f"({len(subset)} melodies): {figures['descriptor speedup']:.1f}x")
+    rates = best_rates({"batched": (len(melodies), lambda: describe(melodies)),
+                        "per melody": (len(subset), lambda: per_melody_describe(subset))}, repeats)
+    figures["descriptor speedup"] = rates["batched"] / rates["per melody"]
+    print(f"descriptors alone: {rates['batched']:.0f} melodies/s batched, {rates['per melody']:.0f}/s melody "
+          f"by melody ({len(subset)} melodies): {figures['descriptor speedup']:.1f}x")
 
-    figures["reward model melodies/s"] = best_rate(
-        len(melodies), lambda: score_melodies(reward, melodies), repeats)
+    rates = best_rates({
+        "batched": (len(melodies), lambda: score_melodies(reward, melodies)),
+        "per melody": (len(subset), with_per_melody_descriptors(lambda: score_melodies(reward, subset))),
+    }, repeats)
+    figures["reward model melodies/s"] = rates["batched"]
+    figures["reward model per-melody descriptors melodies/s"] = rates["per melody"]
     new_scores = score_melodies(reward, subset)
-    with per_melody_descriptors():
-        figures["reward model per-melody descriptors melodies/s"] = best_rate(
-            len(subset), lambda: score_melodies(reward, subset), repeats)
-        old_scores = score_melodies(reward, subset)
+    old_scores = with_per_melody_descriptors(lambda: score_melodies(reward, subset))()
     difference = float(np.abs(new_scores - old_scores).max())
-    print(f"reward model alone, scoring a batch: {figures['reward model melodies/s']:.0f} melodies/s "
-          f"(per-melody descriptors: {figures['reward model per-melody descriptors melodies/s']:.0f}/s; "
-          f"largest score difference between the two: {difference:.2g})")
+    print(f"reward model alone, scoring a batch: {rates['batched']:.0f} melodies/s (per-melody descriptors: "
+          f"{rates['per melody']:.0f}/s; largest score difference between the two: {difference:.2g})")
 
+    generator = torch.Generator().manual_seed(args.seed)
+    runs: dict[str, tuple[int, Callable[[], object]]] = {
+        "prior melodies/s": (candidates, lambda: prior_model.prior.sample(candidates, steps, generator,
+                                                                          condition=condition)),
+        "prior Melody objects/s": (candidates, lambda: prior_model.sample(candidates, steps, rng,
+                                                                          condition=condition)),
+    }
+    for n in BEST_OF:
+        model, count = BestOfNModel(prior_model, reward, n), max(candidates // n, 1)
+        runs[f"best-of-{n} melodies/s"] = (
+            count, lambda model=model, count=count: model.sample(count, steps, rng, condition=condition))
+    model, count = BestOfNModel(prior_model, reward, 64), max(candidates // 64, 1)
+    runs["best-of-64 per-melody descriptors melodies/s"] = (
+        count, with_per_melody_descriptors(lambda: model.sample(count, steps, rng, condition=condition)))
+    figures.update(best_rates(runs, repeats))
+    print(f"prior, sampling only: {figures['prior melodies/s']:.0f} melodies/s as token arrays, "
+          f"{figures['prior Melody objects/s']:.0f}/s as Melody objects")
     sampling_cost = 1e6 / figures["prior Melody objects/s"]  # microseconds a candidate
     scoring_cost = 1e6 / figures["reward model melodies/s"]
     old_scoring_cost = 1e6 / figures["reward model per-melody descriptors melodies/s"]
@@ -175,19 +194,9 @@ def main() -> None:
           f"({old_scoring_cost:.0f} us with the per-melody descriptors): the reward model is "
           f"{figures['reward share of a candidate cost']:.1%} of it "
           f"({figures['per-melody reward share of a candidate cost']:.1%} before)")
-
     for n in BEST_OF:
-        model = BestOfNModel(prior_model, reward, n)
-        count = max(candidates // n, 1)
-        figures[f"best-of-{n} melodies/s"] = best_rate(
-            count, lambda model=model, count=count: model.sample(count, steps, rng, condition=condition), repeats)
         print(f"best-of-{n} (prior, reward model): {figures[f'best-of-{n} melodies/s']:.1f} tuned melodies/s "
-              f"({count * n} candidates)")
-    model = BestOfNModel(prior_model, reward, 64)
-    count = max(candidates // 64, 1)
-    with per_melody_descriptors():
-        figures["best-of-64 per-melody descriptors melodies/s"] = best_rate(
-            count, lambda: model.sample(count, steps, rng, condition=condition), repeats)
+              f"({max(candidates // n, 1) * n} candidates)")
     figures["best-of-64 speedup"] = (figures["best-of-64 melodies/s"]
                                      / figures["best-of-64 per-melody descriptors melodies/s"])
     print(f"best-of-64 with the per-melody descriptors: "
@@ -200,8 +209,8 @@ def main() -> None:
 
     if args.policy:
         policy = PriorModel(load_prior(args.policy), args.policy)
-        figures["tuned policy melodies/s"] = best_rate(
-            candidates, lambda: policy.sample(candidates, steps, rng), repeats)
+        figures.update(best_rates(
+            {"tuned policy melodies/s": (candidates, lambda: policy.sample(candidates, steps, rng))}, repeats))
         print(f"tuned policy {args.policy}, sampling only: {figures['tuned policy melodies/s']:.0f} melodies/s")
     else:
         print("tuned policy: skipped (give a policy directory with --policy DIR)")
