@@ -271,7 +271,7 @@ def _describe_group(tokens: np.ndarray, bar_steps: int, beat_steps: int, in_scal
     first = np.cumsum(notes) - notes  # index of each melody's first note
     starts = first[has]
 
-    def spread(values: np.ndarray) -> np.ndarray:  # per-melody mean and std
+    def spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # per-melody mean and std
         mean = np.zeros(count)
         mean[has] = np.add.reduceat(values, starts) / notes[has]
         deviation = values - mean[rows]
