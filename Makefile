@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python experiments/bench_generate.py
 	$(BIN)/python experiments/bench_tune.py
 	$(BIN)/python experiments/bench_limits.py
+	$(BIN)/python experiments/bench_tuned_sampling.py
 
 ## the rating app in the browser (database: `rlcomposer db where`, or $$RLCOMPOSER_DATABASE_URL)
 app: setup
