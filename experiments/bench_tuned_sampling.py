@@ -33,7 +33,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-import rlcomposer.preferences.reward_model as reward_model_module
+import rlcomposer.preferences.ensemble as reward_model_module
 from rlcomposer.music.melody import Melody
 from rlcomposer.preferences.descriptors import describe, describe_one
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, load_listener
@@ -75,7 +75,7 @@ def per_melody_descriptors() -> Iterator[None]:
     finally:
         reward_model_module.describe = original
     if not calls:
-        raise RuntimeError("the reward model no longer calls rlcomposer.preferences.reward_model.describe: "
+        raise RuntimeError("the reward model no longer calls rlcomposer.preferences.ensemble.describe: "
                            "point per_melody_descriptors at where it computes its descriptors")
 
 
