@@ -115,7 +115,8 @@ def register(commands: Commands) -> None:
     tune.add_argument("--kl-target", dest="kl_target", type=float, default=None, metavar="NATS",
                       help="adapt β to hold KL(policy || prior) at this many nats per melody (default 3)")
     tune.add_argument("--algorithm", choices=ALGORITHMS, default=None,
-                      help="sequence-level PPO (default); vbon (PPO on the reward's log-quantile "
+                      help="rloo (default: sequence-level PPO with leave-one-out baselines); sequence "
+                           "(sequence-level PPO with a critic); vbon (PPO on the reward's log-quantile "
                            "under the prior: aims at best-of-N); rloo (leave-one-out baselines); "
                            "vbon-rloo (both); stock SB3 PPO; or dpo (on the comparisons)")
     add_melody_shape_options(tune, key=False, bars_default=None)
