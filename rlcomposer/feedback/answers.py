@@ -36,9 +36,9 @@ from rlcomposer.feedback.schema import (
 from rlcomposer.feedback.storage import (
     FeedbackError,
     StoreBase,
-    _check_client_id,
-    _check_id,
-    _check_timing,
+    check_client_id,
+    check_id,
+    check_timing,
 )
 
 
@@ -90,8 +90,6 @@ class ComparisonRecord:
         return {"a": self.melody_a_id, "b": self.melody_b_id}.get(self.choice)
 
 
-
-
 EXPORT_COLUMNS = (
     "kind", "id", "client_id", "created_at", "rater", "rater_kind", "session_id",
     "stars", "choice", "shown_left", "is_repeat", "listened_ms", "answer_ms",
@@ -104,7 +102,6 @@ def _check_stars(stars: Any) -> int:
     if isinstance(stars, bool) or not isinstance(stars, int) or not MIN_STARS <= stars <= MAX_STARS:
         raise FeedbackError(f"rating {stars!r} is outside {MIN_STARS}-{MAX_STARS} stars")
     return stars
-
 
 
 class AnswerStore(StoreBase):
@@ -135,12 +132,12 @@ class AnswerStore(StoreBase):
                       study_id: int | None = None) -> RatingRecord:
         """Store ``stars`` (1-5) for a melody, once per ``client_id`` (in study ``study_id``, if given)."""
         values = dict(
-            study_id=None if study_id is None else _check_id(study_id, "study id"),
-            client_id=_check_client_id(client_id), rater_id=_check_id(rater_id, "rater id"),
-            melody_id=_check_id(melody_id, "melody id"), stars=_check_stars(stars),
-            session_id=None if session_id is None else _check_id(session_id, "session id"),
-            is_repeat=bool(is_repeat), listened_ms=_check_timing(listened_ms, "time listened"),
-            answer_ms=_check_timing(answer_ms, "time to answer"))
+            study_id=None if study_id is None else check_id(study_id, "study id"),
+            client_id=check_client_id(client_id), rater_id=check_id(rater_id, "rater id"),
+            melody_id=check_id(melody_id, "melody id"), stars=_check_stars(stars),
+            session_id=None if session_id is None else check_id(session_id, "session id"),
+            is_repeat=bool(is_repeat), listened_ms=check_timing(listened_ms, "time listened"),
+            answer_ms=check_timing(answer_ms, "time to answer"))
         return self._submit(StarRating, values, ("rater_id", "melody_id", "stars"), (melody_id,),
                             _rating_record)
 
@@ -154,17 +151,17 @@ class AnswerStore(StoreBase):
             raise FeedbackError(f"choice {choice!r} must be one of {', '.join(CHOICES)}")
         if shown_left not in SIDES:
             raise FeedbackError(f"shown_left {shown_left!r} must be 'a' or 'b'")
-        _check_id(melody_a_id, "melody id")
-        _check_id(melody_b_id, "melody id")
+        check_id(melody_a_id, "melody id")
+        check_id(melody_b_id, "melody id")
         if melody_a_id == melody_b_id:
             raise FeedbackError(f"a comparison needs two different melodies, got {melody_a_id} twice")
         values = dict(
-            study_id=None if study_id is None else _check_id(study_id, "study id"),
-            client_id=_check_client_id(client_id), rater_id=_check_id(rater_id, "rater id"),
+            study_id=None if study_id is None else check_id(study_id, "study id"),
+            client_id=check_client_id(client_id), rater_id=check_id(rater_id, "rater id"),
             melody_a_id=melody_a_id, melody_b_id=melody_b_id, choice=choice, shown_left=shown_left,
-            session_id=None if session_id is None else _check_id(session_id, "session id"),
-            is_repeat=bool(is_repeat), listened_ms=_check_timing(listened_ms, "time listened"),
-            answer_ms=_check_timing(answer_ms, "time to answer"))
+            session_id=None if session_id is None else check_id(session_id, "session id"),
+            is_repeat=bool(is_repeat), listened_ms=check_timing(listened_ms, "time listened"),
+            answer_ms=check_timing(answer_ms, "time to answer"))
         return self._submit(Comparison, values,
                             ("rater_id", "melody_a_id", "melody_b_id", "choice", "shown_left"),
                             (melody_a_id, melody_b_id), _comparison_record)
@@ -262,15 +259,15 @@ class AnswerStore(StoreBase):
                           played_ms: dict[str, int] | None = None) -> None:
         """Keep the item on the rater's screen in the study (replacing the one before), so that
         a reload shows it again with what has been played of it."""
-        _check_client_id(client_id)
+        check_client_id(client_id)
         if kind not in ("single", "pair"):
             raise FeedbackError(f"item kind {kind!r} must be single or pair")
-        ids = [_check_id(i, "melody id") for i in melody_ids]
+        ids = [check_id(i, "melody id") for i in melody_ids]
         values = dict(client_id=client_id, kind=kind, melody_ids=ids, shown_left=shown_left,
                       is_repeat=bool(is_repeat), played_ms=_played(played_ms), shown_at=utcnow())
         with self._session(write=True) as session:
-            session.execute(self._insert(CurrentItem, rater_id=_check_id(rater_id, "rater id"),
-                                         study_id=_check_id(study_id, "study id"), **values)
+            session.execute(self._insert(CurrentItem, rater_id=check_id(rater_id, "rater id"),
+                                         study_id=check_id(study_id, "study id"), **values)
                             .on_conflict_do_update(index_elements=["rater_id", "study_id"], set_=values))
 
     def record_listening(self, rater_id: int, study_id: int, client_id: str, played_ms: dict[str, int]) -> None:
@@ -303,11 +300,11 @@ class AnswerStore(StoreBase):
 
     def mark_heard(self, rater_id: int, melody_ids: Iterable[int]) -> None:
         """The rater has heard these melodies in full."""
-        _check_id(rater_id, "rater id")
+        check_id(rater_id, "rater id")
         with self._session(write=True) as session:
             for melody_id in melody_ids:
                 session.execute(self._insert(HeardMelody, rater_id=rater_id,
-                                             melody_id=_check_id(melody_id, "melody id"), heard_at=utcnow())
+                                             melody_id=check_id(melody_id, "melody id"), heard_at=utcnow())
                                 .on_conflict_do_nothing())
 
     def heard_melody_ids(self, rater_id: int) -> set[int]:
@@ -332,7 +329,7 @@ class AnswerStore(StoreBase):
     def rater_history(self, rater_id: int, limit: int = 500) -> list[dict[str, Any]]:
         """The rater's own submissions, newest first (what the app shows them; nobody else's):
         at most ``limit`` rows, of the :data:`EXPORT_COLUMNS` (without the melodies' tokens)."""
-        _check_id(rater_id, "rater id")
+        check_id(rater_id, "rater id")
         queries = []
         for model in (StarRating, Comparison):
             query = sa.select(model).where(model.rater_id == rater_id)
@@ -466,7 +463,6 @@ def _iso(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")
 
 
-
 def _played(played_ms: Any) -> dict[str, int]:
     """Play times by screen label, checked: ``{label: milliseconds}``."""
     if played_ms is None:
@@ -477,9 +473,8 @@ def _played(played_ms: Any) -> dict[str, int]:
     for label, ms in played_ms.items():
         if not isinstance(label, str) or not 1 <= len(label) <= 16:
             raise FeedbackError(f"play time label {label!r} must be 1-16 characters")
-        checked[label] = _check_timing(ms, f"time played of {label}") or 0
+        checked[label] = check_timing(ms, f"time played of {label}") or 0
     return checked
-
 
 
 def _rating_record(row: StarRating, created: bool) -> RatingRecord:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rlcomposer.feedback.schema import Model, StarRating, StoredMelody, utcnow
-from rlcomposer.feedback.storage import FeedbackError, StoreBase, _check_id
+from rlcomposer.feedback.storage import FeedbackError, StoreBase, check_id
 from rlcomposer.music.keys import DEFAULT_KEY, Key
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.metre import parse_metre
@@ -134,7 +134,7 @@ class PoolStore(StoreBase):
         return PoolAddResult(ids=ids, added=added, existing=len(melodies) - added, model_id=model_id)
 
     def get_melody(self, melody_id: int) -> MelodyRecord:
-        _check_id(melody_id, "melody id")
+        check_id(melody_id, "melody id")
         with self._session() as session:
             row = session.execute(
                 sa.select(StoredMelody, Model.name).outerjoin(Model, StoredMelody.model_id == Model.id)
@@ -144,7 +144,7 @@ class PoolStore(StoreBase):
             return _melody_record(*row)
 
     def get_melodies(self, melody_ids: Iterable[int]) -> dict[int, MelodyRecord]:
-        ids = sorted({_check_id(i, "melody id") for i in melody_ids})
+        ids = sorted({check_id(i, "melody id") for i in melody_ids})
         with self._session() as session:
             rows = session.execute(
                 sa.select(StoredMelody, Model.name).outerjoin(Model, StoredMelody.model_id == Model.id)
@@ -204,7 +204,6 @@ class PoolStore(StoreBase):
 
 def _tag_of(session: Session) -> dict[int, str]:
     return dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
-
 
 
 def _melody_record(row: StoredMelody, model_name: str | None) -> MelodyRecord:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rlcomposer.feedback.schema import Rater, RatingSession, utcnow
-from rlcomposer.feedback.storage import FeedbackError, StoreBase, _check_id
+from rlcomposer.feedback.storage import FeedbackError, StoreBase, check_id
 
 SIMULATED_PREFIX = "sim:"
 MAX_NAME = 80
@@ -41,14 +41,12 @@ class InvalidToken(FeedbackError):
     """A sign-in token that belongs to no rater (mistyped, tampered with, or from another database)."""
 
 
-
 @dataclass(frozen=True)
 class RaterInfo:
     id: int
     name: str
     kind: str
     consented: bool
-
 
 
 def check_rater_name(name: Any, kind: str = "person") -> str:
@@ -65,7 +63,6 @@ def check_rater_name(name: Any, kind: str = "person") -> str:
     if kind not in ("person", "simulated"):
         raise FeedbackError(f"rater kind {kind!r} must be person or simulated")
     return stripped
-
 
 
 class RaterStore(StoreBase):
@@ -132,7 +129,7 @@ class RaterStore(StoreBase):
             return _rater_info(rater), token
 
     def get_rater(self, rater_id: int) -> RaterInfo:
-        _check_id(rater_id, "rater id")
+        check_id(rater_id, "rater id")
         with self._session() as session:
             rater = session.get(Rater, rater_id)
             if rater is None:
@@ -146,7 +143,7 @@ class RaterStore(StoreBase):
 
     def record_consent(self, rater_id: int) -> RaterInfo:
         """Mark that the rater agreed to the consent text (first time only)."""
-        _check_id(rater_id, "rater id")
+        check_id(rater_id, "rater id")
         with self._session(write=True) as session:
             rater = session.get(Rater, rater_id)
             if rater is None:

@@ -31,27 +31,28 @@ class FeedbackError(RLComposerError):
     """A rating, comparison, rater, tag or id that the store refuses; nothing was stored."""
 
 
-
-def _check_client_id(client_id: Any) -> str:
+def check_client_id(client_id: Any) -> str:
+    """A submission id as a client makes it (8-64 letters, digits and ``_.:-``)."""
     if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
         raise FeedbackError(
             f"submission id {client_id!r} is malformed (8-{CLIENT_ID_MAX} letters, digits, '_.:-')")
     return client_id
 
 
-def _check_id(value: Any, what: str) -> int:
+def check_id(value: Any, what: str) -> int:
+    """A row id: a positive integer (``what`` names it in the message)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise FeedbackError(f"{what} {value!r} is not a valid id (a positive integer)")
     return value
 
 
-def _check_timing(value: Any, what: str) -> int | None:
+def check_timing(value: Any, what: str) -> int | None:
+    """Milliseconds (0 to a day) or None, as a whole number."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_TIMING_MS:
         raise FeedbackError(f"{what} {value!r} must be between 0 and {MAX_TIMING_MS} milliseconds")
     return int(value)
-
 
 
 class StoreBase:
@@ -79,19 +80,20 @@ class StoreBase:
                 if write:
                     session.commit()
         except (sa.exc.IntegrityError, sa.exc.DataError) as error:
-            raise FeedbackError(f"the database refused the value ({_first_line(error)}); nothing stored") from None
+            raise FeedbackError(f"the database refused the value ({first_line(error)}); nothing stored") from None
         except sa.exc.SQLAlchemyError as error:
             if database.is_unavailable(error):
                 raise database.unavailable(self.url, error) from None
             raise database.DatabaseError(f"database {database.display_url(self.url)} cannot be used "
-                                         f"({_first_line(error)})") from None
+                                         f"({first_line(error)})") from None
 
     def _insert(self, model, **values) -> sa.Insert:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         return dialect.insert(model).values(**values)
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of a database error's message (what the store's errors quote)."""
     text = str(getattr(error, "orig", None) or error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 

@@ -60,7 +60,7 @@ from rlcomposer.feedback.raters import (
     token_digest,
 )
 from rlcomposer.feedback.schema import Comparison, Rater, StarRating, StoredMelody
-from rlcomposer.feedback.storage import MAX_TIMING_MS, FeedbackError, _first_line
+from rlcomposer.feedback.storage import MAX_TIMING_MS, FeedbackError, first_line
 from rlcomposer.feedback.studies import StudyStore
 
 
@@ -87,7 +87,7 @@ def open_store(url: str, migrate: bool = True) -> FeedbackStore:
         return FeedbackStore(url)
     except sa.exc.SQLAlchemyError as error:  # e.g. a file that is not a SQLite database
         raise database.DatabaseError(f"database {database.display_url(url)} cannot be used "
-                                     f"({_first_line(error)})") from None
+                                     f"({first_line(error)})") from None
 
 
 __all__ = [
