@@ -97,6 +97,11 @@ def test_episode_length_must_be_whole_bars():
         MelodyEnvConfig(num_bars=0)
 
 
+def test_a_negative_kl_beta_is_refused_with_its_range():
+    with pytest.raises(RLComposerError, match="kl_beta must be 0 or more, got -1.0"):
+        MelodyEnvConfig(kl_beta=-1.0)
+
+
 def test_reward_function_that_returns_nan_names_the_melody(prior):
     env = MelodyVecEnv(2, MelodyEnvConfig(num_bars=1), prior, reward_fn=lambda m: math.nan)
     env.reset()

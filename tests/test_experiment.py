@@ -16,6 +16,7 @@ from rlcomposer.experiments.loop import (
     ExperimentWaiting,
     best_of_n_for_kl,
 )
+from rlcomposer.validation import ValidationError
 
 TINY = dict(pool_size=24, comparisons_per_round=24, evaluation_pairs=16, export_melodies=2,
             reward_model={"epochs": 5, "min_comparisons": 10},
@@ -59,6 +60,12 @@ def test_people_mode_waits_then_resumes_after_ratings_through_the_store(tmp_path
     assert results[0].comparisons == 24 and results[0].win_rate is None  # people: no gold listener
     assert 0 < len(store.melody_ids([config.tag(1)])) <= 24  # the tuned policy's melodies (duplicates kept once)
     assert (tmp_path / "people" / "report.md").exists()
+
+
+@pytest.mark.parametrize("key", ["rounds", "pool_size", "comparisons_per_round", "evaluation_pairs"])
+def test_an_experiment_count_of_0_is_refused_with_its_range(key):
+    with pytest.raises(ValidationError, match=f"experiment key {key} must be from 1 to [0-9]+, got 0"):
+        ExperimentConfig(**{key: 0})
 
 
 def test_bad_experiment_configs(tmp_path):

@@ -38,6 +38,7 @@ from rlcomposer.preferences.reward_model import (
     train_reward_model,
 )
 from rlcomposer.prior.model import MelodyPrior, PriorConfig, load_prior
+from rlcomposer.validation import ValidationError
 
 FAST = RewardModelConfig(epochs=40, ensemble_size=3, head_hidden=32, reference_melodies=64, prior="unused")
 
@@ -153,11 +154,23 @@ def test_too_few_ratings(prior):
 
 
 def test_config_checks():
-    for bad in ({"ensemble_size": 2}, {"validation_fraction": 0.0}, {"cv_folds": 1}, {"summary": ("median",)},
-                {"summary": (), "descriptors": False}, {"input_norm": "batch"}, {"dropout": 1.0},
-                {"summary_components": 4, "summary": ()}, {"head_hidden": -1}):
-        with pytest.raises(ValueError):
+    for bad in ({"cv_folds": 1}, {"summary": ("median",)}, {"summary": (), "descriptors": False},
+                {"input_norm": "batch"}, {"summary_components": 4, "summary": ()},
+                {"summary_components": 20, "reference_melodies": 16, "summary": ("mean",)}):
+        with pytest.raises(RewardModelError):
             RewardModelConfig(**bad)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"ensemble_size": 2}, "ensemble_size must be from 3 to 1000, got 2"),
+    ({"validation_fraction": 0.0}, r"validation_fraction must be in \(0, 0.9\), got 0.0"),
+    ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+    ({"head_hidden": -1}, "head_hidden must be from 0 to 4096, got -1"),
+    ({"reference_melodies": 8}, "reference_melodies must be from 16 to 100000, got 8"),
+])
+def test_a_reward_model_setting_out_of_range_is_refused_with_its_range(bad, message):
+    with pytest.raises(ValidationError, match=message):
+        RewardModelConfig(**bad)
 
 
 def test_temperature_scaling_lowers_log_loss_when_overconfident(labelled, small_prior):

@@ -274,6 +274,42 @@ def test_a_rater_sees_only_their_own_history(store, pool):
     assert len(store.rater_history(bob.id)) == 2
 
 
+def test_a_raters_history_is_their_newest_answers_first_up_to_the_limit(store, pool):
+    ann, ids = pool
+    store.submit_rating(new_client_id(), ann.id, ids[0], 3)
+    store.submit_comparison(new_client_id(), ann.id, ids[0], ids[1], "a", "a")
+    store.submit_rating(new_client_id(), ann.id, ids[2], 4)
+    store.submit_comparison(new_client_id(), ann.id, ids[3], ids[4], "skip", "b")
+    history = store.rater_history(ann.id)
+    assert [(h["kind"], h["stars"], h["choice"]) for h in history] == [
+        ("comparison", None, "skip"), ("stars", 4, None), ("comparison", None, "a"), ("stars", 3, None)]
+    assert {h["melody_tokens"] for h in history} == {None} and history[0]["melody_b_tag"] == "tuned"
+    assert store.rater_history(ann.id, limit=2) == history[:2]
+    assert store.rater_history(ann.id, limit=0) == []
+
+
+def test_comparisons_of_tags_keep_only_pairs_with_both_melodies_in_them(store, pool):
+    ann, ids = pool  # ids 0-2 are tagged prior, 3-5 tuned
+    store.submit_comparison(new_client_id(), ann.id, ids[0], ids[1], "a", "a")
+    store.submit_comparison(new_client_id(), ann.id, ids[0], ids[3], "b", "a")
+    store.submit_comparison(new_client_id(), ann.id, ids[4], ids[5], "tie", "b")
+    pairs = lambda tags: [(c.melody_a_id, c.melody_b_id) for c in store.comparisons(tags)]  # noqa: E731
+    assert pairs(["prior"]) == [(ids[0], ids[1])]
+    assert pairs(["tuned"]) == [(ids[4], ids[5])]
+    assert pairs(["prior", "tuned"]) == pairs(None) == [(ids[0], ids[1]), (ids[0], ids[3]), (ids[4], ids[5])]
+    assert pairs(["nothing"]) == []
+
+
+def test_export_rows_of_raters_by_name_or_id(store, pool):
+    ann, ids = pool
+    bob, cy = store.sign_in("Bob"), store.sign_in("Cy")
+    for rater in (ann, bob, cy):
+        store.submit_rating(new_client_id(), rater.id, ids[0], 3)
+    assert [r["rater"] for r in store.export_rows(rater_names=["Bob"], rater_ids=[cy.id])] == ["Bob", "Cy"]
+    assert [r["rater"] for r in store.export_rows(rater_ids=[ann.id])] == ["Ann"]
+    assert store.export_rows(rater_names=[], rater_ids=[]) == []
+
+
 def test_export_rows_carry_melody_and_rater(store, pool):
     rater, ids = pool
     store.submit_rating(new_client_id(), rater.id, ids[1], 2)

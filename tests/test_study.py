@@ -21,6 +21,8 @@ from rlcomposer.feedback.study import (
     create_study,
     default_study,
     get_study,
+    list_studies,
+    reopen_study,
     study_progress,
     sync_study,
 )
@@ -67,6 +69,17 @@ def test_a_study_with_empty_pool_tags_or_a_taken_name_is_refused(store):
     create_study(store, StudySpec(name="s", pool_tags=("prior",)))
     with pytest.raises(StudyError, match="exists already"):
         create_study(store, StudySpec(name="s"))
+
+
+def test_a_missing_or_taken_study_is_refused_alike_by_the_store_and_the_study_functions(store):
+    for refuse in (lambda: close_study(store, "nope"), lambda: reopen_study(store, "nope"),
+                   lambda: store.set_study_status("nope", "closed"), lambda: store.update_study("nope")):
+        with pytest.raises(StudyError, match="there is no study called 'nope'"):
+            refuse()
+    create_study(store, StudySpec(name="s", pool_tags=("prior",)))
+    with pytest.raises(StudyError, match="a study called 's' exists already"):
+        store.create_study("s", pool_tags=[], mode="pairs")
+    assert [s.name for s in list_studies(store)] == ["s"]
 
 
 def test_progress_counts_answers_not_skips_and_people_apart_from_simulated(store):

@@ -18,10 +18,12 @@ from rlcomposer.prior.generation import GenerationConfig, sample_melodies
 from rlcomposer.prior.model import load_prior
 from rlcomposer.prior.registry import resolve_model
 from rlcomposer.rl.best_of_n import BestOfNModel
+from rlcomposer.rl.dpo import DPOConfig
 from rlcomposer.rl.environment import MelodyEnvConfig
 from rlcomposer.rl.sequence_ppo import SequencePPO
 from rlcomposer.rl.tuning import TuneConfig, build_model, tune
 from rlcomposer.rl.tuning_callbacks import KLPenaltyCallback, TuningLogCallback
+from rlcomposer.validation import ValidationError
 
 SMALL = dict(env=MelodyEnvConfig(num_bars=1, theory_motif=1.0, theory_in_key=1.0), n_envs=8,
              minibatch_episodes=4, total_timesteps=8 * 16 * 3, checkpoint_every=8 * 16)
@@ -131,10 +133,33 @@ def test_bad_tuning_input(tmp_path):
         tune(TuneConfig(total_timesteps=64), tmp_path / "x", progress=False)
     with pytest.raises(RLComposerError, match="algorithm"):
         TuneConfig(algorithm="a2c")
-    with pytest.raises(RLComposerError, match="kl_target must be above 0"):
+    with pytest.raises(RLComposerError, match=r"kl_target must be above 0 \(or null\), got 0"):
         TuneConfig(kl_target=0)
     with pytest.raises(RLComposerError, match="kl_target"):
         load_config(TuneConfig, None, {"kl_target": -1.0})
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"total_timesteps": 0}, "total_timesteps must be from 1 to 1000000000, got 0"),
+    ({"minibatch_episodes": 0}, "minibatch_episodes must be from 1 to 65536, got 0"),
+    ({"seed": -1}, "seed must be from 0 to 4294967295, got -1"),
+    ({"kl_gain": 0.0}, "kl_gain must be above 0, got 0.0"),
+    ({"reward_uncertainty": -0.5}, "reward_uncertainty must be 0 or more, got -0.5"),
+])
+def test_a_tune_setting_out_of_range_is_refused_with_its_range(bad, message):
+    with pytest.raises(ValidationError, match=message):
+        TuneConfig(**bad)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"beta": 0}, "dpo beta must be above 0, got 0"),
+    ({"epochs": 0}, "dpo epochs must be from 1 to 100000, got 0"),
+    ({"held_out_fraction": 0.95}, r"dpo held_out_fraction must be in \(0, 0.9\), got 0.95"),
+    ({"learning_rate": -1e-4}, r"dpo learning_rate must be in \(0, 1\], got -0.0001"),
+])
+def test_a_dpo_setting_out_of_range_is_refused_with_its_range(bad, message):
+    with pytest.raises(ValidationError, match=message):
+        DPOConfig(**bad)
 
 
 def test_best_of_n_picks_higher_reward_and_knows_its_kl(tiny_prior_dir):

@@ -84,9 +84,6 @@ class ExperimentConfig:
             "difficulty_best_of": between(0, 1 << 20, whole=True), "export_melodies": between(0, 100_000, whole=True),
             "policy_best_of_k": between(0, 1 << 16, whole=True),
             "seed": SEED}, "experiment key ")
-        for key in ("rounds", "pool_size", "comparisons_per_round", "evaluation_pairs"):
-            if getattr(self, key) < 1:
-                raise RLComposerError(f"experiment key '{key}' must be at least 1, got {getattr(self, key)}")
         if self.tuned_melodies not in ("best-of-n", "policy"):
             raise RLComposerError(f"experiment key 'tuned_melodies' must be best-of-n or policy, "
                                   f"got '{self.tuned_melodies}'")

@@ -4,7 +4,10 @@
 * :mod:`rlcomposer.feedback.database` — database URLs, engines (SQLite in WAL
   mode or PostgreSQL) and the Alembic migrations;
 * :mod:`rlcomposer.feedback.store` — :class:`FeedbackStore`, every read and write
-  the app, the CLI and the simulated listeners need (nothing else writes SQL);
+  the app, the CLI and the simulated listeners need (nothing else writes SQL), made of
+  one part per aggregate: :mod:`~rlcomposer.feedback.raters`,
+  :mod:`~rlcomposer.feedback.pool`, :mod:`~rlcomposer.feedback.answers` and
+  :mod:`~rlcomposer.feedback.studies`, on :mod:`~rlcomposer.feedback.storage`;
 * :mod:`rlcomposer.feedback.selection` — which melody or pair a rater sees next;
 * :mod:`rlcomposer.feedback.study` — listening studies (pool tags, mode, items per
   rater, texts, selection, completion code, listening requirement) and their progress;

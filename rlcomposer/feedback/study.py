@@ -32,6 +32,7 @@ from rlcomposer.feedback.selection import (
     SelectionStrategy,
 )
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore, check_tag
+from rlcomposer.feedback.studies import StudyError
 
 DEFAULT_STUDY = "default"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
@@ -54,10 +55,6 @@ def default_instructions(mode: str) -> str:
     return STARS_INSTRUCTIONS if mode == "stars" else PAIRS_INSTRUCTIONS
 DEFAULT_CONSENT = ("I agree that my answers (with my rater name, not my identity) are stored and used "
                    "to train and evaluate melody models.")
-
-
-class StudyError(FeedbackError):
-    """A study setting, name or state that cannot be used; nothing was stored."""
 
 
 @dataclass(frozen=True)
@@ -156,11 +153,17 @@ def _from_row(row: dict[str, Any]) -> Study:
     return Study(row["id"], StudySpec(**fields), row["status"], row["created_at"], row["closed_at"])
 
 
+def _settings(spec: StudySpec) -> dict[str, Any]:
+    """The study's columns other than its name."""
+    values = asdict(spec)
+    values.pop("name")
+    values["pool_tags"] = list(spec.pool_tags)
+    return values
+
+
 def create_study(store: FeedbackStore, spec: StudySpec) -> Study:
     """Store ``spec`` as a new, open study. Refused when the name is taken or when a pool
     tag has no melodies (a study whose pool is empty could serve nothing)."""
-    if store.get_study(spec.name) is not None:
-        raise StudyError(f"a study called {spec.name!r} exists already")
     known = dict(store.tags())
     empty = [t for t in spec.pool_tags if not known.get(t)]
     if empty:
@@ -168,10 +171,7 @@ def create_study(store: FeedbackStore, spec: StudySpec) -> Study:
                          "(add some with `rlcomposer pool add`)")
     if not spec.pool_tags and not known:
         raise StudyError(f"study {spec.name}: the pool is empty (add melodies with `rlcomposer pool add`)")
-    values = asdict(spec)
-    values.pop("name")
-    values["pool_tags"] = list(spec.pool_tags)
-    store.create_study(spec.name, **values)
+    store.create_study(spec.name, **_settings(spec))
     return get_study(store, spec.name)
 
 
@@ -195,12 +195,10 @@ def list_studies(store: FeedbackStore) -> list[Study]:
 
 def close_study(store: FeedbackStore, name: str) -> Study:
     """Close a study: its page says so and it takes no more answers."""
-    get_study(store, name)
     return _from_row(store.set_study_status(name, "closed"))
 
 
 def reopen_study(store: FeedbackStore, name: str) -> Study:
-    get_study(store, name)
     return _from_row(store.set_study_status(name, "open"))
 
 
@@ -231,10 +229,7 @@ def sync_study(store: FeedbackStore, spec: StudySpec) -> Study:
             if existing is None:
                 raise
     if existing.spec != spec:
-        values = asdict(spec)
-        values.pop("name")
-        values["pool_tags"] = list(spec.pool_tags)
-        store.update_study(spec.name, **values)
+        store.update_study(spec.name, **_settings(spec))
         existing = get_study(store, spec.name)
     return existing
 

@@ -26,7 +26,6 @@ length); anything else is an error before training starts.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,15 +74,6 @@ class DPOConfig:
                      "dpo ")
         if self.loss not in DPO_LOSSES:
             raise DPOError(f"dpo loss must be one of {', '.join(DPO_LOSSES)}, got '{self.loss}'")
-        if not (math.isfinite(self.beta) and self.beta > 0):
-            raise DPOError(f"dpo beta must be above 0, got {self.beta}")
-        if not 0.0 < self.held_out_fraction < 0.9:
-            raise DPOError(f"dpo held_out_fraction must be between 0 and 0.9, got {self.held_out_fraction}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise DPOError(f"dpo learning_rate must be above 0, got {self.learning_rate}")
-        for name in ("epochs", "patience", "batch_size", "min_comparisons"):
-            if getattr(self, name) < 1:
-                raise DPOError(f"dpo {name} must be at least 1, got {getattr(self, name)}")
 
 
 def comparison_arrays(comparisons: Sequence[Any], num_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -114,8 +114,6 @@ class MelodyEnvConfig:
         check_config(self, {"num_bars": between(1, MAX_BARS, whole=True), "kl_beta": NON_NEGATIVE})
         object.__setattr__(self, "metre", parse_metre(self.metre).name)
         object.__setattr__(self, "mode", parse_mode(self.mode))
-        if self.kl_beta < 0:
-            raise RLComposerError(f"kl_beta must be 0 or more, got {self.kl_beta}")
 
     # ---- derived values --------------------------------------------------
     @property

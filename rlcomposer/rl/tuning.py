@@ -171,17 +171,6 @@ class TuneConfig:
         check_config(self, TUNE_CONFIG_RANGES)
         if self.algorithm not in ALGORITHMS:
             raise RLComposerError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got '{self.algorithm}'")
-        for name in ("total_timesteps", "n_envs", "episodes_per_rollout", "minibatch_episodes", "n_epochs"):
-            if getattr(self, name) < 1:
-                raise RLComposerError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise RLComposerError(f"seed must be 0 or more, got {self.seed}")
-        if self.kl_target is not None and not self.kl_target > 0:
-            raise RLComposerError(f"kl_target must be a KL in nats above 0, got {self.kl_target}")
-        if not self.kl_gain > 0:
-            raise RLComposerError(f"kl_gain must be above 0, got {self.kl_gain}")
-        if not self.reward_uncertainty >= 0:
-            raise RLComposerError(f"reward_uncertainty must be 0 or more, got {self.reward_uncertainty}")
         if self.uses_quantile_reward and self.kl_target is None and self.quantile_best_of is None:
             raise RLComposerError(f"algorithm {self.algorithm} needs kl_target or quantile_best_of "
                                   "(the N of the best-of-N it aims at)")

@@ -1,0 +1,221 @@
+"""The pool: the melodies raters hear (each under a tag, with its provenance) and the
+models that wrote them.
+
+A melody is stored once per tag (by the SHA-1 of its tokens, :func:`tokens_sha1`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from rlcomposer.feedback.schema import Model, StarRating, StoredMelody, utcnow
+from rlcomposer.feedback.storage import FeedbackError, StoreBase, check_id
+from rlcomposer.music.keys import DEFAULT_KEY, Key
+from rlcomposer.music.melody import Melody
+from rlcomposer.music.metre import parse_metre
+
+MAX_TAG = 100
+
+
+@dataclass(frozen=True)
+class MelodyRecord:
+    """A melody of the pool with its provenance."""
+
+    id: int
+    melody: Melody
+    tag: str
+    model: str | None
+    seed: int | None
+    sample_index: int | None
+    experiment: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PoolAddResult:
+    """What :meth:`FeedbackStore.add_melodies` did: ids in input order."""
+
+    ids: list[int]
+    added: int
+    existing: int
+    model_id: int | None
+
+
+@dataclass(frozen=True)
+class PoolMelody:
+    """A melody of the pool with the count and mean of its star ratings."""
+
+    id: int
+    tag: str
+    model: str | None
+    seed: int | None
+    num_ratings: int
+    mean_stars: float | None
+
+
+def check_tag(tag: Any) -> str:
+    """A pool tag: 1-100 characters, no leading/trailing spaces, no control characters."""
+    if not isinstance(tag, str) or not tag.strip() or tag != tag.strip() or len(tag) > MAX_TAG \
+            or any(ord(c) < 32 for c in tag):
+        raise FeedbackError(f"tag {tag!r} must be 1-{MAX_TAG} printable characters")
+    return tag
+
+
+def tokens_sha1(tokens: Sequence[int]) -> str:
+    """The identity of a melody's tokens within a tag."""
+    return hashlib.sha1(json.dumps([int(t) for t in tokens]).encode()).hexdigest()
+
+
+class PoolStore(StoreBase):
+    """The pool's melodies and models."""
+
+    # --------------------------------------------------------------- models
+    def register_model(self, name: str, kind: str = "prior", config: dict[str, Any] | None = None,
+                       path: str | None = None) -> int:
+        """The id of model ``name``, stored (with its config) the first time."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise FeedbackError(f"model name {name!r} must be 1-200 characters")
+        config = json.loads(json.dumps(config or {}, default=str))
+        with self._session(write=True) as session:
+            session.execute(self._insert(Model, name=name, kind=kind, config=config, path=path,
+                                         created_at=utcnow())
+                            .on_conflict_do_nothing(index_elements=["name"]))
+            return session.scalars(sa.select(Model.id).where(Model.name == name)).one()
+
+    def models(self) -> list[dict[str, Any]]:
+        with self._session() as session:
+            return [{"id": m.id, "name": m.name, "kind": m.kind, "path": m.path, "config": m.config}
+                    for m in session.scalars(sa.select(Model).order_by(Model.id))]
+
+    # ---------------------------------------------------------------- pool
+    def add_melodies(self, melodies: Sequence[Melody], tag: str, model: str | None = None,
+                     model_kind: str = "prior", model_config: dict[str, Any] | None = None,
+                     model_path: str | None = None, experiment: str | None = None) -> PoolAddResult:
+        """Put melodies in the rating pool under ``tag``. A melody already in the
+        tag is not added twice (its existing id is returned)."""
+        check_tag(tag)
+        if experiment is not None and (not isinstance(experiment, str) or len(experiment) > 200):
+            raise FeedbackError(f"experiment {experiment!r} must be at most 200 characters")
+        melodies = list(melodies)
+        if not all(isinstance(m, Melody) for m in melodies):
+            raise FeedbackError("add_melodies takes Melody objects")
+        model_id = self.register_model(model, model_kind, model_config, model_path) if model else None
+        ids: list[int] = []
+        added = 0
+        with self._session(write=True) as session:
+            for melody in melodies:
+                tokens = [int(t) for t in melody.tokens]
+                digest = tokens_sha1(tokens)
+                meta = dict(melody.metadata)
+                if (melody.metre.name, melody.key.name) != ("4/4", "C major"):  # how to bar and spell it
+                    meta.update(metre=melody.metre.name,
+                                key={"tonic": melody.key.tonic, "mode": melody.key.mode})
+                seed = meta.pop("seed", None)
+                index = meta.pop("index", None)
+                result = session.execute(
+                    self._insert(StoredMelody, tokens=tokens, tokens_sha1=digest, num_steps=len(tokens),
+                                 model_id=model_id, seed=seed if isinstance(seed, int) else None,
+                                 sample_index=index if isinstance(index, int) else None, tag=tag,
+                                 experiment=experiment,
+                                 extra=json.loads(json.dumps(meta, default=str)), created_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=["tag", "tokens_sha1"])
+                    .returning(StoredMelody.id))
+                added += result.first() is not None
+                ids.append(session.scalars(sa.select(StoredMelody.id).where(
+                    StoredMelody.tag == tag, StoredMelody.tokens_sha1 == digest)).one())
+        return PoolAddResult(ids=ids, added=added, existing=len(melodies) - added, model_id=model_id)
+
+    def get_melody(self, melody_id: int) -> MelodyRecord:
+        check_id(melody_id, "melody id")
+        with self._session() as session:
+            row = session.execute(
+                sa.select(StoredMelody, Model.name).outerjoin(Model, StoredMelody.model_id == Model.id)
+                .where(StoredMelody.id == melody_id)).first()
+            if row is None:
+                raise FeedbackError(f"melody id {melody_id} is unknown")
+            return _melody_record(*row)
+
+    def get_melodies(self, melody_ids: Iterable[int]) -> dict[int, MelodyRecord]:
+        ids = sorted({check_id(i, "melody id") for i in melody_ids})
+        with self._session() as session:
+            rows = session.execute(
+                sa.select(StoredMelody, Model.name).outerjoin(Model, StoredMelody.model_id == Model.id)
+                .where(StoredMelody.id.in_(ids))).all()
+        found = {row[0].id: _melody_record(*row) for row in rows}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise FeedbackError(f"melody id {missing[0]} is unknown")
+        return found
+
+    def melody_ids(self, tags: Sequence[str] | None = None) -> list[int]:
+        """Ids of the pool's melodies (of ``tags`` only, if given), oldest first."""
+        query = sa.select(StoredMelody.id).order_by(StoredMelody.id)
+        if tags:
+            query = query.where(StoredMelody.tag.in_(list(tags)))
+        with self._session() as session:
+            return list(session.scalars(query))
+
+    def melody_shapes(self, tags: Sequence[str] | None = None) -> dict[int, tuple[str, int]]:
+        """``(metre, steps)`` of the pool's melodies (of ``tags`` only), by id: a comparison is
+        only ever between two melodies of the same metre and length."""
+        query = sa.select(StoredMelody.id, StoredMelody.num_steps, StoredMelody.extra)
+        if tags:
+            query = query.where(StoredMelody.tag.in_(list(tags)))
+        with self._session() as session:
+            return {i: (str((extra or {}).get("metre", "4/4")), int(n))
+                    for i, n, extra in session.execute(query)}
+
+    def tags(self) -> list[tuple[str, int]]:
+        """Each tag with its number of melodies."""
+        with self._session() as session:
+            return [(t, n) for t, n in session.execute(
+                sa.select(StoredMelody.tag, sa.func.count()).group_by(StoredMelody.tag).order_by(StoredMelody.tag))]
+
+    def melody_tags(self) -> dict[int, str]:
+        """The tag of every melody of the pool, by melody id."""
+        with self._session() as session:
+            return _tag_of(session)
+
+    def pool_melodies(self, tag: str | None = None) -> list[PoolMelody]:
+        """The pool's melodies (of ``tag`` only, if given), oldest first, each with
+        its number of star ratings and their mean."""
+        with self._session() as session:
+            query = sa.select(StoredMelody.id, StoredMelody.tag, Model.name, StoredMelody.seed).outerjoin(
+                Model, StoredMelody.model_id == Model.id).order_by(StoredMelody.id)
+            if tag:
+                query = query.where(StoredMelody.tag == tag)
+            base = session.execute(query).all()
+            star_stats = {mid: (n, mean) for mid, n, mean in session.execute(
+                sa.select(StarRating.melody_id, sa.func.count(), sa.func.avg(StarRating.stars))
+                .group_by(StarRating.melody_id))}
+        rows = []
+        for mid, mtag, model_name, seed in base:
+            n, mean = star_stats.get(mid, (0, None))
+            rows.append(PoolMelody(mid, mtag, model_name, seed, n, None if mean is None else float(mean)))
+        return rows
+
+def _tag_of(session: Session) -> dict[int, str]:
+    return dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
+
+
+def _melody_record(row: StoredMelody, model_name: str | None) -> MelodyRecord:
+    metadata = dict(row.extra or {})
+    metadata.update(tag=row.tag, melody_id=row.id)
+    if model_name:
+        metadata["model"] = model_name
+    if row.seed is not None:
+        metadata["seed"] = row.seed
+    metre, key = metadata.pop("metre", "4/4"), metadata.pop("key", None)
+    key = Key(key.get("tonic", "C"), key.get("mode", "major")) if isinstance(key, dict) else DEFAULT_KEY
+    return MelodyRecord(row.id, Melody(row.tokens, metadata, parse_metre(metre), key), row.tag,
+                        model_name, row.seed,
+                        row.sample_index, row.experiment, row.created_at)
+
