@@ -453,9 +453,8 @@ class Experiment:
         rows: dict[str, dict[str, Any]] = {}
         for position, tuned in enumerate(tuned_models):
             if position == 0:
-                melodies, speed = primary_melodies, math.nan
+                melodies, kl = primary_melodies, primary_kl  # already sampled: time a small batch for the cost
                 _, speed = self._sample_timed(tuned.model, min(len(base), 64), rng)
-                kl = primary_kl
             else:
                 melodies, speed = self._sample_timed(tuned.model, self._evaluation_size(tuned, len(base)), rng)
                 kl = (tuned.kl_per_melody if tuned.kl_per_melody is not None
