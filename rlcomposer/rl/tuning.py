@@ -262,19 +262,10 @@ class TuneResult:
     """One record per rollout (PPO) or epoch (DPO): KL, reward by term, musicality."""
 
 
-def tune(
-    config: TuneConfig,
-    out_dir: str | Path,
-    reward_fn: RewardFunction | None = None,
-    resume: str | Path | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-    gold_fn: RewardFunction | None = None,
-    comparisons: Sequence[Any] | None = None,
-    prior: MelodyPrior | None = None,
-) -> dict[str, Any]:
-    """:func:`tune_policy`, returning its metrics only (as ``rlcomposer tune`` prints them)."""
-    return tune_policy(config, out_dir, reward_fn, resume, progress, log, gold_fn, comparisons, prior).metrics
+def tune(config: TuneConfig, out_dir: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`tune_policy` with the same arguments, returning its metrics only (as ``rlcomposer
+    tune`` prints them and ``metrics.json`` holds them)."""
+    return tune_policy(config, out_dir, *args, **kwargs).metrics
 
 
 def tune_policy(
