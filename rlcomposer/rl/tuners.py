@@ -25,6 +25,7 @@ from rlcomposer.rl import ALGORITHMS
 from rlcomposer.rl.best_of_n import BestOfNModel
 from rlcomposer.rl.kl import best_of_n_for_kl, best_of_n_kl
 from rlcomposer.rl.tuning import TuneConfig, tune_policy
+from rlcomposer.validation import above, between, check_config
 
 BEST_OF_N = "best-of-n"
 """The tuner name of best-of-N sampling from the prior (N from its own KL target)."""
@@ -112,9 +113,7 @@ class BestOfNTuner:
     name: str = BEST_OF_N
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.kl_target, int | float) and self.kl_target > 0
-                and self.kl_target < float("inf")):
-            raise RLComposerError(f"best-of-N's kl_target must be a KL in nats above 0, got {self.kl_target}")
+        check_config(self, {"kl_target": above(0), "cap": between(1, 1 << 20, whole=True)}, "best-of-N's ")
 
     def tune(self, prior, reward, labels, shape, out_dir, log, gold_fn=None) -> TunedModel:
         if reward is None:
