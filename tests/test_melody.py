@@ -174,3 +174,51 @@ def test_score_of_a_c_major_melody_has_no_stray_accidentals():
     assert re.findall(r"<accidental>", xml) == []
     with_sharp = Melody.from_notes([(66, 0, 1), (65, 1, 1)], 16).to_musicxml_bytes().decode()
     assert re.findall(r"<accidental>(\w+)</accidental>", with_sharp) == ["sharp", "natural"]
+
+
+def _pickup_melody(metre: str, pickup: int, bars: int = 2) -> Melody:
+    bar = Melody(np.array([0]), metre=metre).metre.steps_per_bar
+    tokens = [pitch_token(67)] + [HOLD] * (pickup - 1)
+    for index in range(bars):
+        tokens += [pitch_token(72 + index % 3)] + [HOLD] * (bar // 2 - 1)
+        tokens += [pitch_token(71)] + [HOLD] * (bar - bar // 2 - 1)
+    return Melody(np.array(tokens), metre=metre, pickup_steps=pickup)
+
+
+@pytest.mark.parametrize("metre, pickup", [("4/4", 4), ("6/8", 6), ("3/4", 4), ("6/8", 2)])
+def test_a_pickup_round_trips_through_midi_musicxml_and_json(metre, pickup):
+    from music21 import converter, stream
+
+    melody = _pickup_melody(metre, pickup)
+    assert melody.notes()[0][1] == 0.0  # the files start with the pick-up's first note
+    assert Melody.from_json(melody.to_json()) == melody
+    assert Melody.from_midi_bytes(melody.to_midi_bytes()) == melody
+    xml = melody.to_musicxml_bytes()
+    assert Melody.from_musicxml_bytes(xml) == melody
+    measures = list(converter.parseData(xml.decode(), format="musicxml").parts[0]
+                    .getElementsByClass(stream.Measure))
+    assert measures[0].duration.quarterLength == pickup / 4  # an incomplete first measure, no rests
+    assert not measures[0].getElementsByClass("Rest")
+    assert [m.duration.quarterLength for m in measures[1:]] == [melody.metre.steps_per_bar / 4] * 2
+    assert b'implicit="yes"' in xml
+
+
+def test_a_pickup_that_does_not_fit_the_metre_is_refused():
+    for pickup in (-1, 16, 20):
+        with pytest.raises(MelodyError, match="pick-up"):
+            Melody(np.array([pitch_token(60)] * 40), pickup_steps=pickup)
+    with pytest.raises(MelodyError, match="pick-up"):
+        Melody.from_json(_pickup_melody("4/4", 4).to_json().replace('"pickup_steps": 4', '"pickup_steps": 12.5'))
+
+
+def test_leading_silence_becomes_a_pickup():
+    tokens = [REST] + [HOLD] * 11 + [pitch_token(67)] + [HOLD] * 3 + [pitch_token(72)] + [HOLD] * 15
+    melody = Melody(np.array(tokens)).without_leading_silence()
+    assert melody.pickup_steps == 4 and melody.num_steps == 20 and melody.num_bars == 1
+
+
+def test_scores_are_titled_and_name_no_composer(tmp_path):
+    path = _pickup_melody("4/4", 4).save(tmp_path / "morning-jig.musicxml")
+    text = path.read_text()
+    assert "<work-title>morning-jig</work-title>" in text
+    assert 'type="composer"' not in text and "<software>rlcomposer" in text

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -272,7 +273,7 @@ def _configure_sqlite(engine: Engine, wal: bool, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if wal:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _retry_while_locked(lambda: cursor.execute("PRAGMA journal_mode = WAL"), busy_timeout_ms)
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -284,6 +285,50 @@ def _configure_sqlite(engine: Engine, wal: bool, busy_timeout_ms: int) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN")
+
+
+def _retry_while_locked(action, timeout_ms: int) -> None:
+    """Run ``action``, retrying for up to ``timeout_ms`` while SQLite says "database is locked":
+    switching a new file to WAL takes the lock without waiting on the busy timeout."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    pause = 0.01
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+
+@contextmanager
+def _sqlite_file_lock(url: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on a SQLite database file, so that two processes migrating
+    the same new file run one after the other (SQLite's own locks, which are ``fcntl`` locks and
+    do not conflict with this one, cannot keep two first migrations apart). No-op elsewhere."""
+    path = sqlite_path(url)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    handle = None
+    if path is not None and fcntl is not None:
+        try:
+            handle = open(path, "ab")  # noqa: SIM115 - closed below
+        except OSError:
+            handle = None  # SQLite reports the path's problem itself
+    try:
+        if handle is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        if handle is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -348,7 +393,7 @@ def _run(url: str, action: str, revision: str) -> None:
     try:
         # alembic's context is process-global: one migration at a time in a process;
         # across processes, PostgreSQL's advisory lock or SQLite's write lock
-        with _migrate_lock, _migration_connection(url) as connection:
+        with _migrate_lock, _sqlite_file_lock(url), _migration_connection(url) as connection:
             config.attributes["connection"] = connection
             getattr(command, action)(config, revision)
             connection.commit()

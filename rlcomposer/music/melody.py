@@ -20,6 +20,13 @@ leading ``HOLD`` and a leading ``REST``). :meth:`Melody.canonical` picks one:
 every silence starts with ``REST`` and continues with ``HOLD``. Conversions *to*
 tokens (from notes, streams, MIDI, MusicXML, JSON of notes) give canonical tokens,
 so ``Melody.from_notes(m.notes(), m.num_steps) == m.canonical()``.
+
+A melody may open with a pick-up (an anacrusis): ``pickup_steps`` steps before the
+first downbeat, a partial bar that is part of no bar count. Token 0 is then the
+pick-up's first step, so the files start with its first note; MusicXML writes it
+as an incomplete first measure (measure 0), MIDI keeps it in a text event
+(:data:`MIDI_PICKUP_TEXT`), JSON in ``pickup_steps``. The metric position of
+step ``t`` is ``(t + metric_offset) % steps_per_bar`` (:meth:`Melody.metric_steps`).
 """
 
 from __future__ import annotations
@@ -42,17 +49,27 @@ from rlcomposer.music.limits import (  # noqa: F401 (the limits' old home)
     MAX_MIDI_EVENTS,
     MAX_MIDI_TICKS,
 )
-from rlcomposer.music.metre import DEFAULT_METRE, MAX_BARS, Metre, parse_metre  # noqa: F401
+from rlcomposer.music.metre import (  # noqa: F401
+    DEFAULT_METRE,
+    MAX_BARS,
+    Metre,
+    MetreError,
+    check_pickup_steps,
+    parse_metre,
+)
 from rlcomposer.music.notation import (  # noqa: F401 (public here since 0.1)
     LOW_MELODY_MEDIAN_PITCH,
     MIDI_KEY_TEXT,
+    MIDI_PICKUP_TEXT,
     declared_metre_and_key,
     engraving_clef,
     key_from_sharps,
     midi_key_name,
+    midi_pickup_steps,
     midi_signature,
     stream_metre_and_key,
     stream_notes,
+    stream_pickup_steps,
 )
 from rlcomposer.music.notes import note_events
 from rlcomposer.music.tokens import (  # noqa: F401 (the encoding, public here since 0.1)
@@ -92,6 +109,8 @@ class Melody:
     metadata: dict[str, Any] = field(default_factory=dict)
     metre: Metre = DEFAULT_METRE
     key: Key = DEFAULT_KEY
+    pickup_steps: int = 0
+    """Steps of the pick-up before the first downbeat (0: starts on the downbeat)."""
 
     def __post_init__(self) -> None:
         tokens = np.asarray(self.tokens)
@@ -111,6 +130,11 @@ class Melody:
         object.__setattr__(self, "metre", parse_metre(self.metre))
         if not isinstance(self.key, Key):
             raise MelodyError(f"a melody's key must be a Key, got {self.key!r}", "invalid")
+        try:
+            pickup = check_pickup_steps(self.pickup_steps, self.metre, tokens.size)
+        except MetreError as error:
+            raise MelodyError(str(error), "metre") from None
+        object.__setattr__(self, "pickup_steps", pickup)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -120,8 +144,19 @@ class Melody:
 
     @property
     def num_bars(self) -> float:
-        """Length in bars of its metre (fractional if the melody is not whole bars)."""
-        return self.num_steps / self.metre.steps_per_bar
+        """Length in bars of its metre after the pick-up (fractional if not whole bars)."""
+        return (self.num_steps - self.pickup_steps) / self.metre.steps_per_bar
+
+    @property
+    def metric_offset(self) -> int:
+        """The position within its bar of step 0 (0 without a pick-up)."""
+        return (self.metre.steps_per_bar - self.pickup_steps) % self.metre.steps_per_bar
+
+    def metric_steps(self) -> np.ndarray:
+        """Each step's position counted from the downbeat of the bar that holds step 0
+        (``% steps_per_bar`` gives the position in the bar; a pick-up's steps fall in bar -1
+        after subtracting ``steps_per_bar`` when :attr:`pickup_steps` > 0)."""
+        return np.arange(self.num_steps) + self.metric_offset
 
     @property
     def steps_per_bar(self) -> int:
@@ -134,10 +169,11 @@ class Melody:
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Melody) and np.array_equal(self.tokens, other.tokens)
-                and self.metre == other.metre and self.key == other.key)
+                and self.metre == other.metre and self.key == other.key
+                and self.pickup_steps == other.pickup_steps)
 
     def __hash__(self) -> int:
-        return hash((self.tokens.tobytes(), self.metre, self.key))
+        return hash((self.tokens.tobytes(), self.metre, self.key, self.pickup_steps))
 
     def __len__(self) -> int:
         return self.num_steps
@@ -147,19 +183,23 @@ class Melody:
         more = " ..." if self.num_steps > 8 else ""
         where = "" if (self.metre, self.key) == (DEFAULT_METRE, DEFAULT_KEY) else \
             f", {self.metre.name}, {self.key.name}"
+        if self.pickup_steps:
+            where += f", pick-up {self.pickup_steps} steps"
         return f"Melody({self.num_steps} steps{where}: {head}{more})"
 
     # ------------------------------------------------------------- tokens/notes
     @classmethod
     def from_tokens(cls, tokens: Iterable[int], metadata: dict[str, Any] | None = None,
-                    metre: Metre | str | None = None, key: Key | None = None) -> Melody:
+                    metre: Metre | str | None = None, key: Key | None = None,
+                    pickup_steps: int = 0) -> Melody:
         return cls(np.asarray(list(tokens) if not isinstance(tokens, np.ndarray) else tokens),
-                   dict(metadata or {}), parse_metre(metre), key or DEFAULT_KEY)
+                   dict(metadata or {}), parse_metre(metre), key or DEFAULT_KEY, pickup_steps)
 
     def notes(self) -> list[Note]:
         """The sounding notes as ``(midi_pitch, onset_beats, duration_beats)``.
 
-        Beats are quarter notes from the start of the melody (step 0 is 0.0).
+        Beats are quarter notes from the start of the melody (step 0 is 0.0; with a
+        pick-up, the first downbeat is at ``pickup_steps / 4``).
         """
         onsets, pitches, durations = note_events(self.tokens)
         return [(pitch, onset / STEPS_PER_QUARTER, duration / STEPS_PER_QUARTER)
@@ -174,6 +214,7 @@ class Melody:
         metadata: dict[str, Any] | None = None,
         metre: Metre | str | None = None,
         key: Key | None = None,
+        pickup_steps: int = 0,
     ) -> Melody:
         """Build canonical tokens from ``(pitch, onset_beats, duration_beats)`` notes.
 
@@ -216,17 +257,19 @@ class Melody:
             previous_end = stop
         if previous_end < num_steps:
             tokens[previous_end] = REST
-        return cls(tokens, dict(metadata or {}), parse_metre(metre), key or DEFAULT_KEY)
+        return cls(tokens, dict(metadata or {}), parse_metre(metre), key or DEFAULT_KEY, pickup_steps)
 
     def canonical(self) -> Melody:
         """The same sound with canonical tokens (silences are ``REST HOLD ...``)."""
-        return Melody.from_notes(self.notes(), self.num_steps, self.metadata, self.metre, self.key)
+        return Melody.from_notes(self.notes(), self.num_steps, self.metadata, self.metre, self.key,
+                                 self.pickup_steps)
 
     def transpose(self, semitones: int, key: Key | None = None) -> Melody:
         """Shift every pitch (and name the result's ``key``, default: unchanged);
         raises :class:`MelodyError` if a pitch leaves the range."""
         notes = [(p + semitones, o, d) for p, o, d in self.notes()]
-        return Melody.from_notes(notes, self.num_steps, self.metadata, self.metre, key or self.key)
+        return Melody.from_notes(notes, self.num_steps, self.metadata, self.metre, key or self.key,
+                                 self.pickup_steps)
 
     def in_key(self, key: Key) -> Melody:
         """The melody moved from its key's tonic to ``key``'s (the same mode): by -5..+6
@@ -247,11 +290,28 @@ class Melody:
             f"{key.name} inside MIDI {MIN_PITCH}-{MAX_PITCH}", "pitch-range")
 
     def with_metadata(self, **updates: Any) -> Melody:
-        return Melody(self.tokens, {**self.metadata, **updates}, self.metre, self.key)
+        return Melody(self.tokens, {**self.metadata, **updates}, self.metre, self.key, self.pickup_steps)
 
-    def with_metre(self, metre: Metre | str, key: Key | None = None) -> Melody:
-        """The same tokens read in another metre (and key, if given)."""
-        return Melody(self.tokens, dict(self.metadata), parse_metre(metre), key or self.key)
+    def with_metre(self, metre: Metre | str, key: Key | None = None, pickup_steps: int = 0) -> Melody:
+        """The same tokens read in another metre (and key, if given), with ``pickup_steps``."""
+        return Melody(self.tokens, dict(self.metadata), parse_metre(metre), key or self.key, pickup_steps)
+
+    def with_pickup(self, pickup_steps: int) -> Melody:
+        """The same tokens with ``pickup_steps`` steps before the first downbeat."""
+        return Melody(self.tokens, dict(self.metadata), self.metre, self.key, pickup_steps)
+
+    def without_leading_silence(self) -> Melody:
+        """The melody from its first note: leading silence inside the first bar is dropped and
+        what is left of that bar becomes the pick-up (a whole silent bar is dropped too).
+        Unchanged if it starts with a note."""
+        onsets, _, _ = note_events(self.tokens)
+        if not onsets.size or onsets[0] == 0:
+            return self
+        first = int(onsets[0])
+        bar = self.metre.steps_per_bar
+        position = (first + self.metric_offset) % bar
+        return Melody(self.tokens[first:], dict(self.metadata), self.metre, self.key,
+                      (bar - position) % bar)
 
     # --------------------------------------------------------------------- JSON
     def to_json_dict(self) -> dict[str, Any]:
@@ -262,6 +322,7 @@ class Melody:
             "metre": self.metre.name,
             "key": {"tonic": self.key.tonic, "mode": self.key.mode},
             "num_steps": self.num_steps,
+            "pickup_steps": self.pickup_steps,
             "tokens": self.tokens.tolist(),
             "notes": [list(n) for n in self.notes()],
             "metadata": self.metadata,
@@ -282,7 +343,10 @@ class Melody:
         if not isinstance(metadata, dict):
             raise MelodyError("melody JSON 'metadata' must be an object")
         metre, key = declared_metre_and_key(data)
-        melody = cls(np.asarray(tokens, dtype=np.int64), metadata, metre, key)
+        pickup = data.get("pickup_steps", 0)  # absent in files written before pick-ups
+        if isinstance(pickup, bool) or not isinstance(pickup, int):
+            raise MelodyError(f"melody JSON: the pick-up (pickup_steps) must be a whole number of steps, got {pickup!r}", "invalid")
+        melody = cls(np.asarray(tokens, dtype=np.int64), metadata, metre, key, pickup)
         declared = data.get("steps_per_bar", metre.steps_per_bar)
         if declared != metre.steps_per_bar:
             raise MelodyError(
@@ -296,32 +360,45 @@ class Melody:
 
     # ------------------------------------------------------------------ music21
     def to_stream(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, title: str | None = None):
-        """A ``music21.stream.Score`` with one part in the melody's metre and key.
+        """A ``music21.stream.Score`` with one part in the melody's metre and key, in measures.
 
+        A pick-up is an incomplete first measure (number 0, no rests before it).
         Always a treble clef: the ottava treble (``Treble8vbClef``) when the
-        melody lies low (:func:`engraving_clef`), never a bass clef.
+        melody lies low (:func:`engraving_clef`), never a bass clef. The title is
+        ``title``, else the metadata's, else "Melody"; rlcomposer is named as the
+        encoding software, not as a composer.
         """
         from music21 import key, metadata, meter, note, stream, tempo
 
-        part = stream.Part()
-        part.append(engraving_clef(self))
-        part.append(meter.TimeSignature(self.metre.name))
-        part.append(key.Key(self.key.tonic.replace("b", "-"), self.key.mode))
-        part.append(tempo.MetronomeMark(number=tempo_bpm))
+        flat = stream.Part()
+        flat.append(engraving_clef(self))
+        flat.append(meter.TimeSignature(self.metre.name))
+        flat.append(key.Key(self.key.tonic.replace("b", "-"), self.key.mode))
+        flat.append(tempo.MetronomeMark(number=tempo_bpm))
+        padding = self.metric_offset if self.pickup_steps else 0
+        if padding:  # a placeholder so that makeMeasures bars the pick-up; removed below
+            flat.append(note.Rest(quarterLength=padding / STEPS_PER_QUARTER))
         cursor = 0
         for pitch, onset, duration in self.notes():
             start = round(onset * STEPS_PER_QUARTER)
             if start > cursor:
-                part.append(note.Rest(quarterLength=(start - cursor) / STEPS_PER_QUARTER))
+                flat.append(note.Rest(quarterLength=(start - cursor) / STEPS_PER_QUARTER))
             sounding = note.Note(pitch, quarterLength=duration)
             if sounding.pitch.accidental is not None and sounding.pitch.accidental.alter == 0:
                 sounding.pitch.accidental = None  # else music21 prints stray naturals in the score
-            part.append(sounding)
+            flat.append(sounding)
             cursor = start + round(duration * STEPS_PER_QUARTER)
         if cursor < self.num_steps:
-            part.append(note.Rest(quarterLength=(self.num_steps - cursor) / STEPS_PER_QUARTER))
+            flat.append(note.Rest(quarterLength=(self.num_steps - cursor) / STEPS_PER_QUARTER))
+        part = flat
+        if padding:  # barred here (else at export, which keeps an unfinished last bar as it is)
+            part = flat.makeMeasures()
+            _make_pickup_measure(part, padding / STEPS_PER_QUARTER)
         score = stream.Score()
-        score.insert(0, metadata.Metadata(title=title or self.metadata.get("title", "Melody")))
+        info = metadata.Metadata()
+        info.title = title or self.metadata.get("title") or "Melody"
+        info.add("software", f"rlcomposer {_package_version()}")
+        score.insert(0, info)
         score.insert(0, part)
         return score
 
@@ -343,21 +420,25 @@ class Melody:
         metre, key = stream_metre_and_key(score)
         return cls.from_notes(
             [(p, s / STEPS_PER_QUARTER, n / STEPS_PER_QUARTER) for p, s, n in notes],
-            num_steps, metadata, metre, key,
+            num_steps, metadata, metre, key, stream_pickup_steps(score, metre),
         )
 
     # --------------------------------------------------------------------- MIDI
-    def to_midi_bytes(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, program: int = 0) -> bytes:
-        """A type-0 Standard MIDI File (4/4, the given tempo and GM program)."""
+    def to_midi_bytes(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, program: int = 0,
+                      title: str | None = None) -> bytes:
+        """A type-0 Standard MIDI File in the melody's metre and key, at the given tempo and GM
+        program, starting at the first note (a pick-up's length is kept in a text event)."""
         import mido
 
         tick = MIDI_TICKS_PER_QUARTER // STEPS_PER_QUARTER
         track = mido.MidiTrack()
-        track.append(mido.MetaMessage("track_name", name=str(self.metadata.get("title", "Melody"))))
+        track.append(mido.MetaMessage("track_name", name=str(title or self.metadata.get("title") or "Melody")))
         track.append(mido.MetaMessage("time_signature", numerator=self.metre.numerator,
                                       denominator=self.metre.denominator))
         track.append(mido.MetaMessage("key_signature", key=midi_key_name(self.key)))
         track.append(mido.MetaMessage("text", text=f"{MIDI_KEY_TEXT}{self.key.name}"))
+        if self.pickup_steps:
+            track.append(mido.MetaMessage("text", text=f"{MIDI_PICKUP_TEXT}{self.pickup_steps}"))
         track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
         track.append(mido.Message("program_change", program=program, channel=0))
         now = 0
@@ -398,14 +479,27 @@ class Melody:
             kept.append([start, max(stop, start + 1), pitch])
         num_steps = max([round(end_tick / tick)] + [stop for _, stop, _ in kept])
         notes = [(p, s / STEPS_PER_QUARTER, (e - s) / STEPS_PER_QUARTER) for s, e, p in kept]
-        return cls.from_notes(notes, num_steps, metadata, metre, key)
+        pickup = midi_pickup_steps(midi)
+        if pickup:
+            try:
+                check_pickup_steps(pickup, metre, num_steps)
+            except MetreError as error:
+                raise MelodyError(f"the MIDI file's pick-up: {error}", "metre") from None
+        return cls.from_notes(notes, num_steps, metadata, metre, key, pickup)
 
     # ----------------------------------------------------------------- MusicXML
-    def to_musicxml_bytes(self, tempo_bpm: float = DEFAULT_TEMPO_BPM) -> bytes:
-        """MusicXML (uncompressed) that opens in MuseScore and other notation programs."""
+    def to_musicxml_bytes(self, tempo_bpm: float = DEFAULT_TEMPO_BPM, title: str | None = None) -> bytes:
+        """MusicXML (uncompressed) that opens in MuseScore and other notation programs,
+        titled ``title`` (default: the metadata's title, else "Melody"), with no composer and
+        rlcomposer as the encoding software."""
+        from music21 import defaults
         from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-        return GeneralObjectExporter(self.to_stream(tempo_bpm)).parse()
+        author, defaults.author = defaults.author, ""  # else music21 names itself the composer
+        try:
+            return GeneralObjectExporter(self.to_stream(tempo_bpm, title)).parse()
+        finally:
+            defaults.author = author
 
     @classmethod
     def from_musicxml_bytes(cls, data: bytes, metadata: dict[str, Any] | None = None) -> Melody:
@@ -421,16 +515,20 @@ class Melody:
                               f"{str(error).splitlines()[0] if str(error) else ''}", "malformed") from None
 
     # -------------------------------------------------------------------- files
-    def save(self, path: str | Path, tempo_bpm: float = DEFAULT_TEMPO_BPM) -> Path:
-        """Write by suffix: ``.json``, ``.mid``/``.midi``, ``.musicxml``/``.xml``, ``.wav``."""
+    def save(self, path: str | Path, tempo_bpm: float = DEFAULT_TEMPO_BPM, title: str | None = None) -> Path:
+        """Write by suffix: ``.json``, ``.mid``/``.midi``, ``.musicxml``/``.xml``, ``.wav``.
+
+        Scores and MIDI files are titled ``title``, else the metadata's title, else the file's stem.
+        """
         path = Path(path)
         suffix = path.suffix.lower()
+        title = title or self.metadata.get("title") or path.stem
         if suffix == ".json":
             path.write_text(self.to_json(), encoding="utf-8")
         elif suffix in (".mid", ".midi"):
-            path.write_bytes(self.to_midi_bytes(tempo_bpm))
+            path.write_bytes(self.to_midi_bytes(tempo_bpm, title=title))
         elif suffix in (".musicxml", ".xml"):
-            path.write_bytes(self.to_musicxml_bytes(tempo_bpm))
+            path.write_bytes(self.to_musicxml_bytes(tempo_bpm, title))
         elif suffix == ".wav":
             path.write_bytes(render_wav_bytes(self, tempo_bpm=tempo_bpm))
         else:
@@ -453,6 +551,35 @@ class Melody:
             return cls.from_musicxml_bytes(data, {"source": path.name})
         except MelodyError as error:
             raise MelodyError(f"{path}: {error}", error.reason) from None
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rlcomposer")
+    except PackageNotFoundError:
+        return "(source)"
+
+
+def _make_pickup_measure(part, padding_quarters: float) -> None:
+    """Turn the first measure of ``part`` (which starts with a placeholder rest of
+    ``padding_quarters``) into an incomplete measure 0 holding the pick-up only."""
+    from music21 import note, stream
+
+    measures = list(part.getElementsByClass(stream.Measure))
+    first = measures[0]
+    placeholder = next(r for r in first.notesAndRests if isinstance(r, note.Rest))
+    first.remove(placeholder)
+    for element in list(first.notesAndRests):
+        first.setElementOffset(element, element.offset - padding_quarters)
+    first.paddingLeft = padding_quarters
+    first.number = 0
+    first.showNumber = stream.enums.ShowNumber.NEVER  # MusicXML implicit="yes": a pick-up, not bar 1
+    for number, measure in enumerate(measures[1:], start=1):
+        measure.number = number
+        part.setElementOffset(measure, measure.offset - padding_quarters)
+    first.duration.quarterLength = first.highestTime
 
 
 def random_melody(rng: np.random.Generator, num_steps: int = 64,

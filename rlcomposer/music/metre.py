@@ -125,3 +125,43 @@ def parse_metre(value: str | Metre | None) -> Metre:
     if metre not in METRES:
         raise MetreError(f"unknown metre {value!r}: choose one of {', '.join(METRE_NAMES)}")
     return metre
+
+
+def check_pickup_steps(pickup_steps, metre: Metre, num_steps: int | None = None) -> int:
+    """``pickup_steps`` checked as a pick-up of ``metre``: a whole number of steps, at least 0
+    and shorter than a bar (and than the melody, if ``num_steps`` is given).
+
+    Raises :class:`MetreError` saying why.
+    """
+    if isinstance(pickup_steps, bool) or int(pickup_steps) != pickup_steps:
+        raise MetreError(f"a pick-up of {pickup_steps!r} steps is not a whole number of sixteenths")
+    pickup_steps = int(pickup_steps)
+    if not 0 <= pickup_steps < metre.steps_per_bar:
+        raise MetreError(f"a pick-up of {pickup_steps} steps does not fit {metre.name}: it must be at "
+                         f"least 0 and shorter than the bar's {metre.steps_per_bar} steps")
+    if num_steps is not None and pickup_steps > num_steps:
+        raise MetreError(f"a pick-up of {pickup_steps} steps is longer than the melody's {num_steps}")
+    return pickup_steps
+
+
+def pickup_from_beats(beats: float, metre: Metre) -> int:
+    """A pick-up given in quarter notes (``--pickup 1.5``) as steps of ``metre``.
+
+    Raises :class:`MetreError` for a negative, non-finite or off-grid length and for one
+    as long as a bar or longer.
+    """
+    import math
+
+    try:
+        value = float(beats)
+    except (TypeError, ValueError):
+        raise MetreError(f"a pick-up of {beats!r} beats is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise MetreError(f"a pick-up of {beats!r} beats must be a finite number of beats, at least 0")
+    steps = value * STEPS_PER_WHOLE_NOTE / 4
+    if abs(steps - round(steps)) > 1e-9:
+        raise MetreError(f"a pick-up of {value:g} beats is off the sixteenth-note grid")
+    if round(steps) >= metre.steps_per_bar:
+        raise MetreError(f"a pick-up of {value:g} beats is as long as a bar of {metre.name} or longer "
+                         f"(a bar is {metre.steps_per_bar / 4:g} beats): ask for one more bar instead")
+    return int(round(steps))

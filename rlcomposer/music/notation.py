@@ -111,6 +111,8 @@ _MAJOR_BY_SHARPS = {-7: "Cb", -6: "Gb", -5: "Db", -4: "Ab", -3: "Eb", -2: "Bb", 
                     1: "G", 2: "D", 3: "A", 4: "E", 5: "B", 6: "F#", 7: "C#"}
 _MINOR_BY_SHARPS = {-7: "Ab", -6: "Eb", -5: "Bb", -4: "F", -3: "C", -2: "G", -1: "D", 0: "A",
                     1: "E", 2: "B", 3: "F#", 4: "C#", 5: "G#", 6: "D#", 7: "A#"}
+MIDI_PICKUP_TEXT = "rlcomposer pickup steps: "
+"""Prefix of the MIDI text event that keeps a pick-up's length (a MIDI file has no partial bars)."""
 MIDI_KEY_TEXT = "rlcomposer key: "
 """Prefix of the MIDI text event that keeps the mode (MIDI key signatures know only major/minor)."""
 
@@ -143,6 +145,36 @@ def midi_signature(midi) -> tuple[Metre, Key]:
             if message.type in ("time_signature", "key_signature", "text"):
                 metre, key = _midi_meta(message, metre, key)
     return metre, key
+
+
+def midi_pickup_steps(midi) -> int:
+    """The pick-up a MIDI file written by rlcomposer declares at its start (0 when none)."""
+    for track in midi.tracks:
+        now = 0
+        for message in track:
+            now += message.time
+            if now > 0:
+                break
+            if message.type == "text" and message.text.startswith(MIDI_PICKUP_TEXT):
+                value = message.text[len(MIDI_PICKUP_TEXT):].strip()
+                if not value.isdigit():
+                    raise MelodyError(f"the MIDI file's pick-up {value!r} is not a number of steps", "invalid")
+                return int(value)
+    return 0
+
+
+def stream_pickup_steps(part, metre: Metre) -> int:
+    """The pick-up of a music21 stream: the length of an incomplete first measure (0 when
+    the first measure is full or the stream has no measures)."""
+    from music21 import stream
+
+    measures = list(part.recurse().getElementsByClass(stream.Measure))
+    if len(measures) < 2:
+        return 0
+    first = measures[0]
+    length = round(float(measures[1].offset - first.offset) * STEPS_PER_QUARTER) \
+        if measures[1].offset > first.offset else round(float(first.duration.quarterLength) * STEPS_PER_QUARTER)
+    return length if 0 < length < metre.steps_per_bar else 0
 
 
 def _midi_meta(message, metre: Metre, key: Key) -> tuple[Metre, Key]:
@@ -181,6 +213,7 @@ LOW_MELODY_MEDIAN_PITCH = 60
 
 
 __all__ = [
-    "LOW_MELODY_MEDIAN_PITCH", "MIDI_KEY_TEXT", "declared_metre_and_key", "engraving_clef", "key_from_sharps",
-    "midi_key_name", "midi_signature", "stream_metre_and_key", "stream_notes",
+    "LOW_MELODY_MEDIAN_PITCH", "MIDI_KEY_TEXT", "MIDI_PICKUP_TEXT", "declared_metre_and_key", "engraving_clef", "key_from_sharps",
+    "midi_key_name", "midi_pickup_steps", "midi_signature", "stream_metre_and_key", "stream_notes",
+    "stream_pickup_steps",
 ]
