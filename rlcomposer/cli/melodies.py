@@ -41,6 +41,7 @@ def _generation_config(args: argparse.Namespace):
         temperature=args.temperature, top_k=args.top_k,
         formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
         tempo_bpm=args.tempo, metre=args.metre, key=args.key or "C", mode=args.mode,
+        pickup_beats=getattr(args, "pickup", None) or 0.0,
     )
 
 
@@ -147,6 +148,9 @@ def register(commands: Commands) -> None:
     generate.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     generate.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
     generate.add_argument("--tempo", type=float, default=120.0, help="quarter notes per minute (default 120)")
+    generate.add_argument("--pickup", type=float, default=0.0, metavar="BEATS",
+                          help="a pick-up of BEATS quarter notes before the first of the --bars full bars "
+                               "(default 0: start on the downbeat), e.g. 1 in 4/4, 1.5 in 6/8")
     generate.add_argument("--best-of", type=int, default=None, metavar="N",
                           help="sample N melodies per output and keep the one --reward scores highest")
     generate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",

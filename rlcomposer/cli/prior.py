@@ -53,12 +53,34 @@ def cmd_prior_train(args: argparse.Namespace) -> None:
          format_prior_report(metrics, out_dir))
 
 
-def corpus_conditions(corpus, split: str) -> list:
-    """Each tune's :class:`~rlcomposer.prior.model.MelodyCondition` (metre, mode, length)."""
+def corpus_conditions(corpus, split: str, padded: bool = False) -> list:
+    """Each tune's :class:`~rlcomposer.prior.model.MelodyCondition` (metre, mode, length, pick-up;
+    ``padded``: the earlier encoding's, the pick-up's bar filled with silence, no pick-up)."""
     from rlcomposer.prior.model import MelodyCondition
 
-    return [MelodyCondition(metre, mode, len(sequence)) for metre, mode, sequence in
-            zip(corpus.metres(split), corpus.modes(split), corpus.sequences(split), strict=True)]
+    pickups = [0] * corpus.num_tunes(split) if padded else corpus.pickups(split)
+    return [MelodyCondition(metre, mode, len(sequence), pickup) for metre, mode, sequence, pickup in
+            zip(corpus.metres(split), corpus.modes(split), corpus.sequences(split, padded=padded), pickups,
+                strict=True)]
+
+
+def scoring_view(model, corpus, split: str) -> tuple[list, list, list[int] | None]:
+    """What ``model`` is scored on: ``(sequences, conditions, skip)``. A prior that knows pick-ups
+    reads the tunes from their first note; an earlier one reads them padded as it learnt them,
+    the padding context only (``skip``), so both are scored on the same notes."""
+    if model.config.pickups or not model.config.conditioned:
+        if not model.config.conditioned:
+            return corpus.sequences(split, padded=True), corpus_conditions(corpus, split, padded=True), \
+                corpus_padding(corpus, split)
+        return corpus.sequences(split), corpus_conditions(corpus, split), None
+    return corpus.sequences(split, padded=True), corpus_conditions(corpus, split, padded=True), \
+        corpus_padding(corpus, split)
+
+
+def corpus_padding(corpus, split: str) -> list[int]:
+    """Steps of leading silence each tune of ``split`` has in the earlier (padded) encoding."""
+    return [len(p) - len(s) for p, s in zip(corpus.sequences(split, padded=True), corpus.sequences(split),
+                                            strict=True)]
 
 
 def duple_as_before(model, corpus) -> dict[str, Any]:
@@ -68,10 +90,11 @@ def duple_as_before(model, corpus) -> dict[str, Any]:
     from rlcomposer.prior.training import score_prior
 
     ids = [i for i in range(len(corpus)) if corpus.split_ids[i] == SPLITS.index("test")]
-    test, conditions = corpus.sequences("test"), corpus_conditions(corpus, "test")
+    test, conditions, skip = scoring_view(model, corpus, "test")
     rows = [r for r, i in enumerate(ids) if corpus.index[i].get("metre") in ("2/4", "4/4", "2/2")
             and not corpus.index[i].get("quantised_notes")]
-    score = score_prior(model, [test[r] for r in rows], 64, [conditions[r] for r in rows])
+    score = score_prior(model, [test[r] for r in rows], 64, [conditions[r] for r in rows],
+                        skip=[skip[r] for r in rows] if skip is not None else None)
     return {"tunes": len(rows), "nll_per_step": score.nll_per_step, "accuracy": score.accuracy}
 
 
@@ -99,7 +122,9 @@ def format_prior_report(metrics: dict[str, Any], where: Path | str) -> str:
         lines.append(
             f"  {family} ({row['tunes']} tunes): NLL/step {row['nll_per_step']:.4f} "
             f"[{low:.4f}, {high:.4f}], n-gram {row['ngram_nll_per_step']:.4f} [{n_low:.4f}, {n_high:.4f}], "
-            f"perplexity {100 * row['perplexity_reduction_vs_ngram']:.1f}% lower")
+            f"perplexity {100 * row['perplexity_reduction_vs_ngram']:.1f}% lower"
+            + (f"; NLL/note {row['nll_per_note']:.3f}, n-gram {row['ngram_nll_per_note']:.3f}"
+               if "nll_per_note" in row else ""))
     before = metrics.get("test_duple_as_before")
     if before:
         lines.append(f"  duple tunes without tuplets ({before['tunes']} test tunes): "
@@ -120,9 +145,11 @@ def cmd_prior_evaluate(args: argparse.Namespace) -> None:
 
     test = corpus.sequences("test")
     conditions = corpus_conditions(corpus, "test")
+    view, view_conditions, skip = scoring_view(model, corpus, "test")
     say(args, f"scoring {directory.name} and the n-gram baseline on {len(test)} test tunes")
     per_tune: list[float] = []
-    score = score_prior(model, test, 64, conditions if model.config.conditioned else None, per_tune)
+    score = score_prior(model, view, 64, view_conditions if model.config.conditioned else None, per_tune,
+                        skip=skip)
     train, validation = corpus.sequences("train"), corpus.sequences("validation")
     baseline = score_ngram_baseline(train, validation, test)
     metrics = {

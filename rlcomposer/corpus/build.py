@@ -209,9 +209,11 @@ class CorpusStats:
 class Corpus:
     """Kept tunes as one concatenated token array with offsets, split ids and names.
 
-    ``tokens[offsets[i]:offsets[i + 1]]`` are the tokens of tune ``i``; every tune
-    is a whole number of bars of its metre (``index[i]["metre"]``), its tonic on C
-    in its mode (``index[i]["mode"]``). ``split_ids[i]`` indexes :data:`SPLITS`.
+    ``tokens[offsets[i]:offsets[i + 1]]`` are the cached tokens of tune ``i``: a whole
+    number of bars of its metre (``index[i]["metre"]``), its tonic on C in its mode
+    (``index[i]["mode"]``), a pick-up's bar filled with ``index[i]["pickup_padding"]``
+    steps of leading silence. :meth:`sequences` and :meth:`melodies` give the tunes
+    from their first note, the pick-up a partial bar. ``split_ids[i]`` indexes :data:`SPLITS`.
     """
 
     def __init__(
@@ -244,22 +246,38 @@ class Corpus:
             raise CorpusError(f"unknown split {split!r}; choose from {list(SPLITS)}")
         return np.flatnonzero(self.split_ids == SPLITS.index(split))
 
-    def sequences(self, split: str) -> list[np.ndarray]:
-        """The token arrays (``int64``) of the tunes in ``split``, in corpus order."""
+    def _pickup_padding(self, i: int) -> int:
+        """Steps of silence the cache holds before tune ``i``'s pick-up (its bar made whole)."""
+        return int(self.index[i].get("pickup_padding", 0) or 0)
+
+    def _pickup_steps(self, i: int) -> int:
+        bar = parse_metre(self.index[i].get("metre", "4/4")).steps_per_bar
+        return (bar - self._pickup_padding(i)) % bar
+
+    def sequences(self, split: str, padded: bool = False) -> list[np.ndarray]:
+        """The token arrays (``int64``) of the tunes in ``split``, in corpus order, each from its
+        first note: a pick-up is a partial bar (:meth:`pickups`). ``padded`` gives the cache's
+        form instead, the pick-up's bar filled with leading silence (the earlier encoding)."""
         return [
-            self.tokens[self.offsets[i] : self.offsets[i + 1]].astype(np.int64)
+            self.tokens[self.offsets[i] + (0 if padded else self._pickup_padding(i)): self.offsets[i + 1]]
+            .astype(np.int64)
             for i in self._ids(split)
         ]
 
+    def pickups(self, split: str) -> list[int]:
+        """Each tune's pick-up in steps (0: it starts on the downbeat), in corpus order."""
+        return [self._pickup_steps(i) for i in self._ids(split)]
+
     def melodies(self, split: str) -> list[Melody]:
-        """The tunes of ``split`` as melodies in their metre and mode (tonic C), with
-        title/collection/source metadata."""
+        """The tunes of ``split`` as melodies in their metre and mode (tonic C) with their
+        pick-ups, with title/collection/source metadata."""
         return [
             Melody(
-                self.tokens[self.offsets[i] : self.offsets[i + 1]],
+                self.tokens[self.offsets[i] + self._pickup_padding(i): self.offsets[i + 1]],
                 {**self.index[i], "split": split},
                 parse_metre(self.index[i].get("metre", "4/4")),
                 Key("C", self.index[i].get("mode", "major")),
+                self._pickup_steps(i),
             )
             for i in self._ids(split)
         ]
@@ -276,8 +294,10 @@ class Corpus:
         return int(self._ids(split).size)
 
     def num_steps(self, split: str) -> int:
+        """Steps of the tunes of ``split`` from their first notes (no padding)."""
         ids = self._ids(split)
-        return int(np.sum(self.offsets[ids + 1] - self.offsets[ids]))
+        padding = sum(self._pickup_padding(int(i)) for i in ids)
+        return int(np.sum(self.offsets[ids + 1] - self.offsets[ids])) - padding
 
 
 # ------------------------------------------------------------------ the build

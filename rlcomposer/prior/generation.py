@@ -13,7 +13,7 @@ import numpy as np
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import VOCAB_SIZE, Melody
-from rlcomposer.music.metre import MAX_BARS, Metre, parse_metre
+from rlcomposer.music.metre import MAX_BARS, Metre, MetreError, parse_metre, pickup_from_beats
 from rlcomposer.prior.model import MelodyCondition
 from rlcomposer.prior.registry import MelodyModel
 from rlcomposer.validation import SEED, Range, above, between
@@ -48,7 +48,10 @@ class GenerationConfig:
     seed: int = 0
     """Fixes the melodies: the same seed gives byte-identical JSON."""
     num_bars: int = 4
-    """Length of each melody in bars of its metre (1..32)."""
+    """Length of each melody in full bars of its metre (1..32), after any pick-up."""
+    pickup_beats: float = 0.0
+    """A pick-up (anacrusis) of this many quarter notes before the first full bar (0: the melodies
+    start on the downbeat); shorter than a bar, on the sixteenth grid (``--pickup 1.5`` in 6/8)."""
     metre: str | None = None
     """Time signature (2/4, 3/4, 4/4, 2/2, 3/8, 6/8, 9/8, 12/8, 6/4, 3/2, 4/2); None: a tuned
     policy's own, else 4/4."""
@@ -73,6 +76,11 @@ class GenerationConfig:
             GENERATION_RANGES[name].check(value, name)
         if self.metre is not None:
             object.__setattr__(self, "metre", parse_metre(self.metre).name)
+        if self.pickup_beats:
+            try:  # against 4/4 unless a metre is named; condition_for checks the model's own
+                pickup_from_beats(self.pickup_beats, parse_metre(self.metre))
+            except MetreError as error:
+                raise RLComposerError(f"--pickup: {error}") from None
         Key(self.key, self.mode or "major")  # validates the tonic spelling and the mode
         unknown = [f for f in self.formats if f not in FORMAT_SUFFIXES]
         if unknown or not self.formats:
@@ -88,7 +96,11 @@ class GenerationConfig:
         own = tuned_condition(model)
         metre = parse_metre(self.metre or (own.metre if own else None))
         mode = self.mode or (own.mode if own else "major")
-        return MelodyCondition(metre, mode, self.num_bars * metre.steps_per_bar)
+        try:
+            pickup = pickup_from_beats(self.pickup_beats, metre)
+        except MetreError as error:
+            raise RLComposerError(f"--pickup: {error}") from None
+        return MelodyCondition(metre, mode, pickup + self.num_bars * metre.steps_per_bar, pickup)
 
     @property
     def time_signature(self) -> Metre:
@@ -96,8 +108,9 @@ class GenerationConfig:
 
     @property
     def num_steps(self) -> int:
-        """Steps of a melody in the config's metre (4/4 when it names none)."""
-        return self.num_bars * self.time_signature.steps_per_bar
+        """Steps of a melody in the config's metre (4/4 when it names none), pick-up included."""
+        metre = self.time_signature
+        return pickup_from_beats(self.pickup_beats, metre) + self.num_bars * metre.steps_per_bar
 
 
 def tuned_condition(model: MelodyModel) -> MelodyCondition | None:

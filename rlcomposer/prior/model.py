@@ -17,6 +17,22 @@ answering 4-bar phrase, so that an 8-bar melody answers and ends with a
 cadence. One model serves every metre and mode. A prior with empty ``metres``
 (the earlier format) knows 4/4 only.
 
+A *pick-up* (``MelodyCondition.pickup_steps``, an anacrusis of that many steps
+before the first downbeat) moves every metric input: step ``t`` sits at
+``t - pickup_steps`` from the first downbeat, so the pick-up is the end of bar
+-1 (the last bar of the phrase before) and the melody's first step knows where
+in the bar it falls. A melody without one starts on the downbeat. Priors trained
+before pick-ups were represented this way (``PriorConfig.pickups`` false) learnt
+tunes padded with silence to a whole first bar; they take pick-up 0 only.
+
+A prior with a final table (``PriorConfig.finals``) is also told the melody's
+*final*: the pitch class of its last note above the tonic (0: it ends on the
+tonic), or "unknown". It learnt with the tunes' real finals (hidden on a share
+of training crops), and :meth:`MelodyPrior.sample` draws each melody's final
+from the training tunes' own shares in its mode, so that melodies end as the
+corpus's do without being forced to. Everything else (scoring, the RL
+environment, a tuned policy) tells it "unknown".
+
 A prior is saved as a model directory (see :mod:`rlcomposer.checkpoints`):
 ``model.pt`` holds tensors only and loads with ``weights_only=True``;
 ``config.json`` holds the :class:`PriorConfig` that made it.
@@ -38,7 +54,15 @@ from rlcomposer.config import ConfigError, config_from_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import MODES, parse_mode
 from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
-from rlcomposer.music.metre import DEFAULT_METRE, MAX_STEPS_PER_BAR, METRE_NAMES, Metre, parse_metre
+from rlcomposer.music.metre import (
+    DEFAULT_METRE,
+    MAX_STEPS_PER_BAR,
+    METRE_NAMES,
+    Metre,
+    MetreError,
+    check_pickup_steps,
+    parse_metre,
+)
 from rlcomposer.validation import FRACTION, between, check_config
 
 
@@ -55,19 +79,34 @@ class MelodyCondition:
     mode: str = "major"
     """The mode (the tonic is C)."""
     num_steps: int | None = None
-    """The melody's length in steps (None: unknown, e.g. an open-ended rollout)."""
+    """The melody's length in steps, pick-up included (None: unknown, e.g. an open-ended rollout)."""
+    pickup_steps: int = 0
+    """Steps of the pick-up before the first downbeat (0: the melody starts on the downbeat)."""
+    final: int | None = None
+    """Pitch class of the last note above the tonic (0: the tonic); None: drawn from the prior's
+    final table when sampling, "unknown" elsewhere. Ignored by a prior without finals."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metre", parse_metre(self.metre))
         object.__setattr__(self, "mode", parse_mode(self.mode))
+        try:
+            pickup = check_pickup_steps(self.pickup_steps, self.metre, self.num_steps)
+        except MetreError as error:
+            raise ConditionError(str(error)) from None
+        object.__setattr__(self, "pickup_steps", pickup)
+        if self.final is not None and (isinstance(self.final, bool) or self.final not in range(12)):
+            raise ConditionError(f"a final of {self.final!r}: expected a pitch class 0..11 above the tonic")
 
     def with_length(self, num_steps: int | None) -> MelodyCondition:
-        return MelodyCondition(self.metre, self.mode, num_steps)
+        return MelodyCondition(self.metre, self.mode, num_steps, self.pickup_steps, self.final)
+
+    def with_final(self, final: int | None) -> MelodyCondition:
+        return MelodyCondition(self.metre, self.mode, self.num_steps, self.pickup_steps, final)
 
     @classmethod
     def of(cls, melody) -> MelodyCondition:
         """The condition of an existing :class:`~rlcomposer.music.melody.Melody`."""
-        return cls(melody.metre, melody.key.mode, melody.num_steps)
+        return cls(melody.metre, melody.key.mode, melody.num_steps, melody.pickup_steps)
 
 
 DEFAULT_CONDITION = MelodyCondition()
@@ -80,6 +119,14 @@ class ConditionBatch:
     metre_ids: torch.Tensor
     mode_ids: torch.Tensor
     num_steps: torch.Tensor
+    pickup_steps: torch.Tensor | None = None
+    """``[B]`` pick-up lengths (None: no pick-ups)."""
+    finals: torch.Tensor | None = None
+    """``[B]`` finals, :data:`UNKNOWN_FINAL` where not told (None: all unknown)."""
+
+
+UNKNOWN_FINAL = 12
+"""The final input's "not told" value (finals are pitch classes 0..11)."""
 
 
 @dataclass(frozen=True)
@@ -106,12 +153,22 @@ class PriorConfig:
     """Modes the prior is conditioned on (empty with ``metres``)."""
     end_buckets: int = 4
     """Bars-to-the-end input: the last bar, the one before, ..., this many or more."""
+    pickups: bool = False
+    """Trained on tunes whose pick-ups are partial bars (true since pick-ups were represented);
+    false: the earlier format, tunes padded with silence to a whole first bar (pick-up 0 only)."""
+    finals: tuple[tuple[float, ...], ...] = ()
+    """Per mode (in ``modes`` order), the share of training tunes whose last note is each pitch
+    class above the tonic: the finals sampling draws from (empty: no final input, the earlier format)."""
 
     def __post_init__(self) -> None:
         check_config(self, {"vocab_size": between(1, 4096, whole=True), "steps_per_bar": between(1, 256, whole=True),
                             "bars_per_phrase": between(1, 256, whole=True), "embedding_dim": between(1, 4096, whole=True),
                             "hidden_size": between(1, 4096, whole=True), "num_layers": between(1, 16, whole=True),
                             "dropout": FRACTION}, "prior ")
+        object.__setattr__(self, "finals", tuple(tuple(float(w) for w in row) for row in self.finals))
+        if self.finals and (len(self.finals) != len(self.modes) or any(len(row) != 12 or min(row) < 0
+                                                                       or sum(row) <= 0 for row in self.finals)):
+            raise ConfigError("prior config key 'finals': expected one row of 12 non-negative shares per mode")
 
     @property
     def bos_token(self) -> int:
@@ -141,6 +198,8 @@ class MelodyPrior(nn.Module):
             self.mode_embedding = nn.Embedding(len(config.modes), config.embedding_dim)
             self.end_embedding = nn.Embedding(config.end_buckets + 1, config.embedding_dim)
             self.phrase_embedding = nn.Embedding(2, config.embedding_dim)
+            if config.finals:
+                self.final_embedding = nn.Embedding(UNKNOWN_FINAL + 1, config.embedding_dim)
             self.register_buffer("bar_steps", torch.tensor(
                 [parse_metre(m).steps_per_bar for m in config.metres]), persistent=False)
         else:
@@ -166,6 +225,8 @@ class MelodyPrior(nn.Module):
                 raise ConditionError(
                     f"this prior knows only 4/4 in major or minor (an unconditioned prior), "
                     f"not {condition.metre.name} {condition.mode}")
+            if condition.pickup_steps:
+                raise ConditionError("this prior (an unconditioned one) takes no pick-up")
             return
         if condition.metre.name not in self.config.metres:
             raise ConditionError(f"this prior was trained for the metres "
@@ -173,6 +234,10 @@ class MelodyPrior(nn.Module):
         if condition.mode not in self.config.modes:
             raise ConditionError(f"this prior was trained for the modes "
                                  f"{', '.join(self.config.modes)}, not {condition.mode}")
+        if condition.pickup_steps and not self.config.pickups:
+            raise ConditionError("this prior was trained before pick-ups were represented (its tunes "
+                                 "open with a bar padded with silence): it takes no --pickup; use the "
+                                 "shipped prior or retrain with `make prior`")
 
     def condition_batch(self, condition: MelodyCondition | ConditionBatch | None, batch: int,
                         length: int | None = None) -> ConditionBatch | None:
@@ -194,6 +259,8 @@ class MelodyPrior(nn.Module):
             torch.full((batch,), self.config.metres.index(condition.metre.name), device=device),
             torch.full((batch,), self.config.modes.index(condition.mode), device=device),
             torch.full((batch,), int(num_steps), device=device),
+            torch.full((batch,), int(condition.pickup_steps), device=device),
+            torch.full((batch,), UNKNOWN_FINAL if condition.final is None else condition.final, device=device),
         )
 
     def rows_condition_batch(self, conditions: Sequence[MelodyCondition]) -> ConditionBatch | None:
@@ -206,6 +273,8 @@ class MelodyPrior(nn.Module):
             torch.tensor([self.config.metres.index(c.metre.name) for c in conditions]),
             torch.tensor([self.config.modes.index(c.mode) for c in conditions]),
             torch.tensor([c.num_steps or 0 for c in conditions]),
+            torch.tensor([c.pickup_steps for c in conditions]),
+            torch.tensor([UNKNOWN_FINAL if c.final is None else c.final for c in conditions]),
         )
 
     def embed(self, previous_tokens: torch.Tensor, steps: torch.Tensor,
@@ -223,19 +292,24 @@ class MelodyPrior(nn.Module):
         assert batch is not None
         metre = batch.metre_ids.view(-1, 1)
         bar_steps = self.bar_steps[metre]
-        bar = steps // bar_steps
-        total_bars = torch.div(batch.num_steps.view(-1, 1) + bar_steps - 1, bar_steps,
+        pickup = batch.pickup_steps.view(-1, 1) if batch.pickup_steps is not None else 0
+        steps = steps - pickup  # from the first downbeat: a pick-up is the end of bar -1
+        bar = torch.div(steps, bar_steps, rounding_mode="floor")
+        total_bars = torch.div(batch.num_steps.view(-1, 1) - pickup + bar_steps - 1, bar_steps,
                                rounding_mode="floor")
         left = (total_bars - 1 - bar).clamp(0, self.config.end_buckets - 1)
         left = torch.where(batch.num_steps.view(-1, 1) > 0, left, self.config.end_buckets)
         embedded = (
             self.token_embedding(previous_tokens)
-            + self.beat_embedding(metre * MAX_STEPS_PER_BAR + steps % bar_steps)
+            + self.beat_embedding(metre * MAX_STEPS_PER_BAR + torch.remainder(steps, bar_steps))
             + self.bar_embedding(bar % self.config.bars_per_phrase)
             + self.phrase_embedding((bar // self.config.bars_per_phrase) % 2)
             + self.end_embedding(left)
             + self.mode_embedding(batch.mode_ids).unsqueeze(1)
         )
+        if self.config.finals:
+            finals = batch.finals if batch.finals is not None else torch.full_like(batch.mode_ids, UNKNOWN_FINAL)
+            embedded = embedded + self.final_embedding(finals).unsqueeze(1)
         return self.dropout(embedded)
 
     def shift_right(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -314,6 +388,8 @@ class MelodyPrior(nn.Module):
             conditions = [c.with_length(num_steps) for c in condition]
             if len(conditions) != num_melodies:
                 raise ValueError(f"{len(conditions)} conditions for {num_melodies} melodies")
+        if self.config.finals and self.tuned_condition is None:
+            conditions = self.draw_finals(conditions or [condition] * num_melodies, generator)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
@@ -341,6 +417,18 @@ class MelodyPrior(nn.Module):
             chunks.append(tokens.numpy())
         self.train(was_training)
         return np.concatenate(chunks, axis=0)
+
+    def draw_finals(self, conditions: Sequence[MelodyCondition],
+                    generator: torch.Generator) -> list[MelodyCondition]:
+        """Each condition without a final gets one drawn from the training tunes' finals in its mode."""
+        weights = torch.tensor(self.config.finals, dtype=torch.float64)
+        drawn = []
+        for condition in conditions:
+            if condition.final is None and condition.mode in self.config.modes:
+                row = weights[self.config.modes.index(condition.mode)]
+                condition = condition.with_final(int(torch.multinomial(row, 1, generator=generator)))
+            drawn.append(condition)
+        return drawn
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -64,7 +64,8 @@ class PriorModel:
         tokens = self.prior.sample(num_melodies, num_steps, generator, temperature, top_k,
                                    condition=condition)
         key = Key("C", condition.mode)
-        return [Melody(row, {"model": self.name}, condition.metre, key) for row in tokens]
+        return [Melody(row, {"model": self.name}, condition.metre, key, condition.pickup_steps)
+                for row in tokens]
 
 
 class CorpusModel:
@@ -87,18 +88,28 @@ class CorpusModel:
         if not long_enough:
             raise RLComposerError(f"no corpus tune in {condition.metre.name} is {num_steps} steps long")
         bar = condition.metre.steps_per_bar
+        pickup = condition.pickup_steps
+
+        def starts(tune: Melody) -> list[int]:
+            """Where an excerpt with the condition's pick-up may start: ``pickup`` steps before a
+            downbeat of the tune (its first full bar's, then every later bar's)."""
+            first = tune.pickup_steps - pickup
+            return [s for s in range(first if first >= 0 else first + bar, tune.num_steps - num_steps + 1, bar)]
 
         def excerpt(tune: Melody, start: int) -> Melody:
             return Melody(tune.tokens[start:start + num_steps], {"model": self.name}, tune.metre,
-                          tune.key)
+                          tune.key, pickup)
 
+        long_enough = [t for t in long_enough if starts(t)]
+        if not long_enough:
+            raise RLComposerError(f"no corpus tune in {condition.metre.name} is {num_steps} steps long")
         result: list[Melody] = []
         for index in rng.permutation(len(long_enough))[:num_melodies]:
-            result.append(excerpt(long_enough[index], 0))
+            result.append(excerpt(long_enough[index], starts(long_enough[index])[0]))
         while len(result) < num_melodies:
             tune = long_enough[int(rng.integers(len(long_enough)))]
-            bars = (tune.num_steps - num_steps) // bar
-            result.append(excerpt(tune, int(rng.integers(bars + 1)) * bar))
+            places = starts(tune)
+            result.append(excerpt(tune, places[int(rng.integers(len(places)))]))
         return result
 
 
@@ -110,8 +121,8 @@ class RandomModel:
     def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None, condition=None):
         condition = condition or MelodyCondition()
         key = Key("C", condition.mode)
-        return [random_melody(rng, num_steps, condition.metre, key).with_metadata(model=self.name)
-                for _ in range(num_melodies)]
+        return [random_melody(rng, num_steps, condition.metre, key).with_pickup(condition.pickup_steps)
+                .with_metadata(model=self.name) for _ in range(num_melodies)]
 
 
 def resolve_model(

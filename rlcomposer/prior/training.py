@@ -23,7 +23,7 @@ from rlcomposer.checkpoints import check_finite_loss, save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import MODES
-from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
+from rlcomposer.music.melody import NUM_SPECIAL_TOKENS, STEPS_PER_BAR, VOCAB_SIZE, token_pitch
 from rlcomposer.music.metre import METRE_NAMES
 from rlcomposer.prior.model import ConditionBatch, MelodyCondition, MelodyPrior, PriorConfig
 from rlcomposer.prior.ngram import best_ngram
@@ -78,6 +78,11 @@ class PriorTrainingConfig:
     """torch CPU threads."""
     eval_batch_size: int = 64
     """Whole tunes per batch when measuring validation and test NLL."""
+    finals: bool = True
+    """Tell a conditioned prior each tune's final (its last note's pitch class), so that sampling
+    can draw finals as the corpus's tunes have them (see :mod:`rlcomposer.prior.model`)."""
+    final_dropout: float = 0.25
+    """Share of training crops whose final is hidden ("unknown"), as in scoring and tuning."""
 
     def __post_init__(self) -> None:
         check_config(self, {
@@ -85,9 +90,12 @@ class PriorTrainingConfig:
             "num_layers": between(1, 16, whole=True), "dropout": FRACTION, "crop_bars": between(1, 1024, whole=True),
             "batch_size": between(1, 65_536, whole=True), "learning_rate": above(0, 1), "weight_decay": NON_NEGATIVE,
             "max_epochs": between(1, 100_000, whole=True), "patience": AT_LEAST_ONE, "max_minutes": POSITIVE,
-            "grad_clip": POSITIVE, "threads": THREADS, "eval_batch_size": between(1, 65_536, whole=True)})
+            "grad_clip": POSITIVE, "threads": THREADS, "eval_batch_size": between(1, 65_536, whole=True),
+            "final_dropout": FRACTION})
 
-    def prior_config(self) -> PriorConfig:
+    def prior_config(self, finals: Sequence[Sequence[float]] = ()) -> PriorConfig:
+        """The network's shape; ``finals`` is the final table (:func:`final_table`) when
+        :attr:`finals` is on."""
         return PriorConfig(
             embedding_dim=self.embedding_dim,
             hidden_size=self.hidden_size,
@@ -95,7 +103,27 @@ class PriorTrainingConfig:
             dropout=self.dropout,
             metres=METRE_NAMES if self.conditioned else (),
             modes=MODES if self.conditioned else (),
+            pickups=self.conditioned,
+            finals=tuple(tuple(row) for row in finals) if self.conditioned and self.finals else (),
         )
+
+
+def final_of(sequence: np.ndarray) -> int | None:
+    """The pitch class of a tune's last note above its tonic C (None: no notes)."""
+    pitches = sequence[sequence >= NUM_SPECIAL_TOKENS]
+    return None if pitches.size == 0 else int(token_pitch(int(pitches[-1]))) % 12
+
+
+def final_table(sequences: Sequence[np.ndarray], conditions: Sequence[MelodyCondition]) -> list[list[float]]:
+    """Per mode of :data:`~rlcomposer.music.keys.MODES`, the share of ``sequences`` whose last
+    note is each pitch class above the tonic (a mode without tunes ends on its tonic)."""
+    counts = np.zeros((len(MODES), 12))
+    for sequence, condition in zip(sequences, conditions, strict=True):
+        final = final_of(np.asarray(sequence))
+        if final is not None:
+            counts[MODES.index(condition.mode), final] += 1
+    counts[counts.sum(axis=1) == 0, 0] = 1.0
+    return (counts / counts.sum(axis=1, keepdims=True)).round(6).tolist()
 
 
 @dataclass
@@ -120,24 +148,26 @@ def _condition_ids(model: MelodyPrior, conditions: Sequence[MelodyCondition], ro
 
 def _crop_batches(
     sequences: Sequence[np.ndarray], crop_steps: int, batch_size: int, rng: np.random.Generator,
-    bar_steps: Sequence[int] | None = None,
+    bar_steps: Sequence[int] | None = None, pickups: Sequence[int] | None = None,
 ):
     """Yield (previous_tokens, targets, start_steps, mask, rows) batches of bar-aligned crops.
 
-    Each tune is cut into crops of ``crop_steps`` at a random bar offset; crops
-    start on bar lines of the tune's own metre (``bar_steps[i]`` steps a bar,
-    default 16); a crop that starts mid-tune gets the real previous token as its
-    first input. ``rows`` are the tunes' indices (for their conditions).
+    Each tune is cut into crops of ``crop_steps`` at a random bar offset: the first
+    crop starts at the tune's start (its pick-up, if it has one), the others on bar
+    lines of the tune's own metre (``bar_steps[i]`` steps a bar, default 16, after
+    ``pickups[i]`` steps of pick-up, default 0); a crop that starts mid-tune gets
+    the real previous token as its first input. ``rows`` are the tunes' indices
+    (for their conditions).
     """
     bos = VOCAB_SIZE
     crops: list[tuple[int, int]] = []
     for index, sequence in enumerate(sequences):
         bar = bar_steps[index] if bar_steps is not None else STEPS_PER_BAR
+        pickup = pickups[index] if pickups is not None else 0
         crop = max(bar, crop_steps // bar * bar)
-        num_bars = len(sequence) // bar
         offset_bars = int(rng.integers(0, crop // bar))
-        starts = [0] + list(range(offset_bars * bar or crop, len(sequence), crop))
-        crops.extend((index, start) for start in starts if start < num_bars * bar)
+        starts = [0] + list(range(pickup + (offset_bars * bar or crop), len(sequence), crop))
+        crops.extend((index, start) for start in starts if start < len(sequence))
     order = rng.permutation(len(crops))
     for first in range(0, len(order), batch_size):
         chosen = [crops[i] for i in order[first:first + batch_size]]
@@ -160,12 +190,13 @@ def _crop_batches(
 @torch.inference_mode()
 def score_prior(model: MelodyPrior, sequences: Sequence[np.ndarray], batch_size: int = 64,
                 conditions: Sequence[MelodyCondition] | None = None,
-                per_tune: list[float] | None = None) -> HeldOutScore:
+                per_tune: list[float] | None = None, skip: Sequence[int] | None = None) -> HeldOutScore:
     """Teacher-forced NLL per step and next-token accuracy over whole tunes.
 
     ``conditions`` (one per tune, default 4/4 major) tell a conditioned prior each
-    tune's metre and mode; ``per_tune``, if given, receives each tune's summed NLL
-    (in the order of ``sequences``), for intervals over tunes.
+    tune's metre, mode and pick-up; ``per_tune``, if given, receives each tune's summed NLL
+    (in the order of ``sequences``), for intervals over tunes. ``skip[i]`` leading steps
+    of tune ``i`` are context only, not scored (the padding of the earlier encoding).
     """
     conditions = conditions or [MelodyCondition()] * len(sequences)
     if per_tune is not None:
@@ -185,7 +216,7 @@ def score_prior(model: MelodyPrior, sequences: Sequence[np.ndarray], batch_size:
         mask = torch.zeros(len(chosen), length, dtype=torch.bool)
         for row, sequence in enumerate(chosen):
             tokens[row, :len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
-            mask[row, :len(sequence)] = True
+            mask[row, (skip[rows[row]] if skip is not None else 0):len(sequence)] = True
         batch = _condition_ids(model, conditions, rows, [len(s) for s in chosen])
         logits = model.sequence_logits(tokens, batch)
         nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
@@ -237,7 +268,9 @@ def family_report(
 ) -> dict[str, dict[str, Any]]:
     """Per metre family (duple, triple, compound): test tunes, the prior's NLL per step with a
     95% interval over tunes, the n-gram baseline's (fitted on the same train split) with its
-    interval, and the prior's perplexity reduction against it."""
+    interval, and the prior's perplexity reduction against it; and both NLLs per note (the
+    tunes' whole NLL over their notes: comparable across encodings, where per-step figures are
+    not, as padded rests are cheap steps)."""
     from rlcomposer.music.metre import FAMILIES
 
     model, _ = best_ngram(train, validation, VOCAB_SIZE)
@@ -246,6 +279,7 @@ def family_report(
     ngram_per_tune = np.array([-float(log_probs[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
     prior_per_tune = np.asarray(prior_nll_per_tune, dtype=np.float64)
     steps = np.array([len(s) for s in test], dtype=np.float64)
+    notes = np.array([int(np.sum(np.asarray(s) >= NUM_SPECIAL_TOKENS)) for s in test], dtype=np.float64)
     report: dict[str, dict[str, Any]] = {}
     for family in FAMILIES:
         rows = np.array([i for i, c in enumerate(test_conditions) if c.metre.family == family])
@@ -261,6 +295,9 @@ def family_report(
             "ngram_nll_per_step": ngram_nll,
             "ngram_nll_95": bootstrap_interval(ngram_per_tune[rows], steps[rows], rng),
             "perplexity_reduction_vs_ngram": 1 - math.exp(prior_nll - ngram_nll),
+            "notes": int(notes[rows].sum()),
+            "nll_per_note": float(prior_per_tune[rows].sum() / notes[rows].sum()),
+            "ngram_nll_per_note": float(ngram_per_tune[rows].sum() / notes[rows].sum()),
         }
     return report
 
@@ -291,7 +328,8 @@ def train_prior(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     crop_steps = config.crop_bars * STEPS_PER_BAR
-    model = MelodyPrior(config.prior_config())
+    model = MelodyPrior(config.prior_config(final_table(train, train_conditions)))
+    train_finals = [final_of(np.asarray(sequence)) for sequence in train]
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -318,14 +356,17 @@ def train_prior(
     for epoch in range(1, config.max_epochs + 1):
         model.train()
         batches = _crop_batches(train, crop_steps, config.batch_size, rng,
-                                [c.metre.steps_per_bar for c in train_conditions])
+                                [c.metre.steps_per_bar for c in train_conditions],
+                                [c.pickup_steps for c in train_conditions])
         if progress:
             from tqdm import tqdm
 
             batches = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}", leave=False)
         loss_sum, loss_steps = 0.0, 0
         for previous, targets, starts, mask, rows in batches:
-            condition = _condition_ids(model, train_conditions, rows, [len(train[r]) for r in rows])
+            told = [train_conditions[r].with_final(train_finals[r]) if model.config.finals
+                    and rng.random() >= config.final_dropout else train_conditions[r] for r in rows]
+            condition = _condition_ids(model, told, range(len(rows)), [len(train[r]) for r in rows])
             logits, _ = model(previous, starts, condition=condition)
             nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
             loss = nll[mask].mean()
