@@ -140,7 +140,8 @@ def test_bad_tuning_input(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"total_timesteps": 0}, "total_timesteps must be from 1 to 1000000000, got 0"),
+    ({"total_timesteps": 0}, r"total_timesteps must be from 1 to 1000000000 \(or null\), got 0"),
+    ({"total_melodies": 0}, "total_melodies must be from 1 to 1000000000, got 0"),
     ({"minibatch_episodes": 0}, "minibatch_episodes must be from 1 to 65536, got 0"),
     ({"seed": -1}, "seed must be from 0 to 4294967295, got -1"),
     ({"kl_gain": 0.0}, "kl_gain must be above 0, got 0.0"),
@@ -205,3 +206,11 @@ def test_reward_uncertainty_makes_the_environment_pay_the_pessimistic_reward(tmp
     metrics = tune(config, tmp_path / "run", reward_fn=TwoMembers(), progress=False, log=lambda _: None)
     # mean 2, spread 1: the environment paid 2 - 0.5 * 1 per melody
     assert metrics["final"]["reward_reward"] == pytest.approx(1.5)
+
+
+def test_training_is_counted_in_melodies_so_a_longer_melody_gets_as_many_updates():
+    four_bars = TuneConfig()
+    sixteen_bars = load_config(TuneConfig, None, {"num_bars": 16})
+    assert four_bars.training_steps == 4096 * 64
+    assert sixteen_bars.training_steps == 4 * four_bars.training_steps  # the same 4,096 melodies
+    assert load_config(TuneConfig, None, {"num_bars": 16, "total_timesteps": 1000}).training_steps == 1000

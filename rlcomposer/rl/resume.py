@@ -78,9 +78,9 @@ def check_resume(path: str | Path, config, prior: MelodyPrior) -> int:
     if bad is not None:
         raise ResumeError(f"{where}: policy tensor '{bad}' holds NaN or infinite values")
     steps = int(data.get("num_timesteps", 0))
-    if steps >= config.total_timesteps:
+    if steps >= config.training_steps:
         raise ResumeError(f"{where} is at step {steps:,}, already at or past this run's total_timesteps "
-                          f"{config.total_timesteps:,}: raise --total-timesteps to train further")
+                          f"{config.training_steps:,}: raise --total-timesteps (or total_melodies) to train further")
     return steps
 
 

@@ -66,6 +66,7 @@ from rlcomposer.validation import (
     PROBABILITY,
     SEED,
     THREADS,
+    Range,
     above,
     between,
     check_config,
@@ -73,7 +74,8 @@ from rlcomposer.validation import (
 
 TUNE_CONFIG_RANGES = {
     "kl_target": above(0, optional=True), "kl_gain": POSITIVE, "kl_warmup": between(0, 1), "reward_uncertainty": NON_NEGATIVE,
-    "total_timesteps": between(1, MAX_COUNT, whole=True), "n_envs": between(1, 4096, whole=True),
+    "total_timesteps": Range(1, MAX_COUNT, whole=True, optional=True),
+    "total_melodies": between(1, MAX_COUNT, whole=True), "n_envs": between(1, 4096, whole=True),
     "episodes_per_rollout": between(1, 1024, whole=True), "minibatch_episodes": between(1, 65_536, whole=True),
     "n_epochs": between(1, 1000, whole=True), "learning_rate": above(0, 1), "clip_range": above(0, 1),
     "gamma": PROBABILITY, "gae_lambda": PROBABILITY, "ent_coef": NON_NEGATIVE, "vf_coef": NON_NEGATIVE,
@@ -106,7 +108,7 @@ class TuneConfig:
     kl_gain: float = 0.3
     """How fast β follows ``kl_target``: β ← β·(1 + kl_gain·clip(KL/kl_target − 1, −0.2, 0.2)) per rollout."""
     kl_warmup: float = 0.0
-    """Share of ``total_timesteps`` over which the KL target rises linearly from a quarter of
+    """Share of training (:attr:`TuneConfig.training_steps`) over which the KL target rises linearly from a quarter of
     ``kl_target`` to all of it (0: the whole target from the start)."""
     reward_uncertainty: float = 0.0
     """Conservative reward from an ensemble reward model: mean − this × the members' spread (0: the mean)."""
@@ -128,8 +130,13 @@ class TuneConfig:
     dpo: DPOConfig = DPOConfig()
     """DPO's settings when ``algorithm`` is dpo (flat keys ``dpo_beta``, ``dpo_loss``, ...)."""
     # --- PPO
-    total_timesteps: int = 262_144
-    """Environment steps (tokens) to train for: 4,096 melodies of 4 bars by default."""
+    total_melodies: int = 4096
+    """Melodies to train on (unless ``total_timesteps`` is given): 4,096 melodies are 262,144 steps at
+    4 bars of 4/4 and four times that at 16 bars, so a longer melody gets as many PPO updates (counted
+    in tokens, 16 bars got a quarter of the updates and missed the KL target: 7-11 nats for 3)."""
+    total_timesteps: int | None = None
+    """Environment steps (tokens) to train for, whatever the melodies' length (None:
+    ``total_melodies`` melodies)."""
     n_envs: int = 64
     """Melodies written in parallel (one batched prior call per step)."""
     episodes_per_rollout: int = 1
@@ -211,6 +218,13 @@ class TuneConfig:
     def initial_beta(self) -> float:
         """β at the start: 1/(N − 1) for vBoN (its optimum is then best-of-N), else ``kl_beta``."""
         return 1.0 / (self.quantile_n - 1) if self.uses_quantile_reward else self.env.kl_beta
+
+    @property
+    def training_steps(self) -> int:
+        """Environment steps to train for: ``total_timesteps``, else ``total_melodies`` melodies."""
+        if self.total_timesteps is not None:
+            return self.total_timesteps
+        return self.total_melodies * self.episode_steps
 
     @property
     def n_steps(self) -> int:
@@ -356,18 +370,18 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         earlier = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
         beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
     kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain,
-                                   int(config.kl_warmup * config.total_timesteps))
-    kl_penalty.snapshot_after = config.total_timesteps // 2
+                                   int(config.kl_warmup * config.training_steps))
+    kl_penalty.snapshot_after = config.training_steps // 2
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [FiniteWeightsCallback(config), kl_penalty]
     if config.uses_leave_one_out:  # after KL-control has written the rewards
         callbacks.append(LeaveOneOutAdvantageCallback(config.episode_steps))
-    callbacks += [logger_callback, ProgressCallback(config.total_timesteps, progress)]
+    callbacks += [logger_callback, ProgressCallback(config.training_steps, progress)]
     if config.checkpoint_every > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)
         callbacks.append(AtomicCheckpointCallback(every, str(run.make_dir("checkpoints")), name_prefix="ppo"))
     started = time.monotonic()
-    remaining = config.total_timesteps - (model.num_timesteps if resume is not None else 0)
+    remaining = config.training_steps - (model.num_timesteps if resume is not None else 0)
     model.learn(max(remaining, 0), callback=CallbackList(callbacks), tb_log_name="ppo",
                 reset_num_timesteps=resume is None)
     seconds = time.monotonic() - started
