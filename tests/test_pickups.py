@@ -15,7 +15,13 @@ from rlcomposer.music.keys import MODES
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.metre import METRE_NAMES
 from rlcomposer.music.notes import note_events
-from rlcomposer.prior.model import ConditionError, MelodyCondition, MelodyPrior, PriorConfig, load_prior
+from rlcomposer.prior.model import (
+    ConditionError,
+    MelodyCondition,
+    MelodyPrior,
+    PriorConfig,
+    load_prior,
+)
 from rlcomposer.prior.training import _crop_batches, final_table
 
 
