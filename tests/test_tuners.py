@@ -16,6 +16,7 @@ from rlcomposer.music.melody import Melody
 from rlcomposer.music.note_list import note_list
 from rlcomposer.prior.model import MelodyCondition, load_prior
 from rlcomposer.prior.registry import PriorModel
+from rlcomposer.rl.best_of_n_distillation import DistillationConfig
 from rlcomposer.rl.environment import MelodyEnvConfig
 from rlcomposer.rl.kl import best_of_n_for_kl, best_of_n_kl, policy_best_of_k_kl
 from rlcomposer.rl.leave_one_out import leave_one_out_advantages
@@ -194,3 +195,19 @@ def test_a_policy_off_its_kl_target_goes_back_to_the_last_one_within_it(tiny_pri
     assert record["final_kl"] > 3.3 and record["restored_step"] == 128
     assert record["restored_kl"] == pytest.approx(0.0, abs=1e-4)  # the kept weights are the prior's here
     assert torch.equal(model.policy.actor.head.weight, in_band["head.weight"])
+
+
+def test_best_of_n_distillation_learns_best_of_ns_taste_near_its_kl(tmp_path):
+    config = TuneConfig(algorithm="bond", reward="tests:count_onsets", env=ONE_BAR, kl_target=2.0,
+                        distill=DistillationConfig(targets=512, epochs=6, check_every=2))
+    prior = load_prior()
+    result = tune_policy(config, tmp_path / "bond", count_onsets, progress=False, log=lambda _: None,
+                         prior=prior)
+    condition = config.env.condition
+    rng = np.random.default_rng(0)
+    tuned = PriorModel(result.policy, "bond").sample(400, 16, rng, condition=condition)
+    base = PriorModel(prior, "prior").sample(400, 16, rng, condition=condition)
+    assert np.mean([count_onsets(m) for m in tuned]) > np.mean([count_onsets(m) for m in base]) + 0.3
+    assert 0 < result.metrics["kl_per_melody"] <= 1.1 * best_of_n_kl(result.metrics["best_of"])
+    assert len({note_list(m) for m in tuned}) > 100  # learnt a taste, not a handful of melodies
+    assert load_prior(tmp_path / "bond").tuned_condition is not None  # `generate --model` samples it

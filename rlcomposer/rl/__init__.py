@@ -9,10 +9,11 @@ callbacks (:mod:`~rlcomposer.rl.tuning`), KL(policy‖prior)
 May import: the foundation, ``music``, ``corpus``, ``prior`` and ``preferences``.
 """
 
-ALGORITHMS = ("sequence", "stock", "dpo", "vbon", "rloo", "vbon-rloo")
+ALGORITHMS = ("sequence", "stock", "dpo", "vbon", "rloo", "vbon-rloo", "bond")
 """Ways ``tune`` can tune the prior: sequence-level PPO (``sequence``), SB3's stock PPO, DPO on the
 comparisons, and sequence PPO on the quantile reward of variational best-of-N (``vbon``), with
-leave-one-out baselines instead of a critic (``rloo``), or both (``vbon-rloo``)."""
+leave-one-out baselines instead of a critic (``rloo``), or both (``vbon-rloo``); or best-of-N
+distillation (``bond``: maximum likelihood on best-of-N's melodies, no PPO)."""
 
 QUANTILE_ALGORITHMS = ("vbon", "vbon-rloo")
 """Algorithms that optimise the reward's log-quantile under the prior (vBoN) at β = 1/(N − 1)."""

@@ -41,6 +41,7 @@ from rlcomposer.preferences.reward_functions import (
 )
 from rlcomposer.prior.model import MelodyPrior, load_prior
 from rlcomposer.rl import ALGORITHMS, LEAVE_ONE_OUT_ALGORITHMS, QUANTILE_ALGORITHMS
+from rlcomposer.rl.best_of_n_distillation import DistillationConfig, distil_best_of_n
 from rlcomposer.rl.dpo import DPOConfig, train_dpo
 from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.rl.kl import best_of_n_for_kl, kl_to_prior_per_melody
@@ -129,6 +130,8 @@ class TuneConfig:
     None: the N whose best-of-N KL, log N − (N − 1)/N, is ``kl_target``."""
     dpo: DPOConfig = DPOConfig()
     """DPO's settings when ``algorithm`` is dpo (flat keys ``dpo_beta``, ``dpo_loss``, ...)."""
+    distill: DistillationConfig = DistillationConfig()
+    """Best-of-N distillation's settings when ``algorithm`` is bond (flat keys ``distill_targets``, ...)."""
     # --- PPO
     total_melodies: int = 4096
     """Melodies to train on (unless ``total_timesteps`` is given): 4,096 melodies are 262,144 steps at
@@ -306,6 +309,8 @@ def tune_policy(
         prior = load_prior(config.prior)
     if config.algorithm == "dpo":
         return _tune_dpo(config, Path(out_dir), comparisons, log, prior)
+    if config.algorithm == "bond":
+        return _tune_bond(config, Path(out_dir), reward_fn, log, prior)
     if config.reward is not None and reward_fn is None:
         raise RLComposerError("the config names a reward but no reward function was given")
     if config.reward is None and not config.env_config().theory_weights:
@@ -438,5 +443,33 @@ def _tune_dpo(config: TuneConfig, out_dir: Path, comparisons: Sequence[Any] | No
                    extra_config={"env": asdict(config.env_config())})
     log(f"DPO policy: KL to prior {kl:.2f} nats per melody")
     policy.eval()
+    policy.tuned_condition = condition.with_length(None)
+    return TuneResult(metrics, policy, history)
+
+
+def _tune_bond(config: TuneConfig, out_dir: Path, reward_fn: RewardFunction | None,
+               log: Callable[[str], None], prior: MelodyPrior) -> TuneResult:
+    """Best-of-N distillation (:mod:`rlcomposer.rl.best_of_n_distillation`), written as a policy
+    directory like PPO's."""
+    if reward_fn is None:
+        raise RLComposerError("tune --algorithm bond needs a reward function (--reward)")
+    if config.reward_uncertainty > 0:
+        reward_fn = ConservativeReward(reward_fn, config.reward_uncertainty)
+    torch.set_num_threads(config.threads)
+    started = time.monotonic()
+    condition = config.env.condition
+    policy, metrics = distil_best_of_n(prior, reward_fn, condition, config.kl_target, config.distill,
+                                       config.seed, log)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "tune_config.json", json.dumps(config_to_dict(config), indent=2) + "\n")
+    history = metrics.pop("history")
+    atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    metrics.update({"seconds": time.monotonic() - started,
+                    "final": {"kl_per_melody": metrics["kl_per_melody"], "held_out_nll": metrics["held_out_nll"]}})
+    state = {f"actor.{name}": value for name, value in policy.state_dict().items()}
+    save_model_dir(out_dir, "policy", prior.config, state, config, metrics,
+                   extra_config={"env": asdict(config.env_config())})
+    log(f"best-of-{metrics['best_of']} distilled: KL to prior {metrics['kl_per_melody']:.2f} nats per melody, "
+        f"{metrics['seconds']:.0f} s")
     policy.tuned_condition = condition.with_length(None)
     return TuneResult(metrics, policy, history)
