@@ -158,8 +158,12 @@ def test_what_is_drawn_is_the_melody_with_its_metre_key_and_pick_up_not_its_toke
     assert drawn_melody(jig) != drawn_melody(plain) and drawn_melody(jig) != drawn_melody(jig.with_pickup(2))
     assert drawn_melody(jig.with_metadata(title="x", tag="t")) == drawn_melody(jig)  # metadata draws nothing
     assert drawn_melody(jig).metadata == {}
-    assert read_engraving(prepare_melody_view(jig).score_svg).time_signatures == ("6/8",)
-    assert read_engraving(prepare_melody_view(plain).score_svg).time_signatures == ("4/4",)
+    drawn = [read_engraving(prepare_melody_view(m).score_svg) for m in (jig, plain)]
+    assert [(d.time_signatures, d.key_sharps) for d in drawn] == [(("6/8",), 1), (("4/4",), 0)]
+    # C major draws an empty key signature: the F sharps are accidentals on their notes
+    tune = g_major_tune("6/8", 8, seed=1, quarters=0.0)
+    assert 66 in [p for p, _, _ in tune.notes()]
+    assert read_engraving(engrave_svg(Melody(tune.tokens))).key_sharps == 0
 
 
 def test_the_piano_roll_bars_follow_the_metre_and_the_pick_up():

@@ -339,6 +339,9 @@ def _groups(svg: str, name: str) -> list[str]:
     """The text of each ``<g class="name">`` element of a verovio SVG (not nested in itself)."""
     found = []
     for match in re.finditer(rf'<g\b[^>]*class="{name}"[^>]*>', svg):
+        if match.group(0).endswith("/>"):  # drawn empty (a key signature of C major)
+            found.append("")
+            continue
         depth, position = 1, match.end()
         for tag in re.finditer(r"<(/?)g\b[^>]*?(/?)>", svg[position:]):
             if tag.group(2):
