@@ -80,7 +80,7 @@ def test_the_rating_page_draws_a_jig_in_6_8_with_one_sharp_and_its_pick_up(store
         score = scores(at)["score melody"]
         metre, sharps, pickup = layout(store, melody_id)
         assert (score.time_signatures, score.key_sharps, score.lines) == ((metre,), sharps, 1) == (("6/8",), 1, 1)
-        assert (score.bars, score.rests) == (8 + (pickup > 0), 0)  # a pick-up is a short first bar, no rests
+        assert (score.bars, score.rests, score.accidentals) == (8 + (pickup > 0), 0, 0)  # a pick-up: a short bar
         seen.add(pickup)
         next(b for b in at.button if b.key and b.key.startswith(f"answer-stars-{stars}-")).click().run()
         assert not at.exception and not at.error

@@ -96,7 +96,7 @@ def test_a_6_8_tune_in_g_major_is_engraved_in_6_8_with_one_sharp_and_its_8_bars_
     score = read_engraving(engrave_svg(g_major_tune("6/8", 8)))
     assert score.time_signatures == ("6/8",)
     assert (score.key_sharps, score.key_flats) == (1, 0)
-    assert (score.lines, score.bars, score.rests) == (1, 8, 0)
+    assert (score.lines, score.bars, score.rests, score.accidentals) == (1, 8, 0, 0)  # F sharp is in the key
     for metre in ("3/4", "4/4"):  # the other metres of a mixed pool too
         score = read_engraving(engrave_svg(g_major_tune(metre, 8, seed=1)))
         assert (score.time_signatures, score.key_sharps, score.lines, score.bars) == ((metre,), 1, 1, 8)
@@ -133,6 +133,22 @@ def test_a_pick_up_is_an_incomplete_first_bar_not_a_bar_of_rests():
     assert read_engraving(engrave_svg(tied)).rests == 0
     # the same tokens without the pick-up: barred from the first note, so the last bar is short
     assert read_engraving(engrave_svg(melody.with_pickup(0))).bars == 9
+
+
+def test_accidentals_follow_the_key_signature_also_after_a_tie_over_a_bar_line():
+    for seed in range(4):  # G major tunes with ties over bar lines: no accidental anywhere
+        tune = g_major_tune("6/8", 8, seed=seed, quarters=0.4)
+        assert read_engraving(engrave_svg(tune)).accidentals == 0
+        assert b"<accidental" not in tune.to_musicxml_bytes()
+    # C sharp tied over a bar line in G major: the sharp once, then again on the next C sharp;
+    # then a C natural (its sign); the same with the tie from a pick-up into bar 1
+    tied = Melody.from_notes([(67, 0, 1), (73, 1, 2.5), (73, 3.5, 0.5), (72, 4, 1), (71, 5, 1)], 24,
+                             metre="6/8", key=Key("G", "major"))
+    from_pickup = Melody.from_notes([(67, 0, 0.5), (73, 0.5, 1.0), (73, 1.5, 0.5), (72, 2, 1), (71, 3, 1)], 16,
+                                    metre="6/8", key=Key("G", "major"), pickup_steps=4)
+    for melody in (tied, from_pickup):
+        assert read_engraving(engrave_svg(melody)).accidentals == 3
+        assert melody.to_musicxml_bytes().count(b"<accidental") == 3
 
 
 def test_rests_inside_a_pick_up_are_plain_values_on_their_beat():

@@ -181,6 +181,8 @@ def engraving_stream(melody: Melody, tempo_bpm: float = DEFAULT_TEMPO_BPM, bars_
     else:
         part.getElementsByClass(stream.Measure).first().insert(0, clef_for(melody))
     part.makeTies(inPlace=True)
+    # accidentals against the key signature (the export would skip them once a tie has hidden one)
+    part.makeAccidentals(inPlace=True)
     for measure in part.getElementsByClass(stream.Measure):
         padding = Fraction(measure.paddingLeft)  # a pick-up bar starts part-way into its bar
         for rest in list(measure.getElementsByClass(note.Rest)):
@@ -329,6 +331,8 @@ class EngravedScore:
     """Measures drawn (a pick-up counts as one)."""
     rests: int
     """Rests drawn."""
+    accidentals: int
+    """Accidentals drawn on notes (not in the key signature)."""
 
 
 _SMUFL_DIGITS = {f"E08{d}": str(d) for d in range(10)}
@@ -373,4 +377,5 @@ def read_engraving(svg: str) -> EngravedScore:
         lines=len(re.findall(r'<g\b[^>]*class="system"', svg)),
         bars=len(re.findall(r'<g\b[^>]*class="measure[" ]', svg)),
         rests=len(re.findall(r'<g\b[^>]*class="(?:rest|mRest|multiRest)[" ]', svg)),
+        accidentals=sum(bool(glyphs(group)) for group in _groups(svg, "accid")),  # an unshown one is an empty group
     )

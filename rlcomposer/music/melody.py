@@ -394,6 +394,7 @@ class Melody:
         if padding:  # barred here (else at export, which keeps an unfinished last bar as it is)
             part = flat.makeMeasures()
             part.makeTies(inPlace=True)  # a note of the pick-up that sounds into bar 1 is tied over the bar line
+            part.makeAccidentals(inPlace=True)  # else a tie's hidden accidental stops the export from making them
             _make_pickup_measure(part, padding / STEPS_PER_QUARTER)
         score = stream.Score()
         info = metadata.Metadata()
