@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from rlcomposer.feedback import database, statistics
 from rlcomposer.feedback.database import DatabaseError, DatabaseUnavailable
+from rlcomposer.feedback.schema import StoredMelody
 from rlcomposer.feedback.selection import Item, RandomSelection, SelectionStrategy
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id, open_store
 from rlcomposer.feedback.testing import (
@@ -20,7 +21,6 @@ from rlcomposer.feedback.testing import (
     postgres_reachable,
     throwaway_postgres,
 )
-from rlcomposer.feedback.schema import StoredMelody
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody, random_melody
 

@@ -21,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.schema import Model, StarRating, StoredMelody, utcnow
 from rlcomposer.feedback.storage import FeedbackError, StoreBase, check_id
-from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import DEFAULT_KEY, Key
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.metre import Metre, check_pickup_steps, parse_metre
