@@ -25,7 +25,7 @@ Engraving rules, the same for every melody (so that the notation gives nothing a
   lines leave room at the right, denser ones are set closer.
 
 :func:`read_engraving` reads back what an engraved score shows (time and key
-signatures, lines, bars, rests). Piano rolls of a pair share one labelled pitch axis
+signatures, lines, bars, rests, accidentals). Piano rolls of a pair share one labelled pitch axis
 (:func:`shared_pitch_range`); their bar lines follow the melody's metre and pick-up, their
 beat lines its beat (a dotted quarter in 6/8).
 """
@@ -33,6 +33,7 @@ beat lines its beat (a dotted quarter in 6/8).
 from __future__ import annotations
 
 import io
+import math
 import re
 import threading
 import wave
@@ -116,8 +117,6 @@ def score_page_width(melody: Melody, bars_per_line: int = 8) -> int:
     """The score's page width for ``melody``, in verovio's units: room for its first line
     (the pick-up and up to ``bars_per_line`` bars of its metre) in eighth notes. It depends
     on the melody's metre, pick-up and length only."""
-    import math
-
     bars = max(1, min(math.ceil(melody.num_bars - 1e-9), bars_per_line))
     steps = melody.pickup_steps + bars * melody.metre.steps_per_bar
     return SCORE_LINE_START + SCORE_STEP_WIDTH * steps + SCORE_BAR_WIDTH * (bars + (melody.pickup_steps > 0))
