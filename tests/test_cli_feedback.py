@@ -106,21 +106,43 @@ def test_pool_add_bad_input_stores_nothing(capsys, db, argv, reason):
     assert open_store(db).counts()["melodies"] == 0
 
 
+EARLIER_COLUMNS = [
+    "kind", "id", "client_id", "created_at", "rater", "rater_kind", "session_id",
+    "stars", "choice", "shown_left", "is_repeat", "listened_ms", "answer_ms",
+    "melody_id", "melody_tag", "melody_model", "melody_seed", "melody_tokens",
+    "melody_b_id", "melody_b_tag", "melody_b_model", "melody_b_seed", "melody_b_tokens", "study_id", "study"]
+"""The export's columns before each melody's metre, key and pick-up were added (they keep their place)."""
+
+
 def test_ratings_export_csv_and_jsonl(capsys, db, tmp_path):
+    from rlcomposer.music.keys import Key
+
     store = open_store(db)
     ann, bob = store.sign_in("Ann"), store.sign_in("Bob")
-    ids = store.add_melodies([m for m in _melodies(3)], "prior", model="prior").ids
+    melodies = _melodies(3)
+    melodies[0] = melodies[0].with_metre("6/8", Key("G", "major"), pickup_steps=4)
+    ids = store.add_melodies(melodies, "prior", model="prior").ids
     store.submit_rating(new_client_id(), ann.id, ids[0], 5)
     store.submit_comparison(new_client_id(), bob.id, ids[1], ids[2], "a", "b")
     code, out, _ = run(capsys, "ratings", "export", "--db", db, "--out", str(tmp_path / "all.csv"))
     assert code == 0 and out == f"wrote 2 ratings and comparisons to {tmp_path / 'all.csv'}\n"
+    header = (tmp_path / "all.csv").read_text().splitlines()[0].split(",")
+    assert header == EARLIER_COLUMNS + ["melody_metre", "melody_key", "melody_pickup_steps",
+                                        "melody_b_metre", "melody_b_key", "melody_b_pickup_steps"]
     rows = list(csv.DictReader((tmp_path / "all.csv").open()))
     assert [(r["kind"], r["rater"], r["stars"], r["choice"]) for r in rows] == [
         ("stars", "Ann", "5", ""), ("comparison", "Bob", "", "a")]
+    assert [(r["melody_metre"], r["melody_key"], r["melody_pickup_steps"], r["melody_b_metre"]) for r in rows] == [
+        ("6/8", "G major", "4", ""), ("4/4", "C major", "0", "4/4")]
     code, out, _ = run(capsys, "ratings", "export", "--db", db, "--format", "jsonl", "--rater", "Bob")
     lines = [json.loads(line) for line in out.splitlines()]
     assert [(r["rater"], r["melody_id"], r["melody_b_id"], r["shown_left"]) for r in lines] == [
         ("Bob", ids[1], ids[2], "b")]
+    assert [(r["melody_metre"], r["melody_key"], r["melody_pickup_steps"], r["melody_b_key"]) for r in lines] == [
+        ("4/4", "C major", 0, "C major")]
+    code, out, _ = run(capsys, "ratings", "export", "--db", db, "--format", "jsonl", "--rater", "Ann")
+    assert [(r["melody_metre"], r["melody_key"], r["melody_pickup_steps"])
+            for r in map(json.loads, out.splitlines())] == [("6/8", "G major", 4)]
 
 
 @pytest.mark.parametrize("out, fmt, reason", [

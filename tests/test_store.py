@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from rlcomposer.feedback import database, statistics
 from rlcomposer.feedback.database import DatabaseError, DatabaseUnavailable
+from rlcomposer.feedback.schema import StoredMelody
 from rlcomposer.feedback.selection import Item, RandomSelection, SelectionStrategy
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id, open_store
 from rlcomposer.feedback.testing import (
@@ -20,6 +21,7 @@ from rlcomposer.feedback.testing import (
     postgres_reachable,
     throwaway_postgres,
 )
+from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody, random_melody
 
 PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
@@ -95,6 +97,63 @@ def test_pool_keeps_melodies_and_provenance(store, pool):
     assert store.tags() == [("prior", 3), ("tuned", 3)]
     assert store.melody_ids(["tuned"]) == ids[3:]
     assert {m["name"]: m["config"] for m in store.models()}["prior"] == {"hidden_size": 256}
+
+
+def test_pool_keeps_each_melodys_metre_key_and_pick_up(store):
+    rng = np.random.default_rng(3)
+    jig = Melody(rng.integers(2, 39, 26), {"title": "jig"}, "6/8", Key("G", "major"), pickup_steps=2)
+    reel = Melody(rng.integers(2, 39, 36), {}, "4/4", Key("C", "major"), pickup_steps=4)
+    plain = Melody(rng.integers(2, 39, 32), {"metre": "3/4", "pickup_steps": 5})  # a stale copy is not kept
+    ids = store.add_melodies([jig, reel, plain], "mixed").ids
+    back = [store.get_melody(i).melody for i in ids]
+    assert back == [jig, reel, plain]  # tokens, metre, key and pick-up
+    assert [(m.metre.name, m.key.name, m.pickup_steps) for m in back] == [
+        ("6/8", "G major", 2), ("4/4", "C major", 4), ("4/4", "C major", 0)]
+    assert back[0].metadata["title"] == "jig" and "pickup_steps" not in back[0].metadata
+    with store._session() as session:
+        extras = dict(session.execute(sa.select(StoredMelody.id, StoredMelody.extra)).all())
+    assert extras[ids[1]] == {"pickup_steps": 4} and extras[ids[2]] == {}  # stored only when not the default
+    assert [(m.metre, m.key, m.pickup_steps) for m in store.pool_melodies("mixed")] == [
+        ("6/8", "G major", 2), ("4/4", "C major", 4), ("4/4", "C major", 0)]
+
+
+@pytest.mark.parametrize("extra, what", [
+    ({"metre": "7/5"}, "metre '7/5'"),
+    ({"metre": 68}, "metre 68"),
+    ({"metre": "6/8", "key": "G major"}, "key 'G major'"),
+    ({"metre": "6/8", "key": {"tonic": "H", "mode": "major"}}, "key {'tonic': 'H'"),
+    ({"key": {"tonic": "G", "mode": "bluesy"}}, "unknown mode 'bluesy'"),
+    ({"pickup_steps": "two"}, "pick-up 'two'"),
+    ({"pickup_steps": 16}, "pick-up 16"),
+    ({"metre": "2/4", "pickup_steps": 8}, "shorter than the bar"),
+])
+def test_a_malformed_stored_metre_key_or_pick_up_is_one_line_naming_the_melody(store, extra, what):
+    ids = store.add_melodies(melodies(2), "prior").ids
+    rater = store.sign_in("Ann")
+    store.submit_rating(new_client_id(), rater.id, ids[0], 4)
+    with store._session(write=True) as session:
+        session.execute(sa.update(StoredMelody).where(StoredMelody.id == ids[0]).values(extra=extra))
+    for read in (lambda: store.get_melody(ids[0]), lambda: store.get_melodies(ids)):
+        with pytest.raises(FeedbackError) as error:
+            read()
+        message = str(error.value)
+        assert message.startswith(f"melody id {ids[0]} (tag prior): its stored ") and what in message
+        assert len(message.splitlines()) == 1 and len(message) < 300
+    assert store.get_melody(ids[1]).melody == melodies(2)[1]  # the others still read
+    # the tables and the export show what is stored instead of failing
+    shown = {m.id: m for m in store.pool_melodies()}[ids[0]]
+    [row] = store.export_rows()
+    assert (row["melody_metre"], row["melody_key"], row["melody_pickup_steps"]) == (
+        shown.metre, shown.key, shown.pickup_steps)
+
+
+def test_a_pick_up_longer_than_its_melody_is_one_line_naming_the_melody(store):
+    [melody_id] = store.add_melodies([Melody([14, 1, 1, 1], {}, "6/8")], "short").ids
+    with store._session(write=True) as session:
+        session.execute(sa.update(StoredMelody).where(StoredMelody.id == melody_id)
+                        .values(extra={"metre": "6/8", "pickup_steps": 6}))
+    with pytest.raises(FeedbackError, match=rf"^melody id {melody_id} \(tag short\) cannot be read \(.*longer"):
+        store.get_melody(melody_id)
 
 
 def test_adding_the_same_melodies_again_adds_nothing(store, pool):
@@ -322,6 +381,21 @@ def test_export_rows_carry_melody_and_rater(store, pool):
         "a", "b", "tuned", "runs/tuned")
     assert store.export_rows(tags=["tuned"]) == [pair]
     assert store.export_rows(rater_names=["nobody"]) == []
+
+
+def test_export_rows_carry_each_melodys_metre_key_and_pick_up(store):
+    rng = np.random.default_rng(5)
+    jigs = [Melody(rng.integers(2, 39, 26), {}, "6/8", Key("G", "major"), pickup_steps=2) for _ in range(2)]
+    [waltz] = [Melody(rng.integers(2, 39, 24), {}, "3/4", Key("F", "dorian"))]
+    a, b, c = store.add_melodies([*jigs, waltz], "mixed").ids
+    rater = store.sign_in("Ann")
+    store.submit_rating(new_client_id(), rater.id, c, 3)
+    store.submit_comparison(new_client_id(), rater.id, a, b, "b", "a")
+    stars, pair = store.export_rows()
+    assert (stars["melody_metre"], stars["melody_key"], stars["melody_pickup_steps"]) == ("3/4", "F dorian", 0)
+    assert (stars["melody_b_metre"], stars["melody_b_key"], stars["melody_b_pickup_steps"]) == (None, None, None)
+    assert [pair[f"{side}_{what}"] for side in ("melody", "melody_b") for what in ("metre", "key", "pickup_steps")] \
+        == ["6/8", "G major", 2] * 2
 
 
 # ---------------------------------------------------------------- dashboard

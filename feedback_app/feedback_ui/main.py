@@ -367,7 +367,7 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
         records = store.get_melodies(entry["melody_ids"])
     except FeedbackError as error:
         state["pending"] = None
-        st.error(f"This item cannot be shown ({error}); press Next.")
+        st.error(f"This item cannot be shown: {error}. Press Next.")
         st.button("Next", key="next-after-error")
         return
     fraction = study.spec.listen_fraction
@@ -449,7 +449,10 @@ def _prepare_next(store: FeedbackStore, settings: AppSettings, study: Study) -> 
         state["upcoming"] = _choose(store, study)
     upcoming = state["upcoming"]
     if upcoming is not None:
-        melodies = [r.melody for r in store.get_melodies(upcoming["melody_ids"]).values()]
+        try:
+            melodies = [r.melody for r in store.get_melodies(upcoming["melody_ids"]).values()]
+        except FeedbackError:  # a melody that cannot be read: said when its item is shown
+            return
         pitch_range = shared_pitch_range(melodies) if upcoming["kind"] == "pair" else None
         prefetch_views(melodies, settings.tempo_bpm, pitch_range)
 
@@ -483,7 +486,11 @@ def history_page(store: FeedbackStore, settings: AppSettings, study: Study) -> N
     st.dataframe(table, hide_index=True, width="stretch")
     choice = st.selectbox("Play one of your answers", range(len(rows)), key="history_pick",
                           format_func=lambda i: f"{table[i]['when (UTC)']}: {table[i]['your answer']} ({table[i]['melodies']})")
-    records = store.get_melodies(on_screen(rows[choice]))
+    try:
+        records = store.get_melodies(on_screen(rows[choice]))
+    except FeedbackError as error:
+        st.error(f"This answer's melodies cannot be played: {error}")
+        return
     for side, melody_id in zip(("A", "B") if len(records) == 2 else ("",), on_screen(rows[choice]), strict=True):
         view = melody_view(records[melody_id].melody, settings.tempo_bpm)
         st.caption(f"{side} #{melody_id}".strip())

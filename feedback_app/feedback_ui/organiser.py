@@ -218,12 +218,17 @@ def pool_tab(store: FeedbackStore, settings: AppSettings) -> None:
     if not rows:
         st.info("No melody matches.")
         return
-    st.dataframe([{"melody": r.id, "tag": r.tag, "model": r.model, "ratings": r.num_ratings,
+    st.dataframe([{"melody": r.id, "tag": r.tag, "model": r.model, "metre": r.metre, "key": r.key,
+                   "pick-up (16ths)": str(r.pickup_steps), "ratings": r.num_ratings,
                    "mean stars": "" if r.mean_stars is None else round(r.mean_stars, 2),
                    "comparisons": r.comparisons, "wins": r.wins} for r in rows],
                  hide_index=True, width="stretch", key="pool_table")
     chosen = st.selectbox("Melody", [r.id for r in rows], key="listen_melody")
-    record = store.get_melody(chosen)
+    try:
+        record = store.get_melody(chosen)
+    except FeedbackError as error:
+        st.error(f"This melody cannot be shown: {error}")
+        return
     view = melody_view(record.melody, settings.tempo_bpm)
     st.audio(view.wav, format="audio/wav")
     svg_image(view.score_svg, f"score {chosen}")

@@ -21,6 +21,7 @@ import streamlit.components.v1 as components
 from rlcomposer.feedback.presentation import (
     MelodyView,
     PresentationConfig,
+    drawn_melody,
     piano_roll_svg,
     prepare_melody_view,
 )
@@ -44,7 +45,7 @@ def answer_keeper(session: str, unsent: list[dict[str, Any]], absorbed: list[str
 
 
 class _ViewCache:
-    """Rendered melody views by (tokens, tempo, pitch range), with background rendering."""
+    """Rendered melody views by (melody as drawn, tempo, pitch range), with background rendering."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,13 +55,12 @@ class _ViewCache:
 
     def _render(self, key: tuple) -> tuple[MelodyView, str]:
         """Audio and score once per melody (the slow part); the piano roll per pitch axis (a pair's)."""
-        tokens, tempo, pitch_range = key
+        melody, tempo, pitch_range = key
         if pitch_range is not None:
-            base, data_url = self._base((tokens, tempo, None))
-            melody = Melody(list(tokens))
+            base, data_url = self._base((melody, tempo, None))
             roll = piano_roll_svg(melody, PresentationConfig(tempo_bpm=tempo, pitch_range=pitch_range))
             return replace(base, piano_roll_svg=roll), data_url
-        view = prepare_melody_view(Melody(list(tokens)), PresentationConfig(tempo_bpm=tempo))
+        view = prepare_melody_view(melody, PresentationConfig(tempo_bpm=tempo))
         data_url = "data:audio/wav;base64," + base64.b64encode(view.playback_wav).decode("ascii")
         return view, data_url
 
@@ -113,7 +113,8 @@ def _views() -> _ViewCache:
 
 
 def view_key(melody: Melody, tempo_bpm: float, pitch_range: tuple[int, int] | None) -> tuple:
-    return (tuple(int(t) for t in melody.tokens), float(tempo_bpm), pitch_range)
+    """The cache key: the melody as drawn (tokens, metre, key, pick-up), the tempo, the pitch axis."""
+    return (drawn_melody(melody), float(tempo_bpm), pitch_range)
 
 
 def melody_view(melody: Melody, tempo_bpm: float, pitch_range: tuple[int, int] | None = None) -> MelodyView:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from rlcomposer.feedback.pool import stored_layout_text
 from rlcomposer.feedback.schema import (
     CHOICES,
     MAX_STARS,
@@ -95,7 +96,11 @@ EXPORT_COLUMNS = (
     "stars", "choice", "shown_left", "is_repeat", "listened_ms", "answer_ms",
     "melody_id", "melody_tag", "melody_model", "melody_seed", "melody_tokens",
     "melody_b_id", "melody_b_tag", "melody_b_model", "melody_b_seed", "melody_b_tokens", "study_id", "study",
+    "melody_metre", "melody_key", "melody_pickup_steps", "melody_b_metre", "melody_b_key", "melody_b_pickup_steps",
 )
+"""The export's columns, in order (later ones were added at the end, so that the earlier keep their place).
+``*_metre``, ``*_key`` and ``*_pickup_steps``: how the melody is barred and spelled (``6/8``,
+``G major``, sixteenth steps before the first downbeat), as stored."""
 
 
 def _check_stars(stars: Any) -> int:
@@ -418,7 +423,7 @@ def _answer_rows(session: Session, stars: Sequence[StarRating], pairs: Sequence[
     study_names: dict[int, str] = {}
     for chunk in _chunks(melody_ids):
         melodies.update((row[0], tuple(row)) for row in session.execute(
-            sa.select(StoredMelody.id, StoredMelody.tag, Model.name, StoredMelody.seed, tokens)
+            sa.select(StoredMelody.id, StoredMelody.tag, Model.name, StoredMelody.seed, tokens, StoredMelody.extra)
             .outerjoin(Model, StoredMelody.model_id == Model.id).where(StoredMelody.id.in_(chunk))))
     for chunk in _chunks({i.rater_id for i in items}):
         raters.update((i, (name, kind)) for i, name, kind in session.execute(
@@ -428,11 +433,14 @@ def _answer_rows(session: Session, stars: Sequence[StarRating], pairs: Sequence[
 
     def melody_fields(prefix: str, melody_id: int | None) -> dict[str, Any]:
         if melody_id is None:
-            return {f"{prefix}_{k}": None for k in ("id", "tag", "model", "seed", "tokens")}
-        row_id, tag, model_name, seed, melody_tokens = melodies[melody_id]
+            return {f"{prefix}_{k}": None for k in ("id", "tag", "model", "seed", "tokens", "metre", "key",
+                                                   "pickup_steps")}
+        row_id, tag, model_name, seed, melody_tokens, extra = melodies[melody_id]
+        metre, key, pickup = stored_layout_text(extra)
         return {f"{prefix}_id": row_id, f"{prefix}_tag": tag, f"{prefix}_model": model_name,
                 f"{prefix}_seed": seed,
-                f"{prefix}_tokens": " ".join(map(str, melody_tokens)) if include_tokens else None}
+                f"{prefix}_tokens": " ".join(map(str, melody_tokens)) if include_tokens else None,
+                f"{prefix}_metre": metre, f"{prefix}_key": key, f"{prefix}_pickup_steps": pickup}
 
     rows: list[dict[str, Any]] = []
     for kind, answers in (("stars", stars), ("comparison", pairs)):

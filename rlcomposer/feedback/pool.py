@@ -1,7 +1,12 @@
 """The pool: the melodies raters hear (each under a tag, with its provenance) and the
 models that wrote them.
 
-A melody is stored once per tag (by the SHA-1 of its tokens, :func:`tokens_sha1`).
+A melody is stored once per tag (by the SHA-1 of its tokens, :func:`tokens_sha1`). How
+to bar and spell it is kept in its row's metadata when it is not the default: ``metre``
+(``"6/8"``) and ``key`` (``{"tonic": "G", "mode": "major"}``) unless 4/4 in C major,
+``pickup_steps`` unless 0. Reading a melody back gives it all three
+(:class:`MelodyRecord`), or a :class:`FeedbackError` of one line naming the melody when
+what is stored cannot be read.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from rlcomposer.errors import RLComposerError
 from rlcomposer.feedback.schema import Model, StarRating, StoredMelody, utcnow
 from rlcomposer.feedback.storage import FeedbackError, StoreBase, check_id
 from rlcomposer.music.keys import DEFAULT_KEY, Key
 from rlcomposer.music.melody import Melody
-from rlcomposer.music.metre import parse_metre
+from rlcomposer.music.metre import Metre, check_pickup_steps, parse_metre
 
 MAX_TAG = 100
 
@@ -59,6 +65,12 @@ class PoolMelody:
     seed: int | None
     num_ratings: int
     mean_stars: float | None
+    metre: str = "4/4"
+    """Its time signature, as stored (:func:`stored_layout`)."""
+    key: str = "C major"
+    """Its key (tonic and mode), as stored."""
+    pickup_steps: int | str = 0
+    """Sixteenth steps before its first downbeat, as stored."""
 
 
 def check_tag(tag: Any) -> str:
@@ -115,9 +127,13 @@ class PoolStore(StoreBase):
                 tokens = [int(t) for t in melody.tokens]
                 digest = tokens_sha1(tokens)
                 meta = dict(melody.metadata)
+                for name in LAYOUT_KEYS:  # the melody's own, never a stale copy in its metadata
+                    meta.pop(name, None)
                 if (melody.metre.name, melody.key.name) != ("4/4", "C major"):  # how to bar and spell it
                     meta.update(metre=melody.metre.name,
                                 key={"tonic": melody.key.tonic, "mode": melody.key.mode})
+                if melody.pickup_steps:
+                    meta["pickup_steps"] = melody.pickup_steps
                 seed = meta.pop("seed", None)
                 index = meta.pop("index", None)
                 result = session.execute(
@@ -188,7 +204,8 @@ class PoolStore(StoreBase):
         """The pool's melodies (of ``tag`` only, if given), oldest first, each with
         its number of star ratings and their mean."""
         with self._session() as session:
-            query = sa.select(StoredMelody.id, StoredMelody.tag, Model.name, StoredMelody.seed).outerjoin(
+            query = sa.select(StoredMelody.id, StoredMelody.tag, Model.name, StoredMelody.seed,
+                              StoredMelody.extra).outerjoin(
                 Model, StoredMelody.model_id == Model.id).order_by(StoredMelody.id)
             if tag:
                 query = query.where(StoredMelody.tag == tag)
@@ -197,25 +214,92 @@ class PoolStore(StoreBase):
                 sa.select(StarRating.melody_id, sa.func.count(), sa.func.avg(StarRating.stars))
                 .group_by(StarRating.melody_id))}
         rows = []
-        for mid, mtag, model_name, seed in base:
+        for mid, mtag, model_name, seed, extra in base:
             n, mean = star_stats.get(mid, (0, None))
-            rows.append(PoolMelody(mid, mtag, model_name, seed, n, None if mean is None else float(mean)))
+            rows.append(PoolMelody(mid, mtag, model_name, seed, n, None if mean is None else float(mean),
+                                   *stored_layout_text(extra)))
         return rows
+
 
 def _tag_of(session: Session) -> dict[int, str]:
     return dict(session.execute(sa.select(StoredMelody.id, StoredMelody.tag)).all())
 
 
+LAYOUT_KEYS = ("metre", "key", "pickup_steps")
+"""The keys of a stored melody's metadata that say how to bar and spell it."""
+
+
+def _shown(value: Any) -> str:
+    """A stored value for a one-line message (long ones cut short)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def stored_layout(extra: dict[str, Any] | None) -> tuple[Metre, Key, int]:
+    """``(metre, key, pickup_steps)`` from a stored melody's metadata (absent: 4/4, C major, 0).
+
+    Raises :class:`FeedbackError` saying which of them cannot be read, and why (one line).
+    """
+    extra = extra if isinstance(extra, dict) else {}
+    metre = extra.get("metre", "4/4")
+    try:
+        if not isinstance(metre, str):
+            raise RLComposerError("a metre is a time signature such as '6/8'")
+        metre = parse_metre(metre)
+    except RLComposerError as error:
+        raise FeedbackError(f"its stored metre {_shown(extra.get('metre'))} cannot be read ({error})") from None
+    key = extra.get("key")
+    try:
+        if key is None:
+            key = DEFAULT_KEY
+        elif isinstance(key, dict) and all(isinstance(key.get(k, ""), str) for k in ("tonic", "mode")):
+            key = Key(key.get("tonic", "C"), key.get("mode", "major"))
+        else:
+            raise RLComposerError("a key is {'tonic': 'G', 'mode': 'major'}")
+    except RLComposerError as error:
+        raise FeedbackError(f"its stored key {_shown(extra.get('key'))} cannot be read ({error})") from None
+    pickup = extra.get("pickup_steps", 0)
+    try:
+        if isinstance(pickup, bool) or not isinstance(pickup, int):
+            raise RLComposerError("a pick-up is a whole number of sixteenth steps")
+        pickup = check_pickup_steps(pickup, metre)
+    except RLComposerError as error:
+        raise FeedbackError(f"its stored pick-up {_shown(extra.get('pickup_steps'))} cannot be read ({error})") from None
+    return metre, key, pickup
+
+
+def stored_layout_text(extra: dict[str, Any] | None) -> tuple[str, str, int | str]:
+    """``(metre, key, pickup_steps)`` of a stored melody as shown in tables and exports:
+    ``("6/8", "G major", 0)``; what cannot be read is shown as stored, never an error."""
+    try:
+        metre, key, pickup = stored_layout(extra)
+        return metre.name, key.name, pickup
+    except FeedbackError:
+        extra = extra if isinstance(extra, dict) else {}
+        key = extra.get("key")
+        key_text = (f"{key.get('tonic', 'C')} {key.get('mode', 'major')}" if isinstance(key, dict)
+                    else "C major" if key is None else str(key))
+        pickup = extra.get("pickup_steps", 0)
+        return (str(extra.get("metre", "4/4")), key_text,
+                pickup if isinstance(pickup, int) and not isinstance(pickup, bool) else str(pickup))
+
+
 def _melody_record(row: StoredMelody, model_name: str | None) -> MelodyRecord:
-    metadata = dict(row.extra or {})
-    metadata.update(tag=row.tag, melody_id=row.id)
-    if model_name:
-        metadata["model"] = model_name
-    if row.seed is not None:
-        metadata["seed"] = row.seed
-    metre, key = metadata.pop("metre", "4/4"), metadata.pop("key", None)
-    key = Key(key.get("tonic", "C"), key.get("mode", "major")) if isinstance(key, dict) else DEFAULT_KEY
-    return MelodyRecord(row.id, Melody(row.tokens, metadata, parse_metre(metre), key), row.tag,
-                        model_name, row.seed,
+    metadata = dict(row.extra or {}) if isinstance(row.extra, dict) else {}
+    try:
+        metre, key, pickup = stored_layout(metadata)
+        for name in LAYOUT_KEYS:
+            metadata.pop(name, None)
+        metadata.update(tag=row.tag, melody_id=row.id)
+        if model_name:
+            metadata["model"] = model_name
+        if row.seed is not None:
+            metadata["seed"] = row.seed
+        melody = Melody(row.tokens, metadata, metre, key, pickup)
+    except FeedbackError as error:
+        raise FeedbackError(f"melody id {row.id} (tag {row.tag}): {error}") from None
+    except RLComposerError as error:  # MelodyError: tokens that do not fit, a pick-up longer than the melody
+        raise FeedbackError(f"melody id {row.id} (tag {row.tag}) cannot be read ({error})") from None
+    return MelodyRecord(row.id, melody, row.tag, model_name, row.seed,
                         row.sample_index, row.experiment, row.created_at)
 

@@ -6,22 +6,35 @@ real timing), engraves the score with verovio (SVG), and draws a piano roll (SVG
 drawn directly: no plotting library). verovio's toolkit is not thread-safe, so each
 thread keeps its own (pointed at the fonts shipped with verovio).
 
+Every melody is drawn in its own metre, key signature and pick-up (a pick-up is an
+incomplete first bar, never a bar of rests): what is drawn is the :class:`Melody` as
+stored, not its bare tokens (:func:`drawn_melody` is the part of a melody that counts).
+
 Engraving rules, the same for every melody (so that the notation gives nothing away):
 
 * always a treble clef; the ottava treble clef (treble with an 8 below) for a melody
   that lies low (:func:`clef_for`);
 * rests are written in plain (undotted) values that start on their own beat
   subdivision: never a double-dotted rest, also in a pick-up bar;
-* a fixed page width, so a dense melody is not drawn smaller than a sparse one.
+* a new line every :attr:`PresentationConfig.bars_per_line` bars (8, as folk tunes are
+  printed; the pick-up goes with the first line);
+* the page width follows the melody's shape (metre, pick-up, bars on the first line:
+  :func:`score_page_width`), never its notes, so a dense melody is not drawn smaller
+  than a sparse one of the same shape (and the two melodies of a pair, always of one
+  metre and length, are drawn at one scale); a line of eighth notes fills it, sparser
+  lines leave room at the right, denser ones are set closer.
 
-Piano rolls of a pair share one labelled pitch axis (:func:`shared_pitch_range`).
-The bar length comes from the melody's metre when it has one
-(``melody.metre.steps_per_bar``), else 16 steps (4/4).
+:func:`read_engraving` reads back what an engraved score shows (time and key
+signatures, lines, bars, rests, accidentals). Piano rolls of a pair share one labelled pitch axis
+(:func:`shared_pitch_range`); their bar lines follow the melody's metre and pick-up, their
+beat lines its beat (a dotted quarter in 6/8).
 """
 
 from __future__ import annotations
 
 import io
+import math
+import re
 import threading
 import wave
 from collections.abc import Sequence
@@ -49,8 +62,11 @@ class PresentationConfig:
     """Quarter notes per minute of the audio."""
     score_scale: int = 40
     """verovio's zoom, in percent."""
-    score_page_width: int = 2200
-    """verovio's page width (its own units; the SVG scales to the column)."""
+    score_page_width: int | None = None
+    """verovio's page width (its own units; the SVG scales to the column); None: from the
+    melody's shape (:func:`score_page_width`)."""
+    bars_per_line: int = 8
+    """Bars on one line of the score at most (a pick-up comes on top, on the first line)."""
     roll_width: int = 640
     """Width of the piano roll drawing, in pixels."""
     roll_height: int = 180
@@ -89,6 +105,29 @@ def steps_per_bar(melody: Melody) -> int:
     return melody.metre.steps_per_bar
 
 
+SCORE_LINE_START = 340
+"""verovio page units of a line before its first note: margins, clef, key and time signature."""
+SCORE_STEP_WIDTH = 18
+"""verovio page units per sixteenth step of a line: eighth notes at the spacing used here."""
+SCORE_BAR_WIDTH = 20
+"""verovio page units per bar line."""
+
+
+def score_page_width(melody: Melody, bars_per_line: int = 8) -> int:
+    """The score's page width for ``melody``, in verovio's units: room for its first line
+    (the pick-up and up to ``bars_per_line`` bars of its metre) in eighth notes. It depends
+    on the melody's metre, pick-up and length only."""
+    bars = max(1, min(math.ceil(melody.num_bars - 1e-9), bars_per_line))
+    steps = melody.pickup_steps + bars * melody.metre.steps_per_bar
+    return SCORE_LINE_START + SCORE_STEP_WIDTH * steps + SCORE_BAR_WIDTH * (bars + (melody.pickup_steps > 0))
+
+
+def drawn_melody(melody: Melody) -> Melody:
+    """What the rating page draws and plays of ``melody``: its tokens, metre, key and pick-up,
+    without its metadata (two melodies equal in these look and sound the same: a cache key)."""
+    return Melody(melody.tokens, {}, melody.metre, melody.key, melody.pickup_steps)
+
+
 def pitch_name(pitch: int) -> str:
     """``60 -> "C4"`` (scientific pitch notation)."""
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
@@ -124,22 +163,30 @@ def _rest_pieces(start: Fraction, length: Fraction) -> list[Fraction]:
     return pieces
 
 
-def engraving_stream(melody: Melody, tempo_bpm: float = DEFAULT_TEMPO_BPM):
-    """The melody's music21 score, notated for the rating page: bars made, the clef rule
-    applied, rests in plain values (no dotted rests)."""
-    from music21 import clef, note, stream
+def engraving_stream(melody: Melody, tempo_bpm: float = DEFAULT_TEMPO_BPM, bars_per_line: int | None = None):
+    """The melody's music21 score, notated for the rating page: in its metre and key, barred
+    (a pick-up as the incomplete measure 0 that :meth:`Melody.to_stream` makes), the clef
+    rule applied, rests in plain values (no dotted rests) and, with ``bars_per_line``, a new
+    line before bar 1 + ``bars_per_line``, 1 + 2 x ``bars_per_line``, ..."""
+    from music21 import clef, layout, note, stream
 
     score = melody.to_stream(tempo_bpm)
     part = score.parts[0]
     for old in list(part.recurse().getElementsByClass(clef.Clef)):
         old.activeSite.remove(old)
-    part.insert(0, clef_for(melody))
-    part.makeMeasures(inPlace=True)
+    if not part.getElementsByClass(stream.Measure):  # a pick-up's score is barred already
+        part.insert(0, clef_for(melody))
+        part.makeMeasures(inPlace=True)
+    else:
+        part.getElementsByClass(stream.Measure).first().insert(0, clef_for(melody))
     part.makeTies(inPlace=True)
+    # accidentals against the key signature (the export would skip them once a tie has hidden one)
+    part.makeAccidentals(inPlace=True)
     for measure in part.getElementsByClass(stream.Measure):
+        padding = Fraction(measure.paddingLeft)  # a pick-up bar starts part-way into its bar
         for rest in list(measure.getElementsByClass(note.Rest)):
             start, length = Fraction(rest.offset), Fraction(rest.quarterLength)
-            pieces = _rest_pieces(start, length)
+            pieces = _rest_pieces(start + padding, length)
             if len(pieces) == 1 and rest.duration.dots == 0:
                 continue
             measure.remove(rest)
@@ -147,6 +194,11 @@ def engraving_stream(melody: Melody, tempo_bpm: float = DEFAULT_TEMPO_BPM):
             for piece in pieces:
                 measure.insert(float(position), note.Rest(quarterLength=float(piece)))
                 position += piece
+    if bars_per_line:
+        for index, measure in enumerate(part.getElementsByClass(stream.Measure)):
+            # a break on the first bar too: verovio then takes every break from the score
+            if index == 0 or (measure.number > 1 and (measure.number - 1) % bars_per_line == 0):
+                measure.insert(0, layout.SystemLayout(isNew=True))
     return score
 
 
@@ -170,15 +222,17 @@ _local = threading.local()
 def _toolkit(config: PresentationConfig):
     import verovio
 
-    key = (config.score_scale, config.score_page_width)
+    key = config.score_scale
     if getattr(_local, "key", None) != key:
+        verovio.enableLog(verovio.LOG_ERROR)  # not a warning on stderr for every closely set line
         toolkit = verovio.toolkit(False)
         # a toolkit made outside the main thread does not find verovio's fonts by itself
         toolkit.setResourcePath(str(Path(verovio.__file__).parent / "data"))
         toolkit.setOptions({
-            "scale": config.score_scale, "pageWidth": config.score_page_width,
-            "adjustPageHeight": True, "adjustPageWidth": True, "header": "none", "footer": "none",
-            "breaks": "auto", "svgViewBox": True,
+            "scale": config.score_scale, "adjustPageHeight": True, "adjustPageWidth": False, "header": "none", "footer": "none",
+            # the score's own line breaks (every bars_per_line bars), and one more where a line is too full
+            "breaks": "encoded", "svgViewBox": True,
+            "spacingLinear": 0.15, "spacingNonLinear": 0.6,  # tighter than verovio's 0.25: 8 bars fit a line
         })
         _local.toolkit, _local.key = toolkit, key
     return _local.toolkit
@@ -190,7 +244,8 @@ def engrave_svg(melody: Melody, config: PresentationConfig | None = None) -> str
 
     config = config or PresentationConfig()
     toolkit = _toolkit(config)
-    xml = GeneralObjectExporter(engraving_stream(melody, config.tempo_bpm)).parse()
+    toolkit.setOptions({"pageWidth": config.score_page_width or score_page_width(melody, config.bars_per_line)})
+    xml = GeneralObjectExporter(engraving_stream(melody, config.tempo_bpm, config.bars_per_line)).parse()
     if not toolkit.loadData(xml.decode("utf-8")):
         raise RuntimeError("verovio could not read the melody's MusicXML")
     return toolkit.renderToSVG(1)
@@ -222,11 +277,11 @@ def piano_roll_svg(melody: Melody, config: PresentationConfig | None = None) -> 
             if pitch % 12 == 0:
                 parts.append(f'<line x1="{axis}" y1="{y_of(pitch) + row:.1f}" x2="{width - 4}" '
                              f'y2="{y_of(pitch) + row:.1f}" stroke="#d8d8d8" stroke-width="0.8"/>')
-    bar = steps_per_bar(melody)
-    beat_steps = 6 if bar % 12 == 0 and bar != 48 else STEPS_PER_QUARTER  # compound metres: dotted quarters
-    for step in range(0, melody.num_steps + 1, beat_steps):
+    bar, beat_steps = steps_per_bar(melody), melody.metre.beat_steps  # 6/8: dotted quarters
+    first_beat = (-melody.metric_offset) % beat_steps  # after a pick-up, the lines follow its bar
+    for step in range(first_beat, melody.num_steps + 1, beat_steps):
         x = x_of(step / STEPS_PER_QUARTER)
-        strong = step % bar == 0
+        strong = (step + melody.metric_offset) % bar == 0
         parts.append(f'<line x1="{x:.1f}" y1="4" x2="{x:.1f}" y2="{height - 4}" '
                      f'stroke="{"#999" if strong else "#e0e0e0"}" stroke-width="{1.5 if strong else 1}"/>')
     for pitch, onset, duration in notes:
@@ -256,4 +311,70 @@ def prepare_melody_view(melody: Melody, config: PresentationConfig | None = None
         playback_wav=playback,
         playback_ms=playback_ms,
         sounding_ms=sounding_ms,
+    )
+
+
+@dataclass(frozen=True)
+class EngravedScore:
+    """What an engraved score (verovio's SVG) shows: read back by :func:`read_engraving`."""
+
+    time_signatures: tuple[str, ...]
+    """Every time signature drawn, in order (``("6/8",)``)."""
+    key_sharps: int
+    """Sharps of the first key signature drawn (0 when it has flats or none)."""
+    key_flats: int
+    """Flats of the first key signature drawn."""
+    lines: int
+    """Systems (lines) of music."""
+    bars: int
+    """Measures drawn (a pick-up counts as one)."""
+    rests: int
+    """Rests drawn."""
+    accidentals: int
+    """Accidentals drawn on notes (not in the key signature)."""
+
+
+_SMUFL_DIGITS = {f"E08{d}": str(d) for d in range(10)}
+_SMUFL_SHARP, _SMUFL_FLAT = "E262", "E260"
+
+
+def _groups(svg: str, name: str) -> list[str]:
+    """The text of each ``<g class="name">`` element of a verovio SVG (not nested in itself)."""
+    found = []
+    for match in re.finditer(rf'<g\b[^>]*class="{name}"[^>]*>', svg):
+        if match.group(0).endswith("/>"):  # drawn empty (a key signature of C major)
+            found.append("")
+            continue
+        depth, position = 1, match.end()
+        for tag in re.finditer(r"<(/?)g\b[^>]*?(/?)>", svg[position:]):
+            if tag.group(2):
+                continue
+            depth += -1 if tag.group(1) else 1
+            if depth == 0:
+                found.append(svg[position:position + tag.start()])
+                break
+    return found
+
+
+def read_engraving(svg: str) -> EngravedScore:
+    """What a score engraved by :func:`engrave_svg` shows, read from its SVG (SMuFL glyphs):
+    for checks of the page (a test, or an organiser's eye) that need no image."""
+    def glyphs(text: str) -> list[str]:
+        return re.findall(r'xlink:href="#(E[0-9A-F]{3})', text)
+
+    metres = []
+    for group in _groups(svg, "meterSig"):
+        digits = [_SMUFL_DIGITS[g] for g in glyphs(group) if g in _SMUFL_DIGITS]
+        if len(digits) >= 2:  # numerator, then denominator (one digit each in the metres rlcomposer knows)
+            metres.append(f"{''.join(digits[:-1])}/{digits[-1]}")
+    keys = _groups(svg, "keySig")
+    key = glyphs(keys[0]) if keys else []
+    return EngravedScore(
+        time_signatures=tuple(metres),
+        key_sharps=key.count(_SMUFL_SHARP),
+        key_flats=key.count(_SMUFL_FLAT),
+        lines=len(re.findall(r'<g\b[^>]*class="system"', svg)),
+        bars=len(re.findall(r'<g\b[^>]*class="measure[" ]', svg)),
+        rests=len(re.findall(r'<g\b[^>]*class="(?:rest|mRest|multiRest)[" ]', svg)),
+        accidentals=sum(bool(glyphs(group)) for group in _groups(svg, "accid")),  # an unshown one is an empty group
     )

@@ -38,6 +38,12 @@ class MelodySummary:
     mean_stars: float | None
     comparisons: int
     wins: float
+    metre: str = "4/4"
+    """Its time signature (``6/8``), as stored."""
+    key: str = "C major"
+    """Its key, as stored."""
+    pickup_steps: int | str = 0
+    """Sixteenth steps before its first downbeat, as stored."""
 
 
 def activity(store: FeedbackStore, by: str = "rater") -> list[dict[str, Any]]:
@@ -173,7 +179,8 @@ def browse_melodies(store: FeedbackStore, tag: str | None = None, min_mean_stars
         wins[c.melody_a_id] += score_a
         wins[c.melody_b_id] += 1 - score_a
     rows = [
-        MelodySummary(m.id, m.tag, m.model, m.seed, m.num_ratings, m.mean_stars, games[m.id], wins[m.id])
+        MelodySummary(m.id, m.tag, m.model, m.seed, m.num_ratings, m.mean_stars, games[m.id], wins[m.id],
+                      m.metre, m.key, m.pickup_steps)
         for m in pool
         if min_mean_stars is None or (m.mean_stars is not None and m.mean_stars >= min_mean_stars)
     ]

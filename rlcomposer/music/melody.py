@@ -393,6 +393,8 @@ class Melody:
         part = flat
         if padding:  # barred here (else at export, which keeps an unfinished last bar as it is)
             part = flat.makeMeasures()
+            part.makeTies(inPlace=True)  # a note of the pick-up that sounds into bar 1 is tied over the bar line
+            part.makeAccidentals(inPlace=True)  # else a tie's hidden accidental stops the export from making them
             _make_pickup_measure(part, padding / STEPS_PER_QUARTER)
         score = stream.Score()
         info = metadata.Metadata()
@@ -580,6 +582,10 @@ def _make_pickup_measure(part, padding_quarters: float) -> None:
         measure.number = number
         part.setElementOffset(measure, measure.offset - padding_quarters)
     first.duration.quarterLength = first.highestTime
+    last = measures[-1]
+    if len(measures) > 1 and last.highestTime < last.barDuration.quarterLength:
+        # an unfinished last bar (often the pick-up's complement) stays as it is: no rest is added
+        last.paddingRight = last.barDuration.quarterLength - last.highestTime
 
 
 def random_melody(rng: np.random.Generator, num_steps: int = 64,
