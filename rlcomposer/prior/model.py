@@ -29,8 +29,9 @@ A prior with a final table (``PriorConfig.finals``) is also told the melody's
 *final*: the pitch class of its last note above the tonic (0: it ends on the
 tonic), or "unknown". It learnt with the tunes' real finals (hidden on a share
 of training crops), and :meth:`MelodyPrior.sample` draws each melody's final
-from the training tunes' own shares in its mode, so that melodies end as the
-corpus's do without being forced to. Everything else (scoring, the RL
+from the training tunes' own shares in its mode and keeps the first of up to
+:data:`FINAL_ATTEMPTS` melodies that ends on it, so that melodies end as the
+corpus's do without a forced last note. Everything else (scoring, the RL
 environment, a tuned policy) tells it "unknown".
 
 A prior is saved as a model directory (see :mod:`rlcomposer.checkpoints`):
@@ -53,7 +54,7 @@ from rlcomposer.checkpoints import CONFIG_FILE, CheckpointError, read_model_dir
 from rlcomposer.config import ConfigError, config_from_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import MODES, parse_mode
-from rlcomposer.music.melody import STEPS_PER_BAR, VOCAB_SIZE
+from rlcomposer.music.melody import MIN_PITCH, NUM_SPECIAL_TOKENS, STEPS_PER_BAR, VOCAB_SIZE
 from rlcomposer.music.metre import (
     DEFAULT_METRE,
     MAX_STEPS_PER_BAR,
@@ -127,6 +128,14 @@ class ConditionBatch:
 
 UNKNOWN_FINAL = 12
 """The final input's "not told" value (finals are pitch classes 0..11)."""
+FINAL_ATTEMPTS = 8
+"""Draws a plain prior's melody may take to end on the final it was told (see :meth:`MelodyPrior.sample`)."""
+
+
+def _last_pitch_class(tokens: np.ndarray) -> int | None:
+    """The pitch class above C of a melody's last note (None: no notes)."""
+    pitches = tokens[tokens >= NUM_SPECIAL_TOKENS]
+    return None if pitches.size == 0 else int(pitches[-1] - NUM_SPECIAL_TOKENS + MIN_PITCH) % 12
 
 
 @dataclass(frozen=True)
@@ -399,24 +408,48 @@ class MelodyPrior(nn.Module):
         chunks = []
         for start in range(0, num_melodies, batch_size):
             count = min(batch_size, num_melodies - start)
-            tokens = torch.empty(count, num_steps, dtype=torch.long)
-            previous = torch.full((count,), self.config.bos_token, dtype=torch.long)
-            hidden = None
-            if conditions is None:
-                batch = self.condition_batch(condition, count)
-            else:
-                batch = self.rows_condition_batch(conditions[start:start + count])
-            for t in range(num_steps):
-                logits, hidden = self.step(previous, t, hidden, batch)
-                logits = logits / temperature
-                if top_k is not None and top_k < self.config.vocab_size:
-                    kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                previous = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
-                tokens[:, t] = previous
-            chunks.append(tokens.numpy())
+            rows = None if conditions is None else conditions[start:start + count]
+            chunks.append(self._sample_rows(condition if rows is None else rows, count, num_steps, generator,
+                                            temperature, top_k))
+        tokens = np.concatenate(chunks, axis=0)
+        if self.config.finals and self.tuned_condition is None:
+            self._redraw_other_finals(tokens, conditions, generator, temperature, top_k)
         self.train(was_training)
-        return np.concatenate(chunks, axis=0)
+        return tokens
+
+    def _sample_rows(self, condition: MelodyCondition | Sequence[MelodyCondition], count: int, num_steps: int,
+                     generator: torch.Generator, temperature: float, top_k: int | None) -> np.ndarray:
+        """``count`` melodies of one condition, or of one condition per row, step by step."""
+        tokens = torch.empty(count, num_steps, dtype=torch.long)
+        previous = torch.full((count,), self.config.bos_token, dtype=torch.long)
+        hidden = None
+        if isinstance(condition, MelodyCondition):
+            batch = self.condition_batch(condition, count)
+        else:
+            batch = self.rows_condition_batch(condition)
+        for t in range(num_steps):
+            logits, hidden = self.step(previous, t, hidden, batch)
+            logits = logits / temperature
+            if top_k is not None and top_k < self.config.vocab_size:
+                kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            previous = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+            tokens[:, t] = previous
+        return tokens.numpy()
+
+    def _redraw_other_finals(self, tokens: np.ndarray, conditions: Sequence[MelodyCondition],
+                             generator: torch.Generator, temperature: float, top_k: int | None) -> None:
+        """Melodies that end elsewhere than on the final they were told are drawn again (at most
+        :data:`FINAL_ATTEMPTS` draws in all; the last draw stays whatever it ends on): the model's
+        own melodies, kept as the corpus's finals fall, never a forced last note."""
+        for _ in range(FINAL_ATTEMPTS - 1):
+            pending = [row for row in range(len(tokens))
+                       if _last_pitch_class(tokens[row]) not in (None, conditions[row].final)]
+            if not pending:
+                return
+            again = self._sample_rows([conditions[row] for row in pending], len(pending), tokens.shape[1],
+                                      generator, temperature, top_k)
+            tokens[pending] = again
 
     def draw_finals(self, conditions: Sequence[MelodyCondition],
                     generator: torch.Generator) -> list[MelodyCondition]:
