@@ -65,7 +65,7 @@ def resolve_listener(spec: str):
         k = int(spec.split(":", 1)[1])
         if k not in CHOOSE_MEMBERS:
             raise SystemExit(f"{spec} is in the panel's reporting half: choose settings on "
-                             f"CHOOSE_MEMBERS ({CHOOSE_MEMBERS[0]}-{CHOOSE_MEMBERS[-1]}) only")
+                             f"CHOOSE_MEMBERS ({', '.join(map(str, CHOOSE_MEMBERS))}) only")
         function = panel_listener(k)
         return function, spec
     return load_listener(spec)
