@@ -118,6 +118,8 @@ class PoolStore(StoreBase):
                 if (melody.metre.name, melody.key.name) != ("4/4", "C major"):  # how to bar and spell it
                     meta.update(metre=melody.metre.name,
                                 key={"tonic": melody.key.tonic, "mode": melody.key.mode})
+                if melody.pickup_steps:  # where its first downbeat falls
+                    meta["pickup_steps"] = melody.pickup_steps
                 seed = meta.pop("seed", None)
                 index = meta.pop("index", None)
                 result = session.execute(
@@ -215,7 +217,8 @@ def _melody_record(row: StoredMelody, model_name: str | None) -> MelodyRecord:
         metadata["seed"] = row.seed
     metre, key = metadata.pop("metre", "4/4"), metadata.pop("key", None)
     key = Key(key.get("tonic", "C"), key.get("mode", "major")) if isinstance(key, dict) else DEFAULT_KEY
-    return MelodyRecord(row.id, Melody(row.tokens, metadata, parse_metre(metre), key), row.tag,
+    pickup = metadata.pop("pickup_steps", 0)
+    return MelodyRecord(row.id, Melody(row.tokens, metadata, parse_metre(metre), key, pickup), row.tag,
                         model_name, row.seed,
                         row.sample_index, row.experiment, row.created_at)
 
