@@ -252,6 +252,13 @@ class RewardEnsemble(nn.Module):
         texts = [_shape_text(shape) for shape in self.shapes]
         return texts[0] if len(texts) == 1 else f"a mixture of {len(texts)} shapes: {'; '.join(texts)}"
 
+    def accepts(self, melody: Melody | np.ndarray) -> bool:
+        """Was it trained on melodies of this one's shape (metre, length, pick-up)?"""
+        shape = melody_shape(as_melody(melody))
+        if self.shapes is None:
+            return shape[0] == "4/4" and shape[2] == 0
+        return shape in self.shapes
+
     def check_shapes(self, melodies: Sequence[Melody]) -> None:
         """Raise one line naming what it was trained on if a melody is of a shape it was not."""
         for melody in melodies:
