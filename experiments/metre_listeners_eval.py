@@ -63,9 +63,23 @@ def compare(before: Path, after: Path) -> str:
     lines.append(f"| **median** | | {median['best0']:.3f} | {median['best1']:.3f} | {median['pol0']:.3f} | "
                  f"{median['pol1']:.3f} | {median['acc0']:.3f} | {median['acc1']:.3f} |")
     lines.append("")
-    lines.append(f"median change: best-of-N {median['best1'] - median['best0']:+.3f}, policy "
+    lines.append(f"change of the medians over members: best-of-N {median['best1'] - median['best0']:+.3f}, policy "
                  f"{median['pol1'] - median['pol0']:+.3f}, reward-model accuracy {median['acc1'] - median['acc0']:+.3f} "
                  f"({len(members)} members)")
+    changes = {name: float(np.median(np.subtract(columns[f"{name}1"], columns[f"{name}0"])))
+               for name in ("best", "pol", "acc")}
+    lines.append(f"median of the members' changes: best-of-N {changes['best']:+.3f}, policy {changes['pol']:+.3f}, "
+                 f"reward-model accuracy {changes['acc']:+.3f}")
+    runs = {(r["member"], r["seed"]): r for member in members for r in old[member]}
+    paired = [(runs[(r["member"], r["seed"])], r) for member in members for r in new[member]
+              if (r["member"], r["seed"]) in runs]
+    if len(paired) > len(members):  # several seeds: the runs one by one as well
+        for name, tuner in (("best-of-N", "best-of-n"), ("policy", "rloo")):
+            before = [b["tuners"][tuner]["win_rate"] for b, _ in paired]
+            after = [a["tuners"][tuner]["win_rate"] for _, a in paired]
+            lines.append(f"{name} over {len(paired)} runs (member x seed): median {np.median(before):.3f} -> "
+                         f"{np.median(after):.3f}, median paired change {np.median(np.subtract(after, before)):+.3f}, "
+                         f"better in {sum(a > b for a, b in zip(after, before, strict=True))} of {len(paired)}")
     return "\n".join(lines)
 
 
