@@ -108,7 +108,7 @@ def trained_reward_model(prior_model: PriorModel, listener_spec: str, comparison
     labels = []
     for _ in range(comparisons):
         i, j = rng.choice(len(pool), 2, replace=False)
-        labels.append(PairLabel(pool[i].tokens, pool[j].tokens, listener.compare(pool[i], pool[j]),
+        labels.append(PairLabel(pool[i], pool[j], listener.compare(pool[i], pool[j]),
                                 listener.rater_name))
     return train_reward_model(labels, [], RewardModelConfig(), prior_model.prior, log=None)
 

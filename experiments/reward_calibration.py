@@ -65,7 +65,7 @@ def resolve_listener(spec: str):
         k = int(spec.split(":", 1)[1])
         if k not in CHOOSE_MEMBERS:
             raise SystemExit(f"{spec} is in the panel's reporting half: choose settings on "
-                             f"CHOOSE_MEMBERS ({CHOOSE_MEMBERS[0]}-{CHOOSE_MEMBERS[-1]}) only")
+                             f"CHOOSE_MEMBERS ({', '.join(map(str, CHOOSE_MEMBERS))}) only")
         function = panel_listener(k)
         return function, spec
     return load_listener(spec)
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         pair_rng = np.random.default_rng([args.seed, g, 1])
         a = pair_rng.integers(0, len(pool), args.labels)
         b = (a + pair_rng.integers(1, len(pool), args.labels)) % len(pool)
-        labels = [PairLabel(pool[i].tokens, pool[j].tokens, listener.answer_from_scores(pool_scores[i], pool_scores[j]),
+        labels = [PairLabel(pool[i], pool[j], listener.answer_from_scores(pool_scores[i], pool_scores[j]),
                             listener.rater_name) for i, j in zip(a, b, strict=True)]
         truth = listener_scores(function, test)
         delta = truth[0::2] - truth[1::2]

@@ -114,11 +114,17 @@ def examples(results: list[dict], count: int = 2) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlcomposer.preferences.panel import CHOOSE_MEMBERS, PANEL_SIZE, REPORT_MEMBERS
+    from rlcomposer.preferences.panel import (
+        CHOOSE_MEMBERS,
+        METRE_MEMBERS,
+        PANEL_SIZE,
+        REPORT_MEMBERS,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", default="choose",
-                        help="choose (the choosing half), report (the report half) or indices like 12,14")
+                        help="choose (the choosing half), report (the report half), metre-choose / metre-report "
+                             "(their members who hear the metre) or indices like 12,14")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     parser.add_argument("--tuners", default="sequence,vbon,rloo,vbon-rloo,best-of-n",
                         help="comma-separated tuner names, the first is the headline")
@@ -133,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.members in ("choose", "report"):
         members = list(CHOOSE_MEMBERS if args.members == "choose" else REPORT_MEMBERS)
+    elif args.members in ("metre-choose", "metre-report"):
+        half = CHOOSE_MEMBERS if args.members == "metre-choose" else REPORT_MEMBERS
+        members = [m for m in half if m in METRE_MEMBERS]
     else:
         members = [int(m) for m in args.members.split(",")]
         if any(not 0 <= m < PANEL_SIZE for m in members):

@@ -37,7 +37,6 @@ from rlcomposer.corpus.build import (
 )
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import (
-    HOLD,
     REST,
     STEPS_PER_BAR,
     VOCAB_SIZE,

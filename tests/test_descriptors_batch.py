@@ -40,7 +40,8 @@ def assert_same_as_reference(melodies) -> None:
 
 @pytest.fixture(scope="module")
 def prior_melodies() -> list[Melody]:
-    """320 melodies from the shipped prior: 8 metres x 4 modes, 1..16 bars, in 7 tonics, shuffled."""
+    """320 melodies from the shipped prior: 8 metres x 4 modes, 1..16 bars, in 7 tonics, a third with a
+    pick-up, shuffled."""
     prior = load_prior("prior")
     generator = torch.Generator().manual_seed(7)
     rng = np.random.default_rng(7)
@@ -55,9 +56,10 @@ def prior_melodies() -> list[Melody]:
                 bars = (1, 2, 3, 4, 8, 16)[(index + MODES.index(mode)) % 6]
                 steps = bars * metre.steps_per_bar
                 tokens = prior.sample(10, steps, generator, condition=MelodyCondition(metre, mode, steps))
-                for row in tokens:
+                for number, row in enumerate(tokens):
                     key = Key(TONICS[int(rng.integers(len(TONICS)))], mode)
-                    melodies.append(Melody(row, metre=metre, key=key))
+                    pickup = int(rng.integers(1, min(metre.steps_per_bar, steps + 1))) if number % 3 == 0 else 0
+                    melodies.append(Melody(row, metre=metre, key=key, pickup_steps=pickup))
     finally:
         torch.set_num_threads(threads)
     order = rng.permutation(len(melodies))
@@ -110,6 +112,7 @@ def edge_cases() -> list[Melody | np.ndarray]:
             key = Key(TONICS[index % len(TONICS)], MODES[index % len(MODES)])
             cases.append(Melody(np.array(row), metre=metre, key=key))
             cases.append(Melody(np.array(row), metre=metre))  # C major
+            cases.append(Melody(np.array(row), metre=metre, pickup_steps=min(len(row), metre.steps_per_bar - 1)))
     # whole bars of every metre, 1..16 bars, silent but for a note on the last bar's upbeat
     for metre in METRES:
         for bars in (1, 2, 5, 16):
@@ -117,6 +120,20 @@ def edge_cases() -> list[Melody | np.ndarray]:
             tokens[0], tokens[-3] = REST, g4
             cases.append(Melody(tokens, metre=metre, key=Key("E", "phrygian")))
     return cases
+
+
+def test_a_pickup_moves_the_beats_and_bars():
+    c4, g4 = pitch_token(60), pitch_token(67)
+    # a bar of quarter + eighth twice, then a bar's rest; 8 bars of 6/8
+    jig = np.array(([c4, HOLD, HOLD, HOLD, g4, HOLD] * 2 + [REST] + [HOLD] * 11) * 4)
+    on_beat = describe_one(Melody(jig, metre="6/8"))
+    late = describe_one(Melody(jig, metre="6/8", pickup_steps=2))  # step 0 is the bar's last eighth
+    column = DESCRIPTOR_NAMES.index
+    assert on_beat[column("offbeat")] == 0.5 and on_beat[column("syncopation")] == 0.0
+    assert late[column("offbeat")] == 1.0 and late[column("syncopation")] == 0.5
+    assert on_beat[column("downbeats")] == 0.5 and late[column("downbeats")] == 0.0
+    # the same tokens as a token array: 4/4 in C, beats of a quarter
+    assert describe_one(jig)[column("syncopation")] == 0.25 != on_beat[column("syncopation")]
 
 
 def test_edge_cases_equal_the_reference():
@@ -163,7 +180,8 @@ def token_batches(draw):
         else:
             metre = METRES[int(rng.integers(len(METRES)))]
             key = Key(TONICS[int(rng.integers(len(TONICS)))], MODES[int(rng.integers(len(MODES)))])
-            batch.append(Melody(tokens, metre=metre, key=key))
+            pickup = int(rng.integers(0, min(metre.steps_per_bar, length + 1))) if rng.random() < 0.4 else 0
+            batch.append(Melody(tokens, metre=metre, key=key, pickup_steps=pickup))
     return batch
 
 

@@ -244,7 +244,7 @@ def test_load_listener():
     member, name = load_listener("panel:0")
     assert name == "panel:0" and member.name == "panel:0"
     for spec in ("nosuch.module:fn", "rlcomposer.preferences.listeners:nope", "plainword", "rlcomposer.preferences.listeners:CHOICES",
-                 "panel:24", "panel:-3", "panel:one"):
+                 "panel:36", "panel:-3", "panel:one"):
         with pytest.raises(RLComposerError):
             load_listener(spec)
 

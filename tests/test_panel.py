@@ -20,6 +20,8 @@ from rlcomposer.preferences.listeners import (
 from rlcomposer.preferences.panel import (
     CHOOSE_MEMBERS,
     FEATURE_NAMES,
+    METRE_MEMBERS,
+    ORIGINAL_MEMBERS,
     PANEL_SEED,
     PANEL_SIZE,
     REPORT_MEMBERS,
@@ -48,8 +50,10 @@ COLLAPSED = {
 
 # ------------------------------------------------------------------ the recipe
 def test_split_is_fixed_disjoint_and_covers_the_panel():
-    assert PANEL_SIZE == 24 and PANEL_SEED == 20250611
-    assert CHOOSE_MEMBERS == tuple(range(12)) and REPORT_MEMBERS == tuple(range(12, 24))
+    assert PANEL_SIZE == 36 and PANEL_SEED == 20250611
+    assert ORIGINAL_MEMBERS == tuple(range(24)) and METRE_MEMBERS == tuple(range(24, 36))
+    assert CHOOSE_MEMBERS == tuple(range(12)) + tuple(range(24, 36, 2))
+    assert REPORT_MEMBERS == tuple(range(12, 24)) + tuple(range(25, 36, 2))
     assert not set(CHOOSE_MEMBERS) & set(REPORT_MEMBERS)
     assert set(CHOOSE_MEMBERS) | set(REPORT_MEMBERS) == set(range(PANEL_SIZE))
     assert len(CHOOSE_MEMBERS) == len(REPORT_MEMBERS)
@@ -92,7 +96,7 @@ def test_members_are_pinned(k):
 
 def test_feature_bank_and_members_are_well_formed():
     assert len(FEATURE_NAMES) >= 15 and len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
-    for member in panel():
+    for member in panel(ORIGINAL_MEMBERS):
         assert member.weights.shape == (len(FEATURE_NAMES),) and np.all(member.weights >= 0)
         assert set(member.kinds.tolist()) <= {P.BAND, P.AT_LEAST, P.AT_MOST}
         assert np.all(member.tolerances > 0)
@@ -104,7 +108,7 @@ def test_reference_is_shipped_and_scores_are_standardised_on_it():
     tokens = reference_tokens()
     assert tokens.shape == (2000, 64) and tokens.min() >= 0 and tokens.max() < 39
     values = reference_features()
-    for member in panel():
+    for member in panel(ORIGINAL_MEMBERS):
         taste = member.score_features(values)  # without boredom
         assert abs(taste.mean()) < 1e-9 and abs(taste.std() - 1.0) < 1e-9
 
@@ -138,7 +142,7 @@ def test_members_span_tastes_near_to_and_far_from_the_prior():
                       for f in range(values.shape[1])], axis=1) / (2 * len(values))
     typical = int(np.argmin(((ranks - 0.5) ** 2).sum(axis=1)))
     percentile = []
-    for member in panel():
+    for member in panel(ORIGINAL_MEMBERS):
         taste = member.score_features(values)
         percentile.append(np.mean(taste < taste[typical]))
     assert max(percentile) > 0.9  # near members love it
@@ -149,7 +153,7 @@ def test_members_are_not_linear_in_their_own_features():
     values = reference_features()
     design = np.column_stack([values, np.ones(len(values))])
     explained = []
-    for member in panel():
+    for member in panel(ORIGINAL_MEMBERS):
         taste = member.score_features(values)
         coefficients, *_ = np.linalg.lstsq(design, taste, rcond=None)
         explained.append(1 - np.mean((design @ coefficients - taste) ** 2) / taste.var())
@@ -184,8 +188,8 @@ def test_collapsed_melodies_lose_to_the_median_prior_melody(spec):
 
 
 def test_boredom_barely_touches_prior_melodies():
-    scores = panel_scores(reference_tokens())
-    tastes = np.stack([m.score_features(reference_features()) for m in panel()], axis=1)
+    scores = panel_scores(reference_tokens(), ORIGINAL_MEMBERS)
+    tastes = np.stack([m.score_features(reference_features()) for m in panel(ORIGINAL_MEMBERS)], axis=1)
     untouched = np.all(scores == tastes, axis=1)
     assert untouched.mean() > 0.9
 
@@ -257,14 +261,14 @@ def test_load_listener_gives_panel_members():
     assert listener.rater_name == "sim:panel:7" and 0.7 < spread < 1.3
 
 
-@pytest.mark.parametrize("spec", ["panel:24", "panel:-1", "panel:x", "panel:1.5", "panel:", "panel:99"])
+@pytest.mark.parametrize("spec", ["panel:36", "panel:-1", "panel:x", "panel:1.5", "panel:", "panel:99"])
 def test_bad_panel_member_is_a_one_line_error(spec):
-    with pytest.raises(ListenerError, match=r"0\.\.23") as error:
+    with pytest.raises(ListenerError, match=r"0\.\.35") as error:
         load_listener(spec)
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("k", [24, -1, 1.5, True, "3"])
+@pytest.mark.parametrize("k", [36, -1, 1.5, True, "3"])
 def test_panel_listener_refuses_bad_indices(k):
-    with pytest.raises(ListenerError, match=r"0\.\.23"):
+    with pytest.raises(ListenerError, match=r"0\.\.35"):
         panel_listener(k)

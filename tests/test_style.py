@@ -130,12 +130,16 @@ def test_the_shipped_reference_loads_and_its_histograms_sum_to_one():
     path = default_reference_path()
     assert path.stat().st_size < 20_000  # a few KB
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert set(data["histograms"]) == set(FEATURES)
-    for name, (low, high) in FEATURES.items():
-        assert len(data["histograms"][name]) == high - low + 1
-        assert sum(data["histograms"][name]) == pytest.approx(1.0, abs=1e-4)
+    assert data["version"] == 2 and set(data["families"]) == {"duple", "triple", "compound"}
+    for family, entry in data["families"].items():
+        assert set(entry["histograms"]) == set(FEATURES)
+        for name, (low, high) in FEATURES.items():
+            assert len(entry["histograms"][name]) == high - low + 1
+            assert sum(entry["histograms"][name]) == pytest.approx(1.0, abs=1e-4)
+        assert entry["summary"]["family"] == family
+        assert load_style_reference(family=family).num_steps == {"duple": 64, "triple": 48, "compound": 48}[family]
     reference = load_style_reference()
-    assert reference.num_steps == 64
+    assert reference.num_steps == 64 and reference.family == "duple"
     sizes = [s for s, _ in reference.pattern_curve]
     counts = [c for _, c in reference.pattern_curve]
     assert sizes == sorted(sizes) and counts == sorted(counts) and len(sizes) >= 5
@@ -181,6 +185,30 @@ def test_build_save_and_load_a_reference(tmp_path, prior_melodies):
 
     with pytest.raises(RLComposerError, match="rebuild"):
         load_style_reference(path)
+    load_style_reference.cache_clear()
+
+
+def test_a_set_is_compared_with_its_own_metre_familys_reference(tmp_path):
+    from rlcomposer.errors import RLComposerError
+    from rlcomposer.music.melody import HOLD
+
+    jig = np.array([pitch_token(67), HOLD, HOLD, HOLD, pitch_token(64), HOLD] * 8)  # 4 bars of 6/8
+    melodies = [Melody(jig, metre="6/8")] * 3
+    compound = load_style_reference(family="compound")
+    assert style_report(melodies).feature_overlap == style_report(melodies, compound).feature_overlap
+    assert style_report(melodies).feature_overlap != style_report(melodies, load_style_reference()).feature_overlap
+    # notes per bar count the melody's own bars (after its pick-up): 4 notes in each 12-step bar
+    assert feature_histograms(melodies)["notes_per_bar"][4] == 1.0
+    late = Melody(np.concatenate([jig[-2:], jig[:-2]]), metre="6/8", pickup_steps=2)
+    assert feature_histograms([late])["notes_per_bar"][4] == 1.0
+    # a version-1 file (one 4/4 reference) still reads, as the duple family alone
+    old = {k: v for k, v in load_style_reference().to_json_dict().items() if k != "families"}
+    old.update(version=1, **load_style_reference().family_json_dict())
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    assert load_style_reference(path).histograms.keys() == compound.histograms.keys()
+    with pytest.raises(RLComposerError, match="rebuild"):
+        load_style_reference(path, family="compound")
     load_style_reference.cache_clear()
 
 

@@ -131,7 +131,8 @@ def evaluate_models(
     from rlcomposer.preferences.reward_functions import score_melodies
 
     prior = prior if prior is not None else load_prior(SHIPPED_PRIOR_DIR)
-    style_reference = style_reference if style_reference is not None else load_style_reference()
+    style_reference = style_reference if style_reference is not None else load_style_reference(
+        family=condition.metre.family if condition is not None else "duple")
     results, listener_scores, samples = [], [], []
     for model in models:
         # a condition only when asked: models written before metres keep working

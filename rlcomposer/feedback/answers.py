@@ -117,9 +117,19 @@ class AnswerStore(StoreBase):
                                      session_id: int | None, study_id: int | None = None) -> None:
         if session.get(Rater, rater_id) is None:
             raise FeedbackError(f"rater id {rater_id} is unknown")
+        stored = []
         for melody_id in melody_ids:
-            if session.get(StoredMelody, melody_id) is None:
+            row = session.get(StoredMelody, melody_id)
+            if row is None:
                 raise FeedbackError(f"melody id {melody_id} is unknown")
+            stored.append(row)
+        if len(stored) == 2:  # a comparison: two melodies of one metre and one length
+            shapes = [(str((row.extra or {}).get("metre", "4/4")), int(row.num_steps)) for row in stored]
+            if shapes[0] != shapes[1]:
+                raise FeedbackError(
+                    f"melodies {melody_ids[0]} ({shapes[0][1]} steps of {shapes[0][0]}) and {melody_ids[1]} "
+                    f"({shapes[1][1]} steps of {shapes[1][0]}) differ in metre or length: a comparison is "
+                    "between melodies of one metre and one length; nothing stored")
         if session_id is not None:
             row = session.get(RatingSession, session_id)
             if row is None or row.rater_id != rater_id:

@@ -89,8 +89,9 @@ def reward_model_accuracy_on_people(store: FeedbackStore, reward_model, experime
     decided comparisons, A or B, where the model's P(A beats B) is on the
     person's side; None without any), ``decided``, ``ties``, ``skips``,
     ``comparisons`` (decided + ties), ``log_loss`` (over decided comparisons
-    and ties, a tie's target being ½; None without any) and ``raters`` (how
-    many people)."""
+    and ties, a tie's target being ½; None without any), ``raters`` (how
+    many people) and ``other_shapes`` (comparisons left out because the reward
+    model was not trained on their melodies' metre, length or pick-up)."""
     people = _people_ids(store)
     rows = [c for c in store.comparisons() if c.rater_id in people and not c.is_repeat]
     if rows and experiment is not None:
@@ -99,14 +100,21 @@ def reward_model_accuracy_on_people(store: FeedbackStore, reward_model, experime
                 and _belongs(records[c.melody_b_id], experiment)]
     skips = sum(c.choice == "skip" for c in rows)
     judged = [c for c in rows if c.choice in CHOICE_SCORE]
+    ensemble = _resolve_ensemble(reward_model) if judged else None
+    other_shapes = 0
+    accepts = getattr(ensemble, "accepts", None)
+    if accepts is not None:  # a reward model scores melodies of the shapes it was trained on only
+        records = store.get_melodies({c.melody_a_id for c in judged} | {c.melody_b_id for c in judged})
+        kept = [c for c in judged if accepts(records[c.melody_a_id].melody) and accepts(records[c.melody_b_id].melody)]
+        other_shapes, judged = len(judged) - len(kept), kept
     result: dict[str, Any] = {
         "experiment": experiment, "comparisons": len(judged),
         "decided": sum(c.choice != "tie" for c in judged), "ties": sum(c.choice == "tie" for c in judged),
         "skips": skips, "raters": len({c.rater_id for c in judged}), "accuracy": None, "log_loss": None,
+        "other_shapes": other_shapes,
     }
     if not judged:
         return result
-    ensemble = _resolve_ensemble(reward_model)
     ids = sorted({c.melody_a_id for c in judged} | {c.melody_b_id for c in judged})
     cache = cached_scores(ensemble)
     missing = [i for i in ids if (store.url, i) not in cache]

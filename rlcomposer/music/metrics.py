@@ -425,14 +425,16 @@ def compute_music_metrics(
     melodies: Iterable[Melody],
     *,
     tonic_pitch_classes: Iterable[int] | None = None,
-    motif_window: int = MOTIF_WINDOW,
+    motif_window: int | None = None,
 ) -> MusicMetrics:
     """The Table 1 metrics of a set of melodies (RL Tuner's ``compute_composition_stats``).
 
     Counts are summed over all melodies before dividing, as RL Tuner does
     (longer melodies weigh more in the per-step shares). "In key" and "starts
     with the tonic" are judged in each melody's own key and mode (unless
-    ``tonic_pitch_classes`` is given). Raises ``ValueError`` for an empty set.
+    ``tonic_pitch_classes`` is given); a motif's window is half a bar of each
+    melody's own metre (``motif_window`` overrides it; :data:`MOTIF_WINDOW`, half
+    a 4/4 bar, for token arrays). Raises ``ValueError`` for an empty set.
     """
     melodies = list(melodies)
     if not melodies:
@@ -454,8 +456,10 @@ def compute_music_metrics(
         doubled += int(np.count_nonzero(leaps == LEAP_DOUBLED))
         high += unique_highest_note(tokens)
         low += unique_lowest_note(tokens)
-        motif += int(np.count_nonzero(notes_in_motif(tokens, motif_window)))
-        repeated_motif += int(np.count_nonzero(notes_in_repeated_motif(tokens, motif_window)))
+        window = motif_window or (max(melody.metre.steps_per_bar // 2, 1) if isinstance(melody, Melody)
+                                  else MOTIF_WINDOW)
+        motif += int(np.count_nonzero(notes_in_motif(tokens, window)))
+        repeated_motif += int(np.count_nonzero(notes_in_repeated_motif(tokens, window)))
         for lag, values in autocorrelations.items():
             values.append(autocorrelation(tokens, lag))
     count = len(melodies)

@@ -14,10 +14,11 @@ normalised to a probability distribution ``p``, ``q``; their overlap is
 
 * ``interval``: semitones between consecutive notes (rests skipped), -12..+12;
 * ``duration``: note lengths in sixteenths, 1..16;
-* ``scale_degree``: pitch class relative to the tonic (``tonic``, default 0 = C:
-  the corpus is transposed to C major / A minor), 0..11;
+* ``scale_degree``: pitch class relative to the tonic (``tonic``, default each
+  melody's own key's: the corpus is transposed to C), 0..11;
 * ``range``: highest minus lowest pitch of each melody, 0..24 semitones;
-* ``notes_per_bar``: note onsets in each whole 16-step bar, 0..16.
+* ``notes_per_bar``: note onsets in each whole bar of the melody's metre (after
+  its pick-up), 0..16.
 
 The **style overlap** is the mean of the five overlaps.
 
@@ -46,15 +47,16 @@ with the figures they were chosen from.
 **The reference** ships with the package (``rlcomposer/data/style_reference.json``,
 a few KB: the histograms of the held-out *test* split of the corpus, as 4-bar
 bar-aligned excerpts sampled like the ``corpus`` model of ``rlcomposer evaluate``
-does, and the corpus's distinct-pattern count per number of melodies), so no
-demo needs the corpus build. Rebuild it after a change of the corpus or of the
-features with::
+does, and the corpus's distinct-pattern count per number of melodies), one per
+metre family (``duple``: 4/4 tunes, ``triple``: 3/4, ``compound``: 6/8, major;
+a set of melodies is compared with its own family's), so no demo needs the
+corpus build. Rebuild it after a change of the corpus or of the features with::
 
     rlcomposer corpus build
     python experiments/build_style_reference.py
 
-which samples the excerpts through ``resolve_model("corpus")`` and calls
-:func:`build_style_reference`, then :func:`save_style_reference`.
+which samples the excerpts of each family through ``resolve_model("corpus")`` and
+calls :func:`build_style_reference`, then :func:`save_style_reference`.
 
 The features and histograms are in :mod:`rlcomposer.music.style_features`, the reference in
 :mod:`rlcomposer.music.style_reference`; this module reports on a set of melodies and warns
@@ -192,25 +194,26 @@ def style_report(
     reference: StyleReference | Sequence[Melody] | None = None,
     baseline: Sequence[Melody] | None = None,
     *,
-    tonic: int | Sequence[int] = 0,
+    tonic: int | Sequence[int] | None = None,
 ) -> StyleReport:
     """Style overlap and diversity of ``melodies``.
 
-    ``reference``: the shipped corpus statistics by default (:func:`load_style_reference`),
-    or a :class:`StyleReference`, or a set of melodies. ``baseline`` (e.g. the
+    ``reference``: the shipped corpus statistics of the melodies' metre family by default
+    (:func:`load_style_reference`; a set is of the family of its first melody), or a
+    :class:`StyleReference`, or a set of melodies. ``baseline`` (e.g. the
     prior's melodies) adds :attr:`StyleReport.pattern_ratio_to_baseline`.
     ``tonic``: pitch class of the tonic (0 = C), for all melodies or one per
-    melody. Raises ``ValueError`` for an empty set.
+    melody; None (the default): each melody's own key's. Raises ``ValueError`` for an empty set.
     """
     melodies = list(melodies)
     if not melodies:
         raise ValueError("style_report needs at least one melody, got none")
     if reference is None:
-        reference = load_style_reference()
+        reference = load_style_reference(family=melodies[0].metre.family)
     elif not isinstance(reference, StyleReference):
         reference = StyleReference.from_melodies(list(reference))
     features = style_features(melodies, tonic)
-    baseline_features = style_features(list(baseline), 0) if baseline is not None else None
+    baseline_features = style_features(list(baseline)) if baseline is not None else None
     return _report(features, reference, baseline_features, melodies[0].num_steps)
 
 
@@ -237,21 +240,22 @@ def build_style_reference(
     """
     melodies = list(melodies)
     rng = rng or np.random.default_rng(0)
-    features = style_features(melodies, 0)
+    features = style_features(melodies)
     curve = []
     for size in sizes:
         if pattern_sampler is not None:
-            counts = [count_patterns(style_features(list(pattern_sampler(size)), 0))
+            counts = [count_patterns(style_features(list(pattern_sampler(size))))
                       for _ in range(repeats)]
             curve.append((int(size), float(np.mean(counts))))
         elif size <= len(melodies):
             curve.extend(pattern_count_curve(melodies, [size], rng, repeats))
-    reference = StyleReference(style_histograms(features), tuple(curve), melodies[0].num_steps)
+    family = melodies[0].metre.family
+    reference = StyleReference(style_histograms(features), tuple(curve), melodies[0].num_steps, family=family)
     report = _report(features, reference, None, melodies[0].num_steps)
     summary = {"num_melodies": len(melodies), **(dict(source) if source else {}),
                "report": report.as_dict()}
     return StyleReference(reference.histograms, reference.pattern_curve, reference.num_steps,
-                          summary)
+                          summary, family)
 
 
 

@@ -1,7 +1,10 @@
 """What a melody contributes to the style measures of :mod:`rlcomposer.music.style`: the values of
 the five features (:data:`FEATURES`: intervals, durations, scale degrees, range, notes per bar), its
 4-note patterns and its longest run of one pitch, read from its sounding notes
-(:func:`~rlcomposer.music.notes.note_events`); histograms of a set and their overlap."""
+(:func:`~rlcomposer.music.notes.note_events`); histograms of a set and their overlap.
+
+Bars are the melody's own (``steps_per_bar`` of its metre, the whole bars after its pick-up) and
+scale degrees count from its key's tonic unless a tonic is given."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlcomposer.music.melody import STEPS_PER_BAR, Melody
+from rlcomposer.music.melody import Melody
 from rlcomposer.music.notes import note_events
 
 FEATURES: dict[str, tuple[int, int]] = {
@@ -57,13 +60,18 @@ def _clip(value: int, feature: str) -> int:
     return min(max(int(value), low), high)
 
 
-def melody_style_features(melody: Melody, tonic: int) -> MelodyStyleFeatures:
+def melody_style_features(melody: Melody, tonic: int | None = None) -> MelodyStyleFeatures:
+    """The values ``melody`` contributes; ``tonic`` (pitch class) defaults to its key's tonic."""
+    if tonic is None:
+        tonic = melody.key.tonic_pitch_class
     onsets, pitch_array, lengths = note_events(melody.tokens)
     pitches = pitch_array.tolist()
     durations = [_clip(length, "duration") for length in lengths.tolist()]
     intervals = [_clip(b - a, "interval") for a, b in zip(pitches, pitches[1:], strict=False)]
-    whole_bars = melody.num_steps // STEPS_PER_BAR
-    per_bar = np.bincount(onsets // STEPS_PER_BAR, minlength=whole_bars)[:whole_bars]
+    bar, first = melody.metre.steps_per_bar, melody.pickup_steps  # whole bars after the pick-up
+    whole_bars = (melody.num_steps - first) // bar
+    counted = onsets[onsets >= first] - first
+    per_bar = np.bincount(counted // bar, minlength=whole_bars)[:whole_bars]
     values = {
         "interval": intervals,
         "duration": durations,
@@ -86,7 +94,10 @@ def melody_style_features(melody: Melody, tonic: int) -> MelodyStyleFeatures:
     return MelodyStyleFeatures(key, values, patterns, longest, bool(monotone))
 
 
-def tonics_per_melody(tonic: int | Sequence[int], count: int) -> list[int]:
+def tonics_per_melody(tonic: int | Sequence[int] | None, count: int) -> list[int | None]:
+    """One tonic per melody (None: each melody's own key's)."""
+    if tonic is None:
+        return [None] * count
     if isinstance(tonic, int | np.integer):
         return [int(tonic) % 12] * count
     tonics = [int(t) % 12 for t in tonic]
@@ -95,17 +106,19 @@ def tonics_per_melody(tonic: int | Sequence[int], count: int) -> list[int]:
     return tonics
 
 
-def style_features(melodies: Sequence[Melody], tonic: int | Sequence[int]) -> list[MelodyStyleFeatures]:
+def style_features(melodies: Sequence[Melody], tonic: int | Sequence[int] | None = None
+                   ) -> list[MelodyStyleFeatures]:
     return [melody_style_features(m, t) for m, t in zip(melodies, tonics_per_melody(tonic, len(melodies)),
                                                       strict=True)]
 
 
 def feature_histograms(
-    melodies: Iterable[Melody], tonic: int | Sequence[int] = 0
+    melodies: Iterable[Melody], tonic: int | Sequence[int] | None = None
 ) -> dict[str, np.ndarray]:
     """Each feature's histogram over the set, normalised to sum 1 (all zeros if it has no values).
 
-    ``tonic`` is the tonic's pitch class (0 = C), for all melodies or one per melody.
+    ``tonic`` is the tonic's pitch class (0 = C), for all melodies or one per melody; None (the
+    default): each melody's own key's.
     """
     return style_histograms(style_features(list(melodies), tonic))
 
@@ -141,7 +154,7 @@ def histogram_overlap(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.n
 # ------------------------------------------------------------ distinct patterns
 def melody_patterns(melody: Melody) -> list[tuple[int, ...]]:
     """The 4-note patterns of a melody: (3 intervals, 4 durations in sixteenths), clipped."""
-    return melody_style_features(melody, 0).patterns
+    return melody_style_features(melody).patterns
 
 
 def count_patterns(features: Sequence[MelodyStyleFeatures]) -> int:
@@ -162,7 +175,7 @@ def pattern_count_curve(
     repeats: int = 5,
 ) -> list[tuple[int, float]]:
     """Mean distinct 4-note patterns in random subsets of ``size`` melodies, per size."""
-    features = style_features(list(melodies), 0)
+    features = style_features(list(melodies))
     curve = []
     for size in sizes:
         if size > len(features):

@@ -4,10 +4,18 @@ A frozen GRU summary of a melody (its mean and last hidden state) sees local
 note-to-note patterns well but global shape poorly. These descriptors say that
 shape in numbers: range and register, intervals (steps, leaps, how leaps are
 resolved, contour changes), rhythm (note lengths and their variety, rests,
-syncopation, density), key (share of notes in C major / A minor, fit to the best
+syncopation, density), key (share of notes in the melody's key, fit to the best
 major key, ending and starting on the tonic, a long final note), climax (where
 the highest note falls, whether it is struck once) and repetition (repeated-pitch
 runs, distinct pitches, bars whose rhythm or interval pattern recurs).
+
+A :class:`~rlcomposer.music.melody.Melody` is read in its own metre, key and
+pick-up: beats are :attr:`~rlcomposer.music.metre.Metre.beat_steps` long (a
+dotted quarter in 6/8, a quarter in 3/4), bars ``steps_per_bar``, metric
+positions count from :attr:`~rlcomposer.music.melody.Melody.metric_offset` (so
+the bars compared for repetition are the whole bars after the pick-up), and the
+scale and tonic are the key's (a melody in C major keeps both C and A as tonics,
+as ever). A bare token array is read as 4/4 in C from a downbeat.
 
 They are written here for the reward model alone, from the tokens, so a
 simulated listener's own features are never copied into what the model learns.
@@ -19,7 +27,7 @@ statistics measured on reference melodies (prior samples), clipped to ±5.
 :func:`describe_one` is the readable reference, one melody at a time in plain
 numpy. :func:`describe` computes the same numbers (to float rounding) for a
 whole batch with array operations: it groups the melodies that share a length,
-metre and key, lays each group's notes out melody after melody, and takes
+metre, key and pick-up, lays each group's notes out melody after melody, and takes
 per-melody counts, sums and extremes over those runs, many times faster than
 calling :func:`describe_one` for each melody of a best-of-N batch
 (``experiments/bench_tuned_sampling.py``; ``tests/test_descriptors_batch.py``
@@ -68,10 +76,10 @@ DESCRIPTOR_NAMES = (
     "syncopation",  # share of notes off the beat and held across it
     "offbeat",  # share of notes starting off the beat
     "downbeats",  # share of bar downbeats that start a note
-    "in_key",  # share of notes in C major / A minor
+    "in_key",  # share of notes in the melody's key (token arrays: C major / A minor)
     "best_key_fit",  # share of notes in the best-fitting major scale
-    "ends_tonic",  # last note C or A
-    "starts_tonic",  # first note C or A
+    "ends_tonic",  # last note on the tonic (token arrays and C major: C or A)
+    "starts_tonic",  # first note on the tonic
     "final_length",  # log2 length of the last note (sixteenths)
     "ends_on_downbeat",  # last note starts on a beat
     "climax_position",  # onset of the first highest note / melody length
@@ -93,16 +101,24 @@ _TONICS = np.zeros(12, dtype=bool)
 _TONICS[[0, 9]] = True
 
 
-def _shape(melody: Melody | np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """Steps per bar and per beat, the in-scale and tonic pitch-class masks: the melody's own
-    metre and key for a :class:`Melody`, 4/4 in C (tonics C and A) for a token array."""
-    if not isinstance(melody, Melody) or (melody.metre.name, melody.key.name) == ("4/4", "C major"):
-        return STEPS_PER_BAR, 4, _MAJOR, _TONICS
+_TOKEN_SHAPE = (STEPS_PER_BAR, 4, _MAJOR, _TONICS, 0)
+"""How a token array is read: 4/4 in C (tonics C and A), from a downbeat."""
+
+
+def _shape(melody: Melody | np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray, int]:
+    """Steps per bar and per beat (:attr:`~rlcomposer.music.metre.Metre.beat_steps`), the in-scale
+    and tonic pitch-class masks and the metric position of step 0 (the pick-up's
+    :attr:`~rlcomposer.music.melody.Melody.metric_offset`): the melody's own metre, key and pick-up
+    for a :class:`Melody`, 4/4 in C (tonics C and A) from a downbeat for a token array."""
+    if not isinstance(melody, Melody):
+        return _TOKEN_SHAPE
+    if (melody.metre.name, melody.key.name) == ("4/4", "C major"):
+        return STEPS_PER_BAR, 4, _MAJOR, _TONICS, melody.metric_offset
     scale = np.zeros(12, dtype=bool)
     scale[list(melody.key.scale_pitch_classes())] = True
     tonic = np.zeros(12, dtype=bool)
     tonic[melody.key.tonic_pitch_class] = True
-    return melody.metre.steps_per_bar, 6 if melody.metre.is_compound else 4, scale, tonic
+    return melody.metre.steps_per_bar, melody.metre.beat_steps, scale, tonic, melody.metric_offset
 
 
 def _tokens(melody: Melody | np.ndarray) -> np.ndarray:
@@ -129,7 +145,7 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     """The descriptors of one melody, ``[len(DESCRIPTOR_NAMES)]`` (finite): the readable reference
     that :func:`describe` matches for whole batches (use that to describe many melodies)."""
     tokens = _tokens(melody)
-    bar_steps, beat_steps, in_scale, tonics = _shape(melody)
+    bar_steps, beat_steps, in_scale, tonics, offset = _shape(melody)
     length = max(int(tokens.size), 1)
     values = dict.fromkeys(DESCRIPTOR_NAMES, 0.0)
     events = np.flatnonzero(tokens != 1)  # onsets of notes and rests end the previous event
@@ -156,10 +172,11 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     values["distinct_lengths"] = np.unique(durations).size / 4
     values["short_notes"] = _share(np.count_nonzero(durations <= 2), n)
     values["long_notes"] = _share(np.count_nonzero(durations >= 8), n)
-    beat = onsets % beat_steps
+    beat = (onsets + offset) % beat_steps
     values["offbeat"] = _share(np.count_nonzero(beat != 0), n)
     values["syncopation"] = _share(np.count_nonzero((beat != 0) & (beat + durations > beat_steps)), n)
-    downbeats = np.arange(0, tokens.size, bar_steps)
+    first_downbeat = (-offset) % bar_steps  # step 0 or the first step after the pick-up
+    downbeats = np.arange(first_downbeat, tokens.size, bar_steps)
     values["downbeats"] = _share(np.count_nonzero(tokens[downbeats] >= NUM_SPECIAL_TOKENS), downbeats.size)
     classes = pitches % 12
     values["in_key"] = _share(np.count_nonzero(in_scale[classes]), n)
@@ -167,7 +184,7 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     values["ends_tonic"] = float(tonics[classes[-1]])
     values["starts_tonic"] = float(tonics[classes[0]])
     values["final_length"] = float(np.log2(durations[-1]))
-    values["ends_on_downbeat"] = float(onsets[-1] % beat_steps == 0)
+    values["ends_on_downbeat"] = float((onsets[-1] + offset) % beat_steps == 0)
     top = pitches.max()
     values["climax_position"] = float(onsets[int(np.argmax(pitches == top))]) / length
     values["unique_climax"] = float(np.count_nonzero(pitches == top) == 1)
@@ -175,9 +192,9 @@ def describe_one(melody: Melody | np.ndarray) -> np.ndarray:
     values["pitch_variety"] = np.unique(pitches).size / n
     changes = np.flatnonzero(np.diff(pitches) != 0)
     values["longest_run"] = int(np.diff(np.concatenate([[-1], changes, [n - 1]])).max()) / 8
-    full_bars = tokens.size // bar_steps
+    full_bars = (tokens.size - first_downbeat) // bar_steps  # whole bars after the pick-up
     if full_bars >= 2:
-        grid = tokens[:full_bars * bar_steps].reshape(full_bars, bar_steps)
+        grid = tokens[first_downbeat:first_downbeat + full_bars * bar_steps].reshape(full_bars, bar_steps)
         values["rhythm_repetition"] = _repeat_share([(row >= NUM_SPECIAL_TOKENS).tobytes() for row in grid])
         values["bar_repetition"] = _repeat_share([row.tobytes() for row in grid])
     if n >= 2:
@@ -236,8 +253,9 @@ def _repeat_counts(rows: np.ndarray) -> np.ndarray:
 
 
 def _describe_group(tokens: np.ndarray, bar_steps: int, beat_steps: int, in_scale: np.ndarray,
-                    tonics: np.ndarray) -> np.ndarray:
-    """The descriptors of ``[B, L]`` melodies of one length, metre and key, all at once: the same
+                    tonics: np.ndarray, offset: int = 0) -> np.ndarray:
+    """The descriptors of ``[B, L]`` melodies of one length, metre, key and pick-up (step 0 at
+    metric position ``offset``), all at once: the same
     numbers as :func:`describe_one` row by row. Notes are flattened melody after melody (``rows``
     says whose), and per-melody sums, counts and extremes are taken over those runs."""
     count, steps = tokens.shape
@@ -296,11 +314,12 @@ def _describe_group(tokens: np.ndarray, bar_steps: int, beat_steps: int, in_scal
     put("distinct_lengths", np.count_nonzero(lengths_used, axis=1) / 4, has)
     put("short_notes", per_melody(durations <= 2, rows) / total, has)
     put("long_notes", per_melody(durations >= 8, rows) / total, has)
-    beat = onsets % beat_steps
+    beat = (onsets + offset) % beat_steps
     put("offbeat", per_melody(beat != 0, rows) / total, has)
     put("syncopation", per_melody((beat != 0) & (beat + durations > beat_steps), rows) / total, has)
-    downbeats = tokens[:, ::bar_steps] >= NUM_SPECIAL_TOKENS
-    put("downbeats", np.count_nonzero(downbeats, axis=1) / downbeats.shape[1], has)
+    first_downbeat = (-offset) % bar_steps
+    downbeats = tokens[:, first_downbeat::bar_steps] >= NUM_SPECIAL_TOKENS
+    put("downbeats", np.count_nonzero(downbeats, axis=1) / max(downbeats.shape[1], 1), has)
     token_counts = np.bincount(rows * VOCAB_SIZE + note_tokens, minlength=count * VOCAB_SIZE)
     token_counts = token_counts.reshape(count, VOCAB_SIZE)
     class_counts = token_counts @ _TOKEN_CLASSES
@@ -312,7 +331,7 @@ def _describe_group(tokens: np.ndarray, bar_steps: int, beat_steps: int, in_scal
     put("ends_tonic", tonics[classes[at_last]].astype(np.float64), has)
     put("starts_tonic", tonics[classes[at_first]].astype(np.float64), has)
     put("final_length", np.log2(durations[at_last]).astype(np.float64), has)
-    put("ends_on_downbeat", (onsets[at_last] % beat_steps == 0).astype(np.float64), has)
+    put("ends_on_downbeat", ((onsets[at_last] + offset) % beat_steps == 0).astype(np.float64), has)
     is_top = pitches == top[rows]
     top_notes = np.flatnonzero(is_top)
     first_top = top_notes[np.r_[True, rows[top_notes][1:] != rows[top_notes][:-1]]]
@@ -328,9 +347,9 @@ def _describe_group(tokens: np.ndarray, bar_steps: int, beat_steps: int, in_scal
     longest = np.zeros(count, dtype=np.int64)
     longest[has] = np.maximum.reduceat(np.bincount(run), run[starts])
     put("longest_run", longest / 8, has)
-    full_bars = steps // bar_steps
+    full_bars = (steps - first_downbeat) // bar_steps
     if full_bars >= 2:
-        grid = tokens[:, :full_bars * bar_steps].reshape(count, full_bars, bar_steps)
+        grid = tokens[:, first_downbeat:first_downbeat + full_bars * bar_steps].reshape(count, full_bars, bar_steps)
         rhythm = _repeat_counts(_pack(grid >= NUM_SPECIAL_TOKENS, 1))
         put("rhythm_repetition", rhythm / (full_bars - 1), has)
         put("bar_repetition", _repeat_counts(_pack(grid, 6)) / (full_bars - 1), has)
@@ -391,7 +410,7 @@ def _describe_group(tokens: np.ndarray, bar_steps: int, beat_steps: int, in_scal
 def describe(melodies: Sequence[Melody | np.ndarray] | np.ndarray) -> np.ndarray:
     """The descriptors of many melodies, ``[N, len(DESCRIPTOR_NAMES)]`` (finite): the numbers of
     :func:`describe_one`, computed with array operations over each group of melodies that share a
-    length, metre and key (a batch may mix them). ``melodies`` may also be one ``[N, L]`` token array.
+    length, metre, key and pick-up (a batch may mix them). ``melodies`` may also be one ``[N, L]`` token array.
 
     Raises :class:`~rlcomposer.music.melody.MelodyError` for a token array that is not 1-D or holds
     a token outside the vocabulary (a :class:`Melody` is checked when it is made).
@@ -399,14 +418,14 @@ def describe(melodies: Sequence[Melody | np.ndarray] | np.ndarray) -> np.ndarray
     if isinstance(melodies, np.ndarray) and melodies.ndim == 2:
         tokens = melodies.astype(np.int64)
         _check_vocabulary(tokens, np.arange(len(tokens)))
-        return _describe_group(tokens, STEPS_PER_BAR, 4, _MAJOR, _TONICS)
+        return _describe_group(tokens, *_TOKEN_SHAPE)
     result = np.zeros((len(melodies), len(DESCRIPTOR_NAMES)))
-    shapes: dict[object, tuple[int, int, np.ndarray, np.ndarray]] = {}
+    shapes: dict[object, tuple[int, int, np.ndarray, np.ndarray, int]] = {}
     groups: dict[tuple[object, int], list[int]] = {}
     token_rows: list[np.ndarray] = []
     for index, melody in enumerate(melodies):
         if isinstance(melody, Melody):
-            tokens, shape_key = melody.tokens, (melody.metre, melody.key)
+            tokens, shape_key = melody.tokens, (melody.metre, melody.key, melody.pickup_steps)
             if shape_key not in shapes:
                 shapes[shape_key] = _shape(melody)
         else:
@@ -419,8 +438,7 @@ def describe(melodies: Sequence[Melody | np.ndarray] | np.ndarray) -> np.ndarray
         tokens = np.stack([token_rows[i] for i in indices]).astype(np.int64)
         if shape_key is None:
             _check_vocabulary(tokens, indices)
-        bar_steps, beat_steps, in_scale, tonics = shapes.get(shape_key) or (STEPS_PER_BAR, 4, _MAJOR, _TONICS)
-        result[indices] = _describe_group(tokens, bar_steps, beat_steps, in_scale, tonics)
+        result[indices] = _describe_group(tokens, *(shapes.get(shape_key) or _TOKEN_SHAPE))
     return result
 
 

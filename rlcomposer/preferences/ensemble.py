@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from rlcomposer.music.melody import HOLD, Melody
 from rlcomposer.preferences.calibration import sigmoid
 from rlcomposer.preferences.descriptors import DESCRIPTOR_NAMES, describe
+from rlcomposer.preferences.labels import as_melody, describe_shape
 from rlcomposer.preferences.reward_model_config import (
     SUMMARIES,
     RewardModelConfig,
@@ -71,9 +72,10 @@ class MelodyEncoder(nn.Module):
         return hidden + (3 * self.config.embedding_dim if "tokens" in self.summary else 0)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor,
-                condition: ConditionBatch | None = None) -> torch.Tensor:
+                condition: ConditionBatch | None = None, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Summaries of ``tokens`` (``lengths`` long); a conditioned prior is told each melody's
-        length and ``condition``'s metre and mode (default 4/4 major)."""
+        length and ``condition``'s metre and mode (default 4/4 major). ``offsets`` ``[B]`` are the
+        metric positions of step 0 (a pick-up's; default 0)."""
         batch, length = tokens.shape
         if not self.summary:
             return torch.zeros(batch, 0)
@@ -82,6 +84,8 @@ class MelodyEncoder(nn.Module):
             condition = ConditionBatch(default.metre_ids, default.mode_ids, lengths.long())
         bos = torch.full((batch, 1), self.config.bos_token, dtype=tokens.dtype)
         steps = torch.arange(length + 1).view(1, -1).expand(batch, -1)
+        if offsets is not None:
+            steps = steps + offsets.view(-1, 1).long()
         output, _ = self.prior.gru(self.prior.embed(torch.cat([bos, tokens], dim=1), steps, condition))
         output = output[:, 1:]  # states that have read at least one token
         mask = (torch.arange(length).view(1, -1) < lengths.view(-1, 1)).unsqueeze(-1)
@@ -144,8 +148,9 @@ class MemberHeads(nn.Module):
         return torch.bmm(F.gelu(h), self.weight2.unsqueeze(-1)).squeeze(-1) + self.bias2.unsqueeze(1)
 
 
-def pad_melodies(token_rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token rows as one batch padded with holds, ``[N, longest]``, and their lengths ``[N]``."""
+def pad_melodies(token_rows: Sequence[np.ndarray | Melody]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows (or melodies) as one batch padded with holds, ``[N, longest]``, and their lengths ``[N]``."""
+    token_rows = [np.asarray(r.tokens if isinstance(r, Melody) else r, dtype=np.int64) for r in token_rows]
     lengths = np.array([len(t) for t in token_rows], dtype=np.int64)
     if lengths.size and lengths.min() < 1:
         raise RewardModelError("a melody to score has no tokens")
@@ -156,8 +161,29 @@ def pad_melodies(token_rows: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(batch), torch.from_numpy(lengths)
 
 
-def _token_rows(melodies: Sequence[Melody | np.ndarray]) -> list[np.ndarray]:
-    return [np.asarray(m.tokens if isinstance(m, Melody) else m, dtype=np.int64) for m in melodies]
+def _melodies(melodies: Sequence[Melody | np.ndarray]) -> list[Melody]:
+    """Melodies as they are, token arrays as melodies of 4/4 in C major without a pick-up."""
+    return [as_melody(m, f"melody {i}") for i, m in enumerate(melodies)]
+
+
+def melody_shape(melody: Melody) -> tuple[str, int, int]:
+    """What a reward model records of the melodies it was trained on: metre, steps, pick-up."""
+    return melody.metre.name, melody.num_steps, melody.pickup_steps
+
+
+def _shape_text(shape: tuple[str, int, int]) -> str:
+    metre, steps, pickup = shape
+    return describe_shape(Melody(np.full(steps, HOLD), metre=metre, pickup_steps=pickup))
+
+
+def encoder_condition(encoder: MelodyEncoder, melodies: Sequence[Melody]) -> tuple[ConditionBatch | None,
+                                                                                   torch.Tensor]:
+    """What the encoder is told of each melody: its metre, mode and length (a pick-up counts the rest of
+    its bar, so bars are counted from the bar the pick-up ends), and the metric offset of step 0."""
+    offsets = torch.tensor([m.metric_offset if m.pickup_steps else 0 for m in melodies], dtype=torch.long)
+    conditions = [MelodyCondition(m.metre, m.key.mode, m.num_steps + (m.metric_offset if m.pickup_steps else 0))
+                  for m in melodies]
+    return encoder.prior.rows_condition_batch(conditions), offsets
 
 
 class RewardEnsemble(nn.Module):
@@ -169,12 +195,20 @@ class RewardEnsemble(nn.Module):
     """
 
     def __init__(self, prior_config: PriorConfig, config: RewardModelConfig, prior_hash: str,
-                 metrics: dict[str, Any] | None = None):
+                 metrics: dict[str, Any] | None = None,
+                 shapes: Sequence[tuple[str, int, int]] | None = None):
         super().__init__()
         self.prior_config = prior_config
         self.config = config
         self.prior_hash = prior_hash
         self.metrics: dict[str, Any] = dict(metrics or {})
+        self.shapes: tuple[tuple[str, int, int], ...] | None = (
+            None if shapes is None else tuple(sorted({(str(m), int(n), int(p)) for m, n, p in shapes})))
+        """The (metre, steps, pick-up) of the melodies it was trained on; it scores those only.
+        None: a reward model saved before melodies knew their metre (it read every melody as 4/4,
+        and scores 4/4 melodies without a pick-up only)."""
+        self.name = "reward model"
+        """How its refusals name it (a loaded model: its directory)."""
         self.held_out_predictions: dict[str, np.ndarray] = {}
         """After training (not saved): each held-out comparison's index, predicted and uncalibrated
         P(A beats B) and target."""
@@ -209,12 +243,50 @@ class RewardEnsemble(nn.Module):
     def __repr__(self) -> str:
         return f"RewardEnsemble(K={self.size}, prior={self.prior_hash}, T={float(self.temperature):.2f})"
 
+    # -------------------------------------------------------------- shapes
+    def trained_on(self) -> str:
+        """What it was trained on, in words."""
+        if self.shapes is None:
+            return ("melodies read as 4/4 (it was saved before melodies knew their metre): it scores 4/4 "
+                    "melodies without a pick-up only")
+        texts = [_shape_text(shape) for shape in self.shapes]
+        return texts[0] if len(texts) == 1 else f"a mixture of {len(texts)} shapes: {'; '.join(texts)}"
+
+    def accepts(self, melody: Melody | np.ndarray) -> bool:
+        """Was it trained on melodies of this one's shape (metre, length, pick-up)?"""
+        shape = melody_shape(as_melody(melody))
+        if self.shapes is None:
+            return shape[0] == "4/4" and shape[2] == 0
+        return shape in self.shapes
+
+    def check_shapes(self, melodies: Sequence[Melody]) -> None:
+        """Raise one line naming what it was trained on if a melody is of a shape it was not."""
+        for melody in melodies:
+            if self.accepts(melody):
+                continue
+            if self.shapes is None:
+                raise RewardModelError(
+                    f"{self.name} was trained on melodies read as 4/4 (saved before melodies knew their metre), "
+                    f"not on {describe_shape(melody)}: retrain it with `rlcomposer reward train`")
+            raise RewardModelError(f"{self.name} was trained on {self.trained_on()}, not on "
+                                   f"{describe_shape(melody)}: it scores only what it was trained on")
+
     # ------------------------------------------------------------- inputs
     def _standardise(self, raw: torch.Tensor) -> torch.Tensor:
         return ((raw - self.input_mean) / self.input_std).clamp(-5.0, 5.0)
 
-    def _descriptor_part(self, rows: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        return [torch.from_numpy(describe(rows)).float()] if self.config.descriptors else []
+    def _descriptor_part(self, rows: Sequence[Melody | np.ndarray]) -> list[torch.Tensor]:
+        return [torch.from_numpy(describe(_melodies(rows))).float()] if self.config.descriptors else []
+
+    def encode(self, encoder: MelodyEncoder | None, rows: Sequence[Melody | np.ndarray]) -> torch.Tensor:
+        """The GRU summary of melodies by ``encoder`` (each told its metre, mode, length and pick-up),
+        ``[N, feature_size]``; ``[N, 0]`` without an encoder."""
+        melodies = _melodies(rows)
+        if encoder is None:
+            return torch.zeros(len(melodies), 0)
+        tokens, lengths = pad_melodies(melodies)
+        condition, offsets = encoder_condition(encoder, melodies)
+        return encoder(tokens, lengths, condition, offsets)
 
     def _combine(self, summary: torch.Tensor, descriptors: list[torch.Tensor]) -> torch.Tensor:
         """GRU summary (projected, with summary_components) beside the descriptors, standardised."""
@@ -222,32 +294,35 @@ class RewardEnsemble(nn.Module):
             summary = (summary - self.summary_center) @ self.summary_projection
         return self._standardise(torch.cat([summary, *descriptors], dim=-1))
 
-    def raw_inputs(self, rows: Sequence[np.ndarray], encoder: MelodyEncoder | None = None) -> torch.Tensor:
+    def raw_inputs(self, rows: Sequence[Melody | np.ndarray], encoder: MelodyEncoder | None = None) -> torch.Tensor:
         """The heads' input before standardisation: GRU summary (projected) and descriptors, ``[N, F]``."""
-        tokens, lengths = pad_melodies(rows)
-        encoder = encoder or self.encoder
-        summary = encoder(tokens, lengths) if encoder is not None else torch.zeros(len(rows), 0)
+        rows = _melodies(rows)
+        summary = self.encode(encoder or self.encoder, rows)
         if self.config.summary_components:
             summary = (summary - self.summary_center) @ self.summary_projection
         return torch.cat([summary, *self._descriptor_part(rows)], dim=-1)
 
-    def inputs(self, rows: Sequence[np.ndarray], encoder: MelodyEncoder | None = None) -> torch.Tensor:
+    def inputs(self, rows: Sequence[Melody | np.ndarray], encoder: MelodyEncoder | None = None) -> torch.Tensor:
         """The heads' input (standardised), ``[N, F]``."""
         return self._standardise(self.raw_inputs(rows, encoder))
 
-    def _member_logits(self, rows: Sequence[np.ndarray]) -> torch.Tensor:
+    def _member_logits(self, rows: Sequence[Melody | np.ndarray]) -> torch.Tensor:
         """Each member's raw score ``[K, N]`` (before centring and temperature)."""
+        rows = _melodies(rows)
         if self.encoders is None:
             return self.heads(self.inputs(rows))
-        tokens, lengths = pad_melodies(rows)
         descriptors = self._descriptor_part(rows)
-        stacked = torch.stack([self._combine(enc(tokens, lengths), descriptors) for enc in self.encoders])
+        stacked = torch.stack([self._combine(self.encode(enc, rows), descriptors) for enc in self.encoders])
         return self.heads(stacked)
 
     # ------------------------------------------------------------- scoring
     def member_scores(self, melodies: Sequence[Melody | np.ndarray], batch_size: int = 512) -> np.ndarray:
-        """Each member's score of each melody, ``[K, N]`` (calibrated Bradley–Terry scale, centred)."""
-        rows = _token_rows(melodies)
+        """Each member's score of each melody, ``[K, N]`` (calibrated Bradley–Terry scale, centred).
+
+        Melodies are read in their own metre, key and pick-up (token arrays: 4/4 in C); one of a
+        shape (metre, length, pick-up) it was not trained on raises one line naming what it was."""
+        rows = _melodies(melodies)
+        self.check_shapes(rows)
         if not rows:
             return np.zeros((self.size, 0))
         threads = torch.get_num_threads()
@@ -295,4 +370,5 @@ class RewardEnsemble(nn.Module):
 
 
 
-__all__ = ["MelodyEncoder", "MemberHeads", "RewardEnsemble", "pad_melodies", "prior_fingerprint"]
+__all__ = ["MelodyEncoder", "MemberHeads", "RewardEnsemble", "encoder_condition", "melody_shape", "pad_melodies",
+           "prior_fingerprint"]

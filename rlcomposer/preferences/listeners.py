@@ -20,7 +20,11 @@ distribution of prior melodies.
 rate the pool through the same store functions as the app, as rater ``sim:<function>``.
 
 Built-in tastes (all computed from the tokens with numpy, some thousands of
-melodies a second on one core):
+melodies a second on one core), each hearing a melody in its own metre, key and
+pick-up (beats of :attr:`~rlcomposer.music.metre.Metre.beat_steps`, bars of its
+metre counted from its first downbeat, the scale and tonic of its key; a token
+array, like a melody of 4/4 in C major, is heard as before: quarter-note beats,
+16-step bars, C major with the tonics C and A):
 
 * :func:`lyrical`: stepwise motion, long notes, in key, ends on the tonic, few rests;
 * :func:`rhythmic`: many short notes, syncopation, repeated rhythmic cells;
@@ -66,6 +70,25 @@ def _tokens(melody: Melody | np.ndarray) -> np.ndarray:
     return np.asarray(melody.tokens if isinstance(melody, Melody) else melody, dtype=np.int64)
 
 
+def _metric(melody: Melody | np.ndarray) -> tuple[int, int, int]:
+    """Steps per bar and per beat, and the metric position of step 0 (token arrays: 4/4 from a downbeat)."""
+    if not isinstance(melody, Melody):
+        return STEPS_PER_BAR, 4, 0
+    return melody.metre.steps_per_bar, melody.metre.beat_steps, melody.metric_offset
+
+
+def _key_masks(melody: Melody | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In-scale and tonic pitch-class masks: the melody's key (token arrays and C major: C major,
+    tonics C and A, as the built-ins always heard them)."""
+    if not isinstance(melody, Melody) or melody.key.name == "C major":
+        return _IN_KEY, _TONIC
+    scale = np.zeros(12, dtype=bool)
+    scale[list(melody.key.scale_pitch_classes())] = True
+    tonic = np.zeros(12, dtype=bool)
+    tonic[melody.key.tonic_pitch_class] = True
+    return scale, tonic
+
+
 _BUILTIN_SPREAD = {"lyrical": 0.55, "rhythmic": 0.95, "adventurous": 0.51}
 """Score spread (std) of the built-ins without boredom on 2000 prior melodies: the
 unit in which each subtracts :func:`boredom`."""
@@ -87,10 +110,11 @@ def lyrical(melody: Melody) -> float:
     steps = np.count_nonzero((intervals >= 1) & (intervals <= 2)) / intervals.size
     leaps = np.count_nonzero(intervals >= 5) / intervals.size
     pitch_classes = pitches % 12
-    in_key = np.count_nonzero(_IN_KEY[pitch_classes]) / pitches.size
+    scale, tonic = _key_masks(melody)
+    in_key = np.count_nonzero(scale[pitch_classes]) / pitches.size
     mean_duration = float(np.mean(durations))  # sixteenths
     rests = np.count_nonzero(tokens == REST) / tokens.size
-    ends_tonic = float(_TONIC[pitch_classes[-1]])
+    ends_tonic = float(tonic[pitch_classes[-1]])
     return float(1.5 * steps - 1.5 * leaps + 0.8 * math.log2(mean_duration) + 1.0 * in_key
                  + 0.5 * ends_tonic - 2.0 * rests - bored)
 
@@ -109,21 +133,24 @@ def rhythmic(melody: Melody) -> float:
     if pitches.size < 2:
         return -2.0 - bored
     num_steps = tokens.size
+    bar, beat, offset = _metric(melody)
     density = pitches.size / num_steps * 4  # notes per quarter
     short = np.count_nonzero(durations <= 2) / pitches.size
-    offbeat = onsets % 4 != 0
-    crosses = (onsets % 4 + durations) > 4
+    in_beat = (onsets + offset) % beat
+    offbeat = in_beat != 0
+    crosses = (in_beat + durations) > beat
     syncopation = np.count_nonzero(offbeat & crosses) / pitches.size
     offbeat_share = np.count_nonzero(offbeat) / pitches.size
     onset_mask = tokens >= NUM_SPECIAL_TOKENS
     repeated = 0.0
-    if num_steps >= 2 * STEPS_PER_BAR:
-        first = onset_mask[:-STEPS_PER_BAR].reshape(-1)
-        later = onset_mask[STEPS_PER_BAR:].reshape(-1)
-        usable = (num_steps - STEPS_PER_BAR) // 4 * 4
-        same = (first[:usable].reshape(-1, 4) == later[:usable].reshape(-1, 4)).all(axis=1)
-        busy = later[:usable].reshape(-1, 4).sum(axis=1) >= 2
-        repeated = float(np.count_nonzero(same & busy)) / max(usable // 4, 1)
+    if num_steps >= 2 * bar:
+        start = (-offset) % beat  # the first beat
+        first = onset_mask[start:num_steps - bar]
+        later = onset_mask[start + bar:]
+        usable = (num_steps - bar - start) // beat * beat
+        same = (first[:usable].reshape(-1, beat) == later[:usable].reshape(-1, beat)).all(axis=1)
+        busy = later[:usable].reshape(-1, beat).sum(axis=1) >= 2
+        repeated = float(np.count_nonzero(same & busy)) / max(usable // beat, 1)
     rests = np.count_nonzero(tokens == REST) / num_steps
     return float(0.6 * density + 1.0 * short + 2.5 * syncopation + 0.8 * offbeat_share
                  + 1.5 * repeated - 1.0 * rests - bored)
@@ -146,7 +173,7 @@ def adventurous(melody: Melody) -> float:
     pitch_range = float(pitches.max() - pitches.min())
     leaps = np.count_nonzero(intervals >= 5) / intervals.size
     mean_interval = float(np.mean(intervals))
-    chromatic = np.count_nonzero(~_IN_KEY[pitches % 12]) / pitches.size
+    chromatic = np.count_nonzero(~_key_masks(melody)[0][pitches % 12]) / pitches.size
     distinct = np.unique(pitches).size / pitches.size
     return float(pitch_range / 12 + 1.5 * leaps + 0.15 * mean_interval + 3.0 * chromatic + 0.5 * distinct
                  - bored)
@@ -232,6 +259,12 @@ def _describe(melody: Melody) -> str:
     melody_id = melody.metadata.get("melody_id") if isinstance(melody.metadata, dict) else None
     where = f"melody id {melody_id}" if melody_id is not None else "melody"
     return f"{where} (tokens {head}{' ...' if melody.num_steps > 16 else ''})"
+
+
+def _check_pair(a: Melody, b: Melody) -> None:
+    if isinstance(a, Melody) and isinstance(b, Melody) and (a.metre != b.metre or a.num_steps != b.num_steps):
+        raise ListenerError(f"a listener compares melodies of one metre and one length, not {a.num_steps} steps "
+                            f"of {a.metre.name} with {b.num_steps} steps of {b.metre.name}")
 
 
 # ------------------------------------------------------------------ listener
@@ -349,6 +382,8 @@ class SimulatedListener:
         """Noiseless P(first[i] beats second[i]) for many pairs at once (1, 0 or 0.5), ``[N]``."""
         if len(first) != len(second):
             raise ListenerError(f"{len(first)} first melodies but {len(second)} second melodies")
+        for a, b in zip(first, second, strict=True):
+            _check_pair(a, b)
         spread = self._need_spread()
         delta = self.scores(first) - self.scores(second)
         result = np.where(delta > 0, 1.0, 0.0)
@@ -375,8 +410,10 @@ class SimulatedListener:
         return "a" if self.rng.random() < p_a else "b"
 
     def compare(self, a: Melody, b: Melody) -> str:
-        """A noisy answer to "which do you prefer?": ``"a"``, ``"b"`` or ``"tie"``."""
+        """A noisy answer to "which do you prefer?": ``"a"``, ``"b"`` or ``"tie"``. Two melodies of
+        different metres or lengths are not compared (one line)."""
         self._need_spread()
+        _check_pair(a, b)
         return self.answer_from_scores(self.score(a), self.score(b))
 
     def stars(self, melody: Melody) -> int:

@@ -2,8 +2,9 @@
 
 The three built-in listeners (:mod:`rlcomposer.preferences.listeners`) are the
 tastes the tuning was developed against; results are judged by this panel.
-Listener ``panel:K`` is member ``K`` of :data:`PANEL_SIZE`; every member is made
-by the same recipe from :data:`PANEL_SEED` and ``K``:
+Listener ``panel:K`` is member ``K`` of :data:`PANEL_SIZE`. Members 0-23 are made
+by the same recipe from :data:`PANEL_SEED` and ``K`` (members 24-35, who hear the
+metre, by theirs: see the end of this docstring):
 
 1. **Features.** :func:`features` computes :data:`FEATURES` (24 numbers) from the
    tokens, with numpy, vectorised over melodies: contour, intervals, steps and
@@ -50,6 +51,15 @@ beyond them). :attr:`PanelListener.recipe_distance` is ``d_k``.
 :data:`CHOOSE_MEMBERS` (0-11) may be used to choose defaults, settings and
 methods; members :data:`REPORT_MEMBERS` (12-23) are used only to report results,
 never to choose anything.
+
+**Members who hear the metre** (24-35, :mod:`rlcomposer.preferences.metre_panel`):
+members 0-23 read every melody as 4/4 in C from step 0, whatever its metre, and
+keep doing so (their meaning is fixed). Members 24-35 hear each melody in its own
+metre, key and pick-up (beats, bar lines, the figure each beat is divided into,
+chord tones of its key), each with a signature taste (the jig's long-short lilt,
+the waltz's lengthened downbeat, no syncopation against the real beat). They join
+the split the same way: the even ones (24, 26, ..., 34) choose, the odd ones
+(25, 27, ..., 35) report.
 """
 
 from __future__ import annotations
@@ -69,19 +79,27 @@ from rlcomposer.music.melody import STEPS_PER_BAR, STEPS_PER_QUARTER, Melody
 from rlcomposer.music.notes import note_grid
 from rlcomposer.preferences.boredom import boredom_of_grid
 from rlcomposer.preferences.listener_errors import ListenerError
+from rlcomposer.preferences.panel_reference import (  # noqa: F401 (public here since the panel began)
+    PANEL_SEED,
+    REFERENCE_FORMAT,
+    REFERENCE_PATH,
+    REFERENCE_SEED,
+    reference_tokens,
+)
 
-PANEL_SEED = 20250611
-"""The recipe's seed: member ``k`` is drawn from ``np.random.default_rng([PANEL_SEED, k])``."""
-PANEL_SIZE = 24
-CHOOSE_MEMBERS: tuple[int, ...] = tuple(range(PANEL_SIZE // 2))
-"""Members that may be used to choose defaults and methods."""
-REPORT_MEMBERS: tuple[int, ...] = tuple(range(PANEL_SIZE // 2, PANEL_SIZE))
-"""Members used only to report results."""
+ORIGINAL_SIZE = 24
+"""Members 0-23: the feature-bank members that read every melody as 4/4 in C."""
+ORIGINAL_MEMBERS: tuple[int, ...] = tuple(range(ORIGINAL_SIZE))
+_HALF = ORIGINAL_SIZE // 2  # the distance strata of members 0-23 (fixed: part of their recipe)
+PANEL_SIZE = 36
+"""Members 0..35: 0-23 (this module) and 24-35, who hear the metre (:mod:`~rlcomposer.preferences.metre_panel`)."""
+METRE_MEMBERS: tuple[int, ...] = tuple(range(ORIGINAL_SIZE, PANEL_SIZE))
+"""Members who hear each melody in its own metre, key and pick-up."""
+CHOOSE_MEMBERS: tuple[int, ...] = tuple(range(_HALF)) + METRE_MEMBERS[0::2]
+"""Members that may be used to choose defaults and methods (0-11, and 24, 26, ..., 34)."""
+REPORT_MEMBERS: tuple[int, ...] = tuple(range(_HALF, ORIGINAL_SIZE)) + METRE_MEMBERS[1::2]
+"""Members used only to report results (12-23, and 25, 27, ..., 35)."""
 
-REFERENCE_PATH = Path(__file__).resolve().parents[1] / "data" / "panel_reference.json"
-REFERENCE_FORMAT = "rlcomposer.panel_reference"
-REFERENCE_SEED = 20250611
-"""The seed :func:`write_reference` samples the shipped prior with."""
 
 # ------------------------------------------------------------------ features
 _C_MAJOR = np.zeros(12, dtype=bool)
@@ -282,23 +300,6 @@ def _features_of(grid) -> tuple[np.ndarray, object]:
 
 
 # ------------------------------------------------------------- the reference
-@lru_cache(maxsize=1)
-def reference_tokens() -> np.ndarray:
-    """The shipped reference melodies of the prior, ``[2000, 64]`` tokens (read once per process)."""
-    try:
-        data = json.loads(REFERENCE_PATH.read_text(encoding="utf-8"))
-        if data.get("format") != REFERENCE_FORMAT:
-            raise ValueError(f"format is {data.get('format')!r}, not {REFERENCE_FORMAT!r}")
-        shape = (int(data["num_melodies"]), int(data["num_steps"]))
-        raw = zlib.decompress(base64.b64decode(data["tokens_zlib_base64"]))
-        tokens = np.frombuffer(raw, dtype=np.uint8).reshape(shape).astype(np.int64)
-    except (OSError, ValueError, KeyError, zlib.error) as error:
-        raise ListenerError(f"panel reference {REFERENCE_PATH.name} is unreadable ({error}): "
-                            "regenerate it with rlcomposer.preferences.panel.write_reference()") from None
-    tokens.setflags(write=False)
-    return tokens
-
-
 def write_reference(path: str | Path = REFERENCE_PATH, num_melodies: int = 2000, num_steps: int = 64,
                     seed: int = REFERENCE_SEED, model: str = "prior") -> Path:
     """(Re)write the panel's reference file: ``num_melodies`` samples of ``model``.
@@ -510,7 +511,7 @@ class PanelListener:
 def _draw_member(index: int) -> PanelListener:
     rng = np.random.default_rng([PANEL_SEED, index])
     quantiles = reference_quantiles()
-    distance = (index % (PANEL_SIZE // 2) + rng.uniform()) / (PANEL_SIZE // 2)
+    distance = (index % _HALF + rng.uniform()) / _HALF
     weights = rng.dirichlet(np.full(NUM_FEATURES, 0.5))
     is_band = rng.random(NUM_FEATURES) < _BAND_SHARE
     sides = np.where(rng.random(NUM_FEATURES) < 0.5, -1, 1)
@@ -539,32 +540,54 @@ def _draw_member(index: int) -> PanelListener:
     return member
 
 
-@lru_cache(maxsize=PANEL_SIZE)
+@lru_cache(maxsize=ORIGINAL_SIZE)
 def _member(index: int) -> PanelListener:
     return _draw_member(index)
 
 
-def panel_listener(k: int) -> PanelListener:
-    """Panel member ``k`` (0 .. PANEL_SIZE-1), named ``panel:k``."""
+def panel_listener(k: int):
+    """Panel member ``k`` (0 .. PANEL_SIZE-1), named ``panel:k``: a :class:`PanelListener` for
+    0-23, a :class:`~rlcomposer.preferences.metre_panel.MetreListener` for 24-35."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= int(k) < PANEL_SIZE:
         raise ListenerError(f"panel member {k!r} does not exist: give an integer 0..{PANEL_SIZE - 1}")
+    if int(k) >= ORIGINAL_SIZE:
+        from rlcomposer.preferences.metre_panel import metre_member
+
+        return metre_member(int(k))
     return _member(int(k))
 
 
-def panel(members: Sequence[int] = tuple(range(PANEL_SIZE))) -> list[PanelListener]:
+def panel(members: Sequence[int] = tuple(range(PANEL_SIZE))) -> list:
     """Several members (all by default; :data:`CHOOSE_MEMBERS` or :data:`REPORT_MEMBERS`)."""
     return [panel_listener(k) for k in members]
 
 
 def panel_scores(tokens: np.ndarray | Sequence[Melody],
                  members: Sequence[int] = tuple(range(PANEL_SIZE))) -> np.ndarray:
-    """Scores ``[N, len(members)]``: the features are computed once for all members."""
-    values, bored = _features_and_boredom(_as_tokens(tokens))
-    return np.stack([panel_listener(k).score_features(values, bored) for k in members], axis=1)
+    """Scores ``[N, len(members)]``: the features of members 0-23 are computed once for all of
+    them; members 24-35 hear melodies in their own metre (token arrays as 4/4 in C)."""
+    if isinstance(tokens, Melody):
+        tokens = [tokens]
+    rows = _as_tokens(tokens) if isinstance(tokens, np.ndarray) else list(tokens)
+    values = bored = None
+    if any(int(k) < ORIGINAL_SIZE for k in members):
+        if isinstance(rows, np.ndarray):
+            values, bored = _features_and_boredom(rows)
+        else:  # melodies of any lengths: their features by length
+            values, bored = np.zeros((len(rows), NUM_FEATURES)), np.zeros(len(rows))
+            by_length: dict[int, list[int]] = {}
+            for i, melody in enumerate(rows):
+                by_length.setdefault(melody.num_steps, []).append(i)
+            for indices in by_length.values():
+                values[indices], bored[indices] = _features_and_boredom(_as_tokens([rows[i] for i in indices]))
+    columns = [panel_listener(k).score_features(values, bored) if int(k) < ORIGINAL_SIZE
+               else panel_listener(k).score_batch(rows) for k in members]
+    return np.stack(columns, axis=1)
 
 
 __all__ = [
-    "CHOOSE_MEMBERS", "FEATURES", "FEATURE_NAMES", "INTERACTIONS", "PANEL_SEED", "PANEL_SIZE",
+    "CHOOSE_MEMBERS", "FEATURES", "FEATURE_NAMES", "INTERACTIONS", "METRE_MEMBERS", "ORIGINAL_MEMBERS",
+    "ORIGINAL_SIZE", "PANEL_SEED", "PANEL_SIZE",
     "PanelListener", "REPORT_MEMBERS", "features", "panel", "panel_listener", "panel_scores",
     "reference_tokens", "write_reference",
 ]

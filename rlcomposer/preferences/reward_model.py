@@ -58,6 +58,17 @@ comparisons (:meth:`RewardEnsemble.preference_probability`). It is centred on
 the training melodies. The members' disagreement is the uncertainty
 (:meth:`RewardEnsemble.preference_variance`, used by active selection).
 
+Melodies everywhere: labels carry :class:`~rlcomposer.music.melody.Melody` objects
+(a bare token array is 4/4 in C without a pick-up); the descriptors read each in its
+own metre, key and pick-up, the encoder is told its metre, mode and pick-up, and the
+reference melodies the inputs are standardised on are prior melodies of the training
+melodies' shapes. A reward model records those shapes (metre, length in steps,
+pick-up: :attr:`RewardEnsemble.shapes`) and refuses a melody of any other shape in
+one line naming what it was trained on (a mixture of shapes is said and each
+accepted). One saved before the shapes were recorded read every melody as 4/4: it
+loads as a 4/4-only model (any length, no pick-up) and refuses other metres, saying
+to retrain it.
+
 Saved as a model directory of kind ``reward-model`` (weights only, see
 :mod:`rlcomposer.checkpoints`) with a reliability plot of the held-out
 comparisons (``reliability.png``); its config records a hash of the prior it

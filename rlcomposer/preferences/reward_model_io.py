@@ -1,6 +1,12 @@
 """A reward model on disk: a model directory of kind ``reward-model`` (weights, config with the
-hash of the prior it was initialised from, metrics and a reliability plot), and the upgrade of
-the first reward model's checkpoints to today's layout."""
+hash of the prior it was initialised from and the shapes of the melodies it was trained on,
+metrics and a reliability plot), and the upgrade of the first reward model's checkpoints to
+today's layout.
+
+``shapes`` in its config lists the (metre, steps, pick-up) of its training melodies; the loaded
+model scores melodies of those shapes only. A reward model saved before melodies knew their metre
+has none: it read every melody as 4/4, so it loads as a 4/4-only model (4/4 melodies without a
+pick-up, any length) and refuses any other metre with one line saying to retrain it."""
 
 from __future__ import annotations
 
@@ -25,8 +31,11 @@ def save_reward_model(ensemble: RewardEnsemble, out_dir: str | Path) -> Path:
     """Write ``out_dir`` (weights, config with the prior's hash, metrics) and, when the metrics hold
     held-out comparisons, their reliability plot (``reliability.png``)."""
     state = {k: v for k, v in ensemble.state_dict().items()}
+    extra: dict[str, Any] = {"prior_hash": ensemble.prior_hash}
+    if ensemble.shapes is not None:
+        extra["shapes"] = [{"metre": m, "num_steps": n, "pickup_steps": p} for m, n, p in ensemble.shapes]
     directory = save_model_dir(out_dir, KIND, ensemble.prior_config, state, ensemble.config, ensemble.metrics,
-                               extra_config={"prior_hash": ensemble.prior_hash})
+                               extra_config=extra)
     held_out = ensemble.metrics.get("held_out")
     if isinstance(held_out, dict) and held_out.get("reliability"):
         plot_reliability({"reward model": held_out}, directory / RELIABILITY_PLOT,
@@ -99,7 +108,8 @@ def load_reward_model(directory: str | Path,
         raise CheckpointError(
             f"reward model '{directory}' was trained from another prior (weights {prior_hash}, "
             f"this prior is {expected}): retrain it with `rlcomposer reward train`")
-    ensemble = RewardEnsemble(prior_config, config, prior_hash, files.metrics)
+    ensemble = RewardEnsemble(prior_config, config, prior_hash, files.metrics, _read_shapes(files.config, where))
+    ensemble.name = f"reward model '{directory}'"
     if first_format:  # what it did not have: the prior's output layer (unused), identity inputs, T = 1
         state = {**{k: v for k, v in ensemble.state_dict().items() if ".prior.head." in k
                     or k in ("input_mean", "input_std", "temperature")}, **state}
@@ -113,6 +123,28 @@ def load_reward_model(directory: str | Path,
     ensemble.eval()
     return ensemble
 
+
+
+def _read_shapes(config: dict[str, Any], where: str) -> list[tuple[str, int, int]] | None:
+    """The recorded (metre, steps, pick-up) shapes; None for a model saved before they were recorded."""
+    from rlcomposer.music.metre import MetreError, check_pickup_steps, parse_metre
+
+    shapes = config.get("shapes")
+    if shapes is None:
+        return None
+    try:
+        result = []
+        for shape in shapes:
+            metre = parse_metre(shape["metre"])
+            steps = int(shape["num_steps"])
+            if steps < 1:
+                raise ValueError(f"{steps} steps")
+            result.append((metre.name, steps, check_pickup_steps(shape["pickup_steps"], metre, steps)))
+    except (TypeError, KeyError, ValueError, MetreError) as error:
+        raise CheckpointError(f"{where}: unreadable shapes of the training melodies ({error})") from None
+    if not result:
+        raise CheckpointError(f"{where}: no shapes of the training melodies")
+    return result
 
 
 __all__ = ["KIND", "RELIABILITY_PLOT", "load_reward_model", "save_reward_model"]

@@ -18,18 +18,20 @@ from torch import nn
 from torch.nn import functional as F
 
 from rlcomposer.checkpoints import check_finite_loss
+from rlcomposer.music.keys import Key
+from rlcomposer.music.melody import Melody
 from rlcomposer.preferences.calibration import evaluate_pairs, fit_temperature, log_loss, sigmoid
 from rlcomposer.preferences.choices import CHOICE_SCORE
 from rlcomposer.preferences.ensemble import (
     MelodyEncoder,
     MemberHeads,
     RewardEnsemble,
-    pad_melodies,
+    melody_shape,
     prior_fingerprint,
 )
-from rlcomposer.preferences.labels import PairLabel, StarLabel
+from rlcomposer.preferences.labels import PairLabel, StarLabel, as_melody
 from rlcomposer.preferences.reward_model_config import RewardModelConfig, RewardModelError
-from rlcomposer.prior.model import MelodyPrior, load_prior
+from rlcomposer.prior.model import MelodyCondition, MelodyPrior, load_prior
 
 
 def train_reward_model(comparisons: Sequence[PairLabel], star_ratings: Sequence[StarLabel],
@@ -69,9 +71,9 @@ def train_reward_model(comparisons: Sequence[PairLabel], star_ratings: Sequence[
 
 @dataclass
 class _Data:
-    """Training data indexed by unique melody."""
+    """Training data indexed by unique melody (its tokens, metre, key and pick-up)."""
 
-    rows: list[np.ndarray]
+    rows: list[Melody]
     pair_a: np.ndarray
     pair_b: np.ndarray
     targets: np.ndarray
@@ -80,39 +82,63 @@ class _Data:
 
 
 def _index_data(usable: Sequence[PairLabel], stars: Sequence[StarLabel]) -> _Data:
-    index: dict[bytes, int] = {}
-    rows: list[np.ndarray] = []
+    index: dict[tuple, int] = {}
+    rows: list[Melody] = []
 
-    def melody_index(tokens: np.ndarray) -> int:
-        tokens = np.asarray(tokens, dtype=np.int64)
-        key = tokens.tobytes()
+    def melody_index(melody: Melody) -> int:
+        melody = as_melody(melody)
+        key = (np.asarray(melody.tokens, dtype=np.int64).tobytes(), melody.metre, melody.key, melody.pickup_steps)
         if key not in index:
             index[key] = len(rows)
-            rows.append(tokens)
+            rows.append(melody)
         return index[key]
 
-    pair_a = np.array([melody_index(c.tokens_a) for c in usable], dtype=np.int64)
-    pair_b = np.array([melody_index(c.tokens_b) for c in usable], dtype=np.int64)
+    pair_a = np.array([melody_index(c.melody_a) for c in usable], dtype=np.int64)
+    pair_b = np.array([melody_index(c.melody_b) for c in usable], dtype=np.int64)
     targets = np.array([CHOICE_SCORE[c.choice] for c in usable], dtype=np.float64)
-    star_index = np.array([melody_index(s.tokens) for s in stars], dtype=np.int64)
+    star_index = np.array([melody_index(s.melody) for s in stars], dtype=np.int64)
     return _Data(rows, pair_a, pair_b, targets, star_index, _zscore_per_rater(stars))
 
 
-def _template(prior: MelodyPrior, config: RewardModelConfig, rows: Sequence[np.ndarray],
+def reference_melodies(prior: MelodyPrior, rows: Sequence[Melody], count: int,
+                       generator: torch.Generator) -> list[Melody]:
+    """``count`` prior melodies in the shapes of ``rows`` (metre, mode, length, pick-up), in proportion
+    to how often each shape occurs (the most common first; every shape gets at least one). A shape
+    with a pick-up is sampled whole bars long and cut after the bar's first ``metric_offset`` steps."""
+    shapes: dict[tuple, int] = {}
+    for melody in rows:
+        shape = (melody.metre, melody.key.mode, melody.num_steps, melody.pickup_steps)
+        shapes[shape] = shapes.get(shape, 0) + 1
+    order = sorted(shapes, key=lambda shape: -shapes[shape])
+    total = sum(shapes.values())
+    counts = [max(1, int(round(count * shapes[shape] / total))) for shape in order]
+    counts[0] += count - sum(counts)  # the most common shape takes the rounding
+    reference: list[Melody] = []
+    for (metre, mode, steps, pickup), number in zip(order, counts, strict=True):
+        if number <= 0:
+            continue
+        cut = (metre.steps_per_bar - pickup) % metre.steps_per_bar if pickup else 0
+        tokens = prior.sample(number, steps + cut, generator, condition=MelodyCondition(metre, mode, steps + cut))
+        reference += [Melody(row[cut:], metre=metre, key=Key("C", mode), pickup_steps=pickup) for row in tokens]
+    return reference
+
+
+def _template(prior: MelodyPrior, config: RewardModelConfig, rows: Sequence[Melody],
               rng: np.random.Generator) -> RewardEnsemble:
-    """An untrained ensemble: the prior's encoder weights and the input standardisation."""
-    ensemble = RewardEnsemble(prior.config, config, prior_fingerprint(prior))
+    """An untrained ensemble: the prior's encoder weights and the input standardisation (on prior
+    melodies of the training melodies' shapes); it records those shapes."""
+    ensemble = RewardEnsemble(prior.config, config, prior_fingerprint(prior),
+                              shapes=[melody_shape(m) for m in rows])
     base = MelodyEncoder.from_prior(prior, config.summary) if config.summary else None
     for encoder in ([ensemble.encoder] if ensemble.encoder is not None else list(ensemble.encoders or [])):
         encoder.load_state_dict(base.state_dict())  # type: ignore[union-attr]
     if config.needs_reference:
-        lengths, counts = np.unique([len(r) for r in rows], return_counts=True)
-        length = int(lengths[int(np.argmax(counts))])
         generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
-        reference = list(prior.sample(config.reference_melodies, length, generator))
+        reference = reference_melodies(prior, rows, config.reference_melodies, generator)
         if base is not None and config.summary_components:  # principal components on the reference
             with torch.no_grad():
-                summary = torch.cat([base(*pad_melodies(reference[s:s + 512])) for s in range(0, len(reference), 512)])
+                summary = torch.cat([ensemble.encode(base, reference[s:s + 512])
+                                     for s in range(0, len(reference), 512)])
             center = summary.mean(0)
             _, _, right = torch.linalg.svd(summary - center, full_matrices=False)
             ensemble.summary_center.copy_(center)
@@ -202,6 +228,7 @@ def _train(usable: list[PairLabel], stars: list[StarLabel], skipped: int, config
             "ties": int(np.sum(data.targets == 0.5)), "train_comparisons": int(len(final_train)),
             "held_out_comparisons": int(len(held)), "stars": len(stars), "melodies": len(data.rows),
             "raters": raters,
+            "shapes": [{"metre": m, "num_steps": n, "pickup_steps": p} for m, n, p in ensemble.shapes or ()],
         },
         "prior_hash": ensemble.prior_hash,
         "seconds": time.monotonic() - started,
@@ -290,9 +317,8 @@ def _fit(template: RewardEnsemble, data: _Data, cached: torch.Tensor | None, sub
             else:
                 needed, inverse = np.unique(index.ravel(), return_inverse=True)
                 rows = [data.rows[i] for i in needed]
-                tokens, lengths = pad_melodies(rows)
                 descriptors = ensemble._descriptor_part(rows)
-                stacked = torch.stack([ensemble._combine(e(tokens, lengths), descriptors) for e in encoders])
+                stacked = torch.stack([ensemble._combine(ensemble.encode(e, rows), descriptors) for e in encoders])
                 scores = heads(stacked).gather(1, torch.from_numpy(inverse.reshape(index.shape)))
             width = ia.shape[1]
             target = torch.from_numpy(y_sub[picked]).float()
