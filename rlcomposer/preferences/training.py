@@ -178,7 +178,7 @@ def _train(usable: list[PairLabel], stars: list[StarLabel], skipped: int, config
         final_train = np.sort(order[n_val:])
         method = "hold-out split"
     say(f"reward model: {n} comparisons, {skipped} skipped, {len(stars)} star ratings, "
-        f"{len(data.rows)} melodies, K={config.ensemble_size}; held-out metrics by {method}")
+        f"{len(data.rows)} melodies ({template.trained_on()}), K={config.ensemble_size}; held-out metrics by {method}")
 
     held = np.concatenate(folds)
     member_diff = np.zeros((config.ensemble_size, n))  # calibrated, out of fold
