@@ -211,3 +211,13 @@ def test_best_of_n_distillation_learns_best_of_ns_taste_near_its_kl(tmp_path):
     assert 0 < result.metrics["kl_per_melody"] <= 1.1 * best_of_n_kl(result.metrics["best_of"])
     assert len({note_list(m) for m in tuned}) > 100  # learnt a taste, not a handful of melodies
     assert load_prior(tmp_path / "bond").tuned_condition is not None  # `generate --model` samples it
+
+
+@pytest.mark.slow
+def test_tune_bond_from_the_command_line_writes_a_policy_generate_samples(tmp_path, capsys):
+    main(["tune", "--algorithm", "bond", "--reward", "tests.test_tuners:count_onsets", "--bars", "1",
+          "--set", "distill_targets=32", "--set", "distill_epochs=1", "--out", str(tmp_path / "bond"), "--quiet"])
+    assert "distilled from 32 targets" in capsys.readouterr().out
+    main(["generate", "--model", str(tmp_path / "bond"), "--n", "2", "--bars", "1", "--out", str(tmp_path / "m"),
+          "--format", "json", "--quiet"])
+    assert len(list((tmp_path / "m").glob("*.json"))) == 2

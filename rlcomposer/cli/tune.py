@@ -48,8 +48,12 @@ def cmd_tune(args: argparse.Namespace) -> None:
         metrics = tune(config, args.out, reward_fn, resume=args.resume,
                        progress=not args.json and not args.quiet, log=lambda message: say(args, message))
     final, first = metrics.get("final", {}), metrics.get("first", {})
-    lines = [f"tuned policy written to {args.out} ({metrics['timesteps']} steps, "
-             f"{metrics['env_steps_per_second']:.0f} env-steps/s)"]
+    if config.algorithm == "bond":
+        lines = [f"tuned policy written to {args.out} (best-of-{metrics['best_of']} distilled from "
+                 f"{metrics['targets']} targets, {metrics['seconds']:.0f} s)"]
+    else:
+        lines = [f"tuned policy written to {args.out} ({metrics['timesteps']} steps, "
+                 f"{metrics['env_steps_per_second']:.0f} env-steps/s)"]
     for key in sorted(k for k in final if k.startswith("reward_")):
         lines.append(f"  {key}: {first.get(key, float('nan')):.3f} -> {final[key]:.3f}")
     if "kl_per_melody" in final:
@@ -58,8 +62,10 @@ def cmd_tune(args: argparse.Namespace) -> None:
         lines.append(f"  style overlap with the corpus: {first.get('style_overlap', float('nan')):.3f} -> "
                      f"{final['style_overlap']:.3f}; one pitch repeated: {final['one_pitch_repeated']:.1%} "
                      "of the melodies")
-    lines.append(f"  plots: {', '.join(metrics['plots'])}")
-    lines.append(f"  TensorBoard: tensorboard --logdir {Path(args.out) / 'tb'}")
+    if metrics.get("plots"):
+        lines.append(f"  plots: {', '.join(metrics['plots'])}")
+    if config.algorithm != "bond":
+        lines.append(f"  TensorBoard: tensorboard --logdir {Path(args.out) / 'tb'}")
     emit(args, {"out": str(args.out), **metrics}, "\n".join(lines))
 
 
