@@ -159,9 +159,9 @@ def pickup_from_beats(beats: float, metre: Metre) -> int:
     if not math.isfinite(value) or value < 0:
         raise MetreError(f"a pick-up of {beats!r} beats must be a finite number of beats, at least 0")
     steps = value * STEPS_PER_WHOLE_NOTE / 4
-    if abs(steps - round(steps)) > 1e-9:
-        raise MetreError(f"a pick-up of {value:g} beats is off the sixteenth-note grid")
-    if round(steps) >= metre.steps_per_bar:
+    if steps >= metre.steps_per_bar:
         raise MetreError(f"a pick-up of {value:g} beats is as long as a bar of {metre.name} or longer "
                          f"(a bar is {metre.steps_per_bar / 4:g} beats): ask for one more bar instead")
+    if abs(steps - round(steps)) > 1e-9:
+        raise MetreError(f"a pick-up of {value:g} beats is off the sixteenth-note grid")
     return int(round(steps))
