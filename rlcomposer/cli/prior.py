@@ -68,19 +68,10 @@ def scoring_view(model, corpus, split: str) -> tuple[list, list, list[int] | Non
     """What ``model`` is scored on: ``(sequences, conditions, skip)``. A prior that knows pick-ups
     reads the tunes from their first note; an earlier one reads them padded as it learnt them,
     the padding context only (``skip``), so both are scored on the same notes."""
-    if model.config.pickups or not model.config.conditioned:
-        if not model.config.conditioned:
-            return corpus.sequences(split, padded=True), corpus_conditions(corpus, split, padded=True), \
-                corpus_padding(corpus, split)
+    if model.config.pickups:
         return corpus.sequences(split), corpus_conditions(corpus, split), None
-    return corpus.sequences(split, padded=True), corpus_conditions(corpus, split, padded=True), \
-        corpus_padding(corpus, split)
-
-
-def corpus_padding(corpus, split: str) -> list[int]:
-    """Steps of leading silence each tune of ``split`` has in the earlier (padded) encoding."""
-    return [len(p) - len(s) for p, s in zip(corpus.sequences(split, padded=True), corpus.sequences(split),
-                                            strict=True)]
+    return (corpus.sequences(split, padded=True), corpus_conditions(corpus, split, padded=True),
+            corpus.paddings(split))
 
 
 def duple_as_before(model, corpus) -> dict[str, Any]:

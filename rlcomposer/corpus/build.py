@@ -264,6 +264,10 @@ class Corpus:
             for i in self._ids(split)
         ]
 
+    def paddings(self, split: str) -> list[int]:
+        """Each tune's steps of leading silence in the cache's padded form, in corpus order."""
+        return [self._pickup_padding(i) for i in self._ids(split)]
+
     def pickups(self, split: str) -> list[int]:
         """Each tune's pick-up in steps (0: it starts on the downbeat), in corpus order."""
         return [self._pickup_steps(i) for i in self._ids(split)]
@@ -296,8 +300,7 @@ class Corpus:
     def num_steps(self, split: str) -> int:
         """Steps of the tunes of ``split`` from their first notes (no padding)."""
         ids = self._ids(split)
-        padding = sum(self._pickup_padding(int(i)) for i in ids)
-        return int(np.sum(self.offsets[ids + 1] - self.offsets[ids])) - padding
+        return int(np.sum(self.offsets[ids + 1] - self.offsets[ids])) - sum(self.paddings(split))
 
 
 # ------------------------------------------------------------------ the build

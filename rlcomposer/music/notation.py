@@ -133,33 +133,34 @@ def midi_key_name(key: Key) -> str:
     return _MAJOR_BY_SHARPS[key.sharps]
 
 
-def midi_signature(midi) -> tuple[Metre, Key]:
-    """The time signature and key a MIDI file declares at its start (4/4, C major when none)."""
-    metre, key = DEFAULT_METRE, DEFAULT_KEY
+def _start_messages(midi):
+    """The messages of every track at tick 0 (where a file declares its signatures)."""
     for track in midi.tracks:
         now = 0
         for message in track:
             now += message.time
             if now > 0:
                 break
-            if message.type in ("time_signature", "key_signature", "text"):
-                metre, key = _midi_meta(message, metre, key)
+            yield message
+
+
+def midi_signature(midi) -> tuple[Metre, Key]:
+    """The time signature and key a MIDI file declares at its start (4/4, C major when none)."""
+    metre, key = DEFAULT_METRE, DEFAULT_KEY
+    for message in _start_messages(midi):
+        if message.type in ("time_signature", "key_signature", "text"):
+            metre, key = _midi_meta(message, metre, key)
     return metre, key
 
 
 def midi_pickup_steps(midi) -> int:
     """The pick-up a MIDI file written by rlcomposer declares at its start (0 when none)."""
-    for track in midi.tracks:
-        now = 0
-        for message in track:
-            now += message.time
-            if now > 0:
-                break
-            if message.type == "text" and message.text.startswith(MIDI_PICKUP_TEXT):
-                value = message.text[len(MIDI_PICKUP_TEXT):].strip()
-                if not value.isdigit():
-                    raise MelodyError(f"the MIDI file's pick-up {value!r} is not a number of steps", "invalid")
-                return int(value)
+    for message in _start_messages(midi):
+        if message.type == "text" and message.text.startswith(MIDI_PICKUP_TEXT):
+            value = message.text[len(MIDI_PICKUP_TEXT):].strip()
+            if not value.isdigit():
+                raise MelodyError(f"the MIDI file's pick-up {value!r} is not a number of steps", "invalid")
+            return int(value)
     return 0
 
 

@@ -72,6 +72,14 @@ from rlcomposer.preferences.panel_reference import (
     REFERENCE_SEED,
     reference_tokens,
 )
+from rlcomposer.preferences.taste_shapes import (
+    AT_LEAST,
+    AT_MOST,
+    BAND,
+    KIND_NAMES,
+    satisfaction,
+    share,
+)
 
 FIRST_METRE_MEMBER = 24
 METRE_MEMBER_COUNT = 12
@@ -120,9 +128,6 @@ METRE_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in METRE_FEATURES)
 NUM_METRE_FEATURES = len(METRE_FEATURES)
 _INDEX = {name: i for i, name in enumerate(METRE_FEATURE_NAMES)}
 
-BAND, AT_LEAST, AT_MOST = 0, 1, -1
-KIND_NAMES = {BAND: "band", AT_LEAST: "at least", AT_MOST: "at most"}
-_STEEPNESS = 4.0
 
 SIGNATURES: tuple[tuple[str, int, str], ...] = (
     ("lilt", AT_LEAST, "likes the metre's long-short lilt on the beat (a jig's quarter + eighth in 6/8)"),
@@ -165,9 +170,6 @@ def _figure(metre: Metre, kind: str) -> int:
     return 1 | (1 << (beat // 2)) if beat % 2 == 0 else -1
 
 
-def _share(numerator, denominator, default: float) -> np.ndarray:
-    denominator = np.asarray(denominator, dtype=np.float64)
-    return np.where(denominator > 0, np.asarray(numerator, dtype=np.float64) / np.maximum(denominator, 1), default)
 
 
 def _pack_rows(pattern: np.ndarray) -> np.ndarray:
@@ -204,16 +206,16 @@ def _features_of_group(tokens: np.ndarray, metre: Metre, pickup_steps: int, key:
     in_division = position % division
     across_beat = (in_beat != 0) & (in_beat + duration > beat)
     across_division = (in_division != 0) & (in_division + duration > division)
-    out[:, f["syncopation"]] = _share((valid & (across_beat | across_division)).sum(axis=1), count, 0.0)
-    out[:, f["offbeat_onsets"]] = _share((valid & (in_beat != 0)).sum(axis=1), count, 0.0)
+    out[:, f["syncopation"]] = share((valid & (across_beat | across_division)).sum(axis=1), count, 0.0)
+    out[:, f["offbeat_onsets"]] = share((valid & (in_beat != 0)).sum(axis=1), count, 0.0)
     log_length = np.log2(np.maximum(duration, 1))
-    mean_all = _share(np.where(valid, log_length, 0.0).sum(axis=1), count, 0.0)
+    mean_all = share(np.where(valid, log_length, 0.0).sum(axis=1), count, 0.0)
     n_down = on_down.sum(axis=1)
-    mean_down = _share(np.where(on_down, log_length, 0.0).sum(axis=1), n_down, 0.0)
+    mean_down = share(np.where(on_down, log_length, 0.0).sum(axis=1), n_down, 0.0)
     out[:, f["downbeat_accent"]] = np.where(n_down > 0, mean_down - mean_all, 0.0)
     chord = _triad(key)[pitch % 12]
-    out[:, f["downbeat_chord"]] = _share((on_down & chord).sum(axis=1), n_down, 0.5)
-    out[:, f["beat_chord"]] = _share((on_beat & chord).sum(axis=1), on_beat.sum(axis=1), 0.5)
+    out[:, f["downbeat_chord"]] = share((on_down & chord).sum(axis=1), n_down, 0.5)
+    out[:, f["beat_chord"]] = share((on_beat & chord).sum(axis=1), on_beat.sum(axis=1), 0.5)
     first_bar = (-offset) % bar
     bars = max((steps - first_bar) // bar, 0)
     if bars >= 2:
@@ -226,7 +228,7 @@ def _features_of_group(tokens: np.ndarray, metre: Metre, pickup_steps: int, key:
     last = np.maximum(count - 1, 0)
     last_down, last_beat = on_down[rows_index, last], on_beat[rows_index, last]
     out[:, f["final_downbeat"]] = np.where(count > 0, np.where(last_down, 1.0, np.where(last_beat, 0.5, 0.0)), 0.0)
-    out[:, f["beat_notes"]] = _share((on_beat & (duration == beat)).sum(axis=1), count, 0.0)
+    out[:, f["beat_notes"]] = share((on_beat & (duration == beat)).sum(axis=1), count, 0.0)
     return out, boredom_of_grid(grid)
 
 
@@ -371,11 +373,6 @@ def write_family_references(path: str | Path | None = None, num_melodies: int = 
 
 
 # ------------------------------------------------------------------- members
-def _satisfaction(values, kind, ideal, tolerance):
-    z = (values - ideal) / tolerance
-    band = 1.0 / (1.0 + z * z)
-    side = 1.0 / (1.0 + np.exp(-np.clip(_STEEPNESS * kind * z, -50.0, 50.0)))
-    return np.where(kind == BAND, band, side)
 
 
 @dataclass(frozen=True)
@@ -404,10 +401,10 @@ def _family_calibration(index: int, family: str) -> _Calibrated:
 
 
 def _raw(weights, kinds, calibrated: _Calibrated, values: np.ndarray) -> np.ndarray:
-    total = _satisfaction(values, kinds, calibrated.ideals, calibrated.tolerances) @ weights
+    total = satisfaction(values, kinds, calibrated.ideals, calibrated.tolerances) @ weights
     for a, kind_a, threshold_a, tolerance_a, b, kind_b, threshold_b, tolerance_b, weight in calibrated.interactions:
-        total = total + weight * (_satisfaction(values[:, a], np.asarray(kind_a), threshold_a, tolerance_a)
-                                  * _satisfaction(values[:, b], np.asarray(kind_b), threshold_b, tolerance_b))
+        total = total + weight * (satisfaction(values[:, a], np.asarray(kind_a), threshold_a, tolerance_a)
+                                  * satisfaction(values[:, b], np.asarray(kind_b), threshold_b, tolerance_b))
     return total
 
 

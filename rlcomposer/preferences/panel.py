@@ -86,6 +86,14 @@ from rlcomposer.preferences.panel_reference import (  # noqa: F401 (public here 
     REFERENCE_SEED,
     reference_tokens,
 )
+from rlcomposer.preferences.taste_shapes import (
+    AT_LEAST,
+    AT_MOST,
+    BAND,
+    KIND_NAMES,
+    satisfaction,
+    share,
+)
 
 ORIGINAL_SIZE = 24
 """Members 0-23: the feature-bank members that read every melody as 4/4 in C."""
@@ -154,9 +162,6 @@ NUM_FEATURES = len(FEATURES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-def _share(numerator: np.ndarray, denominator: np.ndarray, default: float) -> np.ndarray:
-    denominator = np.asarray(denominator, dtype=np.float64)
-    return np.where(denominator > 0, numerator / np.maximum(denominator, 1), default)
 
 
 def features(tokens: np.ndarray | Melody | Sequence[Melody]) -> np.ndarray:
@@ -208,43 +213,43 @@ def _features_of(grid) -> tuple[np.ndarray, object]:
     up = (interval > 0) & has_interval
     down = (interval < 0) & has_interval
     n_up, n_down = up.sum(axis=1), down.sum(axis=1)
-    out[:, f["rising"]] = _share(n_up, n_up + n_down, 0.5)
+    out[:, f["rising"]] = share(n_up, n_up + n_down, 0.5)
     moving = up | down
     both = moving[:, 1:] & moving[:, :-1]
     turns = both & (np.sign(interval[:, 1:]) != np.sign(interval[:, :-1]))
-    out[:, f["direction_changes"]] = _share(turns.sum(axis=1), both.sum(axis=1), 0.0)
-    out[:, f["mean_interval"]] = _share(np.where(has_interval, size, 0).sum(axis=1), n_intervals, 0.0)
+    out[:, f["direction_changes"]] = share(turns.sum(axis=1), both.sum(axis=1), 0.0)
+    out[:, f["mean_interval"]] = share(np.where(has_interval, size, 0).sum(axis=1), n_intervals, 0.0)
     step = has_interval & (size >= 1) & (size <= 2)
     leap = has_interval & (size >= 5)
-    out[:, f["steps"]] = _share(step.sum(axis=1), n_intervals, 0.0)
-    out[:, f["leaps"]] = _share(leap.sum(axis=1), n_intervals, 0.0)
-    out[:, f["repeats"]] = _share((has_interval & (size == 0)).sum(axis=1), n_intervals, 0.0)
+    out[:, f["steps"]] = share(step.sum(axis=1), n_intervals, 0.0)
+    out[:, f["leaps"]] = share(leap.sum(axis=1), n_intervals, 0.0)
+    out[:, f["repeats"]] = share((has_interval & (size == 0)).sum(axis=1), n_intervals, 0.0)
     followed = leap[:, :-1] & has_interval[:, 1:]
     resolved = followed & step[:, 1:] & (np.sign(interval[:, 1:]) == -np.sign(interval[:, :-1]))
-    out[:, f["leap_resolution"]] = _share(resolved.sum(axis=1), followed.sum(axis=1), 1.0)
+    out[:, f["leap_resolution"]] = share(resolved.sum(axis=1), followed.sum(axis=1), 1.0)
 
     masked_pitch = np.where(valid, pitch, 0)
-    out[:, f["register"]] = _share(masked_pitch.sum(axis=1), count, 66.0)
+    out[:, f["register"]] = share(masked_pitch.sum(axis=1), count, 66.0)
     high = np.where(valid, pitch, -1).max(axis=1)
     low = np.where(valid, pitch, 1000).min(axis=1)
     out[:, f["range"]] = np.where(count > 0, high - low, 0)
 
     beats = duration / STEPS_PER_QUARTER
-    out[:, f["mean_duration"]] = _share(np.where(valid, beats, 0).sum(axis=1), count, 0.25)
+    out[:, f["mean_duration"]] = share(np.where(valid, beats, 0).sum(axis=1), count, 0.25)
     classes = _DURATION_CLASS[np.minimum(duration, _DURATION_CLASS.size - 1)]
     histogram = np.bincount((rows[:, None] * 7 + classes)[valid], minlength=num * 7).reshape(num, 7)
     p = histogram / np.maximum(count, 1)[:, None]
     out[:, f["duration_variety"]] = -(p * np.log2(np.where(p > 0, p, 1))).sum(axis=1)
     offbeat = onset % STEPS_PER_QUARTER != 0
     crosses = onset % STEPS_PER_QUARTER + duration > STEPS_PER_QUARTER
-    out[:, f["syncopation"]] = _share((valid & offbeat & crosses).sum(axis=1), count, 0.0)
+    out[:, f["syncopation"]] = share((valid & offbeat & crosses).sum(axis=1), count, 0.0)
     pairs = has_interval
     dotted = pairs & (duration[:, :-1] == 3 * duration[:, 1:])
-    out[:, f["dotted"]] = _share(dotted.sum(axis=1), n_intervals, 0.0)
+    out[:, f["dotted"]] = share(dotted.sum(axis=1), n_intervals, 0.0)
     out[:, f["rests"]] = grid.silent.mean(axis=1)
 
     pitch_class = pitch % 12
-    out[:, f["in_key"]] = _share((valid & _C_MAJOR[pitch_class]).sum(axis=1), count, 0.0)
+    out[:, f["in_key"]] = share((valid & _C_MAJOR[pitch_class]).sum(axis=1), count, 0.0)
     last = np.maximum(count - 1, 0)
     out[:, f["cadence"]] = np.where(count > 0, _ENDING[pitch_class[rows, last]], 0.0)
     out[:, f["final_length"]] = np.where(count > 0, beats[rows, last], 0.25)
@@ -267,7 +272,7 @@ def _features_of(grid) -> tuple[np.ndarray, object]:
         recurs[:, 1:] |= same
         recurs[:, :-1] |= same
         recurs &= ordered >= 0
-        out[:, f["motif_repetition"]] = _share(recurs.sum(axis=1), np.maximum(count - 3, 0), 0.0)
+        out[:, f["motif_repetition"]] = share(recurs.sum(axis=1), np.maximum(count - 3, 0), 0.0)
     else:
         out[:, f["motif_repetition"]] = 0.0
 
@@ -287,14 +292,14 @@ def _features_of(grid) -> tuple[np.ndarray, object]:
     middle = valid & (onset >= steps / 4) & (onset < 3 * steps / 4)
     outer = valid & ~middle
     n_middle, n_outer = middle.sum(axis=1), outer.sum(axis=1)
-    mean_middle = _share(np.where(middle, pitch, 0).sum(axis=1), n_middle, 0.0)
-    mean_outer = _share(np.where(outer, pitch, 0).sum(axis=1), n_outer, 0.0)
+    mean_middle = share(np.where(middle, pitch, 0).sum(axis=1), n_middle, 0.0)
+    mean_outer = share(np.where(outer, pitch, 0).sum(axis=1), n_outer, 0.0)
     out[:, f["arch"]] = np.where((n_middle > 0) & (n_outer > 0), mean_middle - mean_outer, 0.0)
     out[:, f["density"]] = count / (steps / STEPS_PER_QUARTER)
     bits = np.bitwise_or.reduce(np.where(valid, 1 << pitch_class, 0), axis=1)
     out[:, f["pitch_classes"]] = _POPCOUNT[bits]
     downbeat = valid & (onset % (STEPS_PER_BAR // 2) == 0)
-    out[:, f["downbeat_triad"]] = _share((downbeat & _TRIADS[pitch_class]).sum(axis=1),
+    out[:, f["downbeat_triad"]] = share((downbeat & _TRIADS[pitch_class]).sum(axis=1),
                                          downbeat.sum(axis=1), 0.5)
     return out, grid
 
@@ -379,13 +384,10 @@ def ideal_distance(values: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------- members
-BAND, AT_LEAST, AT_MOST = 0, 1, -1
 _TOLERANCE = (0.25, 0.75)  # times the prior's 10-90% spread
-_STEEPNESS = 4.0  # a threshold's logistic is of (x - threshold) / (tolerance / _STEEPNESS)
 _BAND_SHARE = 0.7  # the probability that a feature's preference is a band (else a threshold)
 _INTERACTION_WEIGHT = (0.2, 0.4)
 _MEMO_SIZE = 1 << 16
-KIND_NAMES = {BAND: "band", AT_LEAST: "at least", AT_MOST: "at most"}
 
 INTERACTIONS: tuple[tuple[str, int, str, int, str], ...] = (
     ("leaps", AT_LEAST, "leap_resolution", AT_LEAST, "leaps are fine if they resolve"),
@@ -401,11 +403,6 @@ INTERACTIONS: tuple[tuple[str, int, str, int, str], ...] = (
 """Pairs a member may reward together: (feature, kind, feature, kind, meaning)."""
 
 
-def _satisfaction(values: np.ndarray, kind: np.ndarray, ideal: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
-    z = (values - ideal) / tolerance
-    band = 1.0 / (1.0 + z * z)
-    side = 1.0 / (1.0 + np.exp(-np.clip(_STEEPNESS * kind * z, -50.0, 50.0)))
-    return np.where(kind == BAND, band, side)
 
 
 @dataclass(eq=False)
@@ -450,12 +447,12 @@ class PanelListener:
 
     def raw(self, values: np.ndarray) -> np.ndarray:
         """The unscaled taste of feature rows ``[N, NUM_FEATURES]``."""
-        satisfaction = _satisfaction(values, self.kinds, self.ideals, self.tolerances)
-        total = satisfaction @ self.weights
+        satisfied = satisfaction(values, self.kinds, self.ideals, self.tolerances)
+        total = satisfied @ self.weights
         for a, kind_a, threshold_a, tolerance_a, b, kind_b, threshold_b, tolerance_b, weight in self.interactions:
             total = total + weight * (
-                _satisfaction(values[:, a], np.asarray(kind_a), threshold_a, tolerance_a)
-                * _satisfaction(values[:, b], np.asarray(kind_b), threshold_b, tolerance_b))
+                satisfaction(values[:, a], np.asarray(kind_a), threshold_a, tolerance_a)
+                * satisfaction(values[:, b], np.asarray(kind_b), threshold_b, tolerance_b))
         return total
 
     def score_features(self, values: np.ndarray, bored: np.ndarray | None = None) -> np.ndarray:

@@ -132,8 +132,8 @@ FINAL_ATTEMPTS = 8
 """Draws a plain prior's melody may take to end on the final it was told (see :meth:`MelodyPrior.sample`)."""
 
 
-def _last_pitch_class(tokens: np.ndarray) -> int | None:
-    """The pitch class above C of a melody's last note (None: no notes)."""
+def final_pitch_class(tokens: np.ndarray) -> int | None:
+    """The pitch class above C (the tonic of a melody the prior writes) of its last note (None: no notes)."""
     pitches = tokens[tokens >= NUM_SPECIAL_TOKENS]
     return None if pitches.size == 0 else int(pitches[-1] - NUM_SPECIAL_TOKENS + MIN_PITCH) % 12
 
@@ -444,7 +444,7 @@ class MelodyPrior(nn.Module):
         own melodies, kept as the corpus's finals fall, never a forced last note."""
         for _ in range(FINAL_ATTEMPTS - 1):
             pending = [row for row in range(len(tokens))
-                       if _last_pitch_class(tokens[row]) not in (None, conditions[row].final)]
+                       if final_pitch_class(tokens[row]) not in (None, conditions[row].final)]
             if not pending:
                 return
             again = self._sample_rows([conditions[row] for row in pending], len(pending), tokens.shape[1],

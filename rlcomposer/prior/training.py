@@ -23,9 +23,15 @@ from rlcomposer.checkpoints import check_finite_loss, save_model_dir
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import MODES
-from rlcomposer.music.melody import NUM_SPECIAL_TOKENS, STEPS_PER_BAR, VOCAB_SIZE, token_pitch
+from rlcomposer.music.melody import NUM_SPECIAL_TOKENS, STEPS_PER_BAR, VOCAB_SIZE
 from rlcomposer.music.metre import METRE_NAMES
-from rlcomposer.prior.model import ConditionBatch, MelodyCondition, MelodyPrior, PriorConfig
+from rlcomposer.prior.model import (
+    ConditionBatch,
+    MelodyCondition,
+    MelodyPrior,
+    PriorConfig,
+    final_pitch_class,
+)
 from rlcomposer.prior.ngram import best_ngram
 from rlcomposer.validation import (
     AT_LEAST_ONE,
@@ -108,18 +114,12 @@ class PriorTrainingConfig:
         )
 
 
-def final_of(sequence: np.ndarray) -> int | None:
-    """The pitch class of a tune's last note above its tonic C (None: no notes)."""
-    pitches = sequence[sequence >= NUM_SPECIAL_TOKENS]
-    return None if pitches.size == 0 else int(token_pitch(int(pitches[-1]))) % 12
-
-
 def final_table(sequences: Sequence[np.ndarray], conditions: Sequence[MelodyCondition]) -> list[list[float]]:
     """Per mode of :data:`~rlcomposer.music.keys.MODES`, the share of ``sequences`` whose last
     note is each pitch class above the tonic (a mode without tunes ends on its tonic)."""
     counts = np.zeros((len(MODES), 12))
     for sequence, condition in zip(sequences, conditions, strict=True):
-        final = final_of(np.asarray(sequence))
+        final = final_pitch_class(np.asarray(sequence))
         if final is not None:
             counts[MODES.index(condition.mode), final] += 1
     counts[counts.sum(axis=1) == 0, 0] = 1.0
@@ -329,7 +329,7 @@ def train_prior(
     rng = np.random.default_rng(config.seed)
     crop_steps = config.crop_bars * STEPS_PER_BAR
     model = MelodyPrior(config.prior_config(final_table(train, train_conditions)))
-    train_finals = [final_of(np.asarray(sequence)) for sequence in train]
+    train_finals = [final_pitch_class(np.asarray(sequence)) for sequence in train]
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )

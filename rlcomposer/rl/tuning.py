@@ -432,19 +432,11 @@ def _tune_dpo(config: TuneConfig, out_dir: Path, comparisons: Sequence[Any] | No
     sample = policy.sample(256, config.episode_steps, generator=torch.Generator().manual_seed(config.seed),
                            condition=condition)
     kl = float(kl_to_prior_per_melody(policy, prior, torch.as_tensor(sample), condition).mean())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "tune_config.json", json.dumps(config_to_dict(config), indent=2) + "\n")
-    history = metrics.pop("history")
-    atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     metrics.update({"seconds": time.monotonic() - started, "kl_per_melody": kl,
                     "final": {"kl_per_melody": kl, "held_out_accuracy": metrics["held_out_accuracy"]}})
-    state = {f"actor.{name}": value for name, value in policy.state_dict().items()}
-    save_model_dir(out_dir, "policy", prior.config, state, config, metrics,
-                   extra_config={"env": asdict(config.env_config())})
+    result = _save_fitted_policy(config, out_dir, prior, policy, metrics)
     log(f"DPO policy: KL to prior {kl:.2f} nats per melody")
-    policy.eval()
-    policy.tuned_condition = condition.with_length(None)
-    return TuneResult(metrics, policy, history)
+    return result
 
 
 def _tune_bond(config: TuneConfig, out_dir: Path, reward_fn: RewardFunction | None,
@@ -460,16 +452,26 @@ def _tune_bond(config: TuneConfig, out_dir: Path, reward_fn: RewardFunction | No
     condition = config.env.condition
     policy, metrics = distil_best_of_n(prior, reward_fn, condition, config.kl_target, config.distill,
                                        config.seed, log)
+    metrics.update({"seconds": time.monotonic() - started,
+                    "final": {"kl_per_melody": metrics["kl_per_melody"], "held_out_nll": metrics["held_out_nll"]}})
+    result = _save_fitted_policy(config, out_dir, prior, policy, metrics)
+    log(f"best-of-{metrics['best_of']} distilled: KL to prior {metrics['kl_per_melody']:.2f} nats per melody, "
+        f"{metrics['seconds']:.0f} s")
+    return result
+
+
+def _save_fitted_policy(config: TuneConfig, out_dir: Path, prior: MelodyPrior, policy: MelodyPrior,
+                        metrics: dict[str, Any]) -> TuneResult:
+    """A policy fitted without PPO (DPO, distillation) written as a policy directory like PPO's:
+    the config, the history (popped from ``metrics``), the actor's weights; returned tuned (eval
+    mode, told its task's metre and mode)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "tune_config.json", json.dumps(config_to_dict(config), indent=2) + "\n")
     history = metrics.pop("history")
     atomic_write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-    metrics.update({"seconds": time.monotonic() - started,
-                    "final": {"kl_per_melody": metrics["kl_per_melody"], "held_out_nll": metrics["held_out_nll"]}})
     state = {f"actor.{name}": value for name, value in policy.state_dict().items()}
     save_model_dir(out_dir, "policy", prior.config, state, config, metrics,
                    extra_config={"env": asdict(config.env_config())})
-    log(f"best-of-{metrics['best_of']} distilled: KL to prior {metrics['kl_per_melody']:.2f} nats per melody, "
-        f"{metrics['seconds']:.0f} s")
-    policy.tuned_condition = condition.with_length(None)
+    policy.eval()
+    policy.tuned_condition = config.env.condition.with_length(None)
     return TuneResult(metrics, policy, history)
