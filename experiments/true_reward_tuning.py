@@ -25,6 +25,7 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rlcomposer.config import config_from_dict
     from rlcomposer.preferences.listeners import load_listener
     from rlcomposer.preferences.reward_functions import score_melodies
     from rlcomposer.prior.model import load_prior
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.specs.split(","):
         algorithm, _, extra = spec.partition(":")
         overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in extra.split(";") if item)}
-        config = TuneConfig(algorithm=algorithm, reward=name, checkpoint_every=0, seed=0, **overrides)
+        config = config_from_dict(TuneConfig, {"algorithm": algorithm, "reward": name, "checkpoint_every": 0,
+                                               "seed": 0, **overrides}, f"spec '{spec}'")
         started = time.monotonic()
         out = Path(args.out) / f"panel-{args.member}" / spec.replace(":", "_").replace(";", "_")
         result = tune_policy(config, out, score, progress=False, log=lambda _: None, prior=prior)

@@ -178,6 +178,55 @@ def test_policy_best_of_k_in_another_metre_is_refused_before_sampling(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_policy_best_of_k_says_how_far_from_the_prior_its_melodies_are(tmp_path, tiny_prior_dir, capsys):
+
+    from rlcomposer.rl.kl import log_ratio_per_melody
+
+    config = TuneConfig(prior=str(tiny_prior_dir), env=MelodyEnvConfig(num_bars=1, theory_motif=1.0),
+                        n_envs=8, minibatch_episodes=4, total_timesteps=8 * 16 * 2, checkpoint_every=0)
+    tune_policy(config, tmp_path / "policy", progress=False, log=lambda _: None)
+    code = main(["generate", "--model", str(tmp_path / "policy"), "--best-of", "4", "--reward",
+                 "rlcomposer.music.theory:theory_reward", "--n", "6", "--bars", "1", "--format", "json",
+                 "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0 and "KL to the prior about" in out
+    stated = float(out.split("KL to the prior about ")[1].split()[0])
+    # the written melodies (in C, as sampled) under the policy and the prior it was tuned from
+    melodies = [Melody.from_json(f.read_text()) for f in sorted((tmp_path / "out").glob("*.json"))]
+    assert len(melodies) == 6 and all(m.metadata["best_of"] == 4 for m in melodies)
+    tokens = torch.as_tensor(np.stack([m.tokens for m in melodies])).long()
+    ratios = log_ratio_per_melody(load_prior(tmp_path / "policy"), load_prior(tiny_prior_dir), tokens,
+                                  MelodyCondition("4/4", "major", 16))
+    assert stated == pytest.approx(float(ratios.mean()) + best_of_n_kl(4), abs=0.006)
+
+
+def test_tuned_melodies_from_policy_best_of_k_write_the_exports_and_the_next_pool(tmp_path, tiny_prior_dir):
+    import json
+
+    from rlcomposer.feedback.store import open_store
+
+    prior = PriorModel(load_prior(tiny_prior_dir), "tiny prior")
+    config = ExperimentConfig(name="cheap", listener="lyrical", tuners=["sequence"], rounds=2,
+                              policy_best_of_k=3, tuned_melodies="policy-best-of-k", **TINY)
+    db = f"sqlite:///{tmp_path / 'ratings.db'}"
+    Experiment(config, tmp_path / "cheap", db_url=db, log=lambda _: None, progress=False, prior=prior).run()
+    exported = [json.loads(f.read_text()) for f in sorted((tmp_path / "cheap" / "round-0" / "melodies").glob("*.json"))]
+    assert len(exported) == 2 and all(m["metadata"]["best_of"] == 3 for m in exported)
+    store = open_store(db)
+    second = store.pool_melodies("cheap/round-1")  # the next round's pool: the best of 3 of the policy's
+    assert len(second) > 12 and {m.model for m in second} == {"cheap/round-0/policy+best-of-3"}
+    assert "the best of 3 of the tuned policy's melodies" in (tmp_path / "cheap" / "report.md").read_text()
+
+
+def test_policy_best_of_k_as_tuned_melodies_needs_a_policy_and_a_k():
+    with pytest.raises(RLComposerError, match="needs 'policy_best_of_k' of at least 2, got 0"):
+        ExperimentConfig(policy_best_of_k=0)  # policy + best-of-4 writes the tuned melodies by default
+    with pytest.raises(RLComposerError, match="needs a policy as the first tuner, not best-of-n"):
+        ExperimentConfig(tuned_melodies="policy-best-of-k", policy_best_of_k=4, tuners=["best-of-n", "rloo"])
+    with pytest.raises(RLComposerError, match="must be one of best-of-n, policy, policy-best-of-k, got 'best'"):
+        ExperimentConfig(tuned_melodies="best")
+
+
 def test_a_policy_off_its_kl_target_goes_back_to_the_last_one_within_it(tiny_prior_dir):
     from rlcomposer.rl.tuning import build_model
     from rlcomposer.rl.tuning_callbacks import KLPenaltyCallback, hold_kl_target
@@ -214,6 +263,26 @@ def test_best_of_n_distillation_learns_best_of_ns_taste_near_its_kl(tmp_path):
 
 
 @pytest.mark.slow
+def test_iterated_distillation_moves_its_anchor_until_the_kl_target(tmp_path):
+    config = TuneConfig(algorithm="bond", reward="tests:count_onsets", env=ONE_BAR, kl_target=1.5,
+                        distill=DistillationConfig(targets=256, epochs=3, check_every=2, rounds=6, best_of=2))
+    prior = load_prior()
+    result = tune_policy(config, tmp_path / "ibond", count_onsets, progress=False, log=lambda _: None,
+                         prior=prior)
+    rounds = result.metrics["rounds"]
+    assert result.metrics["best_of"] == 2 and 2 <= rounds <= 6  # one best-of-2 round is 0.31 nats
+    # each round's fitting starts where the last one ended: the KL grows round by round
+    starts = [h["kl_per_melody"] for h in result.history if h["epoch"] == (h["round"] - 1) * 3]
+    assert len(starts) == rounds and all(b > a for a, b in zip(starts, starts[1:]))
+    assert 0.3 < result.metrics["kl_per_melody"] <= 1.1 * 1.5
+    rng = np.random.default_rng(0)
+    condition = config.env.condition
+    tuned = PriorModel(result.policy, "ibond").sample(400, 16, rng, condition=condition)
+    base = PriorModel(prior, "prior").sample(400, 16, rng, condition=condition)
+    assert np.mean([count_onsets(m) for m in tuned]) > np.mean([count_onsets(m) for m in base]) + 0.3
+
+
+@pytest.mark.slow
 def test_tune_bond_from_the_command_line_writes_a_policy_generate_samples(tmp_path, capsys):
     main(["tune", "--algorithm", "bond", "--reward", "tests.test_tuners:count_onsets", "--bars", "1",
           "--set", "distill_targets=32", "--set", "distill_epochs=1", "--out", str(tmp_path / "bond"), "--quiet"])
@@ -221,3 +290,14 @@ def test_tune_bond_from_the_command_line_writes_a_policy_generate_samples(tmp_pa
     main(["generate", "--model", str(tmp_path / "bond"), "--n", "2", "--bars", "1", "--out", str(tmp_path / "m"),
           "--format", "json", "--quiet"])
     assert len(list((tmp_path / "m").glob("*.json"))) == 2
+
+
+def test_policies_followed_by_best_of_k_are_tuned_to_a_share_of_the_kl_target(tmp_path):
+    config = ExperimentConfig(tuners=["rloo", "best-of-n"], tune={"kl_target": 3.0})
+    experiment = Experiment(config, tmp_path / "run", log=lambda _: None, progress=False)
+    rloo, best = experiment.tuners(0)
+    assert rloo.config.kl_target == pytest.approx(1.5)  # best-of-4 from the policy moves the rest
+    assert best.kl_target == pytest.approx(3.0) and best.tune(load_prior(), lambda m: 0.0, [], MelodyCondition(
+        "4/4", "major", 64), tmp_path, lambda _: None).kl_per_melody == pytest.approx(best_of_n_kl(54))
+    alone = ExperimentConfig(tuners=["rloo"], tune={"kl_target": 3.0}, tuned_melodies="policy")
+    assert Experiment(alone, tmp_path / "alone", log=lambda _: None).tuners(0)[0].config.kl_target == 3.0

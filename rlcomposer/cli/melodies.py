@@ -47,8 +47,14 @@ def _generation_config(args: argparse.Namespace):
 
 def cmd_generate(args: argparse.Namespace) -> None:
     check_bars(args)
-    from rlcomposer.prior.generation import check_out_dir, export_melodies, sample_melodies
-    from rlcomposer.prior.registry import resolve_model
+    from rlcomposer.prior.generation import (
+        check_out_dir,
+        export_melodies,
+        sample_melodies,
+        tuned_condition,
+    )
+    from rlcomposer.prior.registry import PriorModel, resolve_model
+    from rlcomposer.rl.best_of_n import BestOfNModel, PolicyBestOfKModel, load_policy_best_of_k
 
     config = _generation_config(args)
     check_options(args, {"--best-of": BEST_OF})
@@ -56,14 +62,21 @@ def cmd_generate(args: argparse.Namespace) -> None:
     model = resolve_model(config.model, lambda: load_corpus(args).melodies("test"))
     if args.best_of is not None:
         from rlcomposer.preferences.reward_functions import resolve_reward
-        from rlcomposer.rl.best_of_n import BestOfNModel
 
         if not args.reward:
             raise RLComposerError(BEST_OF_NEEDS_REWARD)
-        model = BestOfNModel(model, resolve_reward(args.reward), args.best_of, args.reward)
+        if tuned_condition(model) is not None:  # a tuned policy: best-of-k, with its KL to the prior
+            model = load_policy_best_of_k(config.model, resolve_reward(args.reward), args.best_of, args.reward)
+        else:
+            model = BestOfNModel(model, resolve_reward(args.reward), args.best_of, args.reward)
     elif args.reward:
         raise RLComposerError("--reward is used with --best-of N")
     melodies = sample_melodies(model, config)
+    kl = None
+    if isinstance(model, PolicyBestOfKModel):
+        kl = model.kl_estimate(melodies)
+    elif isinstance(model, BestOfNModel) and isinstance(model.base, PriorModel):  # best-of-N from a prior
+        kl = model.kl_to_base_per_melody
     with disk_errors(f"--out '{args.out}'", None if Path(args.out).exists() else args.out):
         files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,
                                 progress=not args.json and not args.quiet, overwrite=args.overwrite)
@@ -71,8 +84,12 @@ def cmd_generate(args: argparse.Namespace) -> None:
     result = {"out": str(args.out), "model": config.model, "seed": config.seed,
               "metre": first.metre.name, "key": first.key.name, "bars": config.num_bars,
               "melodies": len(melodies), "files": [str(f) for f in files]}
+    kl_text = ""
+    if kl is not None:
+        result["kl_to_prior_per_melody"] = kl
+        kl_text = f"; KL to the prior about {kl:.2f} nats a melody"
     emit(args, result, f"wrote {len(melodies)} melodies of {config.num_bars} bars of {first.metre.name} "
-                       f"in {first.key.name} ({len(files)} files) to {args.out}")
+                       f"in {first.key.name} ({len(files)} files) to {args.out}{kl_text}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

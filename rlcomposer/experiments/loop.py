@@ -31,6 +31,7 @@ from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.experiments.experiment_config import (
     PEOPLE,
+    POLICY_BEST_OF_K,
     STATE_FILE,
     ExperimentConfig,
     RoundResult,
@@ -46,9 +47,9 @@ from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
 from rlcomposer.prior.model import MelodyPrior
 from rlcomposer.prior.registry import MelodyModel, PriorModel, resolve_model
-from rlcomposer.rl.best_of_n import BestOfNModel
-from rlcomposer.rl.kl import best_of_n_for_kl, policy_best_of_k_kl
-from rlcomposer.rl.tuners import TunedModel, Tuner, make_tuner
+from rlcomposer.rl.best_of_n import BestOfNModel, PolicyBestOfKModel
+from rlcomposer.rl.kl import best_of_n_for_kl
+from rlcomposer.rl.tuners import BEST_OF_N, TunedModel, Tuner, make_tuner
 
 
 class ExperimentWaiting(Exception):
@@ -165,8 +166,11 @@ class Experiment:
         config naming the round's reward model)."""
         if self._tuners is not None:
             return list(self._tuners)
-        config = self.config.tune_config(None if reward_dir is None else str(reward_dir), round_index)
-        return [make_tuner(name, config, self.progress) for name in self.config.tuner_names]
+        reward = None if reward_dir is None else str(reward_dir)
+        whole, policies = (self.config.tune_config(reward, round_index),
+                           self.config.policy_tune_config(reward, round_index))
+        return [make_tuner(name, whole if name == BEST_OF_N else policies, self.progress)
+                for name in self.config.tuner_names]
 
     @property
     def listener_fn(self):
@@ -238,6 +242,14 @@ class Experiment:
             return model
         model = resolve_model(str(previous / "policy"))
         model.name = f"{self.config.name}/round-{index - 1}/policy"
+        if self.config.tuned_melodies == POLICY_BEST_OF_K:
+            from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
+
+            k = self.config.policy_best_of_k
+            model = PolicyBestOfKModel(model.prior, self.prior_model.prior,
+                                       load_reward_model_cached(previous / "reward_model"), k, "reward model",
+                                       model.name)
+            model.name = f"{self.config.name}/round-{index - 1}/policy+best-of-{k}"
         return model
 
     def _add_pool(self, store, index: int) -> None:
@@ -331,15 +343,6 @@ class Experiment:
         melodies = model.sample(n, self._num_steps, rng, condition=self._condition)
         return melodies, n / max(time.monotonic() - started, 1e-9)
 
-    def _log_ratio(self, policy: MelodyPrior, melodies: list[Melody]) -> np.ndarray:
-        """Σ_t log π(y_t|·) − log p(y_t|·) of each melody under a policy network and the prior."""
-        import torch
-
-        tokens = torch.as_tensor(np.stack([m.tokens for m in melodies])).long()
-        with torch.inference_mode():
-            return (policy.log_likelihood(tokens, self._condition).sum(-1)
-                    - self.prior_model.prior.log_likelihood(tokens, self._condition).sum(-1)).double().numpy()
-
     def _judge(self, name: str, melodies: list[Melody], kl: float, base: list[Melody], ensemble,
                rng: np.random.Generator, melodies_per_second: float, seconds: float,
                with_best_of_n: bool = True) -> dict[str, Any]:
@@ -413,6 +416,10 @@ class Experiment:
             "KL to prior / melody (nats)": ["0.00", f"{kl_tuned:.2f}", f"{best_model.kl_to_base_per_melody:.2f}"],
         })
         chosen, tuned_best_of = (best, best_n) if self.config.tuned_melodies == "best-of-n" else (tuned, None)
+        if self.config.tuned_melodies == POLICY_BEST_OF_K:
+            chosen = PolicyBestOfKModel(primary.policy, prior.prior, ensemble, self.config.policy_best_of_k,
+                                        "reward model", primary.name).sample(
+                self.config.export_melodies, self._num_steps, rng, condition=self._condition)
         own = next((t for t in tuned_models if t.policy is None and isinstance(t.model, BestOfNModel)), None)
         if self.config.tuned_melodies == "best-of-n" and own is not None:  # N from its own KL target
             chosen = own.model.sample(self.config.export_melodies, self._num_steps, rng, condition=self._condition)
@@ -467,11 +474,12 @@ class Experiment:
             rows[tuned.name] = row
             k = self.config.policy_best_of_k
             if k > 1 and tuned.policy is not None:
-                mode = BestOfNModel(tuned.model, ensemble, k, "reward model")
+                mode = PolicyBestOfKModel(tuned.policy, self.prior_model.prior, ensemble, k, "reward model",
+                                          tuned.name)
                 chosen, speed = self._sample_timed(mode, self._evaluation_size(
                     TunedModel("", mode), len(base)), rng)
-                kl_k = policy_best_of_k_kl(float(self._log_ratio(tuned.policy, chosen).mean()), k)
-                rows[f"{tuned.name}+best-of-{k}"] = self._judge(f"{tuned.name}+best-of-{k}", chosen, kl_k, base,
+                rows[f"{tuned.name}+best-of-{k}"] = self._judge(f"{tuned.name}+best-of-{k}", chosen,
+                                                                mode.kl_estimate(chosen), base,
                                                                 ensemble, rng, speed, tuned.seconds)
         return rows
 

@@ -69,8 +69,10 @@ def write_report(run_dir: Path, config, db_url: str, results: list) -> Path:
                   results[-1].metrics_table.rstrip(), "```"]
     lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.relative_to(run_dir)})" for p in plots]
     last_n = results[-1].tuned_best_of if results else None
-    source = (f"best-of-{last_n} sampling from the prior under the round's reward model"
-              if config.tuned_melodies == "best-of-n" else "the tuned policy")
+    source = {"best-of-n": f"best-of-{last_n} sampling from the prior under the round's reward model",
+              "policy": "the tuned policy",
+              "policy-best-of-k": f"the best of {config.policy_best_of_k} of the tuned policy's melodies under the "
+                                  "round's reward model"}[config.tuned_melodies]
     lines += ["", f"Tuned melodies (from {source}): `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). "
                   "Reward and KL curves per round: `round-K/policy/plots/`; TensorBoard: "
                   f"`tensorboard --logdir {run_dir}`.",

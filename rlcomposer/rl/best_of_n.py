@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
 from rlcomposer.errors import RLComposerError
+from rlcomposer.music.melody import Melody
 from rlcomposer.preferences.reward_functions import score_melodies
-from rlcomposer.prior.registry import MelodyModel
-from rlcomposer.rl.kl import best_of_n_kl
+from rlcomposer.prior.model import MelodyPrior
+from rlcomposer.prior.registry import MelodyModel, PriorModel
+from rlcomposer.rl.kl import best_of_n_kl, log_ratio_per_melody, policy_best_of_k_kl
 
 
 class BestOfNModel:
@@ -39,3 +47,50 @@ class BestOfNModel:
                 best_of=self.n, reward=float(scores[row, column]))
             for row, column in enumerate(best)
         ]
+
+
+class PolicyBestOfKModel(BestOfNModel):
+    """Best-of-k from a tuned policy: a cheap mode between the policy and best-of-N from the prior.
+
+    The policy moves towards the reward by some KL; choosing the best of k of its melodies
+    under the reward moves the rest of the way, with k candidates a melody instead of
+    best-of-N's tens or hundreds. Each chosen melody records ``log_ratio`` in its metadata
+    (Σ_t log π/p under the policy and the prior it was tuned from, on the melody as sampled),
+    so that :meth:`kl_estimate` can say how far from the prior the chosen melodies are.
+    """
+
+    def __init__(self, policy: MelodyPrior, prior: MelodyPrior, reward_fn, k: int,
+                 reward_name: str = "reward", name: str = "policy"):
+        super().__init__(PriorModel(policy, name), reward_fn, k, reward_name)
+        self.policy = policy
+        self.prior = prior
+
+    def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None, condition=None):
+        chosen = super().sample(num_melodies, num_steps, rng, temperature, top_k, condition=condition)
+        tokens = torch.as_tensor(np.stack([m.tokens for m in chosen])).long()
+        ratios = log_ratio_per_melody(self.policy, self.prior, tokens, condition).numpy()
+        return [m.with_metadata(log_ratio=float(r)) for m, r in zip(chosen, ratios, strict=True)]
+
+    def kl_estimate(self, melodies: Sequence[Melody]) -> float:
+        """KL to the prior per melody of these chosen melodies (:func:`policy_best_of_k_kl`):
+        their mean log π/p plus best-of-k's ``log k − (k − 1)/k``."""
+        ratios = [m.metadata.get("log_ratio") for m in melodies]
+        if not ratios or any(r is None for r in ratios):
+            raise RLComposerError("a KL estimate needs melodies sampled by this policy + best-of-k")
+        return policy_best_of_k_kl(float(np.mean(ratios)), self.n)
+
+
+def load_policy_best_of_k(policy_dir: str | Path, reward_fn, k: int, reward_name: str = "reward") -> PolicyBestOfKModel:
+    """Best-of-k from the tuned policy saved in ``policy_dir``, beside the prior it was tuned
+    from (its ``training.prior``: ``prior`` is the shipped one)."""
+    from rlcomposer.checkpoints import read_model_dir
+    from rlcomposer.prior.model import load_prior
+
+    files = read_model_dir(policy_dir, expected_kinds=("policy",))
+    prior_spec = str(files.config.get("training", {}).get("prior") or "prior")
+    try:
+        prior = load_prior(prior_spec)
+    except RLComposerError as error:
+        raise RLComposerError(f"policy '{policy_dir}' was tuned from prior '{prior_spec}', which does not "
+                              f"load ({error}); its best-of-{k} KL cannot be measured") from None
+    return PolicyBestOfKModel(load_prior(policy_dir), prior, reward_fn, k, reward_name, Path(policy_dir).name)

@@ -46,3 +46,13 @@ def policy_best_of_k_kl(mean_log_ratio: float, k: int) -> float:
     ``mean_log_ratio``) plus best-of-k's KL from the policy, ``log k − (k − 1)/k``.
     """
     return float(mean_log_ratio + best_of_n_kl(k))
+
+
+@torch.inference_mode()
+def log_ratio_per_melody(policy: MelodyPrior, prior: MelodyPrior, tokens: torch.Tensor,
+                         condition: MelodyCondition | None = None) -> torch.Tensor:
+    """Σ_t log π(y_t|·) − log p(y_t|·) of each melody (``tokens`` ``[N, T]``) under a policy
+    network and the prior, shape ``[N]``: its mean over melodies the policy sampled is a
+    Monte-Carlo estimate of KL(policy‖prior)."""
+    return (policy.log_likelihood(tokens, condition).sum(-1)
+            - prior.log_likelihood(tokens, condition).sum(-1)).double()
