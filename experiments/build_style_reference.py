@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from rlcomposer.cli.common import default_cache_dir
-from rlcomposer.corpus.build import CorpusConfig, cache_key, load_corpus
+from rlcomposer.corpus.build import cache_key, load_corpus
+from rlcomposer.corpus.corpus import CorpusConfig
 from rlcomposer.music.metre import FAMILIES
 from rlcomposer.music.style import build_style_reference, save_style_reference
 from rlcomposer.music.style_reference import FAMILY_METRES, family_num_steps

@@ -20,7 +20,8 @@ from collections import Counter
 
 import numpy as np
 
-from rlcomposer.corpus.build import CorpusConfig, load_corpus
+from rlcomposer.corpus.build import load_corpus
+from rlcomposer.corpus.corpus import CorpusConfig
 from rlcomposer.music.metre import FAMILIES, METRES
 from rlcomposer.music.metrics import compute_music_metrics, format_metrics_table
 from rlcomposer.prior.model import MelodyCondition, load_prior

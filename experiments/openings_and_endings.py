@@ -27,7 +27,8 @@ from collections import Counter
 
 import numpy as np
 
-from rlcomposer.corpus.build import SPLITS, CorpusConfig, load_corpus
+from rlcomposer.corpus.build import load_corpus
+from rlcomposer.corpus.corpus import SPLITS, CorpusConfig
 from rlcomposer.music.metre import parse_metre
 from rlcomposer.music.notes import note_events
 from rlcomposer.music.style import style_report

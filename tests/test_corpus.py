@@ -26,15 +26,8 @@ from rlcomposer.corpus.abc import (
     split_abc_tunes,
     transposition_to_c,
 )
-from rlcomposer.corpus.build import (
-    SPLITS,
-    Corpus,
-    CorpusConfig,
-    build_corpus,
-    cache_paths,
-    load_corpus,
-    split_of,
-)
+from rlcomposer.corpus.build import build_corpus, cache_paths, load_corpus
+from rlcomposer.corpus.corpus import SPLITS, Corpus, CorpusConfig, split_of
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import (
     REST,

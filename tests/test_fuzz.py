@@ -297,7 +297,7 @@ def test_numeric_options_end_in_one_line_and_exit_2(tmp_path, capsys, examples):
 
 # ------------------------------------------------- every numeric key of every config
 def config_classes():
-    from rlcomposer.corpus.build import CorpusConfig
+    from rlcomposer.corpus.corpus import CorpusConfig
     from rlcomposer.experiments.loop import ExperimentConfig
     from rlcomposer.preferences.listeners import ListenerNoise
     from rlcomposer.preferences.reward_model import RewardModelConfig

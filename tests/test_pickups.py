@@ -122,7 +122,8 @@ def test_sampling_draws_finals_as_the_training_tunes_have_them():
 
 
 def test_corpus_tunes_keep_their_pickups_as_partial_bars(tmp_path_factory):
-    from rlcomposer.corpus.build import SPLITS, CorpusConfig, build_corpus
+    from rlcomposer.corpus.build import build_corpus
+    from rlcomposer.corpus.corpus import SPLITS, CorpusConfig
 
     corpus = build_corpus(CorpusConfig(max_tunes_per_collection=12, workers=1),
                           tmp_path_factory.mktemp("corpus"), progress=False)

@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from rlcomposer.corpus.build import CorpusConfig, build_corpus
+from rlcomposer.corpus.build import build_corpus
+from rlcomposer.corpus.corpus import CorpusConfig
 from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, load_prior
 from rlcomposer.prior.training import score_ngram_baseline, score_prior
 

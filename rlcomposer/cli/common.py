@@ -192,7 +192,7 @@ def corpus_cache_dir(args: argparse.Namespace) -> str | Path:
 
 
 def corpus_config(args: argparse.Namespace):
-    from rlcomposer.corpus.build import CorpusConfig
+    from rlcomposer.corpus.corpus import CorpusConfig
 
     kwargs: dict[str, Any] = {}
     if getattr(args, "max_tunes", None) is not None:

@@ -77,7 +77,7 @@ def scoring_view(model, corpus, split: str) -> tuple[list, list, list[int] | Non
 def duple_as_before(model, corpus) -> dict[str, Any]:
     """The prior's NLL on the test tunes the earlier 4/4-only corpus kept too (2/4, 4/4, 2/2
     without tuplets), for comparison with the earlier prior's figure."""
-    from rlcomposer.corpus.build import SPLITS
+    from rlcomposer.corpus.corpus import SPLITS
     from rlcomposer.prior.training import score_prior
 
     ids = [i for i in range(len(corpus)) if corpus.split_ids[i] == SPLITS.index("test")]

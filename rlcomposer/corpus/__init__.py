@@ -2,8 +2,10 @@
 
 Owns the collections' tune texts and their parsing into melodies (metre, key,
 bar alignment, transposition to the reference tonic; :mod:`~rlcomposer.corpus.abc`),
-and the corpus built from them: the split by tune and the cached compact
-arrays (:mod:`~rlcomposer.corpus.build`, which imports ``abc``, never the reverse).
+the corpus built from them: its config, the split by tune, the counts of a build and
+the compact arrays (:mod:`~rlcomposer.corpus.corpus`), and the build itself: every tune
+parsed, deduplicated, split and cached (:mod:`~rlcomposer.corpus.build`). ``build``
+imports ``corpus`` and ``abc``, ``corpus`` imports ``abc``, never the reverse.
 
 May import: the foundation and ``rlcomposer.music``.
 """

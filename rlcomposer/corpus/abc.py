@@ -7,8 +7,9 @@ Owns the ABC side of the corpus: which music21 collections hold the tunes
 metre and key checks, the bar layout, the transposition to C, and
 :func:`parse_abc_tune`, which turns one tune's text into a :class:`Melody` on the
 sixteenth-note grid of :mod:`rlcomposer.music.melody` or says why the tune is
-skipped. Building, splitting and caching the whole corpus is
-:mod:`rlcomposer.corpus.build`'s (this module never imports it).
+skipped. The whole corpus (its config, split by tune and arrays) is
+:mod:`rlcomposer.corpus.corpus`'s, building and caching it
+:mod:`rlcomposer.corpus.build`'s (this module imports neither).
 
 What a kept tune looks like:
 
@@ -86,7 +87,7 @@ SKIP_REASONS = (
     "duplicate",  # the same tokens as a tune kept before it
     "invalid",  # anything else the Melody encoding rejects
 )
-"""Reasons a tune is skipped, counted in :class:`~rlcomposer.corpus.build.CorpusStats`
+"""Reasons a tune is skipped, counted in :class:`~rlcomposer.corpus.corpus.CorpusStats`
 (``"duplicate"`` is found by the build, the others by :func:`parse_abc_tune`)."""
 
 
