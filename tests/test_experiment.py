@@ -121,7 +121,7 @@ def test_roles_are_passed_in(tmp_path):
         notes = melody.notes()
         return sum(p for p, _, _ in notes) / max(len(notes), 1)
 
-    config = ExperimentConfig(name="roles", **TINY)
+    config = ExperimentConfig(name="roles", tuned_melodies="policy", **TINY)
     listener = SimulatedListener(likes_high_notes, "high", ListenerNoise(), rng=np.random.default_rng(0))
     tuner, trainer = _PriorAsPolicyTuner(), _CountingTrainer(config.reward_model_config())
     experiment = Experiment(config, tmp_path / "roles", log=lambda _: None, progress=False,

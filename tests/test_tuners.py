@@ -209,7 +209,12 @@ def test_tuned_melodies_from_policy_best_of_k_write_the_exports_and_the_next_poo
     config = ExperimentConfig(name="cheap", listener="lyrical", tuners=["sequence"], rounds=2,
                               policy_best_of_k=3, tuned_melodies="policy-best-of-k", **TINY)
     db = f"sqlite:///{tmp_path / 'ratings.db'}"
-    Experiment(config, tmp_path / "cheap", db_url=db, log=lambda _: None, progress=False, prior=prior).run()
+    first, _ = Experiment(config, tmp_path / "cheap", db_url=db, log=lambda _: None, progress=False,
+                          prior=prior).run()
+    # the round's headline is the melodies it exports: the policy's best of 3, beside the policy alone
+    row, policy = first.tuners["sequence+best-of-3"], first.tuners["sequence"]
+    assert (first.kl_tuned, first.win_rate, first.best_of_n) == (row["kl"], row["win_rate"], row["best_of_n"])
+    assert first.kl_tuned > policy["kl"] and policy["best_of_n"] is not None
     exported = [json.loads(f.read_text()) for f in sorted((tmp_path / "cheap" / "round-0" / "melodies").glob("*.json"))]
     assert len(exported) == 2 and all(m["metadata"]["best_of"] == 3 for m in exported)
     store = open_store(db)

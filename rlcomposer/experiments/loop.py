@@ -375,10 +375,17 @@ class Experiment:
         rng = np.random.default_rng(self.config.seed + 100 + index)
         prior = self.prior_model
         primary = tuned_models[0]
-        tuned, _ = self._sample_timed(primary.model, self._evaluation_size(primary, n), rng)
+        policy_melodies, _ = self._sample_timed(primary.model, self._evaluation_size(primary, n), rng)
         base = prior.sample(n, self._num_steps, rng, condition=self._condition)
-        kl_tuned = (primary.kl_per_melody if primary.kl_per_melody is not None
-                    else float(kl_to_prior(primary.model, prior.prior, tuned)))
+        kl_policy = (primary.kl_per_melody if primary.kl_per_melody is not None
+                     else float(kl_to_prior(primary.model, prior.prior, policy_melodies)))
+        # "tuned" is what writes the round's tuned melodies: the policy, or its best of k
+        tuned, kl_tuned, tuned_name = policy_melodies, kl_policy, primary.name
+        if self.config.tuned_melodies == POLICY_BEST_OF_K and primary.policy is not None:
+            mode = self._policy_best_of_k(primary, ensemble)
+            tuned = mode.sample(self._evaluation_size(TunedModel("", mode), n), self._num_steps, rng,
+                                condition=self._condition)
+            kl_tuned, tuned_name = mode.kl_estimate(tuned), mode.name
         best_n = self.config.best_of_n or best_of_n_for_kl(kl_tuned, self.config.best_of_n_cap)
         best_model = BestOfNModel(prior, ensemble, best_n, "reward model")
         # best-of-N draws N candidates a melody: a large N is judged on fewer melodies (the budget)
@@ -393,7 +400,8 @@ class Experiment:
             win_rate = self._win_rate(tuned, base[:len(tuned)])
             best_win_rate = self._win_rate(best, base[:len(best)])
             ensemble.metrics["noiseless_accuracy"] = self._reward_model_accuracy(ensemble, base)
-        tuner_rows = self._tuner_rows(tuned_models, tuned, kl_tuned, best_win_rate, best_n, base, ensemble, rng)
+        tuner_rows = self._tuner_rows(tuned_models, (policy_melodies, kl_policy),
+                                      {tuned_name: (tuned, kl_tuned, best_win_rate, best_n)}, base, ensemble, rng)
         difficulty = None
         if self.listener is not None and self.config.difficulty_best_of > 1:
             hard = BestOfNModel(prior, ensemble, self.config.difficulty_best_of, "reward model")
@@ -416,10 +424,6 @@ class Experiment:
             "KL to prior / melody (nats)": ["0.00", f"{kl_tuned:.2f}", f"{best_model.kl_to_base_per_melody:.2f}"],
         })
         chosen, tuned_best_of = (best, best_n) if self.config.tuned_melodies == "best-of-n" else (tuned, None)
-        if self.config.tuned_melodies == POLICY_BEST_OF_K:
-            chosen = PolicyBestOfKModel(primary.policy, prior.prior, ensemble, self.config.policy_best_of_k,
-                                        "reward model", primary.name).sample(
-                self.config.export_melodies, self._num_steps, rng, condition=self._condition)
         own = next((t for t in tuned_models if t.policy is None and isinstance(t.model, BestOfNModel)), None)
         if self.config.tuned_melodies == "best-of-n" and own is not None:  # N from its own KL target
             chosen = own.model.sample(self.config.export_melodies, self._num_steps, rng, condition=self._condition)
@@ -451,36 +455,48 @@ class Experiment:
         best_of = getattr(tuned.model, "n", 1)
         return min(n, max(self.config.best_of_n_budget // best_of, 16))
 
-    def _tuner_rows(self, tuned_models: list[TunedModel], primary_melodies: list[Melody], primary_kl: float,
-                    primary_best_win_rate: float | None, primary_best_n: int, base: list[Melody], ensemble,
+    def _policy_best_of_k(self, tuned: TunedModel, ensemble) -> PolicyBestOfKModel:
+        """Best-of-k (``policy_best_of_k``) of a tuned policy's melodies under the reward model."""
+        k = self.config.policy_best_of_k
+        mode = PolicyBestOfKModel(tuned.policy, self.prior_model.prior, ensemble, k, "reward model", tuned.name)
+        mode.name = f"{tuned.name}+best-of-{k}"
+        return mode
+
+    def _tuner_rows(self, tuned_models: list[TunedModel], primary: tuple[list[Melody], float],
+                    judged: dict[str, tuple[list[Melody], float, float | None, int]], base: list[Melody], ensemble,
                     rng: np.random.Generator) -> dict[str, dict[str, Any]]:
-        """Every tuner side by side (each beside best-of-N at its own KL), and policy + best-of-k."""
+        """Every tuner side by side (each beside best-of-N at its own KL), and policy + best-of-k.
+
+        ``primary`` holds the first tuner's melodies and KL, sampled already; ``judged`` the rows
+        already set beside best-of-N (name: melodies, KL, best-of-N's win-rate, its N)."""
         from rlcomposer.experiments.evaluation import kl_to_prior
 
         rows: dict[str, dict[str, Any]] = {}
+
+        def add(name: str, model, melodies: list[Melody] | None, kl: float | None, seconds: float,
+                with_best_of_n: bool) -> None:
+            if melodies is None:
+                melodies, speed = self._sample_timed(model, self._evaluation_size(TunedModel("", model), len(base)),
+                                                     rng)
+            else:  # already sampled: time a small batch for the cost
+                _, speed = self._sample_timed(model, min(len(base), 64), rng)
+            if kl is None:
+                kl = (model.kl_estimate(melodies) if isinstance(model, PolicyBestOfKModel)
+                      else float(kl_to_prior(model, self.prior_model.prior, melodies)))
+            known = judged.get(name) if with_best_of_n else None
+            rows[name] = self._judge(name, melodies, kl, base, ensemble, rng, speed, seconds,
+                                     with_best_of_n=with_best_of_n and known is None)
+            if known is not None:
+                rows[name].update(best_of_n=known[3], best_of_n_win_rate=known[2])
+
         for position, tuned in enumerate(tuned_models):
-            if position == 0:
-                melodies, kl = primary_melodies, primary_kl  # already sampled: time a small batch for the cost
-                _, speed = self._sample_timed(tuned.model, min(len(base), 64), rng)
-            else:
-                melodies, speed = self._sample_timed(tuned.model, self._evaluation_size(tuned, len(base)), rng)
-                kl = (tuned.kl_per_melody if tuned.kl_per_melody is not None
-                      else float(kl_to_prior(tuned.model, self.prior_model.prior, melodies)))
+            melodies, kl = primary if position == 0 else (None, tuned.kl_per_melody)
             is_best_of_n = tuned.policy is None
-            row = self._judge(tuned.name, melodies, kl, base, ensemble, rng, speed, tuned.seconds,
-                              with_best_of_n=not (is_best_of_n or position == 0))
-            if position == 0 and not is_best_of_n:
-                row.update(best_of_n=primary_best_n, best_of_n_win_rate=primary_best_win_rate)
-            rows[tuned.name] = row
-            k = self.config.policy_best_of_k
-            if k > 1 and tuned.policy is not None:
-                mode = PolicyBestOfKModel(tuned.policy, self.prior_model.prior, ensemble, k, "reward model",
-                                          tuned.name)
-                chosen, speed = self._sample_timed(mode, self._evaluation_size(
-                    TunedModel("", mode), len(base)), rng)
-                rows[f"{tuned.name}+best-of-{k}"] = self._judge(f"{tuned.name}+best-of-{k}", chosen,
-                                                                mode.kl_estimate(chosen), base,
-                                                                ensemble, rng, speed, tuned.seconds)
+            add(tuned.name, tuned.model, melodies, kl, tuned.seconds, with_best_of_n=not is_best_of_n)
+            if self.config.policy_best_of_k > 1 and not is_best_of_n:
+                mode = self._policy_best_of_k(tuned, ensemble)
+                known = judged.get(mode.name)
+                add(mode.name, mode, known and known[0], known and known[1], tuned.seconds, with_best_of_n=True)
         return rows
 
     def _reward_model_accuracy(self, ensemble, melodies: list[Melody]) -> float:
