@@ -1,0 +1,207 @@
+"""Personal reward models: melodies made for each rater of one study.
+
+One SQLite study database (in ``--out``) holds a pool of prior melodies (4 bars of 4/4 major)
+and the noisy answers (default :class:`ListenerNoise`) of 15 raters: the panel's report half
+(``panel:12`` .. ``panel:23``) and the built-in ``lyrical``, ``rhythmic`` and ``adventurous``
+(``--members choose``: the choosing half ``panel:0`` .. ``panel:11`` instead, the only raters a
+setting such as the penalty may be chosen on). For each N of ``--answers`` (each rater's answers
+grow to N in the same database), a population reward model is trained on everyone's answers, a
+rater-alone model on each rater's, and the personal model
+(:mod:`rlcomposer.preferences.personal_reward`) on both; the table gives, per rater, the
+accuracy of each against the rater's *noiseless* preference on ``--test-pairs`` pairs of fresh
+prior melodies (pairs inside the rater's tie band left out).
+
+At the largest N, for each rater: best-of-``--best-of`` from the prior (KL = log N - (N-1)/N,
+3.0 nats at N=54) under the rater's personal reward, against ``--melodies`` plain prior
+melodies (win-rate by the rater's noiseless preference, ties 1/2), and head to head against
+best-of-N under the pooled (population) reward (independent candidates).
+
+    .venv/bin/python experiments/personal_eval.py --answers 10,25,50 --seed 0 --out personal-eval
+    .venv/bin/python experiments/personal_eval.py --members choose --penalties 1,3,10,30,100 --out choose
+
+Ends with ``name: value`` lines (the must-show figures of issue 21).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlcomposer.feedback.simulated_raters import simulate_ratings
+from rlcomposer.feedback.store import open_store
+from rlcomposer.music.melody import Melody
+from rlcomposer.music.note_list import note_list
+from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, load_listener
+from rlcomposer.preferences.personal_reward import PersonalRewardConfig, train_personal_reward_model
+from rlcomposer.preferences.reward_model import RewardModelConfig, RewardModelError, load_training_data
+from rlcomposer.preferences.training import train_reward_model
+from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, load_prior
+
+MEMBERS = {"report": [f"panel:{k}" for k in range(12, 24)] + ["lyrical", "rhythmic", "adventurous"],
+           "choose": [f"panel:{k}" for k in range(12)]}
+STEPS = 64
+
+
+def sample(prior, count: int, generator: torch.Generator) -> list[Melody]:
+    rows = []
+    for start in range(0, count, 4096):
+        rows += [Melody(row) for row in prior.sample(min(4096, count - start), STEPS, generator)]
+    return rows
+
+
+def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    decided = truth != 0.5
+    return float(np.mean((predicted[decided] > 0) == (truth[decided] == 1.0)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--answers", default="10,25,50", help="answers per rater, comma-separated")
+    parser.add_argument("--members", choices=sorted(MEMBERS), default="report")
+    parser.add_argument("--penalties", default=None,
+                        help="L2 penalties of the personal weights to compare (default: the config's)")
+    parser.add_argument("--pool", type=int, default=400, help="pool melodies from the prior")
+    parser.add_argument("--test-pairs", type=int, default=500)
+    parser.add_argument("--best-of", type=int, default=54)
+    parser.add_argument("--melodies", type=int, default=500, help="melodies per best-of-N win-rate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prior", default=str(SHIPPED_PRIOR_DIR))
+    parser.add_argument("--out", required=True, help="folder for the study database and results.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    started = time.monotonic()
+    budgets = sorted(int(b) for b in args.answers.split(","))
+    default_penalty = PersonalRewardConfig().penalty
+    penalties = [float(p) for p in args.penalties.split(",")] if args.penalties else [default_penalty]
+    names = MEMBERS[args.members]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    prior = load_prior(args.prior)
+    generator = torch.Generator().manual_seed(args.seed)
+    pool = sample(prior, args.pool, generator)
+    test = sample(prior, 2 * args.test_pairs, generator)
+    test_a, test_b = test[:args.test_pairs], test[args.test_pairs:]
+    db = out / f"study-{args.members}-{args.seed}.sqlite3"
+    db.unlink(missing_ok=True)
+    store = open_store(f"sqlite:///{db}")
+    store.add_melodies(pool, "pool", model="prior")
+    rng = np.random.default_rng(args.seed)
+    listeners, truths = {}, {}
+    for name in names:
+        function, label = load_listener(name)
+        listener = SimulatedListener(function, label, ListenerNoise(), rng=np.random.default_rng(rng.integers(2**63)))
+        listener.calibrate(pool)
+        listeners[listener.rater_name] = listener
+        truths[listener.rater_name] = listener.preferences(test_a, test_b)
+    raters = list(listeners)
+    config = RewardModelConfig(prior=args.prior, seed=args.seed)
+    print(f"{len(raters)} raters ({args.members} members), pool {len(pool)}, {args.test_pairs} fresh test pairs, "
+          f"answers {budgets}, penalties {penalties}", flush=True)
+
+    results: dict = {"raters": raters, "budgets": budgets, "penalties": penalties, "tables": {}}
+    have = 0
+    model = None
+    for budget in budgets:
+        for rater, listener in listeners.items():
+            simulate_ratings(store, listener, pairs=budget - have, tag="pool",
+                             rng=np.random.default_rng(rng.integers(2**63)))
+        have = budget
+        data = load_training_data(store, tag="pool")
+        model = train_personal_reward_model(data.comparisons, data.stars, config,
+                                            PersonalRewardConfig(penalty=penalties[0], folds=0, seed=args.seed),
+                                            prior, log=None)
+        population_test = model.population.score_batch(test)
+        pop_delta = population_test[:args.test_pairs] - population_test[args.test_pairs:]
+        _, phi = model.base_rewards(test)
+        phi_delta = phi[:args.test_pairs] - phi[args.test_pairs:]
+        weights = {p: model.fit_weights(data.comparisons, p) for p in penalties}
+        rows = []
+        for rater in raters:
+            own = [c for c in data.comparisons if c.rater == rater]
+            alone_config = replace(config, min_comparisons=5, cv_folds=0 if len(own) < 10 else 5)
+            try:
+                alone = train_reward_model(own, [], alone_config, prior, log=None).score_batch(test)
+                alone_accuracy = accuracy(alone[:args.test_pairs] - alone[args.test_pairs:], truths[rater])
+            except RewardModelError:
+                alone_accuracy = float("nan")
+            index = model.rater_index(rater)
+            row = {"rater": rater, "answers": len(own),
+                   "population": accuracy(pop_delta, truths[rater]), "alone": alone_accuracy,
+                   "personal": {str(p): accuracy(pop_delta + phi_delta @ weights[p][index], truths[rater])
+                                for p in penalties}}
+            rows.append(row)
+        results["tables"][str(budget)] = rows
+        print(f"\n### {budget} answers per rater ({len(data.comparisons)} in all; population held-out accuracy "
+              f"{model.population.metrics['held_out']['accuracy']:.3f}; {time.monotonic() - started:.0f}s)\n")
+        head = " | ".join(f"personal λ={p:g}" for p in penalties)
+        print(f"| rater | population | alone | {head} |")
+        print("| --- | ---: | ---: | " + " | ".join("---:" for _ in penalties) + " |")
+        for row in rows:
+            cells = " | ".join(f"{row['personal'][str(p)]:.3f}" for p in penalties)
+            print(f"| {row['rater']} | {row['population']:.3f} | {row['alone']:.3f} | {cells} |")
+        for p in penalties:
+            gaps = np.array([row["personal"][str(p)] - row["population"] for row in rows])
+            mean_personal = np.mean([row["personal"][str(p)] for row in rows])
+            print(f"λ={p:g}: mean accuracy personal {mean_personal:.3f}, population "
+                  f"{np.mean([r['population'] for r in rows]):.3f}, alone {np.nanmean([r['alone'] for r in rows]):.3f}; "
+                  f"personal within 0.02 of population or better for {int(np.sum(gaps >= -0.02))}/{len(rows)}",
+                  flush=True)
+
+    # best-of-N at the largest N, with the first penalty
+    assert model is not None
+    n, count = args.best_of, args.melodies
+    print(f"\nbest-of-{n} at {budgets[-1]} answers (λ={penalties[0]:g}): sampling {2 * n * count + count} "
+          "prior melodies", flush=True)
+    candidates = sample(prior, n * count, generator)
+    pooled_candidates = sample(prior, n * count, generator)
+    baseline = sample(prior, count, generator)
+    population_scores, phi = model.base_rewards(candidates)
+    pooled = model.population.score_batch(pooled_candidates).reshape(count, n).argmax(axis=1)
+    pooled_melodies = [pooled_candidates[i * n + int(j)] for i, j in enumerate(pooled)]
+    wins = []
+    shown = 0
+    for rater in raters:
+        personal = (population_scores + phi @ model.weights[model.rater_index(rater)]).reshape(count, n).argmax(axis=1)
+        made = [candidates[i * n + int(j)] for i, j in enumerate(personal)]
+        listener = listeners[rater]
+        vs_prior = float(listener.preferences(made, baseline).mean())
+        vs_pooled = float(listener.preferences(made, pooled_melodies).mean())
+        pooled_vs_prior = float(listener.preferences(pooled_melodies, baseline).mean())
+        wins.append({"rater": rater, "personal_vs_prior": vs_prior, "personal_vs_pooled": vs_pooled,
+                     "pooled_vs_prior": pooled_vs_prior})
+        if shown < 2:
+            print(f"a melody made for {rater}: {note_list(made[0])}")
+            shown += 1
+    results["best_of_n"] = wins
+    print(f"\n| rater | personal best-of-{n} vs prior | pooled best-of-{n} vs prior | personal vs pooled |")
+    print("| --- | ---: | ---: | ---: |")
+    for row in wins:
+        print(f"| {row['rater']} | {row['personal_vs_prior']:.3f} | {row['pooled_vs_prior']:.3f} "
+              f"| {row['personal_vs_pooled']:.3f} |")
+    (out / f"results-{args.members}-{args.seed}.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    print()
+    low = str(budgets[0])
+    for p in penalties:
+        gaps = np.array([row["personal"][str(p)] - row["population"] for row in results["tables"][low]])
+        print(f"cold_start_within_0.02_at_{low}_lambda_{p:g}: {int(np.sum(gaps >= -0.02))}/{len(gaps)}")
+        top = results["tables"][str(budgets[-1])]
+        print(f"mean_personal_accuracy_at_{budgets[-1]}_lambda_{p:g}: "
+              f"{np.mean([r['personal'][str(p)] for r in top]):.3f}")
+    print(f"median_personal_vs_prior: {np.median([w['personal_vs_prior'] for w in wins]):.3f}")
+    print(f"personal_beats_pooled_0.60: {sum(w['personal_vs_pooled'] >= 0.60 for w in wins)}/{len(wins)}")
+    print(f"mean_personal_vs_pooled: {np.mean([w['personal_vs_pooled'] for w in wins]):.3f}")
+    print(f"seconds: {time.monotonic() - started:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
