@@ -40,7 +40,11 @@ from rlcomposer.music.melody import Melody
 from rlcomposer.music.note_list import note_list
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, load_listener
 from rlcomposer.preferences.personal_reward import PersonalRewardConfig, train_personal_reward_model
-from rlcomposer.preferences.reward_model import RewardModelConfig, RewardModelError, load_training_data
+from rlcomposer.preferences.reward_model import (
+    RewardModelConfig,
+    RewardModelError,
+    load_training_data,
+)
 from rlcomposer.preferences.training import train_reward_model
 from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, load_prior
 
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     have = 0
     model = None
     for budget in budgets:
-        for rater, listener in listeners.items():
+        for listener in listeners.values():
             simulate_ratings(store, listener, pairs=budget - have, tag="pool",
                              rng=np.random.default_rng(rng.integers(2**63)))
         have = budget

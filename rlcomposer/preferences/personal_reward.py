@@ -68,10 +68,11 @@ POPULATION_DIR = "population"
 class PersonalRewardConfig:
     """How the per-rater weights of a personal reward model are fitted. Stored with the model."""
 
-    penalty: float = 10.0
+    penalty: float = 30.0
     """L2 strength pulling each rater's weights to 0 (the population model): the prior's weight
-    against the rater's answers (about as many answers as this before a rater's own taste
-    outweighs the population's). Chosen on the panel's choosing half."""
+    against the rater's answers. Chosen on the panel's choosing half (``experiments/personal_eval.py
+    --members choose --penalties 1,3,10,30,100``, seed 0: 30 ranked fresh pairs best at 25 and 50
+    noisy answers per rater and, with 100, stayed nearest the population at 10)."""
     population_feature: bool = True
     """Give the population's own score as a base reward beside the ensemble's inputs (a rater may
     then scale or reverse the population's taste)."""

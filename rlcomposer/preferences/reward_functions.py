@@ -104,7 +104,10 @@ def resolve_reward(spec: str, expected_prior=None) -> RewardFunction:
     from pathlib import Path
 
     if Path(spec).is_dir() or (":" not in spec and spec.strip()):
-        from rlcomposer.preferences.personal_reward import is_personal_reward_model, load_personal_reward_model
+        from rlcomposer.preferences.personal_reward import (
+            is_personal_reward_model,
+            load_personal_reward_model,
+        )
         from rlcomposer.preferences.reward_model import load_reward_model
 
         if is_personal_reward_model(spec):
