@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", choices=sorted(MEMBERS), default="report")
     parser.add_argument("--penalties", default=None,
                         help="L2 penalties of the personal weights to compare (default: the config's)")
+    parser.add_argument("--quadratic", action="store_true", help="PersonalRewardConfig.quadratic")
     parser.add_argument("--pool", type=int, default=400, help="pool melodies from the prior")
     parser.add_argument("--test-pairs", type=int, default=500)
     parser.add_argument("--best-of", type=int, default=54)
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         have = budget
         data = load_training_data(store, tag="pool")
         model = train_personal_reward_model(data.comparisons, data.stars, config,
-                                            PersonalRewardConfig(penalty=penalties[0], folds=0, seed=args.seed),
+                                            PersonalRewardConfig(penalty=penalties[0], folds=0, seed=args.seed,
+                                                                 quadratic=args.quadratic),
                                             prior, log=None)
         population_test = model.population.score_batch(test)
         pop_delta = population_test[:args.test_pairs] - population_test[args.test_pairs:]

@@ -6,7 +6,8 @@ A listening study has many raters, and they disagree. :class:`PersonalRewardMode
   trained as ``reward train`` trains it, on everyone's answers), and
 * per rater ``r`` a weight vector ``w_r`` over shared **base rewards** ``phi(melody)``: the
   population's score itself and the ensemble's standardised inputs (the musical descriptors,
-  and the GRU summary when the ensemble reads one), so ``D = 1 + F`` numbers.
+  and the GRU summary when the ensemble reads one), so ``D = 1 + F`` numbers (``1 + 2F`` with
+  ``quadratic``: their squares too).
 
 The rater's reward is ``score_r(m) = s_pop(m) + w_r . phi(m)`` (the ``population_feature``
 entry of ``phi`` lets a rater turn the population's taste up, down, or round). ``w_r`` is
@@ -76,6 +77,9 @@ class PersonalRewardConfig:
     population_feature: bool = True
     """Give the population's own score as a base reward beside the ensemble's inputs (a rater may
     then scale or reverse the population's taste)."""
+    quadratic: bool = False
+    """Add each standardised input's square (minus 1) to the base rewards: a rater may then like a
+    descriptor in a band (an ideal value) rather than only more or less of it (D = 1 + 2F)."""
     folds: int = 5
     """Folds of the per-rater held-out report (k-fold over each rater's comparisons); 0: no report."""
     min_alone_comparisons: int = 5
@@ -176,7 +180,8 @@ class PersonalRewardModel:
     @property
     def base_size(self) -> int:
         """D: the number of base rewards."""
-        return int(self.population.heads.features) + int(self.config.population_feature)
+        features = int(self.population.heads.features)
+        return features * (2 if self.config.quadratic else 1) + int(self.config.population_feature)
 
     def __repr__(self) -> str:
         return f"PersonalRewardModel({len(self.raters)} raters, D={self.base_size}, {self.population!r})"
@@ -246,6 +251,8 @@ class PersonalRewardModel:
             for start in range(0, len(rows), batch_size):
                 parts.append(self.population.inputs(rows[start:start + batch_size]).numpy().astype(np.float64))
         inputs = np.concatenate(parts) if parts else np.zeros((0, int(self.population.heads.features)))
+        if self.config.quadratic:
+            inputs = np.concatenate([inputs, inputs ** 2 - 1.0], axis=1)
         phi = np.concatenate([population[:, None], inputs], axis=1) if self.config.population_feature else inputs
         return population, phi
 
@@ -425,7 +432,8 @@ def load_personal_reward_model(directory: str | Path,
     if (not isinstance(raters, list) or not isinstance(answers, list) or len(raters) != len(answers)
             or not all(isinstance(r, str) for r in raters) or not all(isinstance(a, int) for a in answers)):
         raise CheckpointError(f"{where}: unreadable raters and answer counts")
-    expected = (len(raters), int(population.heads.features) + int(config.population_feature))
+    expected = (len(raters), int(population.heads.features) * (2 if config.quadratic else 1)
+                + int(config.population_feature))
     if weights is None or tuple(weights.shape) != expected:
         raise CheckpointError(f"{directory}: rater weights of shape "
                               f"{None if weights is None else tuple(weights.shape)}, expected {expected}")
