@@ -72,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--penalties", default=None,
                         help="L2 penalties of the personal weights to compare (default: the config's)")
     parser.add_argument("--quadratic", action="store_true", help="PersonalRewardConfig.quadratic")
+    parser.add_argument("--shared-rounds", default=None,
+                        help="PersonalRewardConfig.shared_rounds values to compare (default: the config's)")
     parser.add_argument("--pool", type=int, default=400, help="pool melodies from the prior")
     parser.add_argument("--test-pairs", type=int, default=500)
-    parser.add_argument("--best-of", type=int, default=54)
+    parser.add_argument("--best-of", type=int, default=54, help="N of best-of-N (0: the accuracy tables only)")
     parser.add_argument("--melodies", type=int, default=500, help="melodies per best-of-N win-rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prior", default=str(SHIPPED_PRIOR_DIR))
@@ -85,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     budgets = sorted(int(b) for b in args.answers.split(","))
     default_penalty = PersonalRewardConfig().penalty
     penalties = [float(p) for p in args.penalties.split(",")] if args.penalties else [default_penalty]
+    rounds = ([int(r) for r in args.shared_rounds.split(",")] if args.shared_rounds
+              else [PersonalRewardConfig().shared_rounds])
+    variants = [f"{p:g}/{r}" for p in penalties for r in rounds]  # penalty/shared rounds
     names = MEMBERS[args.members]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(raters)} raters ({args.members} members), pool {len(pool)}, {args.test_pairs} fresh test pairs, "
           f"answers {budgets}, penalties {penalties}", flush=True)
 
-    results: dict = {"raters": raters, "budgets": budgets, "penalties": penalties, "tables": {}}
+    results: dict = {"raters": raters, "budgets": budgets, "variants": variants, "tables": {}}
     have = 0
     model = None
     for budget in budgets:
@@ -122,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         data = load_training_data(store, tag="pool")
         model = train_personal_reward_model(data.comparisons, data.stars, config,
                                             PersonalRewardConfig(penalty=penalties[0], folds=0, seed=args.seed,
-                                                                 quadratic=args.quadratic),
+                                                                 quadratic=args.quadratic,
+                                                                 shared_rounds=rounds[0]),
                                             prior, log=None)
         population_test = model.population.score_batch(test)
         pop_delta = population_test[:args.test_pairs] - population_test[args.test_pairs:]
         _, phi = model.base_rewards(test)
         phi_delta = phi[:args.test_pairs] - phi[args.test_pairs:]
-        weights = {p: model.fit_weights(data.comparisons, p) for p in penalties}
+        weights = {f"{p:g}/{r}": model.fit_weights(data.comparisons, p, shared_rounds=r)
+                   for p in penalties for r in rounds}
+        model.weights = weights[variants[0]]
         rows = []
         for rater in raters:
             own = [c for c in data.comparisons if c.rater == rater]
@@ -141,30 +149,34 @@ def main(argv: list[str] | None = None) -> int:
             index = model.rater_index(rater)
             row = {"rater": rater, "answers": len(own),
                    "population": accuracy(pop_delta, truths[rater]), "alone": alone_accuracy,
-                   "personal": {str(p): accuracy(pop_delta + phi_delta @ weights[p][index], truths[rater])
-                                for p in penalties}}
+                   "personal": {v: accuracy(pop_delta + phi_delta @ weights[v][index], truths[rater])
+                                for v in variants}}
             rows.append(row)
         results["tables"][str(budget)] = rows
         print(f"\n### {budget} answers per rater ({len(data.comparisons)} in all; population held-out accuracy "
               f"{model.population.metrics['held_out']['accuracy']:.3f}; {time.monotonic() - started:.0f}s)\n")
-        head = " | ".join(f"personal λ={p:g}" for p in penalties)
+        head = " | ".join(f"personal λ/shared {v}" for v in variants)
         print(f"| rater | population | alone | {head} |")
-        print("| --- | ---: | ---: | " + " | ".join("---:" for _ in penalties) + " |")
+        print("| --- | ---: | ---: | " + " | ".join("---:" for _ in variants) + " |")
         for row in rows:
-            cells = " | ".join(f"{row['personal'][str(p)]:.3f}" for p in penalties)
+            cells = " | ".join(f"{row['personal'][v]:.3f}" for v in variants)
             print(f"| {row['rater']} | {row['population']:.3f} | {row['alone']:.3f} | {cells} |")
-        for p in penalties:
-            gaps = np.array([row["personal"][str(p)] - row["population"] for row in rows])
-            mean_personal = np.mean([row["personal"][str(p)] for row in rows])
-            print(f"λ={p:g}: mean accuracy personal {mean_personal:.3f}, population "
+        for v in variants:
+            gaps = np.array([row["personal"][v] - row["population"] for row in rows])
+            mean_personal = np.mean([row["personal"][v] for row in rows])
+            print(f"λ/shared {v}: mean accuracy personal {mean_personal:.3f}, population "
                   f"{np.mean([r['population'] for r in rows]):.3f}, alone {np.nanmean([r['alone'] for r in rows]):.3f}; "
                   f"personal within 0.02 of population or better for {int(np.sum(gaps >= -0.02))}/{len(rows)}",
                   flush=True)
 
-    # best-of-N at the largest N, with the first penalty
     assert model is not None
+    if args.best_of < 1:  # the accuracy tables only
+        (out / f"results-{args.members}-{args.seed}.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(f"seconds: {time.monotonic() - started:.0f}")
+        return 0
+    # best-of-N at the largest N, with the first variant
     n, count = args.best_of, args.melodies
-    print(f"\nbest-of-{n} at {budgets[-1]} answers (λ={penalties[0]:g}): sampling {2 * n * count + count} "
+    print(f"\nbest-of-{n} at {budgets[-1]} answers (λ/shared {variants[0]}): sampling {2 * n * count + count} "
           "prior melodies", flush=True)
     candidates = sample(prior, n * count, generator)
     pooled_candidates = sample(prior, n * count, generator)
@@ -196,12 +208,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     low = str(budgets[0])
-    for p in penalties:
-        gaps = np.array([row["personal"][str(p)] - row["population"] for row in results["tables"][low]])
-        print(f"cold_start_within_0.02_at_{low}_lambda_{p:g}: {int(np.sum(gaps >= -0.02))}/{len(gaps)}")
+    for v in variants:
+        gaps = np.array([row["personal"][v] - row["population"] for row in results["tables"][low]])
+        print(f"cold_start_within_0.02_at_{low}_lambda/shared_{v}: {int(np.sum(gaps >= -0.02))}/{len(gaps)}")
         top = results["tables"][str(budgets[-1])]
-        print(f"mean_personal_accuracy_at_{budgets[-1]}_lambda_{p:g}: "
-              f"{np.mean([r['personal'][str(p)] for r in top]):.3f}")
+        print(f"mean_personal_accuracy_at_{budgets[-1]}_lambda/shared_{v}: "
+              f"{np.mean([r['personal'][v] for r in top]):.3f}")
     print(f"median_personal_vs_prior: {np.median([w['personal_vs_prior'] for w in wins]):.3f}")
     print(f"personal_beats_pooled_0.60: {sum(w['personal_vs_pooled'] >= 0.60 for w in wins)}/{len(wins)}")
     print(f"mean_personal_vs_pooled: {np.mean([w['personal_vs_pooled'] for w in wins]):.3f}")

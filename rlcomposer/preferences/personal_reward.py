@@ -84,6 +84,9 @@ class PersonalRewardConfig:
     """Folds of the per-rater held-out report (k-fold over each rater's comparisons); 0: no report."""
     min_alone_comparisons: int = 5
     """Fewest usable comparisons for the rater-alone model of the report (fewer: ``n/a``)."""
+    shared_rounds: int = 0
+    """Rounds of learning the prior's shape from every rater's weights (:func:`shared_precision`):
+    0 keeps the plain penalty ``penalty * I``."""
     iterations: int = 50
     """Most Newton steps of each rater's fit (it converges in a handful)."""
     seed: int = 0
@@ -92,7 +95,8 @@ class PersonalRewardConfig:
     def __post_init__(self) -> None:
         check_config(self, {"penalty": between(1e-6, 1e9), "folds": between(0, 50, whole=True),
                             "min_alone_comparisons": between(5, 10**9, whole=True),
-                            "iterations": between(1, 10_000, whole=True), "seed": SEED})
+                            "iterations": between(1, 10_000, whole=True), "shared_rounds": between(0, 100, whole=True),
+                            "seed": SEED})
         if self.folds == 1:
             raise RewardModelError(f"personal folds {self.folds} must be 0 (no report) or 2-50")
 
@@ -104,26 +108,29 @@ def rater_key(name: str) -> str:
 
 # ----------------------------------------------------------------- fitting
 def fit_rater_weights(base_delta: np.ndarray, feature_delta: np.ndarray, targets: np.ndarray,
-                      penalty: float, iterations: int = 50) -> np.ndarray:
+                      penalty: float | np.ndarray, iterations: int = 50) -> np.ndarray:
     """The MAP weights ``w`` of P(A beats B) = sigmoid(base_delta + feature_delta . w) under an
-    L2 penalty ``penalty / 2 * |w|^2`` (a Gaussian prior at 0): damped Newton steps on the
-    penalised cross-entropy (convex, so it converges). No comparisons: zeros."""
+    L2 penalty ``penalty / 2 * |w|^2`` (a Gaussian prior at 0; a ``[D, D]`` matrix ``P``:
+    ``w . P w / 2``): damped Newton steps on the penalised cross-entropy (convex, so it
+    converges). No comparisons: zeros."""
     base_delta = np.asarray(base_delta, dtype=np.float64)
     x = np.asarray(feature_delta, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
     w = np.zeros(x.shape[1])
     if y.size == 0:
         return w
+    precision = (np.asarray(penalty, dtype=np.float64) if np.ndim(penalty) == 2
+                 else float(penalty) * np.eye(x.shape[1]))
 
     def loss(weights: np.ndarray) -> float:
         z = base_delta + x @ weights
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * penalty * weights @ weights)
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * weights @ precision @ weights)
 
     current = loss(w)
     for _ in range(iterations):
         p = sigmoid(base_delta + x @ w)
-        gradient = x.T @ (p - y) + penalty * w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty * np.eye(x.shape[1])
+        gradient = x.T @ (p - y) + precision @ w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + precision
         step = np.linalg.solve(hessian, gradient)
         scale = 1.0
         while scale > 1e-4:
@@ -139,6 +146,21 @@ def fit_rater_weights(base_delta: np.ndarray, feature_delta: np.ndarray, targets
         if done:
             break
     return w
+
+
+def shared_precision(weights: np.ndarray, penalty: float) -> float | np.ndarray:
+    """The prior precision learnt from the raters' weights ``[R, D]``: ``penalty * (tr S / D) * S^-1``
+    with ``S = W^T W / R`` (plus 1% of its mean diagonal), so directions the raters disagree along
+    are penalised less and the mean penalty stays about ``penalty``. Fewer than 2 raters: ``penalty``."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape[0] < 2:
+        return float(penalty)
+    second = weights.T @ weights / weights.shape[0]
+    scale = float(np.trace(second)) / second.shape[0]
+    if scale <= 0:
+        return float(penalty)
+    second += 0.01 * scale * np.eye(second.shape[0])
+    return penalty * scale * np.linalg.inv(second)
 
 
 # ------------------------------------------------------------------ model
@@ -176,6 +198,8 @@ class PersonalRewardModel:
         self.config = config
         self.metrics: dict[str, Any] = dict(metrics or {})
         self.name = "personal reward model"
+        self.precision: float | np.ndarray = float(config.penalty)
+        """The prior precision of the weights' last fit (a matrix after shared rounds)."""
 
     @property
     def base_size(self) -> int:
@@ -220,10 +244,15 @@ class PersonalRewardModel:
         return PersonalRewardModel(self.population, [self.raters[i] for i in keep],
                                    [self.answers[i] for i in keep], self.weights[keep], self.config, metrics)
 
-    def fit_weights(self, comparisons: Sequence[PairLabel], penalty: float,
-                    base: tuple | None = None) -> np.ndarray:
+    def fit_weights(self, comparisons: Sequence[PairLabel], penalty: float, base: tuple | None = None,
+                    shared_rounds: int | None = None) -> np.ndarray:
         """Each known rater's weights ``[R, D]`` fitted on that rater's comparisons in
-        ``comparisons`` with L2 strength ``penalty`` (skips ignored; no comparisons: 0)."""
+        ``comparisons`` with L2 strength ``penalty`` (skips ignored; no comparisons: 0). With
+        ``shared_rounds`` (default: the config's), the penalty's shape is then learnt from every
+        rater: ``P = penalty * (tr S / D) * S^-1`` with ``S`` the raters' weights' second moment
+        (where raters disagree, the prior is looser), refitting that many times; the last ``P``
+        is kept in :attr:`precision`."""
+        rounds = self.config.shared_rounds if shared_rounds is None else shared_rounds
         usable = [c for c in comparisons if c.choice in CHOICE_SCORE]
         if base is None:
             rows, index_a, index_b = _pair_index(usable)
@@ -231,13 +260,22 @@ class PersonalRewardModel:
         else:
             score, phi, rows, index_a, index_b = base
         targets = np.array([CHOICE_SCORE[c.choice] for c in usable], dtype=np.float64)
+        chosen = {name: np.array([i for i, c in enumerate(usable) if c.rater == name], dtype=np.int64)
+                  for name in self.raters}
+        precision: float | np.ndarray = float(penalty)
         weights = np.zeros((len(self.raters), self.base_size))
-        for row, name in enumerate(self.raters):
-            chosen = np.array([i for i, c in enumerate(usable) if c.rater == name], dtype=np.int64)
-            if chosen.size:
-                weights[row] = fit_rater_weights(score[index_a[chosen]] - score[index_b[chosen]],
-                                                 phi[index_a[chosen]] - phi[index_b[chosen]], targets[chosen],
-                                                 penalty, self.config.iterations)
+        for round_ in range(rounds + 1):
+            if round_:
+                precision = shared_precision(weights[[i for i, r in enumerate(self.raters) if chosen[r].size]],
+                                             penalty)
+            for row, name in enumerate(self.raters):
+                own = chosen[name]
+                weights[row] = 0.0
+                if own.size:
+                    weights[row] = fit_rater_weights(score[index_a[own]] - score[index_b[own]],
+                                                     phi[index_a[own]] - phi[index_b[own]], targets[own],
+                                                     precision, self.config.iterations)
+        self.precision = precision
         return weights
 
     # ---------------------------------------------------------- scoring
@@ -321,7 +359,8 @@ def train_personal_reward_model(comparisons: Sequence[PairLabel], star_ratings: 
                                           for i, r in enumerate(names)]}
     if personal.folds >= 2 and population.held_out_predictions:
         metrics["per_rater"] = _per_rater_report(usable, star_ratings, names, by_rater, score, phi, index_a,
-                                                 index_b, targets, population, config, personal, prior, say)
+                                                 index_b, targets, population, config, personal, prior, say,
+                                                 model.precision)
     model.metrics = metrics
     return model
 
@@ -341,7 +380,7 @@ def _per_rater_report(usable: Sequence[PairLabel], stars: Sequence[StarLabel], n
                       by_rater: dict[str, np.ndarray], score: np.ndarray, phi: np.ndarray, index_a: np.ndarray,
                       index_b: np.ndarray, targets: np.ndarray, population: RewardEnsemble,
                       config: RewardModelConfig, personal: PersonalRewardConfig, prior,
-                      say: Callable[[str], None]) -> list[dict[str, Any]]:
+                      say: Callable[[str], None], model_precision: float | np.ndarray) -> list[dict[str, Any]]:
     """Per rater: held-out accuracy against the rater's own answers of the population, rater-alone
     and personal models (module docstring)."""
     predictions = population.held_out_predictions
@@ -349,6 +388,7 @@ def _per_rater_report(usable: Sequence[PairLabel], stars: Sequence[StarLabel], n
     out_of_fold[np.asarray(predictions["comparisons"], dtype=np.int64)] = _logit(
         np.asarray(predictions["probabilities"], dtype=np.float64))
     rng = np.random.default_rng(personal.seed)
+    precision = model_precision
     rows = []
     for name in names:
         chosen = by_rater[name]
@@ -368,7 +408,7 @@ def _per_rater_report(usable: Sequence[PairLabel], stars: Sequence[StarLabel], n
             folds = np.array_split(rng.permutation(chosen.size), min(personal.folds, chosen.size))
             for fold in folds:
                 train = np.setdiff1d(np.arange(chosen.size), fold)
-                w = fit_rater_weights(base[train], delta_phi[train], targets[chosen][train], personal.penalty,
+                w = fit_rater_weights(base[train], delta_phi[train], targets[chosen][train], precision,
                                       personal.iterations)
                 predicted[fold] = sigmoid(base[fold] + delta_phi[fold] @ w)
             row["personal"] = _accuracy(predicted, targets[chosen])
