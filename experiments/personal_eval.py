@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--penalties", default=None,
                         help="L2 penalties of the personal weights to compare (default: the config's)")
     parser.add_argument("--quadratic", action="store_true", help="PersonalRewardConfig.quadratic")
+    parser.add_argument("--trunk", type=int, default=None, help="PersonalRewardConfig.trunk_hidden")
     parser.add_argument("--shared-rounds", default=None,
                         help="PersonalRewardConfig.shared_rounds values to compare (default: the config's)")
     parser.add_argument("--pool", type=int, default=400, help="pool melodies from the prior")
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         model = train_personal_reward_model(data.comparisons, data.stars, config,
                                             PersonalRewardConfig(penalty=penalties[0], folds=0, seed=args.seed,
                                                                  quadratic=args.quadratic,
-                                                                 shared_rounds=rounds[0]),
+                                                                 shared_rounds=rounds[0],
+                                                                 trunk_hidden=PersonalRewardConfig().trunk_hidden
+                                                                 if args.trunk is None else args.trunk),
                                             prior, log=None)
         population_test = model.population.score_batch(test)
         pop_delta = population_test[:args.test_pairs] - population_test[args.test_pairs:]

@@ -84,6 +84,12 @@ class PersonalRewardConfig:
     """Folds of the per-rater held-out report (k-fold over each rater's comparisons); 0: no report."""
     min_alone_comparisons: int = 5
     """Fewest usable comparisons for the rater-alone model of the report (fewer: ``n/a``)."""
+    trunk_hidden: int = 0
+    """Width of a shared trunk (GELU units on the standardised inputs) learnt from every rater's
+    answers at once, each rater with its own weights over it; its outputs join the base rewards
+    (a taste shared by several raters that is not linear in the descriptors). 0: no trunk."""
+    trunk_steps: int = 300
+    """Full-batch Adam steps of the trunk's training (with trunk_hidden)."""
     shared_rounds: int = 0
     """Rounds of learning the prior's shape from every rater's weights (:func:`shared_precision`):
     0 keeps the plain penalty ``penalty * I``."""
@@ -96,6 +102,7 @@ class PersonalRewardConfig:
         check_config(self, {"penalty": between(1e-6, 1e9), "folds": between(0, 50, whole=True),
                             "min_alone_comparisons": between(5, 10**9, whole=True),
                             "iterations": between(1, 10_000, whole=True), "shared_rounds": between(0, 100, whole=True),
+                            "trunk_hidden": between(0, 256, whole=True), "trunk_steps": between(1, 100_000, whole=True),
                             "seed": SEED})
         if self.folds == 1:
             raise RewardModelError(f"personal folds {self.folds} must be 0 (no report) or 2-50")
@@ -198,6 +205,8 @@ class PersonalRewardModel:
         self.config = config
         self.metrics: dict[str, Any] = dict(metrics or {})
         self.name = "personal reward model"
+        self.trunk: tuple[np.ndarray, np.ndarray] | None = None
+        """The shared trunk's weights ``[F, H]`` and biases ``[H]`` (with ``trunk_hidden``)."""
         self.precision: float | np.ndarray = float(config.penalty)
         """The prior precision of the weights' last fit (a matrix after shared rounds)."""
 
@@ -205,7 +214,8 @@ class PersonalRewardModel:
     def base_size(self) -> int:
         """D: the number of base rewards."""
         features = int(self.population.heads.features)
-        return features * (2 if self.config.quadratic else 1) + int(self.config.population_feature)
+        return (features * (2 if self.config.quadratic else 1) + int(self.config.population_feature)
+                + self.config.trunk_hidden)
 
     def __repr__(self) -> str:
         return f"PersonalRewardModel({len(self.raters)} raters, D={self.base_size}, {self.population!r})"
@@ -289,10 +299,15 @@ class PersonalRewardModel:
             for start in range(0, len(rows), batch_size):
                 parts.append(self.population.inputs(rows[start:start + batch_size]).numpy().astype(np.float64))
         inputs = np.concatenate(parts) if parts else np.zeros((0, int(self.population.heads.features)))
+        columns = [population[:, None]] if self.config.population_feature else []
+        columns.append(inputs)
         if self.config.quadratic:
-            inputs = np.concatenate([inputs, inputs ** 2 - 1.0], axis=1)
-        phi = np.concatenate([population[:, None], inputs], axis=1) if self.config.population_feature else inputs
-        return population, phi
+            columns.append(inputs ** 2 - 1.0)
+        if self.config.trunk_hidden:
+            if self.trunk is None:
+                raise RewardModelError(f"{self.name} has no trunk weights (trunk_hidden {self.config.trunk_hidden})")
+            columns.append(trunk_outputs(inputs, *self.trunk))
+        return population, np.concatenate(columns, axis=1)
 
     def score_batch(self, melodies: Sequence[Melody | np.ndarray], rater: str | None = None) -> np.ndarray:
         """The reward of many melodies for ``rater`` (None: the population), ``[N]``."""
@@ -350,6 +365,9 @@ def train_personal_reward_model(comparisons: Sequence[PairLabel], star_ratings: 
     score, phi = model.base_rewards(rows)
     targets = np.array([CHOICE_SCORE[c.choice] for c in usable], dtype=np.float64)
     by_rater = {r: np.array([i for i, c in enumerate(usable) if c.rater == r], dtype=np.int64) for r in names}
+    if personal.trunk_hidden:
+        model.trunk = _train_trunk(model, score, phi, index_a, index_b, usable, personal)
+        score, phi = model.base_rewards(rows)
     weights = model.fit_weights(usable, personal.penalty, (score, phi, rows, index_a, index_b))
     model.weights = weights
     metrics: dict[str, Any] = {"population": population.metrics, "penalty": personal.penalty,
@@ -363,6 +381,48 @@ def train_personal_reward_model(comparisons: Sequence[PairLabel], star_ratings: 
                                                  model.precision)
     model.metrics = metrics
     return model
+
+
+def trunk_outputs(inputs: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The shared trunk's outputs ``[N, H]``: GELU of ``inputs @ weight + bias``."""
+    with torch.no_grad():
+        hidden = torch.from_numpy(np.asarray(inputs, dtype=np.float64) @ weight + bias)
+        return torch.nn.functional.gelu(hidden).numpy()
+
+
+def _train_trunk(model: PersonalRewardModel, score: np.ndarray, phi: np.ndarray, index_a: np.ndarray,
+                 index_b: np.ndarray, usable: Sequence[PairLabel],
+                 personal: PersonalRewardConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The trunk, trained with every rater's weights at once on everyone's comparisons: summed
+    Bradley-Terry cross-entropy of each comparison under its rater's reward, plus ``penalty / 2``
+    times the squares of the raters' weights and of the trunk's weights."""
+    features = int(model.population.heads.features)
+    offset = int(personal.population_feature)
+    inputs = torch.from_numpy(phi[:, offset:offset + features].copy())
+    linear = torch.from_numpy(phi)
+    rater_of = {name: i for i, name in enumerate(model.raters)}
+    raters = torch.tensor([rater_of[c.rater] for c in usable], dtype=torch.long)
+    targets = torch.tensor([CHOICE_SCORE[c.choice] for c in usable], dtype=torch.float64)
+    base = torch.from_numpy(score[index_a] - score[index_b])
+    a, b = torch.from_numpy(index_a), torch.from_numpy(index_b)
+    generator = torch.Generator().manual_seed(personal.seed)
+    hidden = personal.trunk_hidden
+    weight = (torch.randn(features, hidden, generator=generator, dtype=torch.float64) / math.sqrt(features))
+    bias = torch.zeros(hidden, dtype=torch.float64)
+    rater_weights = torch.zeros(len(model.raters), phi.shape[1] + hidden, dtype=torch.float64)
+    parameters = [weight.requires_grad_(), bias.requires_grad_(), rater_weights.requires_grad_()]
+    optimiser = torch.optim.Adam(parameters, lr=1e-2)
+    with torch.enable_grad():
+        for _ in range(personal.trunk_steps):
+            trunk = torch.nn.functional.gelu(inputs @ weight + bias)
+            everything = torch.cat([linear, trunk], dim=1)
+            logits = base + ((everything[a] - everything[b]) * rater_weights[raters]).sum(1)
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+                    + 0.5 * personal.penalty * (rater_weights.square().sum() + weight.square().sum()))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return weight.detach().numpy().copy(), bias.detach().numpy().copy()
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -439,8 +499,11 @@ def save_personal_reward_model(model: PersonalRewardModel, out_dir: str | Path) 
     weights, names and answer counts, its config and metrics."""
     out_dir = Path(out_dir)
     save_reward_model(model.population, out_dir / POPULATION_DIR)
-    return save_model_dir(out_dir, PERSONAL_KIND, model.population.prior_config,
-                          {"rater_weights": torch.from_numpy(np.ascontiguousarray(model.weights)).float()},
+    tensors = {"rater_weights": torch.from_numpy(np.ascontiguousarray(model.weights)).float()}
+    if model.trunk is not None:
+        tensors.update(trunk_weight=torch.from_numpy(np.ascontiguousarray(model.trunk[0])).float(),
+                       trunk_bias=torch.from_numpy(np.ascontiguousarray(model.trunk[1])).float())
+    return save_model_dir(out_dir, PERSONAL_KIND, model.population.prior_config, tensors,
                           model.config, model.metrics,
                           extra_config={"raters": list(model.raters), "answers": list(model.answers),
                                         "prior_hash": model.population.prior_hash})
@@ -472,12 +535,19 @@ def load_personal_reward_model(directory: str | Path,
     if (not isinstance(raters, list) or not isinstance(answers, list) or len(raters) != len(answers)
             or not all(isinstance(r, str) for r in raters) or not all(isinstance(a, int) for a in answers)):
         raise CheckpointError(f"{where}: unreadable raters and answer counts")
-    expected = (len(raters), int(population.heads.features) * (2 if config.quadratic else 1)
-                + int(config.population_feature))
+    features = int(population.heads.features)
+    expected = (len(raters), features * (2 if config.quadratic else 1) + int(config.population_feature)
+                + config.trunk_hidden)
     if weights is None or tuple(weights.shape) != expected:
         raise CheckpointError(f"{directory}: rater weights of shape "
                               f"{None if weights is None else tuple(weights.shape)}, expected {expected}")
     model = PersonalRewardModel(population, raters, answers, weights.double().numpy(), config, files.metrics)
+    if config.trunk_hidden:
+        trunk_weight, trunk_bias = files.state_dict.get("trunk_weight"), files.state_dict.get("trunk_bias")
+        if (trunk_weight is None or trunk_bias is None or tuple(trunk_weight.shape) != (features, config.trunk_hidden)
+                or tuple(trunk_bias.shape) != (config.trunk_hidden,)):
+            raise CheckpointError(f"{directory}: no trunk weights of shape ({features}, {config.trunk_hidden})")
+        model.trunk = (trunk_weight.double().numpy(), trunk_bias.double().numpy())
     model.name = f"personal reward model '{directory}'"
     return model
 
