@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="L2 penalties of the personal weights to compare (default: the config's)")
     parser.add_argument("--quadratic", action="store_true", help="PersonalRewardConfig.quadratic")
     parser.add_argument("--trunk", type=int, default=None, help="PersonalRewardConfig.trunk_hidden")
+    parser.add_argument("--trunk-penalty", type=float, default=None, help="PersonalRewardConfig.trunk_penalty")
     parser.add_argument("--shared-rounds", default=None,
                         help="PersonalRewardConfig.shared_rounds values to compare (default: the config's)")
     parser.add_argument("--pool", type=int, default=400, help="pool melodies from the prior")
@@ -131,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                  quadratic=args.quadratic,
                                                                  shared_rounds=rounds[0],
                                                                  trunk_hidden=PersonalRewardConfig().trunk_hidden
-                                                                 if args.trunk is None else args.trunk),
+                                                                 if args.trunk is None else args.trunk,
+                                                                 trunk_penalty=PersonalRewardConfig().trunk_penalty
+                                                                 if args.trunk_penalty is None else args.trunk_penalty),
                                             prior, log=None)
         population_test = model.population.score_batch(test)
         pop_delta = population_test[:args.test_pairs] - population_test[args.test_pairs:]

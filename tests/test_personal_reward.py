@@ -223,3 +223,30 @@ def test_forget_with_reward_removes_the_weights(study, tmp_path, capsys):
     assert set(model.raters) == {"sim:opposite", "sim:silent"}
     with pytest.raises(RewardModelError, match="has no rater 'sim:lyrical'"):
         model.for_rater("sim:lyrical")
+
+
+def test_trunk_model_saves_and_loads_scoring_the_same(tmp_path, tiny_prior_dir):
+    from rlcomposer.preferences.labels import PairLabel
+    from rlcomposer.preferences.personal_reward import (
+        save_personal_reward_model,
+        train_personal_reward_model,
+    )
+    from rlcomposer.preferences.reward_model import RewardModelConfig
+
+    melodies = prior_like_melodies(40, seed=6)
+    rng = np.random.default_rng(0)
+    labels = []
+    for rater, taste in (("sim:lyrical", lyrical), ("sim:opposite", opposite)):
+        for _ in range(30):
+            a, b = rng.choice(40, 2, replace=False)
+            labels.append(PairLabel(melodies[a], melodies[b], "a" if taste(melodies[a]) > taste(melodies[b]) else "b",
+                                    rater))
+    config = RewardModelConfig(prior=str(tiny_prior_dir), epochs=10, ensemble_size=3, reference_melodies=64)
+    model = train_personal_reward_model(labels, [], config, PersonalRewardConfig(trunk_hidden=3, trunk_steps=20,
+                                                                                 folds=0), log=None)
+    assert model.weights.shape == (2, model.base_size) and model.trunk[0].shape[1] == 3
+    save_personal_reward_model(model, tmp_path / "rm")
+    loaded = load_personal_reward_model(tmp_path / "rm")
+    fresh = prior_like_melodies(10, seed=9)
+    assert np.allclose(loaded.score_batch(fresh, "sim:opposite"), model.score_batch(fresh, "sim:opposite"), atol=1e-4)
+    assert "per_rater" not in loaded.metrics  # folds 0: no held-out report

@@ -90,6 +90,8 @@ class PersonalRewardConfig:
     (a taste shared by several raters that is not linear in the descriptors). 0: no trunk."""
     trunk_steps: int = 300
     """Full-batch Adam steps of the trunk's training (with trunk_hidden)."""
+    trunk_penalty: float = 0.1
+    """L2 strength on the trunk's own weights while it trains (the raters' weights take ``penalty``)."""
     shared_rounds: int = 0
     """Rounds of learning the prior's shape from every rater's weights (:func:`shared_precision`):
     0 keeps the plain penalty ``penalty * I``."""
@@ -103,6 +105,7 @@ class PersonalRewardConfig:
                             "min_alone_comparisons": between(5, 10**9, whole=True),
                             "iterations": between(1, 10_000, whole=True), "shared_rounds": between(0, 100, whole=True),
                             "trunk_hidden": between(0, 256, whole=True), "trunk_steps": between(1, 100_000, whole=True),
+                            "trunk_penalty": between(0, 1e9),
                             "seed": SEED})
         if self.folds == 1:
             raise RewardModelError(f"personal folds {self.folds} must be 0 (no report) or 2-50")
@@ -289,9 +292,10 @@ class PersonalRewardModel:
         return weights
 
     # ---------------------------------------------------------- scoring
-    def base_rewards(self, melodies: Sequence[Melody | np.ndarray],
-                     batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """The population's score ``[N]`` and the base rewards ``phi`` ``[N, D]`` of melodies."""
+    def base_rewards(self, melodies: Sequence[Melody | np.ndarray], batch_size: int = 512,
+                     trunk: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The population's score ``[N]`` and the base rewards ``phi`` ``[N, D]`` of melodies
+        (``trunk`` False: without the trunk's outputs, as the trunk is trained on)."""
         rows = [as_melody(m, f"melody {i}") for i, m in enumerate(melodies)]
         population = self.population.score_batch(rows)  # checks the shapes it was trained on
         parts = []
@@ -303,7 +307,7 @@ class PersonalRewardModel:
         columns.append(inputs)
         if self.config.quadratic:
             columns.append(inputs ** 2 - 1.0)
-        if self.config.trunk_hidden:
+        if self.config.trunk_hidden and trunk:
             if self.trunk is None:
                 raise RewardModelError(f"{self.name} has no trunk weights (trunk_hidden {self.config.trunk_hidden})")
             columns.append(trunk_outputs(inputs, *self.trunk))
@@ -362,7 +366,7 @@ def train_personal_reward_model(comparisons: Sequence[PairLabel], star_ratings: 
     model = PersonalRewardModel(population, names, [sum(c.rater == r for c in usable) for r in names],
                                 np.zeros((len(names), 0)), personal)
     rows, index_a, index_b = _pair_index(usable)
-    score, phi = model.base_rewards(rows)
+    score, phi = model.base_rewards(rows, trunk=False)
     targets = np.array([CHOICE_SCORE[c.choice] for c in usable], dtype=np.float64)
     by_rater = {r: np.array([i for i, c in enumerate(usable) if c.rater == r], dtype=np.int64) for r in names}
     if personal.trunk_hidden:
@@ -395,7 +399,7 @@ def _train_trunk(model: PersonalRewardModel, score: np.ndarray, phi: np.ndarray,
                  personal: PersonalRewardConfig) -> tuple[np.ndarray, np.ndarray]:
     """The trunk, trained with every rater's weights at once on everyone's comparisons: summed
     Bradley-Terry cross-entropy of each comparison under its rater's reward, plus ``penalty / 2``
-    times the squares of the raters' weights and of the trunk's weights."""
+    times the squares of the raters' weights and ``trunk_penalty / 2`` times the trunk's."""
     features = int(model.population.heads.features)
     offset = int(personal.population_feature)
     inputs = torch.from_numpy(phi[:, offset:offset + features].copy())
@@ -418,7 +422,8 @@ def _train_trunk(model: PersonalRewardModel, score: np.ndarray, phi: np.ndarray,
             everything = torch.cat([linear, trunk], dim=1)
             logits = base + ((everything[a] - everything[b]) * rater_weights[raters]).sum(1)
             loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
-                    + 0.5 * personal.penalty * (rater_weights.square().sum() + weight.square().sum()))
+                    + 0.5 * personal.penalty * rater_weights.square().sum()
+                    + 0.5 * personal.trunk_penalty * weight.square().sum())
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
