@@ -7,7 +7,8 @@ A listening study has many raters, and they disagree. :class:`PersonalRewardMode
 * per rater ``r`` a weight vector ``w_r`` over shared **base rewards** ``phi(melody)``: the
   population's score itself and the ensemble's standardised inputs (the musical descriptors,
   and the GRU summary when the ensemble reads one), so ``D = 1 + F`` numbers (``1 + 2F`` with
-  ``quadratic``: their squares too).
+  ``quadratic``: their squares too; ``+ H`` with ``trunk_hidden``: the outputs of a small trunk
+  trained on every rater's answers at once). Both are off by default (see their fields).
 
 The rater's reward is ``score_r(m) = s_pop(m) + w_r . phi(m)`` (the ``population_feature``
 entry of ``phi`` lets a rater turn the population's taste up, down, or round). ``w_r`` is
@@ -21,7 +22,7 @@ PReF and LoRe, with the population as the prior mean.
 The penalty's default was chosen by measurement on the panel's *choosing* half (members 0-11,
 ``experiments/personal_eval.py --members choose --penalties ...``), never on the report half.
 
-**Held-out report** (:func:`train_personal_reward_model`, ``evaluate``): per rater, accuracy
+**Held-out report** (:func:`train_personal_reward_model`, ``folds`` >= 2): per rater, accuracy
 against that rater's own answers of
 
 * the population model: its cross-validated out-of-fold predictions (each comparison predicted
@@ -29,7 +30,8 @@ against that rater's own answers of
 * a rater-alone model: ``train_reward_model`` on that rater's answers alone, its own
   cross-validated held-out accuracy (``n/a`` below ``min_alone_comparisons`` answers);
 * the personal model: k-fold over the rater's comparisons, ``w_r`` fitted on the other folds,
-  the base score of every comparison from the population's out-of-fold predictions.
+  the base score of every comparison from the population's out-of-fold predictions (a trunk or a
+  shared prior shape, when used, is learnt once on every answer: a small leak into the report).
 
 Saved as one model directory of kind ``personal-reward-model``: the population ensemble in its
 ``population/`` folder (itself a reward-model directory), and ``model.pt`` holding
