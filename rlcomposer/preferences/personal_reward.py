@@ -329,6 +329,10 @@ class PersonalRewardModel:
         population, phi = self.base_rewards(melodies)
         return population + phi @ weights
 
+    def member_scores(self, melodies: Sequence[Melody | np.ndarray]) -> np.ndarray:
+        """The population members' scores ``[K, N]`` (what a pessimistic reward reads)."""
+        return self.population.member_scores(melodies)
+
     def __call__(self, melody: Melody) -> float:
         """The population's reward of one melody."""
         return float(self.population.score_batch([melody])[0])
