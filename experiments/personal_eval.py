@@ -48,7 +48,11 @@ from rlcomposer.feedback.store import open_store
 from rlcomposer.music.melody import Melody
 from rlcomposer.music.note_list import note_list
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, load_listener
-from rlcomposer.preferences.personal_reward import PersonalRewardConfig, train_personal_reward_model
+from rlcomposer.preferences.personal_reward import (
+    PersonalRewardConfig,
+    personal_scores,
+    train_personal_reward_model,
+)
 from rlcomposer.preferences.reward_model import (
     RewardModelConfig,
     RewardModelError,
@@ -81,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--penalties", default=None,
                         help="L2 penalties of the personal weights to compare (default: the config's)")
     parser.add_argument("--quadratic", action="store_true", help="PersonalRewardConfig.quadratic")
+    parser.add_argument("--pessimism", default="0",
+                        help="best-of-N under the personal reward less k posterior standard deviations; "
+                             "comma-separated k to compare (the first is the summary's)")
     parser.add_argument("--trunk", type=int, default=None, help="PersonalRewardConfig.trunk_hidden")
     parser.add_argument("--trunk-penalty", type=float, default=None, help="PersonalRewardConfig.trunk_penalty")
     parser.add_argument("--shared-rounds", default=None,
@@ -201,19 +208,32 @@ def main(argv: list[str] | None = None) -> int:
     pooled_melodies = [pooled_candidates[i * n + int(j)] for i, j in enumerate(pooled)]
     wins = []
     shown = 0
+    ks = [float(k) for k in args.pessimism.split(",")]
+    others: dict[float, list] = {k: [] for k in ks[1:]}
     for rater in raters:
-        personal = (population_scores + phi @ model.weights[model.rater_index(rater)]).reshape(count, n).argmax(axis=1)
-        made = [candidates[i * n + int(j)] for i, j in enumerate(personal)]
+        index = model.rater_index(rater)
         listener = listeners[rater]
-        vs_prior = float(listener.preferences(made, baseline).mean())
-        vs_pooled = float(listener.preferences(made, pooled_melodies).mean())
         pooled_vs_prior = float(listener.preferences(pooled_melodies, baseline).mean())
-        wins.append({"rater": rater, "personal_vs_prior": vs_prior, "personal_vs_pooled": vs_pooled,
-                     "pooled_vs_prior": pooled_vs_prior})
-        if shown < 2:
-            print(f"a melody made for {rater}: {note_list(made[0])}")
-            shown += 1
+        for k in ks:
+            scores = personal_scores(population_scores, phi, model.weights[index], model.covariances[index], k)
+            personal = scores.reshape(count, n).argmax(axis=1)
+            made = [candidates[i * n + int(j)] for i, j in enumerate(personal)]
+            row = {"rater": rater, "pessimism": k, "personal_vs_prior": float(listener.preferences(made, baseline).mean()),
+                   "personal_vs_pooled": float(listener.preferences(made, pooled_melodies).mean()),
+                   "pooled_vs_prior": pooled_vs_prior}
+            if k == ks[0]:
+                wins.append(row)
+                if shown < 2:
+                    print(f"a melody made for {rater}: {note_list(made[0])}")
+                    shown += 1
+            else:
+                others[k].append(row)
+    for k, rows_k in others.items():
+        print(f"pessimism {k:g}: median personal vs prior {np.median([r['personal_vs_prior'] for r in rows_k]):.3f}, "
+              f"personal vs pooled >= 0.60 for {sum(r['personal_vs_pooled'] >= 0.60 for r in rows_k)}/{len(rows_k)} "
+              f"(mean {np.mean([r['personal_vs_pooled'] for r in rows_k]):.3f})")
     results["best_of_n"] = wins
+    results["best_of_n_other_pessimism"] = {str(k): v for k, v in others.items()}
     print(f"\n| rater | personal best-of-{n} vs prior | pooled best-of-{n} vs prior | personal vs pooled |")
     print("| --- | ---: | ---: | ---: |")
     for row in wins:

@@ -99,6 +99,9 @@ class PersonalRewardConfig:
     """Full-batch Adam steps of the trunk's training (with trunk_hidden)."""
     trunk_penalty: float = 0.1
     """L2 strength on the trunk's own weights while it trains (the raters' weights take ``penalty``)."""
+    pessimism: float = 0.0
+    """Scores are the personal reward less this many standard deviations of its personal part (the
+    weights' Laplace posterior): melodies far from what the rater answered about count for less."""
     shared_rounds: int = 0
     """Rounds of learning the prior's shape from every rater's weights (:func:`shared_precision`):
     0 keeps the plain penalty ``penalty * I``. 0: on the choosing half 1 and 3 rounds ranked fresh
@@ -113,7 +116,7 @@ class PersonalRewardConfig:
                             "min_alone_comparisons": between(5, 10**9, whole=True),
                             "iterations": between(1, 10_000, whole=True), "shared_rounds": between(0, 100, whole=True),
                             "trunk_hidden": between(0, 256, whole=True), "trunk_steps": between(1, 100_000, whole=True),
-                            "trunk_penalty": between(0, 1e9),
+                            "trunk_penalty": between(0, 1e9), "pessimism": between(0, 100),
                             "seed": SEED})
         if self.folds == 1:
             raise RewardModelError(f"personal folds {self.folds} must be 0 (no report) or 2-50")
@@ -181,6 +184,17 @@ def shared_precision(weights: np.ndarray, penalty: float) -> float | np.ndarray:
     return penalty * scale * np.linalg.inv(second)
 
 
+def weight_covariance(base_delta: np.ndarray, feature_delta: np.ndarray, weights: np.ndarray,
+                      penalty: float | np.ndarray) -> np.ndarray:
+    """The Laplace approximation of the weights' posterior covariance at ``weights``: the inverse
+    Hessian of the penalised cross-entropy, ``[D, D]``."""
+    x = np.asarray(feature_delta, dtype=np.float64)
+    precision = (np.asarray(penalty, dtype=np.float64) if np.ndim(penalty) == 2
+                 else float(penalty) * np.eye(x.shape[1]))
+    p = sigmoid(np.asarray(base_delta, dtype=np.float64) + x @ weights)
+    return np.linalg.inv((x * (p * (1 - p))[:, None]).T @ x + precision)
+
+
 # ------------------------------------------------------------------ model
 class RaterReward:
     """One rater's reward from a personal model (a reward function: ``Melody -> float``, and
@@ -218,6 +232,10 @@ class PersonalRewardModel:
         self.name = "personal reward model"
         self.trunk: tuple[np.ndarray, np.ndarray] | None = None
         """The shared trunk's weights ``[F, H]`` and biases ``[H]`` (with ``trunk_hidden``)."""
+        self.covariances = np.zeros((len(self.raters), weights.shape[1], weights.shape[1]))
+        """Each rater's weights' posterior covariance ``[R, D, D]`` (Laplace; 0 without answers)."""
+        self.fitted_covariances = self.covariances
+        """The covariances of :meth:`fit_weights`'s last fit."""
         self.precision: float | np.ndarray = float(config.penalty)
         """The prior precision of the weights' last fit (a matrix after shared rounds)."""
 
@@ -262,8 +280,10 @@ class PersonalRewardModel:
         metrics = dict(self.metrics)
         if isinstance(metrics.get("per_rater"), list):
             metrics["per_rater"] = [row for row in metrics["per_rater"] if row.get("rater") != self.raters[index]]
-        return PersonalRewardModel(self.population, [self.raters[i] for i in keep],
-                                   [self.answers[i] for i in keep], self.weights[keep], self.config, metrics)
+        model = PersonalRewardModel(self.population, [self.raters[i] for i in keep],
+                                    [self.answers[i] for i in keep], self.weights[keep], self.config, metrics)
+        model.covariances, model.trunk = self.covariances[keep], self.trunk
+        return model
 
     def fit_weights(self, comparisons: Sequence[PairLabel], penalty: float, base: tuple | None = None,
                     shared_rounds: int | None = None) -> np.ndarray:
@@ -297,6 +317,13 @@ class PersonalRewardModel:
                                                      phi[index_a[own]] - phi[index_b[own]], targets[own],
                                                      precision, self.config.iterations)
         self.precision = precision
+        self.fitted_covariances = np.zeros((len(self.raters), self.base_size, self.base_size))
+        for row, name in enumerate(self.raters):
+            own = chosen[name]
+            if own.size:
+                self.fitted_covariances[row] = weight_covariance(
+                    score[index_a[own]] - score[index_b[own]], phi[index_a[own]] - phi[index_b[own]],
+                    weights[row], precision)
         return weights
 
     # ---------------------------------------------------------- scoring
@@ -321,13 +348,17 @@ class PersonalRewardModel:
             columns.append(trunk_outputs(inputs, *self.trunk))
         return population, np.concatenate(columns, axis=1)
 
-    def score_batch(self, melodies: Sequence[Melody | np.ndarray], rater: str | None = None) -> np.ndarray:
-        """The reward of many melodies for ``rater`` (None: the population), ``[N]``."""
+    def score_batch(self, melodies: Sequence[Melody | np.ndarray], rater: str | None = None,
+                    pessimism: float | None = None) -> np.ndarray:
+        """The reward of many melodies for ``rater`` (None: the population), ``[N]``, less
+        ``pessimism`` (default: the config's) times the standard deviation of its personal part
+        (from the weights' posterior covariance)."""
         if rater is None:
             return self.population.score_batch(melodies)
-        weights = self.weights[self.rater_index(rater)]
+        index = self.rater_index(rater)
         population, phi = self.base_rewards(melodies)
-        return population + phi @ weights
+        return personal_scores(population, phi, self.weights[index], self.covariances[index],
+                               self.config.pessimism if pessimism is None else pessimism)
 
     def member_scores(self, melodies: Sequence[Melody | np.ndarray]) -> np.ndarray:
         """The population members' scores ``[K, N]`` (what a pessimistic reward reads)."""
@@ -336,6 +367,15 @@ class PersonalRewardModel:
     def __call__(self, melody: Melody) -> float:
         """The population's reward of one melody."""
         return float(self.population.score_batch([melody])[0])
+
+
+def personal_scores(population: np.ndarray, phi: np.ndarray, weights: np.ndarray, covariance: np.ndarray,
+                    pessimism: float = 0.0) -> np.ndarray:
+    """``population + phi . weights - pessimism * sqrt(phi' C phi)``, ``[N]``."""
+    scores = population + phi @ weights
+    if pessimism:
+        scores = scores - pessimism * np.sqrt(np.maximum(np.einsum("nd,de,ne->n", phi, covariance, phi), 0.0))
+    return scores
 
 
 # ---------------------------------------------------------------- training
@@ -385,7 +425,7 @@ def train_personal_reward_model(comparisons: Sequence[PairLabel], star_ratings: 
         model.trunk = _train_trunk(model, score, phi, index_a, index_b, usable, personal)
         score, phi = model.base_rewards(rows)
     weights = model.fit_weights(usable, personal.penalty, (score, phi, rows, index_a, index_b))
-    model.weights = weights
+    model.weights, model.covariances = weights, model.fitted_covariances
     metrics: dict[str, Any] = {"population": population.metrics, "penalty": personal.penalty,
                                "base_rewards": int(phi.shape[1]),
                                "raters": [{"rater": r, "comparisons": model.answers[i],
@@ -516,7 +556,8 @@ def save_personal_reward_model(model: PersonalRewardModel, out_dir: str | Path) 
     weights, names and answer counts, its config and metrics."""
     out_dir = Path(out_dir)
     save_reward_model(model.population, out_dir / POPULATION_DIR)
-    tensors = {"rater_weights": torch.from_numpy(np.ascontiguousarray(model.weights)).float()}
+    tensors = {"rater_weights": torch.from_numpy(np.ascontiguousarray(model.weights)).float(),
+               "rater_covariances": torch.from_numpy(np.ascontiguousarray(model.covariances)).float()}
     if model.trunk is not None:
         tensors.update(trunk_weight=torch.from_numpy(np.ascontiguousarray(model.trunk[0])).float(),
                        trunk_bias=torch.from_numpy(np.ascontiguousarray(model.trunk[1])).float())
@@ -559,6 +600,12 @@ def load_personal_reward_model(directory: str | Path,
         raise CheckpointError(f"{directory}: rater weights of shape "
                               f"{None if weights is None else tuple(weights.shape)}, expected {expected}")
     model = PersonalRewardModel(population, raters, answers, weights.double().numpy(), config, files.metrics)
+    covariances = files.state_dict.get("rater_covariances")
+    if covariances is None or tuple(covariances.shape) != (expected[0], expected[1], expected[1]):
+        raise CheckpointError(f"{directory}: rater covariances of shape "
+                              f"{None if covariances is None else tuple(covariances.shape)}, "
+                              f"expected {(expected[0], expected[1], expected[1])}")
+    model.covariances = covariances.double().numpy()
     if config.trunk_hidden:
         trunk_weight, trunk_bias = files.state_dict.get("trunk_weight"), files.state_dict.get("trunk_bias")
         if (trunk_weight is None or trunk_bias is None or tuple(trunk_weight.shape) != (features, config.trunk_hidden)
