@@ -249,4 +249,8 @@ def test_trunk_model_saves_and_loads_scoring_the_same(tmp_path, tiny_prior_dir):
     loaded = load_personal_reward_model(tmp_path / "rm")
     fresh = prior_like_melodies(10, seed=9)
     assert np.allclose(loaded.score_batch(fresh, "sim:opposite"), model.score_batch(fresh, "sim:opposite"), atol=1e-4)
+    # pessimism: less the posterior spread of the rater's own part (kept on disk too)
+    doubtful = model.score_batch(fresh, "sim:opposite", pessimism=1.0)
+    assert np.all(doubtful < model.score_batch(fresh, "sim:opposite", pessimism=0.0))
+    assert np.allclose(loaded.score_batch(fresh, "sim:opposite", pessimism=1.0), doubtful, atol=1e-3)
     assert "per_rater" not in loaded.metrics  # folds 0: no held-out report
