@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--penalties", default=None,
                         help="L2 penalties of the personal weights to compare (default: the config's)")
     parser.add_argument("--quadratic", action="store_true", help="PersonalRewardConfig.quadratic")
-    parser.add_argument("--pessimism", default="0",
+    parser.add_argument("--pessimism", default=None,
                         help="best-of-N under the personal reward less k posterior standard deviations; "
-                             "comma-separated k to compare (the first is the summary's)")
+                             "comma-separated k to compare (the first is the summary's; default: the config's)")
     parser.add_argument("--trunk", type=int, default=None, help="PersonalRewardConfig.trunk_hidden")
     parser.add_argument("--trunk-penalty", type=float, default=None, help="PersonalRewardConfig.trunk_penalty")
     parser.add_argument("--shared-rounds", default=None,
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     pooled_melodies = [pooled_candidates[i * n + int(j)] for i, j in enumerate(pooled)]
     wins = []
     shown = 0
-    ks = [float(k) for k in args.pessimism.split(",")]
+    ks = [float(k) for k in args.pessimism.split(",")] if args.pessimism else [PersonalRewardConfig().pessimism]
     others: dict[float, list] = {k: [] for k in ks[1:]}
     for rater in raters:
         index = model.rater_index(rater)
