@@ -54,7 +54,7 @@ def test_every_command_has_a_handler_and_a_help_text():
     assert sorted(commands) == sorted([
         "corpus build", "prior train", "prior evaluate", "generate", "evaluate", "tune", "experiment run",
         "experiment resume", "db where", "db upgrade", "db downgrade", "db current", "pool add",
-        "ratings export", "ratings simulate", "reward train", "app", "study create", "study list",
+        "ratings export", "ratings simulate", "ratings forget", "reward train", "app", "study create", "study list",
         "study close", "study link", "sweep run", "sweep resume", "sweep report"])
     for name, sub in commands.items():
         assert callable(sub.get_default("handler")), name
@@ -71,7 +71,7 @@ def test_shared_options_are_the_same_on_every_command():
     database = {name for name, sub in commands.items() if option(sub, "--db") is not None
                 and option(sub, "--db").metavar == "URL"}
     assert database == {"db where", "db upgrade", "db downgrade", "db current", "pool add", "ratings export",
-                        "ratings simulate", "reward train", "tune", "app", "study create", "study list",
+                        "ratings simulate", "ratings forget", "reward train", "tune", "app", "study create", "study list",
                         "study close", "study link"}
     for name in output:
         assert option(commands[name], "--json").help == "print the result as JSON on stdout", name

@@ -136,6 +136,50 @@ def cmd_ratings_export(args: argparse.Namespace) -> None:
     emit(args, {"out": str(args.out), "rows": count}, f"wrote {count} ratings and comparisons to {args.out}")
 
 
+def cmd_ratings_forget(args: argparse.Namespace) -> None:
+    from rlcomposer.errors import RLComposerError
+    from rlcomposer.feedback.database import display_url
+    from rlcomposer.feedback.store import FeedbackError, open_store
+
+    url = resolve_existing_db(args, with_ratings=True)
+    store = open_store(url)
+    rater = store.find_rater(args.rater)
+    if rater is None:
+        known = ", ".join(r.name for r in store.raters()[:20]) or "none"
+        raise FeedbackError(f"there is no rater called {args.rater!r} in {display_url(url)} (raters: {known}); "
+                            "nothing removed")
+    model = None
+    if args.reward:  # read before anything is removed: a bad model directory removes nothing
+        from rlcomposer.preferences.personal_reward import PersonalRewardModel
+        from rlcomposer.preferences.reward_functions import resolve_reward
+
+        model = resolve_reward(args.reward)
+        if not isinstance(model, PersonalRewardModel):
+            raise RLComposerError(f"--reward '{args.reward}' is not a personal reward model "
+                                  "(`reward train --per-rater`): it holds no rater's weights; nothing removed")
+    removed = store.forget_rater(rater.name)
+    lines = [f"forgot rater {removed['rater']!r} in {display_url(url)}: {removed['comparisons']} comparisons, "
+             f"{removed['star_ratings']} star ratings, {removed['rating_sessions']} rating sessions, "
+             f"{removed['current_items']} items on screen, {removed['heard_melodies']} heard melodies"
+             + (", and their personal link" if removed["had_link"] else "") + " removed"]
+    result = {"db": display_url(url), **removed, "reward": None}
+    if model is not None:
+        from rlcomposer.preferences.personal_reward import save_personal_reward_model
+
+        try:
+            model.rater_index(rater.name)
+        except RLComposerError:
+            lines.append(f"{args.reward} held no weights of {rater.name!r}: left as it was")
+            result["reward"] = {"path": args.reward, "weights_removed": False}
+        else:
+            save_personal_reward_model(model.without(rater.name), args.reward)
+            lines.append(f"removed {rater.name!r}'s personal weights from {args.reward} (its population "
+                         "model was trained with their answers too: retrain it with `reward train --per-rater` "
+                         "to remove them from it)")
+            result["reward"] = {"path": args.reward, "weights_removed": True}
+    emit(args, result, "\n".join(lines))
+
+
 # --------------------------------------------------------------- register
 def register(commands: Commands) -> Commands:
     """Add ``db``, ``pool add`` and ``ratings export``; return the ``ratings`` group's actions."""
@@ -188,4 +232,18 @@ def register(commands: Commands) -> Commands:
     export.add_argument("--tag", action="append", help="only rows about melodies of this tag (repeatable)")
     export.add_argument("--rater", action="append", help="only this rater's rows (repeatable)")
     export.set_defaults(handler=cmd_ratings_export)
+    forget = ratings_commands.add_parser(
+        "forget", help="remove a rater: their answers, sessions, personal link (and, with --reward, "
+                       "their personal weights)",
+        description="Delete the rater and everything of theirs from the database (comparisons, star "
+                    "ratings, rating sessions, the item on their screen, heard melodies, the rater with "
+                    "their sign-in link) and print what was removed. Personal weights live in model "
+                    "directories: --reward RM also rewrites that personal reward model without the "
+                    "rater's weights (its population part keeps what it learnt from their answers until "
+                    "it is retrained). An unknown rater removes nothing.")
+    add_db_command_options(forget)
+    forget.add_argument("rater", metavar="RATER", help="the rater's name (e.g. sim:lyrical, or a person's name)")
+    forget.add_argument("--reward", default=None, metavar="RM",
+                        help="a personal reward model (`reward train --per-rater`) to remove the rater's weights from")
+    forget.set_defaults(handler=cmd_ratings_forget)
     return ratings_commands

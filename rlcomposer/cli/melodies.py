@@ -65,12 +65,18 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
         if not args.reward:
             raise RLComposerError(BEST_OF_NEEDS_REWARD)
+        reward = resolve_reward(args.reward)
+        name = args.reward
+        if args.rater is not None:
+            reward, name = _rater_reward(args, reward)
         if tuned_condition(model) is not None:  # a tuned policy: best-of-k, with its KL to the prior
-            model = load_policy_best_of_k(config.model, resolve_reward(args.reward), args.best_of, args.reward)
+            model = load_policy_best_of_k(config.model, reward, args.best_of, name)
         else:
-            model = BestOfNModel(model, resolve_reward(args.reward), args.best_of, args.reward)
+            model = BestOfNModel(model, reward, args.best_of, name)
     elif args.reward:
         raise RLComposerError("--reward is used with --best-of N")
+    elif args.rater is not None:
+        raise RLComposerError("--rater is used with --best-of N --reward RM (a personal reward model)")
     melodies = sample_melodies(model, config)
     kl = None
     if isinstance(model, PolicyBestOfKModel):
@@ -88,8 +94,24 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if kl is not None:
         result["kl_to_prior_per_melody"] = kl
         kl_text = f"; KL to the prior about {kl:.2f} nats a melody"
+    if args.rater is not None:
+        result["rater"] = args.rater
     emit(args, result, f"wrote {len(melodies)} melodies of {config.num_bars} bars of {first.metre.name} "
                        f"in {first.key.name} ({len(files)} files) to {args.out}{kl_text}")
+
+
+def _rater_reward(args: argparse.Namespace, reward):
+    """``--rater NAME``: that rater's reward from a personal reward model (a rater it knows without
+    answers: the population's, said so), and how messages name it."""
+    from rlcomposer.preferences.personal_reward import PersonalRewardModel
+
+    if not isinstance(reward, PersonalRewardModel):
+        raise RLComposerError(f"--rater needs a personal reward model (`rlcomposer reward train --per-rater`); "
+                              f"--reward '{args.reward}' scores for everyone alike")
+    scorer, note = reward.for_rater(args.rater)
+    if note:
+        say(args, note)
+    return scorer, f"{args.reward} for rater {scorer.rater!r}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -171,8 +193,12 @@ def register(commands: Commands) -> None:
     generate.add_argument("--best-of", type=int, default=None, metavar="N",
                           help="sample N melodies per output and keep the one --reward scores highest")
     generate.add_argument("--reward", default=None, metavar="MODULE:FUNCTION",
-                          help="reward function for --best-of (any callable Melody -> float); "
+                          help="reward function for --best-of (any callable Melody -> float), or a "
+                               "reward-model directory; "
                                + CALLABLE_SEARCH_NOTE)
+    generate.add_argument("--rater", default=None, metavar="NAME",
+                          help="with --best-of N and a personal --reward RM (`reward train --per-rater`): "
+                               "melodies made for this rater, chosen by the rater's own reward")
     generate.set_defaults(handler=cmd_generate)
 
     evaluate = commands.add_parser(

@@ -15,7 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rlcomposer.feedback.schema import Rater, RatingSession, utcnow
+from rlcomposer.feedback.schema import (
+    Comparison,
+    CurrentItem,
+    HeardMelody,
+    Rater,
+    RatingSession,
+    StarRating,
+    utcnow,
+)
 from rlcomposer.feedback.storage import FeedbackError, StoreBase, check_id
 
 SIMULATED_PREFIX = "sim:"
@@ -161,6 +169,30 @@ class RaterStore(StoreBase):
             session.add(row)
             session.flush()
             return row.id
+
+    def forget_rater(self, name: str) -> dict[str, Any]:
+        """Delete the rater called ``name`` (matched by :func:`rater_name_key`) and everything of
+        theirs, in one transaction: comparisons, star ratings, the item on their screen, the melodies
+        they heard, their rating sessions, and the rater (with the token of their personal link).
+        Returns how many rows of each were removed; :class:`FeedbackError` naming the raters when
+        there is no such rater (nothing removed). The pool's melodies stay."""
+        if not isinstance(name, str) or not name.strip():
+            raise FeedbackError(f"rater name {name!r} must be text")
+        with self._session(write=True) as session:
+            rater = session.scalars(sa.select(Rater).where(Rater.name_key == rater_name_key(name))).first()
+            if rater is None:
+                known = [r for r in session.scalars(sa.select(Rater.name).order_by(Rater.id))]
+                shown = ", ".join(known[:20]) + (f" (and {len(known) - 20} more)" if len(known) > 20 else "")
+                raise FeedbackError(f"there is no rater called {name!r} (raters: {shown or 'none'})")
+            removed: dict[str, Any] = {"rater": rater.name}
+            for label, model in (("comparisons", Comparison), ("star_ratings", StarRating),
+                                 ("current_items", CurrentItem), ("heard_melodies", HeardMelody),
+                                 ("rating_sessions", RatingSession)):
+                result = session.execute(sa.delete(model).where(model.rater_id == rater.id))
+                removed[label] = int(result.rowcount or 0)
+            removed["had_link"] = int(rater.token_sha256 is not None)
+            session.delete(rater)
+            return removed
 
     def raters(self) -> list[RaterInfo]:
         with self._session() as session:

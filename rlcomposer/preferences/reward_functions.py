@@ -94,7 +94,9 @@ def load_callable(spec: str, what: str = "reward function") -> Callable:
 
 def resolve_reward(spec: str, expected_prior=None) -> RewardFunction:
     """A reward function from ``module:function``, or a reward-model directory
-    (written by ``rlcomposer reward train``; its ensemble mean is the reward).
+    (written by ``rlcomposer reward train``; its ensemble mean is the reward; a personal
+    model's, from ``reward train --per-rater``, is the population's: pick a rater with
+    :meth:`~rlcomposer.preferences.personal_reward.PersonalRewardModel.for_rater`).
 
     ``expected_prior`` (a prior, its directory or ``"prior"``) makes a reward
     model trained from another prior an error.
@@ -102,7 +104,14 @@ def resolve_reward(spec: str, expected_prior=None) -> RewardFunction:
     from pathlib import Path
 
     if Path(spec).is_dir() or (":" not in spec and spec.strip()):
+        from rlcomposer.preferences.personal_reward import (
+            is_personal_reward_model,
+            load_personal_reward_model,
+        )
         from rlcomposer.preferences.reward_model import load_reward_model
+
+        if is_personal_reward_model(spec):
+            return load_personal_reward_model(spec, expected_prior=expected_prior)
 
         return load_reward_model(spec, expected_prior=expected_prior)
     return load_callable(spec)
