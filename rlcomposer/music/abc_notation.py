@@ -524,24 +524,25 @@ def _layout(reader: _Reader) -> tuple[list[tuple[int, int, int]], int, int]:
         raise _error("the tune has no notes", None, "empty")
     # bar arithmetic (exact, before any quantising)
     pickup = Fraction(0)
-    carry = Fraction(0)
+    short: tuple[int, Fraction, int] | None = None  # a short bar waiting for its complement
+
+    def wrong(number: int, length: Fraction, line: int, why: str) -> MelodyError:
+        name = f"bar {number + (0 if pickup else 1)}"
+        return _error(f"{name} lasts {_steps_text(length)} sixteenths, but a bar of {reader.metre.name} is "
+                      f"{bar_steps}{why}", line, "metre")
+
     for number, (length, line) in enumerate(bars):
         if number == 0 and length < bar_steps:
             pickup = length
             continue
-        total = carry + length
-        if total == bar_steps:
-            carry = Fraction(0)
-        elif total < bar_steps and (number == len(bars) - 1 or carry == 0):
-            carry = total
-            if number == len(bars) - 1:
-                break
-        else:
-            name = f"bar {number + (0 if pickup else 1)}"
-            raise _error(f"{name} lasts {_steps_text(length)} sixteenths, but a bar of "
-                         f"{reader.metre.name} is {bar_steps}"
-                         + (f" (with the short bar before it, {_steps_text(total)})" if carry else ""),
-                         line, "metre")
+        if short is not None:
+            if short[1] + length != bar_steps:
+                raise wrong(*short, " (and the bar after it does not make it up to one)")
+            short = None
+        elif length > bar_steps:
+            raise wrong(number, length, line, "")
+        elif length < bar_steps and number < len(bars) - 1:
+            short = (number, length, line)
     if pickup.denominator != 1:
         raise _error(f"the pick-up lasts {_steps_text(pickup)} sixteenths: off the sixteenth grid", None,
                      "off-grid")

@@ -232,3 +232,42 @@ def _sounding_at_end(tokens: np.ndarray) -> bool:
         if token != HOLD:
             return token != REST
     return False
+
+
+OPENING_SUFFIXES = (".abc", ".mid", ".midi", ".musicxml", ".xml", ".mxl", ".json")
+"""The files an opening may come from."""
+
+
+def read_opening(path) -> Melody:
+    """The opening in a file (ABC, MIDI, MusicXML or melody JSON), within the named limits of
+    :mod:`rlcomposer.music.limits`. A file of several voices is refused in one line rather than
+    read as its top line: a MIDI file whose notes overlap, a MusicXML score of several parts (or
+    with chords), ABC with a second voice (``V:``, ``&``). An ABC chord keeps its top note, counted
+    in the metadata, as :mod:`rlcomposer.music.abc_notation` reads it."""
+    from pathlib import Path
+
+    from rlcomposer.music import limits
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in OPENING_SUFFIXES:
+        raise RLComposerError(f"--from '{path}': an opening is an ABC, MIDI, MusicXML or JSON file "
+                              f"({', '.join(OPENING_SUFFIXES)}), not '{suffix or path.name}'")
+    if suffix in (".mid", ".midi"):
+        data = limits.read_melody_file(path)
+        try:
+            notes, _ = limits.midi_notes(limits.read_midi(data))
+        except MelodyError as error:
+            raise MelodyError(f"{path}: {error}", error.reason) from None
+        notes.sort()
+        for (_, stop, _), (next_start, _, _) in zip(notes, notes[1:], strict=False):
+            if next_start < stop:
+                raise MelodyError(f"{path}: notes sound together at beat {next_start / 4:g}: a polyphonic "
+                                  "file; an opening is one melody", "polyphonic")
+    if suffix in (".musicxml", ".xml", ".mxl"):
+        score = limits.read_musicxml(limits.read_melody_file(path))
+        parts = getattr(score, "parts", None)
+        if parts is not None and len(parts) > 1:
+            raise MelodyError(f"{path}: {len(parts)} parts: a polyphonic score; an opening is one melody",
+                              "polyphonic")
+    return Melody.load(path)
