@@ -178,9 +178,11 @@ def write_abc(notes, num_steps: int, metre: Metre, key: Key, pickup_steps: int =
                                + ("-" if tied else ""))
         bars.append(" ".join(written))
     lines = []
-    for first in range(0, len(bars), BARS_PER_LINE):
-        chunk = bars[first:first + BARS_PER_LINE]
-        last = first + BARS_PER_LINE >= len(bars)
+    head = 1 if pickup_steps else 0  # the pick-up shares the first line with four full bars
+    starts = [0, *range(head + BARS_PER_LINE, len(bars), BARS_PER_LINE)]
+    for number, first in enumerate(starts):
+        last = number == len(starts) - 1
+        chunk = bars[first:len(bars) if last else starts[number + 1]]
         lines.append(" | ".join(chunk) + (" |]" if last else " |"))
     title = " ".join(str(title).split()) or "Melody"
     header = [f"X:{int(index)}", f"T:{title}", f"M:{metre.name}", "L:1/8", f"K:{key_field(key)}"]
@@ -552,7 +554,7 @@ def _layout(reader: _Reader) -> tuple[list[tuple[int, int, int]], int, int]:
     for pitch, start, end, tuplet, line, tie in placed:
         if tuplet:
             first, last = round(start), round(end)
-            if first != start or last != end:
+            if first != start:
                 reader.count("quantised notes")
         else:
             if start.denominator != 1 or end.denominator != 1:
