@@ -174,7 +174,7 @@ def write_abc(notes, num_steps: int, metre: Metre, key: Key, pickup_steps: int =
             name = _pitch_text(letter, octave)
             for number, piece in enumerate(pieces):
                 tied = number < len(pieces) - 1 or start + length > end
-                written.append((accidental if number == 0 else "") + name + _length_text(piece)
+                written.append(accidental + name + _length_text(piece)  # music21 wants it on a tied note too
                                + ("-" if tied else ""))
         bars.append(" ".join(written))
     lines = []
