@@ -265,7 +265,11 @@ def read_opening(path) -> Melody:
                 raise MelodyError(f"{path}: notes sound together at beat {next_start / 4:g}: a polyphonic "
                                   "file; an opening is one melody", "polyphonic")
     if suffix in (".musicxml", ".xml", ".mxl"):
-        score = limits.read_musicxml(limits.read_melody_file(path))
+        try:
+            score = limits.read_musicxml(limits.read_melody_file(path))
+        except MelodyError as error:
+            raise MelodyError(error if str(error).startswith(str(path)) else f"{path}: {error}",
+                              error.reason) from None
         parts = getattr(score, "parts", None)
         if parts is not None and len(parts) > 1:
             raise MelodyError(f"{path}: {len(parts)} parts: a polyphonic score; an opening is one melody",
