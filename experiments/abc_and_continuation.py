@@ -12,18 +12,19 @@ straight from music21's ABC collections with the corpus's own parser
 (:func:`rlcomposer.corpus.abc.parse_abc_tune`) and split rule (:func:`split_of` on the
 tune's key, the default fractions), taken round-robin over the collections, so the corpus
 cache is not needed. Each tune is moved back to its own key, its opening (pick-up + 2 bars)
-is continued to 4 bars once by the model (``continue_melody``, the shipped prior by
-default), and:
+is continued to 4 bars ``--per-tune`` times by the model (``continue_melody``, the shipped
+prior by default), and:
 
-* openings unchanged: the continued melodies that start with the opening's notes exactly;
+* openings unchanged: the continued melodies that start with the opening's notes exactly
+  (all continuations);
 * style overlap (:func:`rlcomposer.music.style.style_report`) of the continuations' bars 3-4
-  with the real tunes' bars 3-4, beside the overlap of two halves of those real bars (50
-  tunes against the other 50) and, at that same size, the continuations of the first half
-  against the real bars of the second;
-* notes out of the opening's key: the share of the continuations' notes whose pitch class
-  is not in the opening's scale, beside that share in the real bars 3-4.
+  (the first continuation of each tune) with the real tunes' bars 3-4, beside the overlap
+  of two halves of those real bars (50 tunes against the other 50) and, at that same size,
+  the continuations of the first half against the real bars of the second;
+* notes out of the opening's key: the share of the continuations' notes (all of them) whose
+  pitch class is not in the opening's scale, beside that share in the real bars 3-4.
 
-    python experiments/abc_and_continuation.py [--model prior] [--n 200] [--tunes 100] [--seed 0]
+    python experiments/abc_and_continuation.py [--model prior] [--n 200] [--tunes 100] [--per-tune 5] [--temperature 1] [--seed 0]
 """
 
 from __future__ import annotations
@@ -130,21 +131,23 @@ def out_of_key_share(melodies: list[Melody], keys: list[Key]) -> float:
     return float(np.mean([p % 12 not in key.scale_pitch_classes() for p, key in notes])) if notes else 0.0
 
 
-def continuations(model_spec: str, count: int, seed: int) -> None:
+def continuations(model_spec: str, count: int, per_tune: int, seed: int, temperature: float = 1.0) -> None:
     started = time.perf_counter()
     tunes = test_split_tunes(count)
     model = load_prior(prior_directory(model_spec))
     rng = np.random.default_rng(seed)
     kept = 0
-    continued_bars, real_bars = [], []
+    continued_bars, real_bars, every_continuation, every_key = [], [], [], []
     for tune in tunes:
         bar = tune.metre.steps_per_bar
         opening_end = tune.pickup_steps + OPENING_BARS * bar
         opening = cut(tune, 0, opening_end, tune.pickup_steps)
-        (melody,) = continue_melody(model, opening, ContinuationConfig(num_bars=TOTAL_BARS, num_continuations=1,
-                                                                        seed=seed), rng, name=model_spec)
-        kept += kept_opening(melody, opening)
-        continued_bars.append(cut(melody, opening_end, opening_end + 2 * bar))
+        melodies = continue_melody(model, opening, ContinuationConfig(num_bars=TOTAL_BARS, num_continuations=per_tune,
+                                                                      seed=seed, temperature=temperature), rng, name=model_spec)
+        kept += sum(kept_opening(melody, opening) for melody in melodies)
+        every_continuation += [cut(melody, opening_end, opening_end + 2 * bar) for melody in melodies]
+        every_key += [tune.key] * len(melodies)
+        continued_bars.append(every_continuation[-len(melodies)])
         real_bars.append(cut(tune, opening_end, opening_end + 2 * bar))
     families = {f: sum(t.metre.family == f for t in tunes) for f in FAMILIES}
     half = len(tunes) // 2
@@ -153,19 +156,20 @@ def continuations(model_spec: str, count: int, seed: int) -> None:
     same_size = style_report(continued_bars[:half], real_bars[half:]).style_overlap
     keys = [t.key for t in tunes]
     print(f"\n## Continuations of {len(tunes)} test-split tunes' first {OPENING_BARS} bars, "
-          f"{TOTAL_BARS - OPENING_BARS} bars each ({model_spec}, seed {seed})\n")
+          f"{TOTAL_BARS - OPENING_BARS} bars each, {per_tune} per tune ({model_spec}, temperature {temperature:g}, seed {seed})\n")
     print(f"tunes by family: {', '.join(f'{f} {c}' for f, c in families.items())}; "
           f"with a pick-up: {sum(t.pickup_steps > 0 for t in tunes)}; "
           f"keys: {len(set(keys))} distinct\n")
     print("| measure | value |")
     print("|---|---|")
-    print(f"| openings unchanged | {kept}/{len(tunes)} |")
+    print(f"| openings unchanged | {kept}/{len(every_continuation)} |")
     print(f"| style overlap: continuations' bars 3-4 vs the real bars 3-4 ({len(tunes)} vs {len(tunes)}) "
           f"| {overlap:.3f} |")
     print(f"| style overlap: real bars 3-4, one half vs the other ({half} vs {len(tunes) - half}) | {halves:.3f} |")
     print(f"| style overlap: continuations of the first half vs the real bars of the second ({half} vs "
           f"{len(tunes) - half}) | {same_size:.3f} |")
-    print(f"| notes out of the opening's key: continuations | {out_of_key_share(continued_bars, keys):.1%} |")
+    print(f"| notes out of the opening's key: continuations ({len(every_continuation)}) | "
+          f"{out_of_key_share(every_continuation, every_key):.1%} |")
     print(f"| notes out of the opening's key: the real bars 3-4 | {out_of_key_share(real_bars, keys):.1%} |")
     print(f"\n({time.perf_counter() - started:.0f} s)")
 
@@ -175,10 +179,12 @@ def main() -> None:
     parser.add_argument("--model", default="prior", help="a prior or policy directory, or 'prior'")
     parser.add_argument("--n", type=int, default=200, help="round-trip melodies per metre family")
     parser.add_argument("--tunes", type=int, default=100, help="test-split tunes to continue")
+    parser.add_argument("--per-tune", type=int, default=5, help="continuations of each opening")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the continuations")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     round_trip(args.model, args.n, args.seed)
-    continuations(args.model, args.tunes, args.seed)
+    continuations(args.model, args.tunes, args.per_tune, args.seed, args.temperature)
 
 
 if __name__ == "__main__":
