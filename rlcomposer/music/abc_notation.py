@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from rlcomposer.music.keys import Key, KeyNameError, parse_mode
-from rlcomposer.music.limits import MAX_MELODY_FILE_BYTES, MAX_MELODY_STEPS, check_size
+from rlcomposer.music.limits import MAX_MELODY_STEPS, check_size
 from rlcomposer.music.metre import Metre, MetreError, parse_metre
 from rlcomposer.music.tokens import STEPS_PER_QUARTER, MelodyError
 
@@ -62,8 +62,6 @@ _SHARP_ORDER = "FCGDAEB"
 _MODE_WORDS = {"major": "maj", "minor": "min", "dorian": "dor", "mixolydian": "mix",
                "phrygian": "phr", "lydian": "lyd", "locrian": "loc"}
 _IGNORED_FIELDS = set("COSZNHBDFGARIQPWwrs")
-_TITLE_FIELD = "T"
-_KNOWN_FIELDS = _IGNORED_FIELDS | set("XTMLKV")
 
 
 @dataclass(frozen=True)
@@ -287,7 +285,7 @@ def _read_field(reader: _Reader, letter: str, value: str, line: int, in_body: bo
     if letter == "X":
         if reader.key is not None or in_body:
             raise _error("a second tune (X:): give one tune", line)
-    elif letter == _TITLE_FIELD:
+    elif letter == "T":
         reader.title = reader.title or value
     elif letter == "M":
         text = "".join(value.split("%", 1)[0].split())
@@ -588,16 +586,15 @@ def read_abc(text: str | bytes) -> AbcTune:
             raise _error("not a text file (not UTF-8)") from None
     check_size(text.encode("utf-8", errors="replace"), "the ABC file")
     reader = _Reader()
-    in_body = False
+    part = "header"  # then "body" (after K:), then "ended" (a blank line after the music)
     seen_x = False
     bar_accidentals: dict = {}
     for number, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         line = raw.rstrip()
         stripped = line.strip()
         if not stripped or stripped.startswith("%"):
-            if in_body and not stripped:
-                if any(isinstance(i, _Event) for i in reader.items):
-                    in_body = "ended"
+            if part == "body" and not stripped and any(isinstance(i, _Event) for i in reader.items):
+                part = "ended"
             continue
         field_match = _FIELD.match(stripped)
         if field_match:
@@ -606,15 +603,15 @@ def read_abc(text: str | bytes) -> AbcTune:
                 if seen_x:
                     raise _error("a second tune (X:): give one tune", number)
                 seen_x = True
-            if in_body == "ended" and letter != "X":
-                continue
-            _read_field(reader, letter, value, number, in_body=bool(in_body))
-            if letter == "K" and not in_body:
-                in_body = True
+            if part == "ended":
+                continue  # free text after the tune
+            _read_field(reader, letter, value, number, in_body=part == "body")
+            if letter == "K":
+                part = "body"
             continue
-        if not in_body:
+        if part == "header":
             raise _error("music before the K: field (the header ends with K:)", number)
-        if in_body == "ended":
+        if part == "ended":
             raise _error("music after the blank line that ends the tune", number)
         if reader.metre is None:
             raise _error("no metre (M:) before the music", number, "metre")
@@ -628,5 +625,5 @@ def read_abc(text: str | bytes) -> AbcTune:
     return AbcTune(tuple(notes), num_steps, reader.metre, reader.key, pickup, reader.title, reader.dropped)
 
 
-__all__ = ["ABC_UNIT_STEPS", "AbcTune", "MAX_MELODY_FILE_BYTES", "key_field", "key_signature",
+__all__ = ["ABC_UNIT_STEPS", "AbcTune", "key_field", "key_signature",
            "parse_key_field", "read_abc", "write_abc"]
