@@ -163,3 +163,22 @@ def test_music21_reads_a_tied_note_with_an_accidental_as_one_note():
         notes, _ = stream_notes(converter.parse(text, format="abc").parts[0])
     assert notes == [(75, 0, 10), (76, 10, 2), (72, 12, 12)]
     assert Melody.from_abc(text).notes() == melody.notes()
+
+
+def test_any_abc_body_ends_in_a_melody_or_one_line_melody_error():
+    import random
+
+    alphabet = [*"ABCDEFGabcdefgzxZ^_=,'/23458|:[]{}()<>-\"!+~.& HTuvKLM%y\\", "\n", "[K:D]", "[M:3/4]",
+                "[L:1/16]", "(3", "|]", "::", "[1", "\nV:2\n", "\nK:Am\n", "\n\n", "\nX:2\n"]
+    chooser = random.Random(7)
+    outcomes = {"melody": 0, "refused": 0}
+    for _ in range(2000):
+        body = "".join(chooser.choice(alphabet) for _ in range(chooser.randint(1, 40)))
+        text = f"X:1\nM:{chooser.choice(['4/4', '6/8', '3/4'])}\nL:1/8\nK:G\n{body}\n"
+        try:
+            Melody.from_abc(text)
+            outcomes["melody"] += 1
+        except MelodyError as error:
+            assert "\n" not in str(error), text
+            outcomes["refused"] += 1
+    assert outcomes["melody"] > 20 and outcomes["refused"] > 1000
