@@ -25,6 +25,14 @@ prior by default), and:
   pitch class is not in the opening's scale, beside that share in the real bars 3-4.
 
     python experiments/abc_and_continuation.py [--model prior] [--n 200] [--tunes 100] [--per-tune 5] [--temperature 1] [--seed 0]
+Reference results (shipped prior, seed 0, 2 shared cores, about 5 minutes): the round trip
+200/200 per family by rlcomposer and by music21 (100 of each 200 with a pick-up). The 100
+tunes: 57 duple, 16 triple, 27 compound, 81 with a pick-up, 11 keys. At temperature 1:
+openings unchanged 500/500; style overlap 0.874 (100 vs 100) beside 0.860 for the real
+halves (50 vs 50) and 0.841 for continuations vs real at 50 vs 50; notes out of the
+opening's key 2.3% (the real bars 3-4: 1.9%); with one continuation per tune (the earlier
+default) seed 0 gave 1.8% and seed 1 2.5%, so at temperature 1 the share sits just above
+2%. At ``--temperature 0.9``: 1.8% out of key, style overlap 0.843 (0.824 at 50 vs 50).
 """
 
 from __future__ import annotations
