@@ -15,7 +15,7 @@ from rlcomposer.cli import main
 from rlcomposer.cli.main import build_parser
 from rlcomposer.prior.registry import resolve_model
 
-COMMANDS = ["corpus", "prior", "generate", "evaluate", "tune", "experiment", "db", "pool", "ratings",
+COMMANDS = ["corpus", "prior", "generate", "evaluate", "continue", "tune", "experiment", "db", "pool", "ratings",
             "reward", "app", "study", "sweep"]
 
 
@@ -52,7 +52,7 @@ def test_every_command_has_a_handler_and_a_help_text():
     parser = build_parser()
     commands = {" ".join(path): sub for path, sub in leaf_parsers(parser)}
     assert sorted(commands) == sorted([
-        "corpus build", "prior train", "prior evaluate", "generate", "evaluate", "tune", "experiment run",
+        "corpus build", "prior train", "prior evaluate", "generate", "evaluate", "continue", "tune", "experiment run",
         "experiment resume", "db where", "db upgrade", "db downgrade", "db current", "pool add",
         "ratings export", "ratings simulate", "ratings forget", "reward train", "app", "study create", "study list",
         "study close", "study link", "sweep run", "sweep resume", "sweep report"])

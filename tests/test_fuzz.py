@@ -230,6 +230,7 @@ FAIL_FAST = {
     ("prior", "evaluate"): ["--cache-dir", "{tmp}/empty"],
     ("generate",): ["--model", "{tmp}/no-model", "--out", "{tmp}/out"],
     ("evaluate",): ["--model", "{tmp}/no-model"],
+    ("continue",): ["--from", "{tmp}/no-opening.abc", "--out", "{tmp}/out"],
     ("tune",): ["--prior", "{tmp}/no-model", "--out", "{tmp}/out"],
     ("pool", "add"): ["--tag", "t", "--model", "{tmp}/no-model", "--db", "{tmp}/no-folder/x.sqlite3"],
     ("ratings", "simulate"): ["--listener", "no_such_module:f", "--db", "{tmp}/no-folder/x.sqlite3"],

@@ -12,6 +12,7 @@ import sys
 
 from rlcomposer.cli import (
     app,
+    continuation,
     corpus,
     experiment,
     feedback,
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.register(commands)  # corpus build
     prior.register(commands)  # prior train, prior evaluate
     melodies.register(commands)  # generate, evaluate
+    continuation.register(commands)  # continue
     tune.register(commands)  # tune
     experiment.register(commands)  # experiment run, experiment resume
     ratings = feedback.register(commands)  # db ..., pool add, ratings export; returns the ratings group

@@ -169,7 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def register(commands: Commands) -> None:
     """Add ``generate`` and ``evaluate``."""
     generate = commands.add_parser(
-        "generate", help="sample melodies and write MIDI / MusicXML / WAV / JSON files",
+        "generate", help="sample melodies and write MIDI / MusicXML / WAV / JSON / ABC files",
         description="Sample melodies from a model and write one file per melody per format. "
                     "The same seed gives byte-identical JSON.")
     add_output_options(generate)
@@ -182,7 +182,8 @@ def register(commands: Commands) -> None:
     generate.add_argument("--overwrite", action="store_true",
                           help="replace the melody files already in --out (else that is an error)")
     generate.add_argument("--format", default="midi,musicxml,wav,json",
-                          help="comma-separated formats: midi, musicxml, wav, json (default all)")
+                          help="comma-separated formats: midi, musicxml, wav, json, abc "
+                               "(default midi,musicxml,wav,json)")
     add_melody_shape_options(generate)
     generate.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     generate.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")

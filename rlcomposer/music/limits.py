@@ -6,7 +6,9 @@ limits below *before* it allocates: the file's size
 file's messages (``MAX_MIDI_EVENTS``) and times (``MAX_MIDI_TICKS``), and an
 ``.mxl`` archive's unpacked size. Whatever the parsers underneath raise
 (mido, music21, the JSON and XML readers, zipfile) becomes a
-:class:`~rlcomposer.music.melody.MelodyError` naming the reason.
+:class:`~rlcomposer.music.melody.MelodyError` naming the reason. ABC
+(:mod:`rlcomposer.music.abc_notation`) is read within the same file size and melody
+length, the length checked note by note as the tune is read.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ MAX_MIDI_TICKS = 100_000_000
 MAX_MIDI_EVENTS = 50_000
 """Most messages (all tracks together) a MIDI file may hold (256 bars of sixteenths need 8,192 notes)."""
 MAX_MELODY_FILE_BYTES = 4 * 1024 * 1024
-"""Largest melody file (JSON, MIDI, MusicXML; an .mxl archive's unpacked score too) read, in bytes."""
+"""Largest melody file (JSON, MIDI, MusicXML, ABC; an .mxl archive's unpacked score too) read, in bytes."""
 
 MXL_CONTAINER = "META-INF/container.xml"
 

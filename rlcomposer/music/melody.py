@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from rlcomposer.music import limits
+from rlcomposer.music.abc_notation import read_abc, write_abc
 from rlcomposer.music.audio import DEFAULT_TEMPO_BPM, render_wav_bytes
 from rlcomposer.music.keys import DEFAULT_KEY, Key
 from rlcomposer.music.limits import (  # noqa: F401 (the limits' old home)
@@ -516,9 +517,34 @@ class Melody:
             raise MelodyError(f"not a readable MusicXML file: {type(error).__name__}: "
                               f"{str(error).splitlines()[0] if str(error) else ''}", "malformed") from None
 
+    # ---------------------------------------------------------------------- ABC
+    def to_abc(self, title: str | None = None, index: int = 1) -> str:
+        """A single-voice ABC tune (``X:index``, titled ``title``, else the metadata's title, else
+        "Melody") in its metre and key, the pick-up as a short first bar (see
+        :mod:`rlcomposer.music.abc_notation`)."""
+        notes = [(pitch, round(onset * STEPS_PER_QUARTER), round(duration * STEPS_PER_QUARTER))
+                 for pitch, onset, duration in self.notes()]
+        return write_abc(notes, self.num_steps, self.metre, self.key, self.pickup_steps,
+                         title or self.metadata.get("title") or "Melody", index)
+
+    @classmethod
+    def from_abc(cls, text: str | bytes, metadata: dict[str, Any] | None = None) -> Melody:
+        """Read one single-voice ABC tune. Its title goes into the metadata, and what was dropped
+        (chord symbols, grace notes, decorations, chords' lower notes, repeat marks, quantised
+        tuplet notes) into ``metadata["abc_dropped"]`` by kind."""
+        tune = read_abc(text)
+        info = dict(metadata or {})
+        if tune.title:
+            info.setdefault("title", tune.title)
+        if tune.dropped:
+            info["abc_dropped"] = dict(tune.dropped)
+        return cls.from_notes(
+            [(p, s / STEPS_PER_QUARTER, n / STEPS_PER_QUARTER) for p, s, n in tune.notes],
+            tune.num_steps, info, tune.metre, tune.key, tune.pickup_steps)
+
     # -------------------------------------------------------------------- files
     def save(self, path: str | Path, tempo_bpm: float = DEFAULT_TEMPO_BPM, title: str | None = None) -> Path:
-        """Write by suffix: ``.json``, ``.mid``/``.midi``, ``.musicxml``/``.xml``, ``.wav``.
+        """Write by suffix: ``.json``, ``.mid``/``.midi``, ``.musicxml``/``.xml``, ``.wav``, ``.abc``.
 
         Scores and MIDI files are titled ``title``, else the metadata's title, else the file's stem.
         """
@@ -533,16 +559,18 @@ class Melody:
             path.write_bytes(self.to_musicxml_bytes(tempo_bpm, title))
         elif suffix == ".wav":
             path.write_bytes(render_wav_bytes(self, tempo_bpm=tempo_bpm))
+        elif suffix == ".abc":
+            path.write_text(self.to_abc(title), encoding="utf-8")
         else:
             raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Melody:
-        """Read a ``.json``, ``.mid``/``.midi`` or ``.musicxml``/``.xml``/``.mxl`` file."""
+        """Read a ``.json``, ``.mid``/``.midi``, ``.musicxml``/``.xml``/``.mxl`` or ``.abc`` file."""
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix not in (".json", ".mid", ".midi", ".musicxml", ".xml", ".mxl"):
+        if suffix not in (".json", ".mid", ".midi", ".musicxml", ".xml", ".mxl", ".abc"):
             raise MelodyError(f"{path}: unknown melody file type '{suffix}'", "malformed")
         data = limits.read_melody_file(path)
         try:
@@ -550,6 +578,8 @@ class Melody:
                 return cls.from_json(data)
             if suffix in (".mid", ".midi"):
                 return cls.from_midi_bytes(data, {"source": path.name})
+            if suffix == ".abc":
+                return cls.from_abc(data, {"source": path.name})
             return cls.from_musicxml_bytes(data, {"source": path.name})
         except MelodyError as error:
             raise MelodyError(f"{path}: {error}", error.reason) from None

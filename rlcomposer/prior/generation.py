@@ -27,7 +27,7 @@ TEMPERATURE = above(0, 100)
 TEMPO_BPM = between(20, 400)
 """Quarter notes per minute of MIDI, MusicXML and WAV."""
 
-FORMAT_SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "wav": ".wav", "json": ".json"}
+FORMAT_SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "wav": ".wav", "json": ".json", "abc": ".abc"}
 
 
 GENERATION_RANGES = {
@@ -65,7 +65,7 @@ class GenerationConfig:
     top_k: int | None = None
     """Sample only among the k likeliest tokens (None: all)."""
     formats: tuple[str, ...] = ("midi", "musicxml", "wav", "json")
-    """File formats to write: any of midi, musicxml, wav, json."""
+    """File formats to write: any of midi, musicxml, wav, json, abc."""
     tempo_bpm: float = 120.0
     """Quarter notes per minute in MIDI, MusicXML and WAV."""
 
@@ -138,7 +138,7 @@ def sample_melodies(model: MelodyModel, config: GenerationConfig) -> list[Melody
 
 
 def existing_melody_files(out_dir: str | Path, stem: str = "melody") -> list[Path]:
-    """Melody files (``STEM-NNN.mid`` / ``.musicxml`` / ``.wav`` / ``.json``) already in ``out_dir``."""
+    """Melody files (``STEM-NNN.mid`` / ``.musicxml`` / ``.wav`` / ``.json`` / ``.abc``) already in ``out_dir``."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []
