@@ -413,7 +413,7 @@ class Experiment:
                       for name, melodies in columns.items()}
         best_name = f"best-of-{best_n}"
         warnings = (collapse_warnings(musicality["tuned"], musicality["prior"],
-                                      name=f"the tuned ({primary.name}) melodies", baseline_name="the prior")
+                                      name=f"the tuned ({tuned_name}) melodies", baseline_name="the prior")
                     + collapse_warnings(musicality[best_name], musicality["prior"],
                                         name=f"the {best_name} melodies", baseline_name="the prior"))
         for warning in warnings:
