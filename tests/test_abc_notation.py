@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rlcomposer.cli.main import main
-from rlcomposer.music.abc_notation import read_abc
+from rlcomposer.music.abc_reading import read_abc
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody, MelodyError
 from rlcomposer.music.notation import stream_metre_and_key, stream_notes, stream_pickup_steps

@@ -7,7 +7,7 @@ file's messages (``MAX_MIDI_EVENTS``) and times (``MAX_MIDI_TICKS``), and an
 ``.mxl`` archive's unpacked size. Whatever the parsers underneath raise
 (mido, music21, the JSON and XML readers, zipfile) becomes a
 :class:`~rlcomposer.music.melody.MelodyError` naming the reason. ABC
-(:mod:`rlcomposer.music.abc_notation`) is read within the same file size and melody
+(:mod:`rlcomposer.music.abc_reading`) is read within the same file size and melody
 length, the length checked note by note as the tune is read.
 """
 

@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from rlcomposer.music import limits
-from rlcomposer.music.abc_notation import read_abc, write_abc
+from rlcomposer.music.abc_notation import write_abc
+from rlcomposer.music.abc_reading import read_abc
 from rlcomposer.music.audio import DEFAULT_TEMPO_BPM, render_wav_bytes
 from rlcomposer.music.keys import DEFAULT_KEY, Key
 from rlcomposer.music.limits import (  # noqa: F401 (the limits' old home)

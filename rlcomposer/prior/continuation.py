@@ -243,7 +243,7 @@ def read_opening(path) -> Melody:
     :mod:`rlcomposer.music.limits`. A file of several voices is refused in one line rather than
     read as its top line: a MIDI file whose notes overlap, a MusicXML score of several parts (or
     with chords), ABC with a second voice (``V:``, ``&``). An ABC chord keeps its top note, counted
-    in the metadata, as :mod:`rlcomposer.music.abc_notation` reads it."""
+    in the metadata, as :mod:`rlcomposer.music.abc_reading` reads it."""
     from pathlib import Path
 
     from rlcomposer.music import limits
