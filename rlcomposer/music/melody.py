@@ -51,6 +51,12 @@ from rlcomposer.music.limits import (  # noqa: F401 (the limits' old home)
     MAX_MIDI_EVENTS,
     MAX_MIDI_TICKS,
 )
+from rlcomposer.music.melody_json import (  # noqa: F401 (public here since 0.1)
+    JSON_FORMAT,
+    JSON_VERSION,
+    melody_from_json_dict,
+    melody_json_dict,
+)
 from rlcomposer.music.metre import (  # noqa: F401
     DEFAULT_METRE,
     MAX_BARS,
@@ -66,6 +72,7 @@ from rlcomposer.music.notation import (  # noqa: F401 (public here since 0.1)
     declared_metre_and_key,
     engraving_clef,
     key_from_sharps,
+    make_pickup_measure,
     midi_key_name,
     midi_pickup_steps,
     midi_signature,
@@ -92,8 +99,6 @@ from rlcomposer.music.tokens import (  # noqa: F401 (the encoding, public here s
     whole_bars,
 )
 
-JSON_FORMAT = "rlcomposer.melody"  # the file format's name (kept when the module moved)
-JSON_VERSION = 1
 MIDI_TICKS_PER_QUARTER = 480
 
 
@@ -317,18 +322,8 @@ class Melody:
 
     # --------------------------------------------------------------------- JSON
     def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "format": JSON_FORMAT,
-            "version": JSON_VERSION,
-            "steps_per_bar": self.metre.steps_per_bar,
-            "metre": self.metre.name,
-            "key": {"tonic": self.key.tonic, "mode": self.key.mode},
-            "num_steps": self.num_steps,
-            "pickup_steps": self.pickup_steps,
-            "tokens": self.tokens.tolist(),
-            "notes": [list(n) for n in self.notes()],
-            "metadata": self.metadata,
-        }
+        """The JSON object of the melody (:mod:`rlcomposer.music.melody_json`)."""
+        return melody_json_dict(self)
 
     def to_json(self) -> str:
         """Deterministic JSON (sorted keys): equal melodies give equal bytes."""
@@ -336,25 +331,8 @@ class Melody:
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Melody:
-        if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
-            raise MelodyError(f"not an rlcomposer melody (expected format '{JSON_FORMAT}')")
-        if data.get("version") != JSON_VERSION:
-            raise MelodyError(f"unsupported melody JSON version {data.get('version')!r}")
-        tokens = limits.check_json_tokens(data.get("tokens"))
-        metadata = data.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise MelodyError("melody JSON 'metadata' must be an object")
-        metre, key = declared_metre_and_key(data)
-        pickup = data.get("pickup_steps", 0)  # absent in files written before pick-ups
-        if isinstance(pickup, bool) or not isinstance(pickup, int):
-            raise MelodyError(f"melody JSON: the pick-up (pickup_steps) must be a whole number of steps, got {pickup!r}", "invalid")
-        melody = cls(np.asarray(tokens, dtype=np.int64), metadata, metre, key, pickup)
-        declared = data.get("steps_per_bar", metre.steps_per_bar)
-        if declared != metre.steps_per_bar:
-            raise MelodyError(
-                f"its notes are barred in {declared!r} steps, but a bar of {metre.name} is "
-                f"{metre.steps_per_bar} steps", "metre")
-        return melody
+        """A melody read from its JSON object (:mod:`rlcomposer.music.melody_json`)."""
+        return melody_from_json_dict(cls, data)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Melody:
@@ -397,7 +375,7 @@ class Melody:
             part = flat.makeMeasures()
             part.makeTies(inPlace=True)  # a note of the pick-up that sounds into bar 1 is tied over the bar line
             part.makeAccidentals(inPlace=True)  # else a tie's hidden accidental stops the export from making them
-            _make_pickup_measure(part, padding / STEPS_PER_QUARTER)
+            make_pickup_measure(part, padding / STEPS_PER_QUARTER)
         score = stream.Score()
         info = metadata.Metadata()
         info.title = title or self.metadata.get("title") or "Melody"
@@ -593,30 +571,6 @@ def _package_version() -> str:
         return version("rlcomposer")
     except PackageNotFoundError:
         return "(source)"
-
-
-def _make_pickup_measure(part, padding_quarters: float) -> None:
-    """Turn the first measure of ``part`` (which starts with a placeholder rest of
-    ``padding_quarters``) into an incomplete measure 0 holding the pick-up only."""
-    from music21 import note, stream
-
-    measures = list(part.getElementsByClass(stream.Measure))
-    first = measures[0]
-    placeholder = next(r for r in first.notesAndRests if isinstance(r, note.Rest))
-    first.remove(placeholder)
-    for element in list(first.notesAndRests):
-        first.setElementOffset(element, element.offset - padding_quarters)
-    first.paddingLeft = padding_quarters
-    first.number = 0
-    first.showNumber = stream.enums.ShowNumber.NEVER  # MusicXML implicit="yes": a pick-up, not bar 1
-    for number, measure in enumerate(measures[1:], start=1):
-        measure.number = number
-        part.setElementOffset(measure, measure.offset - padding_quarters)
-    first.duration.quarterLength = first.highestTime
-    last = measures[-1]
-    if len(measures) > 1 and last.highestTime < last.barDuration.quarterLength:
-        # an unfinished last bar (often the pick-up's complement) stays as it is: no rest is added
-        last.paddingRight = last.barDuration.quarterLength - last.highestTime
 
 
 def random_melody(rng: np.random.Generator, num_steps: int = 64,

@@ -1,6 +1,7 @@
 """What a score or a file says beside its notes: the notes of a music21 stream on the
 sixteenth grid, the time and key signatures of streams, MIDI files and melody JSON, and the
-clef a melody is engraved with."""
+clef a melody is engraved with, and the incomplete first measure (measure 0) its pick-up is
+engraved as."""
 
 from __future__ import annotations
 
@@ -213,8 +214,32 @@ LOW_MELODY_MEDIAN_PITCH = 60
 """A melody whose median pitch is below this (C4) is engraved in the ottava treble clef."""
 
 
+def make_pickup_measure(part, padding_quarters: float) -> None:
+    """Turn the first measure of ``part`` (which starts with a placeholder rest of
+    ``padding_quarters``) into an incomplete measure 0 holding the pick-up only."""
+    from music21 import note, stream
+
+    measures = list(part.getElementsByClass(stream.Measure))
+    first = measures[0]
+    placeholder = next(r for r in first.notesAndRests if isinstance(r, note.Rest))
+    first.remove(placeholder)
+    for element in list(first.notesAndRests):
+        first.setElementOffset(element, element.offset - padding_quarters)
+    first.paddingLeft = padding_quarters
+    first.number = 0
+    first.showNumber = stream.enums.ShowNumber.NEVER  # MusicXML implicit="yes": a pick-up, not bar 1
+    for number, measure in enumerate(measures[1:], start=1):
+        measure.number = number
+        part.setElementOffset(measure, measure.offset - padding_quarters)
+    first.duration.quarterLength = first.highestTime
+    last = measures[-1]
+    if len(measures) > 1 and last.highestTime < last.barDuration.quarterLength:
+        # an unfinished last bar (often the pick-up's complement) stays as it is: no rest is added
+        last.paddingRight = last.barDuration.quarterLength - last.highestTime
+
+
 __all__ = [
     "LOW_MELODY_MEDIAN_PITCH", "MIDI_KEY_TEXT", "MIDI_PICKUP_TEXT", "declared_metre_and_key", "engraving_clef", "key_from_sharps",
-    "midi_key_name", "midi_pickup_steps", "midi_signature", "stream_metre_and_key", "stream_notes",
+    "make_pickup_measure", "midi_key_name", "midi_pickup_steps", "midi_signature", "stream_metre_and_key", "stream_notes",
     "stream_pickup_steps",
 ]
