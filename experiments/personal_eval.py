@@ -49,10 +49,10 @@ from rlcomposer.music.melody import Melody
 from rlcomposer.music.note_list import note_list
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, load_listener
 from rlcomposer.preferences.personal_reward import (
-    PersonalRewardConfig,
     personal_scores,
     train_personal_reward_model,
 )
+from rlcomposer.preferences.personal_reward_config import PersonalRewardConfig
 from rlcomposer.preferences.reward_model import (
     RewardModelConfig,
     RewardModelError,

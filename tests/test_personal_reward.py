@@ -22,10 +22,10 @@ from rlcomposer.feedback.testing import (
 )
 from rlcomposer.preferences.listeners import lyrical
 from rlcomposer.preferences.personal_reward import (
-    PersonalRewardConfig,
     fit_rater_weights,
     load_personal_reward_model,
 )
+from rlcomposer.preferences.personal_reward_config import PersonalRewardConfig
 from rlcomposer.preferences.reward_model import RewardModelError
 
 EPOCHS = ["--set", "epochs=20", "--set", "ensemble_size=3", "--set", "reference_melodies=64"]

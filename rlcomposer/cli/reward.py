@@ -131,10 +131,10 @@ def _train_per_rater(args, config, prior, store, data, out: Path, db: str, log) 
     and per rater the held-out accuracy of the population, rater-alone and personal models."""
     from rlcomposer.config import config_from_dict, parse_overrides
     from rlcomposer.preferences.personal_reward import (
-        PersonalRewardConfig,
         save_personal_reward_model,
         train_personal_reward_model,
     )
+    from rlcomposer.preferences.personal_reward_config import PersonalRewardConfig
 
     personal = config_from_dict(PersonalRewardConfig, parse_overrides(args.set_personal), "--set-personal")
     raters = [r.name for r in store.raters()]
