@@ -200,6 +200,22 @@ def test_policy_best_of_k_says_how_far_from_the_prior_its_melodies_are(tmp_path,
     assert stated == pytest.approx(float(ratios.mean()) + best_of_n_kl(4), abs=0.006)
 
 
+def test_policy_best_of_k_whose_prior_is_gone_still_writes_its_melodies(tmp_path, tiny_prior_dir, capsys):
+    import shutil
+
+    prior_copy = shutil.copytree(tiny_prior_dir, tmp_path / "prior-copy")
+    config = TuneConfig(prior=str(prior_copy), env=MelodyEnvConfig(num_bars=1, theory_motif=1.0),
+                        n_envs=8, minibatch_episodes=4, total_timesteps=8 * 16 * 2, checkpoint_every=0)
+    tune_policy(config, tmp_path / "policy", progress=False, log=lambda _: None)
+    shutil.rmtree(prior_copy)  # the prior it was tuned from was moved away
+    code = main(["generate", "--model", str(tmp_path / "policy"), "--best-of", "2", "--reward",
+                 "rlcomposer.music.theory:theory_reward", "--n", "2", "--bars", "1", "--format", "json",
+                 "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0 and "the KL of its best-of-2 melodies is not stated" in out
+    assert len(list((tmp_path / "out").glob("*.json"))) == 2 and "KL to the prior about" not in out
+
+
 def test_tuned_melodies_from_policy_best_of_k_write_the_exports_and_the_next_pool(tmp_path, tiny_prior_dir):
     import json
 

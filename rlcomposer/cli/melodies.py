@@ -54,7 +54,12 @@ def cmd_generate(args: argparse.Namespace) -> None:
         tuned_condition,
     )
     from rlcomposer.prior.registry import PriorModel, resolve_model
-    from rlcomposer.rl.best_of_n import BestOfNModel, PolicyBestOfKModel, load_policy_best_of_k
+    from rlcomposer.rl.best_of_n import (
+        BestOfNModel,
+        PolicyBestOfKModel,
+        PriorUnavailable,
+        load_policy_best_of_k,
+    )
 
     config = _generation_config(args)
     check_options(args, {"--best-of": BEST_OF})
@@ -70,7 +75,11 @@ def cmd_generate(args: argparse.Namespace) -> None:
         if args.rater is not None:
             reward, name = _rater_reward(args, reward)
         if tuned_condition(model) is not None:  # a tuned policy: best-of-k, with its KL to the prior
-            model = load_policy_best_of_k(config.model, reward, args.best_of, name)
+            try:
+                model = load_policy_best_of_k(config.model, reward, args.best_of, name)
+            except PriorUnavailable as error:  # the melodies still come; only their KL is unknown
+                say(args, f"note: {error}")
+                model = BestOfNModel(model, reward, args.best_of, name)
         else:
             model = BestOfNModel(model, reward, args.best_of, name)
     elif args.reward:
@@ -81,7 +90,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     kl = None
     if isinstance(model, PolicyBestOfKModel):
         kl = model.kl_estimate(melodies)
-    elif isinstance(model, BestOfNModel) and isinstance(model.base, PriorModel):  # best-of-N from a prior
+    elif (isinstance(model, BestOfNModel) and isinstance(model.base, PriorModel)
+          and tuned_condition(model.base) is None):  # best-of-N from a prior (not a policy)
         kl = model.kl_to_base_per_melody
     with disk_errors(f"--out '{args.out}'", None if Path(args.out).exists() else args.out):
         files = export_melodies(melodies, args.out, config.formats, config.tempo_bpm,

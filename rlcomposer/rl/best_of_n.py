@@ -80,6 +80,10 @@ class PolicyBestOfKModel(BestOfNModel):
         return policy_best_of_k_kl(float(np.mean(ratios)), self.n)
 
 
+class PriorUnavailable(RLComposerError):
+    """The prior a policy was tuned from does not load (moved or deleted): no KL can be stated."""
+
+
 def load_policy_best_of_k(policy_dir: str | Path, reward_fn, k: int, reward_name: str = "reward") -> PolicyBestOfKModel:
     """Best-of-k from the tuned policy saved in ``policy_dir``, beside the prior it was tuned
     from (its ``training.prior``: ``prior`` is the shipped one)."""
@@ -91,6 +95,6 @@ def load_policy_best_of_k(policy_dir: str | Path, reward_fn, k: int, reward_name
     try:
         prior = load_prior(prior_spec)
     except RLComposerError as error:
-        raise RLComposerError(f"policy '{policy_dir}' was tuned from prior '{prior_spec}', which does not "
-                              f"load ({error}); its best-of-{k} KL cannot be measured") from None
+        raise PriorUnavailable(f"policy '{policy_dir}' was tuned from prior '{prior_spec}', which does not "
+                               f"load ({error}); the KL of its best-of-{k} melodies is not stated") from None
     return PolicyBestOfKModel(load_prior(policy_dir), prior, reward_fn, k, reward_name, Path(policy_dir).name)
