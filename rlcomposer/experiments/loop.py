@@ -433,7 +433,7 @@ class Experiment:
                         round_dir / "melodies",
                         ("midi", "musicxml", "wav", "json"), stem="tuned")
         history = primary.history
-        self.log(f"  win-rate of tuned ({primary.name}) over prior: "
+        self.log(f"  win-rate of tuned ({tuned_name}) over prior: "
                  f"{win_rate if win_rate is None else f'{win_rate:.1%}'}; "
                  f"best-of-{best_n}: {best_win_rate if best_win_rate is None else f'{best_win_rate:.1%}'}; "
                  f"KL {kl_tuned:.2f} nats")
