@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.keys import Key
@@ -39,11 +38,9 @@ from rlcomposer.music.melody import (
 )
 from rlcomposer.music.metre import MAX_BARS
 from rlcomposer.prior.model import (
-    FINAL_ATTEMPTS,
     ConditionError,
     MelodyCondition,
     MelodyPrior,
-    final_pitch_class,
 )
 from rlcomposer.validation import SEED, Range, above, between
 
@@ -145,19 +142,8 @@ def continue_melody(model: MelodyPrior, opening: Melody, config: ContinuationCon
     in_c = opening.transpose(shift, Key("C", opening.key.mode))
     count = config.num_continuations * config.best_of
     generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
-    conditions = [condition] * count
-    plain_prior = bool(model.config.finals) and model.tuned_condition is None
-    if plain_prior:
-        conditions = model.draw_finals(conditions, generator)
-    tokens = _sample(model, in_c, conditions, steps, shift, generator, config)
-    if plain_prior:
-        for _ in range(FINAL_ATTEMPTS - 1):
-            pending = [row for row in range(count)
-                       if final_pitch_class(tokens[row]) not in (None, conditions[row].final)]
-            if not pending:
-                break
-            tokens[pending] = _sample(model, in_c, [conditions[row] for row in pending], steps, shift,
-                                      generator, config)
+    tokens = model.sample(count, steps, generator, config.temperature, config.top_k, condition=condition,
+                          prefix=in_c.tokens, allowed=_allowed_tokens(model, in_c, steps, shift))
     candidates = [Melody(row, {"model": name}, opening.metre, Key("C", opening.key.mode), opening.pickup_steps)
                   for row in tokens]
     chosen = list(range(count))
@@ -191,39 +177,18 @@ def kept_opening(melody: Melody, opening: Melody) -> bool:
             and melody.pickup_steps == opening.pickup_steps)
 
 
-@torch.inference_mode()
-def _sample(model: MelodyPrior, opening: Melody, conditions: Sequence[MelodyCondition], steps: int,
-            shift: int, generator: torch.Generator, config: ContinuationConfig) -> np.ndarray:
-    """Token rows: the opening's tokens (in C), then sampled steps up to ``steps``."""
-    was_training = model.training
-    model.eval()
-    count = len(conditions)
-    batch = model.rows_condition_batch(conditions)
-    length = opening.num_steps
-    prefix = torch.as_tensor(opening.tokens.astype(np.int64)).unsqueeze(0).expand(count, length)
-    _, hidden = model(model.shift_right(prefix), 0, None, batch)
-    allowed = torch.zeros(model.config.vocab_size, dtype=torch.bool)
-    allowed[[REST, HOLD]] = True
+def _allowed_tokens(model: MelodyPrior, opening: Melody, steps: int, shift: int) -> torch.Tensor:
+    """``[steps, vocab]``: the tokens each step after the opening (in C) may draw: pitches that stay
+    in range moved back to the opening's key, and no hold right after an opening that ends on a
+    sounding note (its last note keeps its length)."""
+    allowed = torch.zeros(steps, model.config.vocab_size, dtype=torch.bool)
+    allowed[:, [REST, HOLD]] = True
     for pitch in range(MIN_PITCH, MAX_PITCH + 1):
-        if MIN_PITCH <= pitch - shift <= MAX_PITCH:  # stays in range moved back to the opening's key
-            allowed[pitch_token(pitch)] = True
-    first_allowed = allowed.clone()
-    if _sounding_at_end(opening.tokens):
-        first_allowed[HOLD] = False  # the opening's last note keeps its length
-    tokens = torch.empty(count, steps, dtype=torch.long)
-    tokens[:, :length] = prefix
-    previous = prefix[:, -1]
-    for t in range(length, steps):
-        logits, hidden = model.step(previous, t, hidden, batch)
-        logits = logits / config.temperature
-        logits = logits.masked_fill(~(first_allowed if t == length else allowed), float("-inf"))
-        if config.top_k is not None and config.top_k < model.config.vocab_size:
-            kth = torch.topk(logits, config.top_k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        previous = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
-        tokens[:, t] = previous
-    model.train(was_training)
-    return tokens.numpy()
+        if MIN_PITCH <= pitch - shift <= MAX_PITCH:
+            allowed[:, pitch_token(pitch)] = True
+    if _sounding_at_end(opening.tokens) and opening.num_steps < steps:
+        allowed[opening.num_steps, HOLD] = False
+    return allowed
 
 
 def _sounding_at_end(tokens: np.ndarray) -> bool:

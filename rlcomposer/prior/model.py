@@ -383,12 +383,16 @@ class MelodyPrior(nn.Module):
         top_k: int | None = None,
         batch_size: int = 2048,
         condition: MelodyCondition | Sequence[MelodyCondition] | None = None,
+        prefix: np.ndarray | None = None,
+        allowed: torch.Tensor | None = None,
     ) -> np.ndarray:
         """Sample token arrays ``[num_melodies, num_steps]``, carrying the GRU state.
 
         ``temperature`` scales the logits; ``top_k`` keeps the k likeliest tokens;
         ``condition`` (default 4/4 major), or one per melody (a batch may mix
-        metres and modes), gets the length ``num_steps``.
+        metres and modes), gets the length ``num_steps``. ``prefix`` (tokens) starts
+        every melody as given, the network run through it; ``allowed`` (``[num_steps,
+        vocab]`` booleans) limits the tokens each step may draw.
         """
         if isinstance(condition, MelodyCondition) or condition is None:
             conditions = None
@@ -410,16 +414,18 @@ class MelodyPrior(nn.Module):
             count = min(batch_size, num_melodies - start)
             rows = None if conditions is None else conditions[start:start + count]
             chunks.append(self._sample_rows(condition if rows is None else rows, count, num_steps, generator,
-                                            temperature, top_k))
+                                            temperature, top_k, prefix, allowed))
         tokens = np.concatenate(chunks, axis=0)
         if self.config.finals and self.tuned_condition is None:
-            self._redraw_other_finals(tokens, conditions, generator, temperature, top_k)
+            self._redraw_other_finals(tokens, conditions, generator, temperature, top_k, prefix, allowed)
         self.train(was_training)
         return tokens
 
     def _sample_rows(self, condition: MelodyCondition | Sequence[MelodyCondition], count: int, num_steps: int,
-                     generator: torch.Generator, temperature: float, top_k: int | None) -> np.ndarray:
-        """``count`` melodies of one condition, or of one condition per row, step by step."""
+                     generator: torch.Generator, temperature: float, top_k: int | None,
+                     prefix: np.ndarray | None = None, allowed: torch.Tensor | None = None) -> np.ndarray:
+        """``count`` melodies of one condition, or of one condition per row, step by step
+        (after ``prefix``, with the tokens ``allowed`` at each step: see :meth:`sample`)."""
         tokens = torch.empty(count, num_steps, dtype=torch.long)
         previous = torch.full((count,), self.config.bos_token, dtype=torch.long)
         hidden = None
@@ -427,9 +433,18 @@ class MelodyPrior(nn.Module):
             batch = self.condition_batch(condition, count)
         else:
             batch = self.rows_condition_batch(condition)
-        for t in range(num_steps):
+        start = 0
+        if prefix is not None and len(prefix):
+            start = len(prefix)
+            given = torch.as_tensor(np.asarray(prefix, dtype=np.int64)).unsqueeze(0).expand(count, start)
+            _, hidden = self(self.shift_right(given), 0, None, batch)  # the network run through the prefix
+            tokens[:, :start] = given
+            previous = given[:, -1]
+        for t in range(start, num_steps):
             logits, hidden = self.step(previous, t, hidden, batch)
             logits = logits / temperature
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed[t], float("-inf"))
             if top_k is not None and top_k < self.config.vocab_size:
                 kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
                 logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -438,7 +453,8 @@ class MelodyPrior(nn.Module):
         return tokens.numpy()
 
     def _redraw_other_finals(self, tokens: np.ndarray, conditions: Sequence[MelodyCondition],
-                             generator: torch.Generator, temperature: float, top_k: int | None) -> None:
+                             generator: torch.Generator, temperature: float, top_k: int | None,
+                             prefix: np.ndarray | None = None, allowed: torch.Tensor | None = None) -> None:
         """Melodies that end elsewhere than on the final they were told are drawn again (at most
         :data:`FINAL_ATTEMPTS` draws in all; the last draw stays whatever it ends on): the model's
         own melodies, kept as the corpus's finals fall, never a forced last note."""
@@ -448,7 +464,7 @@ class MelodyPrior(nn.Module):
             if not pending:
                 return
             again = self._sample_rows([conditions[row] for row in pending], len(pending), tokens.shape[1],
-                                      generator, temperature, top_k)
+                                      generator, temperature, top_k, prefix, allowed)
             tokens[pending] = again
 
     def draw_finals(self, conditions: Sequence[MelodyCondition],
