@@ -61,7 +61,7 @@ from rlcomposer.preferences.labels import PairLabel, StarLabel, as_melody
 from rlcomposer.preferences.personal_reward_config import PersonalRewardConfig
 from rlcomposer.preferences.reward_model_config import RewardModelConfig, RewardModelError
 from rlcomposer.preferences.reward_model_io import load_reward_model, save_reward_model
-from rlcomposer.preferences.training import train_reward_model
+from rlcomposer.preferences.training import index_melodies, train_reward_model
 from rlcomposer.prior.model import MelodyPrior
 
 PERSONAL_KIND = "personal-reward-model"
@@ -242,7 +242,7 @@ class PersonalRewardModel:
         rounds = self.config.shared_rounds if shared_rounds is None else shared_rounds
         usable = [c for c in comparisons if c.choice in CHOICE_SCORE]
         if base is None:
-            rows, index_a, index_b = _pair_index(usable)
+            rows, index_a, index_b, _ = index_melodies(usable)
             score, phi = self.base_rewards(rows)
         else:
             score, phi, rows, index_a, index_b = base
@@ -325,22 +325,6 @@ def personal_scores(population: np.ndarray, phi: np.ndarray, weights: np.ndarray
 
 
 # ---------------------------------------------------------------- training
-def _pair_index(usable: Sequence[PairLabel]) -> tuple[list[Melody], np.ndarray, np.ndarray]:
-    index: dict[tuple, int] = {}
-    rows: list[Melody] = []
-
-    def position(melody: Melody) -> int:
-        key = (np.asarray(melody.tokens, dtype=np.int64).tobytes(), melody.metre, melody.key, melody.pickup_steps)
-        if key not in index:
-            index[key] = len(rows)
-            rows.append(melody)
-        return index[key]
-
-    a = np.array([position(c.melody_a) for c in usable], dtype=np.int64)
-    b = np.array([position(c.melody_b) for c in usable], dtype=np.int64)
-    return rows, a, b
-
-
 def train_personal_reward_model(comparisons: Sequence[PairLabel], star_ratings: Sequence[StarLabel],
                                 config: RewardModelConfig = RewardModelConfig(),  # noqa: B008 (frozen)
                                 personal: PersonalRewardConfig = PersonalRewardConfig(),  # noqa: B008
@@ -363,7 +347,7 @@ def train_personal_reward_model(comparisons: Sequence[PairLabel], star_ratings: 
     population = train_reward_model(usable, star_ratings, config, prior, log=log)
     model = PersonalRewardModel(population, names, [sum(c.rater == r for c in usable) for r in names],
                                 np.zeros((len(names), 0)), personal)
-    rows, index_a, index_b = _pair_index(usable)
+    rows, index_a, index_b, _ = index_melodies(usable)
     score, phi = model.base_rewards(rows, trunk=False)
     targets = np.array([CHOICE_SCORE[c.choice] for c in usable], dtype=np.float64)
     by_rater = {r: np.array([i for i, c in enumerate(usable) if c.rater == r], dtype=np.int64) for r in names}

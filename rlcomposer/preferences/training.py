@@ -81,7 +81,10 @@ class _Data:
     star_z: np.ndarray
 
 
-def _index_data(usable: Sequence[PairLabel], stars: Sequence[StarLabel]) -> _Data:
+def index_melodies(usable: Sequence[PairLabel], stars: Sequence[StarLabel] = ()
+                   ) -> tuple[list[Melody], np.ndarray, np.ndarray, np.ndarray]:
+    """Each unique melody (its tokens, metre, key and pick-up) once, and the row of each
+    comparison's A, of its B and of each star rating's melody."""
     index: dict[tuple, int] = {}
     rows: list[Melody] = []
 
@@ -95,8 +98,13 @@ def _index_data(usable: Sequence[PairLabel], stars: Sequence[StarLabel]) -> _Dat
 
     pair_a = np.array([melody_index(c.melody_a) for c in usable], dtype=np.int64)
     pair_b = np.array([melody_index(c.melody_b) for c in usable], dtype=np.int64)
-    targets = np.array([CHOICE_SCORE[c.choice] for c in usable], dtype=np.float64)
     star_index = np.array([melody_index(s.melody) for s in stars], dtype=np.int64)
+    return rows, pair_a, pair_b, star_index
+
+
+def _index_data(usable: Sequence[PairLabel], stars: Sequence[StarLabel]) -> _Data:
+    rows, pair_a, pair_b, star_index = index_melodies(usable, stars)
+    targets = np.array([CHOICE_SCORE[c.choice] for c in usable], dtype=np.float64)
     return _Data(rows, pair_a, pair_b, targets, star_index, _zscore_per_rater(stars))
 
 
