@@ -58,7 +58,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         BestOfNModel,
         PolicyBestOfKModel,
         PriorUnavailable,
-        load_policy_best_of_k,
+        policy_best_of_k,
     )
 
     config = _generation_config(args)
@@ -76,7 +76,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
             reward, name = _rater_reward(args, reward)
         if tuned_condition(model) is not None:  # a tuned policy: best-of-k, with its KL to the prior
             try:
-                model = load_policy_best_of_k(config.model, reward, args.best_of, name)
+                model = policy_best_of_k(model.prior, reward, args.best_of, name, model.name, config.model)
             except PriorUnavailable as error:  # the melodies still come; only their KL is unknown
                 say(args, f"note: {error}")
                 model = BestOfNModel(model, reward, args.best_of, name)

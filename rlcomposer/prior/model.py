@@ -225,6 +225,8 @@ class MelodyPrior(nn.Module):
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
         self.tuned_condition: MelodyCondition | None = None
         """A tuned policy's metre and mode (it samples those only); None for a prior."""
+        self.tuned_from: str | None = None
+        """A loaded policy's prior, as its tune config names it (``prior``: the shipped one)."""
 
     # ----------------------------------------------------------------- inputs
     def check_condition(self, condition: MelodyCondition) -> None:
@@ -517,6 +519,8 @@ def load_prior(directory: str | Path = SHIPPED_PRIOR_DIR):
         first = str(error).splitlines()[0]
         raise CheckpointError(f"{directory}: weights do not match its config ({first})") from None
     model.eval()
+    if files.kind == "policy":
+        model.tuned_from = str(files.config.get("training", {}).get("prior") or SHIPPED_PRIOR_NAME)
     env = files.config.get("env") if files.kind == "policy" else None
     if isinstance(env, dict):
         try:

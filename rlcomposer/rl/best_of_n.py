@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -84,17 +83,16 @@ class PriorUnavailable(RLComposerError):
     """The prior a policy was tuned from does not load (moved or deleted): no KL can be stated."""
 
 
-def load_policy_best_of_k(policy_dir: str | Path, reward_fn, k: int, reward_name: str = "reward") -> PolicyBestOfKModel:
-    """Best-of-k from the tuned policy saved in ``policy_dir``, beside the prior it was tuned
-    from (its ``training.prior``: ``prior`` is the shipped one)."""
-    from rlcomposer.checkpoints import read_model_dir
+def policy_best_of_k(policy: MelodyPrior, reward_fn, k: int, reward_name: str = "reward",
+                     name: str = "policy", where: str | None = None) -> PolicyBestOfKModel:
+    """Best-of-k from a loaded tuned policy (``name``; loaded from ``where``), beside the prior it
+    was tuned from (``tuned_from``)."""
     from rlcomposer.prior.model import load_prior
 
-    files = read_model_dir(policy_dir, expected_kinds=("policy",))
-    prior_spec = str(files.config.get("training", {}).get("prior") or "prior")
+    prior_spec = policy.tuned_from or "prior"
     try:
         prior = load_prior(prior_spec)
     except RLComposerError as error:
-        raise PriorUnavailable(f"policy '{policy_dir}' was tuned from prior '{prior_spec}', which does not "
+        raise PriorUnavailable(f"policy '{where or name}' was tuned from prior '{prior_spec}', which does not "
                                f"load ({error}); the KL of its best-of-{k} melodies is not stated") from None
-    return PolicyBestOfKModel(load_prior(policy_dir), prior, reward_fn, k, reward_name, Path(policy_dir).name)
+    return PolicyBestOfKModel(policy, prior, reward_fn, k, reward_name, name)
