@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -15,3 +17,21 @@ def tiny_prior_dir(tmp_path_factory):
     model = MelodyPrior(PriorConfig(embedding_dim=8, hidden_size=16))
     return save_model_dir(tmp_path_factory.mktemp("models") / "tiny-prior", "prior",
                           model.config, model.state_dict())
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL server the database tests use (``$RLCOMPOSER_TEST_POSTGRES_URL`` or the
+    default): they are skipped when it is not reachable, and fail in CI, which runs them on it."""
+    from rlcomposer.feedback.testing import (
+        DEFAULT_POSTGRES_SERVER,
+        ENV_TEST_POSTGRES_URL,
+        postgres_reachable,
+    )
+
+    server = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
+    if not postgres_reachable(server):
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {server} is not reachable (CI runs the database tests on it)")
+        pytest.skip(f"PostgreSQL at {server} is not reachable")
+    return server

@@ -9,7 +9,6 @@ submit, the connection).
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from pathlib import Path
@@ -23,16 +22,11 @@ from rlcomposer.feedback import database
 from rlcomposer.feedback.store import open_store
 from rlcomposer.feedback.study import StudySpec, create_study
 from rlcomposer.feedback.testing import (
-    DEFAULT_POSTGRES_SERVER,
-    ENV_TEST_POSTGRES_URL,
-    postgres_reachable,
     throwaway_postgres,
 )
 from rlcomposer.music.melody import random_melody
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_app" / "app.py")
-PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
-
 
 class OutageProxy:
     """Forwards 127.0.0.1:<port> to the database server until ``down()``; ``up()`` again."""
@@ -106,12 +100,8 @@ class OutageProxy:
 
 
 @pytest.fixture
-def proxied_postgres(monkeypatch):
-    if not postgres_reachable(PG_SERVER):
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable")
-        pytest.skip(f"PostgreSQL at {PG_SERVER} is not reachable")
-    with throwaway_postgres(PG_SERVER, prefix="rlc_app_outage") as direct_url:
+def proxied_postgres(monkeypatch, postgres_server):
+    with throwaway_postgres(postgres_server, prefix="rlc_app_outage") as direct_url:
         parsed = make_url(direct_url)
         proxy = OutageProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
         url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)

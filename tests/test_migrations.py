@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -14,13 +13,9 @@ from alembic.runtime.migration import MigrationContext
 from rlcomposer.feedback import database
 from rlcomposer.feedback.schema import Base
 from rlcomposer.feedback.testing import (
-    DEFAULT_POSTGRES_SERVER,
-    ENV_TEST_POSTGRES_URL,
-    postgres_reachable,
     throwaway_postgres,
 )
 
-PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
 TABLES = {"raters", "models", "melodies", "rating_sessions", "star_ratings", "comparisons", "studies",
           "current_items", "heard_melodies"}
 
@@ -32,11 +27,8 @@ def empty_url(request, tmp_path):
         yield url
         database.dispose_engine(url)
         return
-    if not postgres_reachable(PG_SERVER):
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable")
-        pytest.skip(f"PostgreSQL at {PG_SERVER} is not reachable")
-    with throwaway_postgres(PG_SERVER) as url:
+    postgres_server = request.getfixturevalue("postgres_server")
+    with throwaway_postgres(postgres_server) as url:
         yield url
 
 

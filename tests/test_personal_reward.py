@@ -14,10 +14,7 @@ from rlcomposer.cli import main
 from rlcomposer.feedback import database
 from rlcomposer.feedback.store import new_client_id, open_store
 from rlcomposer.feedback.testing import (
-    DEFAULT_POSTGRES_SERVER,
-    ENV_TEST_POSTGRES_URL,
     clear_tables,
-    postgres_reachable,
     throwaway_postgres,
 )
 from rlcomposer.preferences.listeners import lyrical
@@ -160,19 +157,14 @@ def test_fit_rater_weights_no_answers_and_shrinkage():
 
 
 # ------------------------------------------------------------------ forget
-PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def forget_db(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'forget.sqlite3'}"
         return
-    if not postgres_reachable(PG_SERVER):
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable (CI runs the store tests on it)")
-        pytest.skip(f"PostgreSQL at {PG_SERVER} is not reachable")
-    with throwaway_postgres(PG_SERVER) as url:
+    postgres_server = request.getfixturevalue("postgres_server")
+    with throwaway_postgres(postgres_server) as url:
         database.upgrade_database(url)
         clear_tables(url)
         yield url

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -15,25 +14,16 @@ from rlcomposer.feedback.schema import StoredMelody
 from rlcomposer.feedback.selection import Item, RandomSelection, SelectionStrategy
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id, open_store
 from rlcomposer.feedback.testing import (
-    DEFAULT_POSTGRES_SERVER,
-    ENV_TEST_POSTGRES_URL,
     clear_tables,
-    postgres_reachable,
     throwaway_postgres,
 )
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody, random_melody
 
-PG_SERVER = os.environ.get(ENV_TEST_POSTGRES_URL, DEFAULT_POSTGRES_SERVER)
-
 
 @pytest.fixture(scope="module")
-def postgres_url():
-    if not postgres_reachable(PG_SERVER):
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable (CI runs the store tests on it)")
-        pytest.skip(f"PostgreSQL at {PG_SERVER} is not reachable")
-    with throwaway_postgres(PG_SERVER) as url:
+def postgres_url(postgres_server):
+    with throwaway_postgres(postgres_server) as url:
         database.upgrade_database(url)
         yield url
 
