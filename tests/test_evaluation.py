@@ -37,7 +37,7 @@ def results():
 def test_every_model_gets_a_style_report_against_the_baseline(results):
     prior, collapsed, random = results
     assert prior.is_baseline and not collapsed.is_baseline and not random.is_baseline
-    assert prior.style.pattern_ratio_to_baseline is None
+    assert prior.style.pattern_ratio_to_baseline == 1.0  # the baseline against itself
     assert collapsed.style.pattern_ratio_to_baseline < 0.2
     assert prior.style.style_overlap > 0.85
     assert collapsed.style.style_overlap < 0.6 and random.style.style_overlap < 0.6

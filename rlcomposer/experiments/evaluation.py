@@ -10,7 +10,7 @@ baseline model's and the corpus's, and the longest run of one repeated pitch;
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,53 +128,107 @@ def evaluate_models(
     test split), its distinct 4-note patterns relative to the baseline's, and
     the collapse warnings (the non-baseline models compared with the baseline).
     """
-    from rlcomposer.preferences.reward_functions import score_melodies
-
     prior = prior if prior is not None else load_prior(SHIPPED_PRIOR_DIR)
     style_reference = style_reference if style_reference is not None else load_style_reference(
         family=condition.metre.family if condition is not None else "duple")
-    results, listener_scores, samples = [], [], []
-    for model in models:
+    names = _column_names([model.name for model in models])
+    samples: dict[str, list[Melody]] = {}
+    kl: dict[str, float | None] = {}
+    for name, model in zip(names, models, strict=True):
         # a condition only when asked: models written before metres keep working
-        melodies = model.sample(num_melodies, num_steps, rng,
-                                **({"condition": condition} if condition is not None else {}))
-        samples.append(melodies)
+        samples[name] = model.sample(num_melodies, num_steps, rng,
+                                     **({"condition": condition} if condition is not None else {}))
+        kl[name] = kl_to_prior(model, prior, samples[name])
+    return evaluate_samples(samples, prior, names[reference_index], kl=kl, reward_fn=reward_fn,
+                            listener_fn=listener_fn, style_reference=style_reference)
+
+
+def _column_names(names: Sequence[str]) -> list[str]:
+    """Model names made unique for the table: a repeated name gets " (2)", " (3)" …"""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def evaluate_samples(
+    samples: Mapping[str, Sequence[Melody]],
+    prior: MelodyPrior,
+    baseline: str,
+    kl: Mapping[str, float | None] | None = None,
+    reward_fn: Callable[[Melody], float] | None = None,
+    listener_fn: Callable[[Melody], float] | None = None,
+    preference_fn: Callable[[Sequence[Melody], Sequence[Melody]], np.ndarray] | None = None,
+    style_reference: StyleReference | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[ModelEvaluation]:
+    """Measure melodies already sampled, one column per name, all the same way: the one
+    evaluator behind :func:`evaluate_models` and an experiment's rounds.
+
+    ``samples`` maps a column's name to its melodies; ``baseline`` names the column the others
+    are compared with (win-rate, distinct patterns, collapse). ``kl`` gives each column's KL to
+    ``prior`` per melody where it is known. ``reward_fn`` adds the mean reward, ``listener_fn``
+    the listener's mean score and the win-rate against the baseline's melodies pair by pair
+    (the i-th melody against the baseline's i-th; a column may be shorter than the baseline's),
+    by ``preference_fn(first, second)`` (noiseless P(first beats second), ties ½) when given,
+    else by comparing the listener's scores (equal scores ½). ``style_reference``: default the
+    shipped statistics of the baseline melodies' metre family. ``descriptions`` names a column's
+    melodies in the collapse warnings (default "NAME's melodies").
+    """
+    from rlcomposer.preferences.reward_functions import score_melodies
+
+    if baseline not in samples:
+        raise ValueError(f"the baseline {baseline!r} is not one of the columns {list(samples)}")
+    kl = kl or {}
+    results, listener_scores = [], {}
+    for name, melodies in samples.items():
         scores = score_melodies(listener_fn, melodies, "listener") if listener_fn is not None else None
-        listener_scores.append(scores)
+        listener_scores[name] = scores
         results.append(ModelEvaluation(
-            model.name,
+            name,
             compute_music_metrics(melodies),
             prior_log_likelihood_per_step(prior, melodies),
-            kl_to_prior(model, prior, melodies),
+            kl.get(name),
             float(score_melodies(reward_fn, melodies).mean()) if reward_fn is not None else None,
             float(scores.mean()) if scores is not None else None,
         ))
-    if listener_fn is not None and len(models) > 1:
-        reference = listener_scores[reference_index]
-        for index, (result, scores) in enumerate(zip(results, listener_scores, strict=True)):
-            if index != reference_index % len(models):
-                result.win_rate = float(np.mean((scores > reference) + 0.5 * (scores == reference)))
-    _add_style(results, samples, reference_index % len(models), style_reference)
+    if listener_fn is not None or preference_fn is not None:
+        reference, base = listener_scores[baseline], samples[baseline]
+        for result in results:
+            if result.name == baseline:
+                continue
+            melodies = samples[result.name]
+            if preference_fn is not None:
+                result.win_rate = float(np.mean(preference_fn(melodies, base[:len(melodies)])))
+            else:
+                scores, against = listener_scores[result.name], reference[:len(melodies)]
+                result.win_rate = float(np.mean((scores > against) + 0.5 * (scores == against)))
+    if style_reference is None:
+        style_reference = load_style_reference(family=samples[baseline][0].metre.family)
+    names = list(samples)
+    _add_style(results, [samples[name] for name in names], names.index(baseline), style_reference,
+               descriptions or {})
     return results
 
 
 def _add_style(results: Sequence[ModelEvaluation], samples: Sequence[Sequence[Melody]],
-               baseline_index: int, reference: StyleReference) -> None:
+               baseline_index: int, reference: StyleReference, descriptions: Mapping[str, str]) -> None:
     """Style reports (patterns relative to the baseline's) and collapse warnings, in place."""
     baseline = results[baseline_index]
     baseline.is_baseline = True
-    baseline.style = style_report(samples[baseline_index], reference)
-    for index, (result, melodies) in enumerate(zip(results, samples, strict=True)):
-        if index != baseline_index:
-            result.style = style_report(melodies, reference, baseline=samples[baseline_index])
+    for result, melodies in zip(results, samples, strict=True):  # the baseline's own ratio is 1
+        result.style = style_report(melodies, reference, baseline=samples[baseline_index])
     for index, result in enumerate(results):
         assert result.style is not None
-        name = f"{result.name}'s melodies"
+        name = descriptions.get(result.name, f"{result.name}'s melodies")
         if index == baseline_index:
             result.collapse_warnings = collapse_warnings(result.style, name=name)
         else:
             result.collapse_warnings = collapse_warnings(
-                result.style, baseline.style, name=name, baseline_name=baseline.name)
+                result.style, baseline.style, name=name,
+                baseline_name=descriptions.get(baseline.name, baseline.name))
 
 
 def _cell(value: float | None, digits: int = 3) -> str:
@@ -208,20 +262,20 @@ def format_warnings(results: Sequence[ModelEvaluation]) -> str:
     return "Warnings:\n" + "\n".join(lines) + "\n" if lines else ""
 
 
-def format_evaluation(results: Sequence[ModelEvaluation]) -> str:
+def format_evaluation(results: Sequence[ModelEvaluation], with_warnings: bool = True) -> str:
     """The metrics table with rows for reward, KL to the prior, prior log-likelihood, style
-    overlap and diversity; the collapse warnings under it."""
+    overlap and diversity; the collapse warnings under it (unless ``with_warnings`` is False)."""
     extra = {}
     if any(r.mean_reward is not None for r in results):
         extra["Mean reward"] = [_cell(r.mean_reward) for r in results]
     if any(r.listener_score is not None for r in results):
         extra["Listener score (mean)"] = [_cell(r.listener_score) for r in results]
-        reference = next((r.name for r in results if r.win_rate is None), results[-1].name)
+        reference = next((r.name for r in results if r.is_baseline), results[-1].name)
         extra[f"Listener win-rate vs {reference}"] = [
             "-" if r.win_rate is None else f"{100 * r.win_rate:.1f}%" for r in results]
     extra["KL to prior / melody (nats)"] = [_cell(r.kl_to_prior_per_melody, 2) for r in results]
     extra["Prior log-likelihood / step"] = [_cell(r.prior_log_likelihood_per_step) for r in results]
     extra.update(_style_rows(results))
     table = format_metrics_table({r.name: r.metrics for r in results}, extra_rows=extra)
-    warnings = format_warnings(results)
+    warnings = format_warnings(results) if with_warnings else ""
     return table + ("\n" + warnings if warnings else "")

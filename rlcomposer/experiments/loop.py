@@ -29,6 +29,7 @@ import yaml
 
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
+from rlcomposer.experiments.evaluation import evaluate_samples, format_evaluation, kl_to_prior
 from rlcomposer.experiments.experiment_config import (
     PEOPLE,
     POLICY_BEST_OF_K,
@@ -39,10 +40,7 @@ from rlcomposer.experiments.experiment_config import (
 )
 from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody
-from rlcomposer.music.metrics import compute_music_metrics, format_metrics_table
 from rlcomposer.music.note_list import note_list
-from rlcomposer.music.style import collapse_warnings, style_report
-from rlcomposer.preferences.reward_functions import score_melodies
 from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
 from rlcomposer.prior.model import MelodyPrior
@@ -343,16 +341,24 @@ class Experiment:
         melodies = model.sample(n, self._num_steps, rng, condition=self._condition)
         return melodies, n / max(time.monotonic() - started, 1e-9)
 
+    def _measure(self, samples: dict[str, list[Melody]], kl: dict[str, float], ensemble,
+                 descriptions: dict[str, str] | None = None) -> dict[str, Any]:
+        """Every column measured by the one evaluator (:func:`evaluate_samples`) against "prior"."""
+        listening = self.listener is not None
+        results = evaluate_samples(samples, self.prior_model.prior, "prior", kl=kl, reward_fn=ensemble,
+                                   listener_fn=self.listener.score_fn if listening else None,
+                                   preference_fn=self.listener.preferences if listening else None,
+                                   descriptions=descriptions)
+        return {result.name: result for result in results}
+
     def _judge(self, name: str, melodies: list[Melody], kl: float, base: list[Melody], ensemble,
                rng: np.random.Generator, melodies_per_second: float, seconds: float,
                with_best_of_n: bool = True) -> dict[str, Any]:
         """One tuned model's row: win-rate, KL, best-of-N at that KL, musicality, cost."""
-        row: dict[str, Any] = {"name": name, "kl": kl, "win_rate": None, "best_of_n": None,
+        judged = self._measure({"prior": base, name: melodies}, {name: kl}, ensemble)[name]
+        row: dict[str, Any] = {"name": name, "kl": kl, "win_rate": judged.win_rate, "best_of_n": None,
                                "best_of_n_win_rate": None, "tune_seconds": seconds,
-                               "melodies_per_second": melodies_per_second,
-                               "proxy_reward": float(score_melodies(ensemble, melodies).mean())}
-        if self.listener is not None:
-            row["win_rate"] = self._win_rate(melodies, base[:len(melodies)])
+                               "melodies_per_second": melodies_per_second, "proxy_reward": judged.mean_reward}
         if with_best_of_n:
             n = self.config.best_of_n or best_of_n_for_kl(kl, self.config.best_of_n_cap)
             size = min(len(base), max(self.config.best_of_n_budget // n, 16))
@@ -361,15 +367,12 @@ class Experiment:
             row["best_of_n"] = n
             if self.listener is not None:
                 row["best_of_n_win_rate"] = self._win_rate(best, base[:size])
-        style = style_report(melodies, baseline=base)
-        row["musicality"] = style.as_dict()
+        row["musicality"] = judged.style.as_dict()
         row["examples"] = [note_list(m) for m in melodies[:3]]
         return row
 
     def _evaluate(self, index: int, ensemble, tuned_models: list[TunedModel], num_comparisons: int,
                   reward_seconds: float, tune_seconds: float) -> RoundResult:
-        from rlcomposer.experiments.evaluation import kl_to_prior
-
         round_dir = self._round_dir(index)
         n = self.config.evaluation_pairs
         rng = np.random.default_rng(self.config.seed + 100 + index)
@@ -391,14 +394,16 @@ class Experiment:
         # best-of-N draws N candidates a melody: a large N is judged on fewer melodies (the budget)
         n_best = min(n, max(self.config.best_of_n_budget // best_n, 16))
         best = best_model.sample(n_best, self._num_steps, rng, condition=self._condition)
-        columns = {"prior": base, "tuned": tuned, f"best-of-{best_n}": best}
-        proxy = {name: float(score_melodies(ensemble, melodies).mean()) for name, melodies in columns.items()}
-        gold: dict[str, float] = {}
-        win_rate = best_win_rate = None
+        best_name = f"best-of-{best_n}"
+        columns = {"prior": base, "tuned": tuned, best_name: best}
+        measured = self._measure(
+            columns, {"prior": 0.0, "tuned": kl_tuned, best_name: best_model.kl_to_base_per_melody}, ensemble,
+            descriptions={"prior": "the prior", "tuned": f"the tuned ({tuned_name}) melodies",
+                          best_name: f"the {best_name} melodies"})
+        proxy = {name: measured[name].mean_reward for name in columns}
+        gold = {name: measured[name].listener_score for name in columns} if self.listener is not None else {}
+        win_rate, best_win_rate = measured["tuned"].win_rate, measured[best_name].win_rate
         if self.listener is not None:
-            gold = {name: float(np.mean(self.listener.scores(melodies))) for name, melodies in columns.items()}
-            win_rate = self._win_rate(tuned, base[:len(tuned)])
-            best_win_rate = self._win_rate(best, base[:len(best)])
             ensemble.metrics["noiseless_accuracy"] = self._reward_model_accuracy(ensemble, base)
         tuner_rows = self._tuner_rows(tuned_models, (policy_melodies, kl_policy),
                                       {tuned_name: (tuned, kl_tuned, best_win_rate, best_n)}, base, ensemble, rng)
@@ -408,21 +413,10 @@ class Experiment:
             size = min(n, max(self.config.best_of_n_budget // self.config.difficulty_best_of, 16))
             difficulty = self._win_rate(hard.sample(size, self._num_steps, rng, condition=self._condition),
                                         base[:size])
-        metrics = {name: compute_music_metrics(melodies) for name, melodies in columns.items()}
-        musicality = {name: style_report(melodies, baseline=base)
-                      for name, melodies in columns.items()}
-        best_name = f"best-of-{best_n}"
-        warnings = (collapse_warnings(musicality["tuned"], musicality["prior"],
-                                      name=f"the tuned ({tuned_name}) melodies", baseline_name="the prior")
-                    + collapse_warnings(musicality[best_name], musicality["prior"],
-                                        name=f"the {best_name} melodies", baseline_name="the prior"))
+        warnings = [warning for result in measured.values() for warning in result.collapse_warnings]
         for warning in warnings:
             self.log(f"  WARNING: {warning}")
-        table = format_metrics_table(metrics, extra_rows={
-            "Reward model (proxy) mean": [f"{proxy[name]:.3f}" for name in columns],
-            "Listener score (gold) mean": [f"{gold[name]:.3f}" if gold else "n/a" for name in columns],
-            "KL to prior / melody (nats)": ["0.00", f"{kl_tuned:.2f}", f"{best_model.kl_to_base_per_melody:.2f}"],
-        })
+        table = format_evaluation(list(measured.values()), with_warnings=False)
         chosen, tuned_best_of = (best, best_n) if self.config.tuned_melodies == "best-of-n" else (tuned, None)
         own = next((t for t in tuned_models if t.policy is None and isinstance(t.model, BestOfNModel)), None)
         if self.config.tuned_melodies == "best-of-n" and own is not None:  # N from its own KL target
@@ -441,11 +435,11 @@ class Experiment:
             round=index, comparisons=num_comparisons, reward_model=ensemble.metrics,
             win_rate=win_rate, best_of_n_win_rate=best_win_rate, best_of_n=best_n, kl_tuned=kl_tuned,
             kl_best_of_n=best_model.kl_to_base_per_melody, proxy_reward=proxy, gold_score=gold,
-            metrics={name: m.as_dict() for name, m in metrics.items()}, metrics_table=table,
+            metrics={name: result.metrics.as_dict() for name, result in measured.items()}, metrics_table=table,
             tune_seconds=tune_seconds, reward_seconds=reward_seconds,
             overoptimisation=[{k: h[k] for k in ("timesteps", "kl_per_melody", "reward_reward", "gold")
                                if k in h} for h in history if "kl_per_melody" in h],
-            musicality={name: report.as_dict() for name, report in musicality.items()},
+            musicality={name: result.style.as_dict() for name, result in measured.items()},
             collapse_warnings=warnings, difficulty_win_rate=difficulty, tuners=tuner_rows,
             tuned_best_of=tuned_best_of,
         )
@@ -469,8 +463,6 @@ class Experiment:
 
         ``primary`` holds the first tuner's melodies and KL, sampled already; ``judged`` the rows
         already set beside best-of-N (name: melodies, KL, best-of-N's win-rate, its N)."""
-        from rlcomposer.experiments.evaluation import kl_to_prior
-
         rows: dict[str, dict[str, Any]] = {}
 
         def add(name: str, model, melodies: list[Melody] | None, kl: float | None, seconds: float,
