@@ -21,6 +21,10 @@ The figure is the member's *noiseless* preference for the reward's continuation 
     python experiments/continuation_under_reward.py [--members 12,14,16,18,20,22] [--labels 300] [--tunes 100] [--best-of 54] [--seed 0]
 
 Ends with ``name: value`` lines.
+
+Measured (seed 0, the defaults, 248 s on 2 shared cores): win-rates 0.680, 0.820, 0.600, 0.825,
+0.800, 0.640 for members 12-22; median 0.740, 3 of 6 at 0.80 or more (issue 22 asks 0.80: not
+met); the reward models' held-out accuracy 0.48-0.66.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ once made) and ``compose_error`` (the one line that says why an opening was refu
 from __future__ import annotations
 
 import random
+
 import streamlit as st
 
 from feedback_ui.settings import AppSettings
