@@ -100,11 +100,11 @@ def round_trip(model_spec: str, n: int, seed: int) -> None:
               f"{theirs}/{len(melodies)} |")
 
 
-def test_split_tunes(count: int) -> list[Melody]:
-    """The first ``count`` test-split tunes (round-robin over the collections) at least pick-up + 4
-    bars long, each moved back to its own key (or left on C when that leaves the range)."""
+def test_split_tunes(count: int, split: str = "test") -> list[Melody]:
+    """The first ``count`` tunes of ``split`` (test by default; round-robin over the collections) at
+    least pick-up + 4 bars long, each moved back to its own key (or left on C when that leaves the range)."""
     config = CorpusConfig()
-    test = SPLITS.index("test")
+    test = SPLITS.index(split)
     streams = [iter_tunes(c) for c in COLLECTIONS]
     tunes: list[Melody] = []
     for tune in itertools.chain.from_iterable(itertools.zip_longest(*streams)):

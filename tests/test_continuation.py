@@ -84,6 +84,30 @@ def test_best_of_keeps_the_best_continuation_under_the_reward(tmp_path):
     assert kept_opening(melody, Melody.load(opening_file))
 
 
+def test_best_of_states_the_continuations_kl_to_the_prior_as_generate_does(tmp_path, capsys):
+    opening_file = write(tmp_path, "opening.abc", OPENING)
+    assert main(["continue", "--from", str(opening_file), "--bars", "3", "--n", "2", "--out", str(tmp_path / "o"),
+                 "--format", "json", "--best-of", "4", "--reward", "rlcomposer.music.theory:theory_reward"]) == 0
+    assert "; KL to the prior about 0.64 nats a melody" in capsys.readouterr().out  # log 4 - 3/4
+    assert main(["continue", "--from", str(opening_file), "--bars", "3", "--n", "2", "--out", str(tmp_path / "p"),
+                 "--format", "json"]) == 0
+    assert "KL" not in capsys.readouterr().out  # the prior's own continuations: no KL to state
+
+
+def test_a_tuned_policy_s_continuations_state_their_kl_from_the_continued_steps(prior):
+    from rlcomposer.rl.best_of_n import continuation_kl
+    from rlcomposer.rl.kl import best_of_n_kl
+
+    policy = load_prior("prior")  # tuned from the prior and equal to it: only best-of-k's term is left
+    policy.tuned_condition, policy.tuned_from = MelodyCondition("6/8", "dorian"), "prior"
+    opening = Melody.from_abc(OPENING)
+    melodies = continue_melody(policy, opening, ContinuationConfig(num_bars=4, num_continuations=3),
+                               np.random.default_rng(0), name="my-policy")
+    assert continuation_kl(policy, opening, melodies, 5, "my-policy") == pytest.approx(best_of_n_kl(5), abs=1e-4)
+    assert continuation_kl(prior, opening, melodies, 1) is None
+    assert continuation_kl(prior, opening, melodies, 54) == pytest.approx(3.01, abs=0.01)
+
+
 def refused(tmp_path, capsys, *argv) -> str:
     out = tmp_path / "refused"
     assert main(["continue", *argv, "--out", str(out)]) == 2

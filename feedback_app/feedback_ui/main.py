@@ -33,6 +33,7 @@ from typing import Any
 import streamlit as st
 
 from feedback_ui import organiser
+from feedback_ui.continue_tune import CONTINUE_PAGE, continue_tune_page
 from feedback_ui.settings import AppSettings, load_settings
 from feedback_ui.widgets import (
     ANSWER_KEEPER_KEY,
@@ -576,10 +577,12 @@ def run() -> None:
             header.markdown(f"### {_plain(study.name) if study.name != DEFAULT_STUDY else 'Rate melodies'}")
             who.caption(f"Signed in as {_plain(state['rater']['name'])}")
         progress_bar(study, counts)
-        page = st.segmented_control("Page", ["Rate", "My answers"], default="Rate", key="page",
+        page = st.segmented_control("Page", ["Rate", "My answers", CONTINUE_PAGE], default="Rate", key="page",
                                     label_visibility="collapsed") or "Rate"
         if page == "Rate":
             rate_page(store, settings, study, counts)
+        elif page == CONTINUE_PAGE:
+            continue_tune_page(store, settings)
         else:
             history_page(store, settings, study)
     except DatabaseUnavailable as error:

@@ -18,6 +18,7 @@ from rlcomposer.cli.common import (
     check_options,
     disk_errors,
     emit,
+    say,
 )
 from rlcomposer.errors import RLComposerError
 
@@ -73,6 +74,13 @@ def cmd_continue(args: argparse.Namespace) -> None:
             return score_melodies(reward, melodies, args.reward)
 
     melodies = continue_melody(model, opening, config, np.random.default_rng(args.seed), scorer, name)
+    from rlcomposer.rl.best_of_n import PriorUnavailable, continuation_kl
+
+    try:
+        kl = continuation_kl(model, opening, melodies, config.best_of, args.model)
+    except PriorUnavailable as error:  # the continuations still come; only their KL is unknown
+        say(args, f"note: {error}")
+        kl = None
     with disk_errors(f"--out '{args.out}'", None if Path(args.out).exists() else args.out):
         files = export_melodies(melodies, args.out, formats, args.tempo, stem=CONTINUATION_STEM,
                                 progress=not args.json and not args.quiet, overwrite=args.overwrite)
@@ -84,12 +92,16 @@ def cmd_continue(args: argparse.Namespace) -> None:
               "dropped_from_opening": dropped}
     if args.best_of:
         result["best_of"] = args.best_of
+    kl_text = ""
+    if kl is not None:
+        result["kl_to_prior_per_melody"] = kl
+        kl_text = f"; KL to the prior about {kl:.2f} nats a melody"
     note = ""
     if dropped:
         note = " (dropped from the opening: " + ", ".join(f"{n} {k}" for k, n in sorted(dropped.items())) + ")"
     emit(args, result, f"wrote {len(melodies)} continuations of {result['opening_bars']:g} bars of "
                        f"{opening.metre.name} in {opening.key.name} to {args.bars} bars ({len(files)} files) "
-                       f"to {args.out}{note}")
+                       f"to {args.out}{kl_text}{note}")
 
 
 def register(commands: Commands) -> None:

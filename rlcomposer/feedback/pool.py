@@ -29,6 +29,14 @@ from rlcomposer.music.melody import Melody
 from rlcomposer.music.metre import Metre, check_pickup_steps, parse_metre
 
 MAX_TAG = 100
+COMPOSED_PREFIX = "composed:"
+"""Tags of raters' own compositions (``composed:<rater name>``, :mod:`rlcomposer.feedback.compositions`):
+private, never served by a study over the whole pool."""
+
+
+def is_composed_tag(tag: str) -> bool:
+    """Whether ``tag`` holds a rater's own compositions (a private tag)."""
+    return tag.startswith(COMPOSED_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ A plain prior is told a final drawn from its training tunes' finals in the mode,
 continuation that ends elsewhere is drawn again, as :meth:`MelodyPrior.sample` does; a tuned
 policy (its metre and mode checked as ``generate`` checks them) is told "unknown". With
 ``best_of`` > 1 and a scorer (a reward), each continuation is the best of ``best_of``
-continuations of the same opening.
+continuations of the same opening, each scored as it is returned (in the opening's key).
 """
 
 from __future__ import annotations
@@ -145,16 +145,16 @@ def continue_melody(model: MelodyPrior, opening: Melody, config: ContinuationCon
     tokens = model.sample(count, steps, generator, config.temperature, config.top_k, condition=condition,
                           prefix=in_c.tokens, allowed=_allowed_tokens(model, in_c, steps, shift))
     candidates = [Melody(row, {"model": name}, opening.metre, Key("C", opening.key.mode), opening.pickup_steps)
-                  for row in tokens]
+                  .transpose(-shift, opening.key) for row in tokens]
     chosen = list(range(count))
     scores = None
-    if config.best_of > 1:
+    if config.best_of > 1:  # the reward judges each continuation as it is returned (in the opening's key)
         assert scorer is not None
         scores = np.asarray(scorer(candidates), dtype=float).reshape(config.num_continuations, config.best_of)
         chosen = [row * config.best_of + int(column) for row, column in enumerate(scores.argmax(axis=1))]
     result = []
     for index, row in enumerate(chosen):
-        melody = candidates[row].transpose(-shift, opening.key)
+        melody = candidates[row]
         extra = {"model": name, "seed": config.seed, "index": index, "temperature": config.temperature,
                  "top_k": config.top_k, "opening_steps": opening.num_steps}
         if "title" in opening.metadata:

@@ -8,9 +8,11 @@ import numpy as np
 import torch
 
 from rlcomposer.errors import RLComposerError
+from rlcomposer.music.keys import Key
 from rlcomposer.music.melody import Melody
 from rlcomposer.preferences.reward_functions import score_melodies
-from rlcomposer.prior.model import MelodyPrior
+from rlcomposer.prior.continuation import shift_to_c
+from rlcomposer.prior.model import MelodyCondition, MelodyPrior
 from rlcomposer.prior.registry import MelodyModel, PriorModel
 from rlcomposer.rl.kl import best_of_n_kl, log_ratio_per_melody, policy_best_of_k_kl
 
@@ -83,16 +85,40 @@ class PriorUnavailable(RLComposerError):
     """The prior a policy was tuned from does not load (moved or deleted): no KL can be stated."""
 
 
-def policy_best_of_k(policy: MelodyPrior, reward_fn, k: int, reward_name: str = "reward",
-                     name: str = "policy", where: str | None = None) -> PolicyBestOfKModel:
-    """Best-of-k from a loaded tuned policy (``name``; loaded from ``where``), beside the prior it
-    was tuned from (``tuned_from``)."""
+def tuned_from_prior(policy: MelodyPrior, where: str, what: str) -> MelodyPrior:
+    """The prior a loaded tuned policy was tuned from (``tuned_from``); else :class:`PriorUnavailable`
+    saying that the KL of ``what`` is not stated."""
     from rlcomposer.prior.model import load_prior
 
     prior_spec = policy.tuned_from or "prior"
     try:
-        prior = load_prior(prior_spec)
+        return load_prior(prior_spec)
     except RLComposerError as error:
-        raise PriorUnavailable(f"policy '{where or name}' was tuned from prior '{prior_spec}', which does not "
-                               f"load ({error}); the KL of its best-of-{k} melodies is not stated") from None
+        raise PriorUnavailable(f"policy '{where}' was tuned from prior '{prior_spec}', which does not "
+                               f"load ({error}); the KL of {what} is not stated") from None
+
+
+def policy_best_of_k(policy: MelodyPrior, reward_fn, k: int, reward_name: str = "reward",
+                     name: str = "policy", where: str | None = None) -> PolicyBestOfKModel:
+    """Best-of-k from a loaded tuned policy (``name``; loaded from ``where``), beside the prior it
+    was tuned from (``tuned_from``)."""
+    prior = tuned_from_prior(policy, where or name, f"its best-of-{k} melodies")
     return PolicyBestOfKModel(policy, prior, reward_fn, k, reward_name, name)
+
+
+def continuation_kl(model: MelodyPrior, opening: Melody, continuations: Sequence[Melody], best_of: int,
+                    where: str = "policy") -> float | None:
+    """KL to the prior per continuation of ``opening`` (what ``continue`` states): best-of-N from the
+    prior, ``log N − (N − 1)/N`` (None without choosing); from a tuned policy, the mean log π/p of the
+    continued steps (in the model's key, C) plus best-of-k's term, as :meth:`PolicyBestOfKModel.kl_estimate`.
+    A policy whose prior does not load raises :class:`PriorUnavailable`."""
+    if model.tuned_condition is None:
+        return best_of_n_kl(best_of) if best_of > 1 else None
+    prior = tuned_from_prior(model, where, "its continuations")
+    shift = shift_to_c(opening)
+    steps = continuations[0].num_steps
+    tokens = torch.as_tensor(np.stack([m.transpose(shift, Key("C", m.key.mode)).tokens
+                                       for m in continuations])).long()
+    condition = MelodyCondition(opening.metre, opening.key.mode, steps, opening.pickup_steps)
+    ratios = log_ratio_per_melody(model, prior, tokens, condition, start=opening.num_steps).numpy()
+    return policy_best_of_k_kl(float(np.mean(ratios)), best_of)

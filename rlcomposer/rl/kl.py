@@ -50,9 +50,10 @@ def policy_best_of_k_kl(mean_log_ratio: float, k: int) -> float:
 
 @torch.inference_mode()
 def log_ratio_per_melody(policy: MelodyPrior, prior: MelodyPrior, tokens: torch.Tensor,
-                         condition: MelodyCondition | None = None) -> torch.Tensor:
+                         condition: MelodyCondition | None = None, start: int = 0) -> torch.Tensor:
     """Σ_t log π(y_t|·) − log p(y_t|·) of each melody (``tokens`` ``[N, T]``) under a policy
     network and the prior, shape ``[N]``: its mean over melodies the policy sampled is a
-    Monte-Carlo estimate of KL(policy‖prior)."""
-    return (policy.log_likelihood(tokens, condition).sum(-1)
-            - prior.log_likelihood(tokens, condition).sum(-1)).double()
+    Monte-Carlo estimate of KL(policy‖prior). ``start``: the steps before it (an opening both
+    were given, not sampled) are left out."""
+    return (policy.log_likelihood(tokens, condition)[:, start:].sum(-1)
+            - prior.log_likelihood(tokens, condition)[:, start:].sum(-1)).double()
