@@ -29,6 +29,10 @@ from rlcomposer.music.melody import Melody
 from rlcomposer.music.metre import Metre, check_pickup_steps, parse_metre
 
 MAX_TAG = 100
+MADE_FOR_YOU_PREFIXES = ("personal:", "population:")
+"""Tags of the melodies ``rlcomposer study personalise`` makes for one rater of a study, and of the
+population melodies they are compared with (:mod:`rlcomposer.feedback.personalise`): never part of
+a study's whole pool."""
 
 
 @dataclass(frozen=True)
@@ -172,19 +176,17 @@ class PoolStore(StoreBase):
         return found
 
     def melody_ids(self, tags: Sequence[str] | None = None) -> list[int]:
-        """Ids of the pool's melodies (of ``tags`` only, if given), oldest first."""
-        query = sa.select(StoredMelody.id).order_by(StoredMelody.id)
-        if tags:
-            query = query.where(StoredMelody.tag.in_(list(tags)))
+        """Ids of the pool's melodies (of ``tags`` only, if given), oldest first. Without
+        ``tags`` (a study's whole pool), melodies made for one rater are left out
+        (:data:`MADE_FOR_YOU_PREFIXES`)."""
+        query = _of_tags(sa.select(StoredMelody.id).order_by(StoredMelody.id), tags)
         with self._session() as session:
             return list(session.scalars(query))
 
     def melody_shapes(self, tags: Sequence[str] | None = None) -> dict[int, tuple[str, int]]:
         """``(metre, steps)`` of the pool's melodies (of ``tags`` only), by id: a comparison is
         only ever between two melodies of the same metre and length."""
-        query = sa.select(StoredMelody.id, StoredMelody.num_steps, StoredMelody.extra)
-        if tags:
-            query = query.where(StoredMelody.tag.in_(list(tags)))
+        query = _of_tags(sa.select(StoredMelody.id, StoredMelody.num_steps, StoredMelody.extra), tags)
         with self._session() as session:
             return {i: (str((extra or {}).get("metre", "4/4")), int(n))
                     for i, n, extra in session.execute(query)}
@@ -219,6 +221,15 @@ class PoolStore(StoreBase):
             rows.append(PoolMelody(mid, mtag, model_name, seed, n, None if mean is None else float(mean),
                                    *stored_layout_text(extra)))
         return rows
+
+
+def _of_tags(query: sa.Select, tags: Sequence[str] | None) -> sa.Select:
+    """``query`` of the melodies of ``tags``; of the whole pool but made-for-you melodies without."""
+    if tags:
+        return query.where(StoredMelody.tag.in_(list(tags)))
+    for prefix in MADE_FOR_YOU_PREFIXES:
+        query = query.where(sa.not_(StoredMelody.tag.startswith(prefix, autoescape=True)))
+    return query
 
 
 def _tag_of(session: Session) -> dict[int, str]:
