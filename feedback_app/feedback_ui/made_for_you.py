@@ -43,7 +43,7 @@ def completion_entry() -> None:
     with st.container(key="made-for-you-entry"):
         st.subheader(PAGE)
         st.markdown("From your answers we made melodies to your taste. Compare them, blind, with others.")
-        st.button(PAGE, key="open-made-for-you", type="primary", on_click=_open, icon=":material/auto_awesome:")
+        st.button(PAGE, key="open-made-for-you", type="primary", on_click=_open)
 
 
 def _pending_ids(state: Any) -> set[frozenset[int]]:
@@ -133,6 +133,8 @@ def made_for_you_page(store: FeedbackStore, settings: AppSettings, study: Study,
 # ---------------------------------------------------------------- organiser
 def organiser_section(store: FeedbackStore, study: Study) -> None:
     """Per rater: the A/B answers, how often the personal melody was preferred, its 95% interval; a total."""
+    import pandas as pd
+
     st.markdown(f"**{PAGE}** (blind A/B: each rater's own melodies against the population's)")
     rows, total = made_for_you_results(store, study)
     if not rows:
@@ -147,6 +149,6 @@ def organiser_section(store: FeedbackStore, study: Study) -> None:
                 "95% interval": "—" if row.share is None else f"{100 * low:.0f}–{100 * high:.0f}%",
                 "skips": row.skips}
 
-    st.dataframe([shown(r) for r in rows] + [shown(total)], hide_index=True, width="stretch",
-                 key="made_for_you_table")
+    with st.container(key="made-for-you-results"):
+        st.table(pd.DataFrame([shown(r) for r in rows] + [shown(total)]).set_index("rater"))
     st.caption("Ties count ½; skips are left out. Above 50%: the rater's own melodies were preferred.")
