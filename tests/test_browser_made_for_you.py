@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, start_app, stop_app
-from test_study_personalise import answer, metre_prior_dir, small_model, tune  # noqa: F401 - a fixture
+from test_study_personalise import answer, small_model, tune
 
 from rlcomposer.feedback import database
 from rlcomposer.feedback.personalise import made_for_you_results, personalise_study
@@ -94,7 +94,7 @@ def test_a_rater_finishes_the_study_and_answers_a_blind_ab_of_melodies_made_for_
             page.get_by_text("I agree that my answers").click()
             page.get_by_role("button", name="Start rating").click()
             page.get_by_text(f"0 of {ITEMS}").wait_for()
-            for answered in range(ITEMS):
+            for _ in range(ITEMS):
                 client_id = item_id(page)
                 page.locator(f"[class*='st-key-answer-left-{client_id}'] button:not([disabled])").click()
                 page.locator(f"[class*='st-key-answer-left-{client_id}']").wait_for(state="detached")

@@ -9,34 +9,21 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from rlcomposer.checkpoints import save_model_dir
 from rlcomposer.cli import main
 from rlcomposer.cli import study as study_cli
 from rlcomposer.feedback import database
 from rlcomposer.feedback import personalise as made
 from rlcomposer.feedback.store import new_client_id, open_store
 from rlcomposer.feedback.study import StudySpec, create_study, get_study
-from rlcomposer.music.keys import MODES
 from rlcomposer.music.melody import Melody
-from rlcomposer.music.metre import METRE_NAMES, parse_metre
+from rlcomposer.music.metre import parse_metre
 from rlcomposer.preferences.listeners import lyrical
 from rlcomposer.preferences.personal_reward import save_personal_reward_model
 from rlcomposer.preferences.personal_reward_config import PersonalRewardConfig
 from rlcomposer.preferences.reward_model_config import RewardModelConfig
-from rlcomposer.prior.model import MelodyPrior, PriorConfig
 
 SMALL = ["--best-of", "3", "--melodies", "2"]
-
-
-@pytest.fixture(scope="session")
-def metre_prior_dir(tmp_path_factory):
-    """A tiny untrained prior conditioned on every metre and mode, with pick-ups."""
-    torch.manual_seed(0)
-    prior = MelodyPrior(PriorConfig(embedding_dim=8, hidden_size=16, metres=METRE_NAMES, modes=MODES, pickups=True))
-    return save_model_dir(tmp_path_factory.mktemp("models") / "metre-prior", "prior", prior.config,
-                          prior.state_dict())
 
 
 def tune(metre: str, bars: int, pickup_steps: int = 0, seed: int = 0) -> Melody:
