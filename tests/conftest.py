@@ -20,6 +20,18 @@ def tiny_prior_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def metre_prior_dir(tmp_path_factory):
+    """A tiny untrained prior conditioned on every metre and mode, with pick-ups."""
+    from rlcomposer.music.keys import MODES
+    from rlcomposer.music.metre import METRE_NAMES
+
+    torch.manual_seed(0)
+    prior = MelodyPrior(PriorConfig(embedding_dim=8, hidden_size=16, metres=METRE_NAMES, modes=MODES, pickups=True))
+    return save_model_dir(tmp_path_factory.mktemp("models") / "metre-prior", "prior", prior.config,
+                          prior.state_dict())
+
+
+@pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The PostgreSQL server the database tests use (``$RLCOMPOSER_TEST_POSTGRES_URL`` or the
     default): they are skipped when it is not reachable, and fail in CI, which runs them on it."""

@@ -32,7 +32,7 @@ from typing import Any
 
 import streamlit as st
 
-from feedback_ui import organiser
+from feedback_ui import made_for_you, organiser
 from feedback_ui.continue_tune import CONTINUE_PAGE, continue_tune_page
 from feedback_ui.settings import AppSettings, load_settings
 from feedback_ui.widgets import (
@@ -170,12 +170,13 @@ def _plain(text: str) -> str:
 
 
 # ---------------------------------------------------------------- answers
-def _give_answer(answer: Any, labels: tuple[str, ...], required: dict[str, int]) -> None:
+def _give_answer(answer: Any, labels: tuple[str, ...], required: dict[str, int], slot: str = "pending") -> None:
     """A button's on_click: queue the answer (with what was played) and move on at once;
     the queue is sent before the page is drawn, and kept when the database is down.
-    An answer (not a skip) before each melody has played as the study requires is refused."""
+    An answer (not a skip) before each melody has played as the study requires is refused.
+    ``slot``: the session key of the item answered (``pending``, or Made for you's pair)."""
     state = _state()
-    entry = state.get("pending")
+    entry = state.get(slot)
     if not entry or "rater" not in state:
         return
     kept = entry.get("played") or {}  # what had played before a reload
@@ -188,7 +189,10 @@ def _give_answer(answer: Any, labels: tuple[str, ...], required: dict[str, int])
     state["unsent"].append({"entry": dict(entry), "answer": answer, "listened_ms": listened, "answer_ms": answer_ms,
                             "rater_id": state["rater"]["id"], "session_id": state["session_id"],
                             "study_id": state["study_id"]})
-    state["pending"], state["upcoming"] = state["upcoming"], None
+    if slot == "pending":
+        state["pending"], state["upcoming"] = state["upcoming"], None
+    else:
+        state[slot] = None
 
 
 def _send(store: FeedbackStore, unsent: dict[str, Any]) -> None:
@@ -349,6 +353,7 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
         st.toast("Saved", icon=":material/check_circle:")
     if counts["answered"] >= study.spec.items_per_rater:
         completion_page(study, counts)
+        made_for_you.completion_entry()
         return
     entry = state["pending"]
     if entry is None:
@@ -577,12 +582,15 @@ def run() -> None:
             header.markdown(f"### {_plain(study.name) if study.name != DEFAULT_STUDY else 'Rate melodies'}")
             who.caption(f"Signed in as {_plain(state['rater']['name'])}")
         progress_bar(study, counts)
-        page = st.segmented_control("Page", ["Rate", "My answers", CONTINUE_PAGE], default="Rate", key="page",
-                                    label_visibility="collapsed") or "Rate"
+        done = counts["answered"] >= study.spec.items_per_rater
+        pages = ["Rate", "My answers", CONTINUE_PAGE] + [made_for_you.PAGE] * done
+        page = st.segmented_control("Page", pages, default="Rate", key="page", label_visibility="collapsed") or "Rate"
         if page == "Rate":
             rate_page(store, settings, study, counts)
         elif page == CONTINUE_PAGE:
             continue_tune_page(store, settings)
+        elif page == made_for_you.PAGE:
+            made_for_you.made_for_you_page(store, settings, study, counts, _give_answer)
         else:
             history_page(store, settings, study)
     except DatabaseUnavailable as error:

@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from feedback_ui import made_for_you
 from feedback_ui.settings import AppSettings
 from feedback_ui.widgets import melody_view, svg_image
 from rlcomposer.feedback import statistics as feedback_statistics
@@ -92,6 +93,7 @@ def studies_tab(store: FeedbackStore) -> None:
         c3.metric("Answers", row["answers"], help=f"{row['skips']} skips, not counted")
         st.code(row["address"], language=None)
         study = next(s for s in list_studies(store) if s.name == chosen)
+        made_for_you.organiser_section(store, study)
         if study.spec.selection == "active":
             selection = StudySelection(study, load_reward_model_cached, latest_reward_model_path)
             strategy = selection.strategy(store)

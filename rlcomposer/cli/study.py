@@ -1,8 +1,10 @@
-"""``rlcomposer study create|list|close|link``: listening studies that the rating app serves.
+"""``rlcomposer study create|list|close|link|personalise``: listening studies that the rating app serves.
 
 A study (see :mod:`rlcomposer.feedback.study`) is served at ``?study=NAME`` of the
 app's address; ``create`` prints that address, ``link`` a rater's new personal link
-(a lost link: the old one stops working).
+(a lost link: the old one stops working); ``personalise`` makes each rater's "made for
+you" melodies and the population's, for the app's blind A/B
+(:mod:`rlcomposer.feedback.personalise`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ from rlcomposer.cli.common import (
     Commands,
     add_db_command_options,
     emit,
+    non_negative_int,
     positive_int,
     resolve_db,
     resolve_existing_db,
+    say,
 )
+from rlcomposer.errors import RLComposerError
+
+DEFAULT_BEST_OF = 54
+"""``study personalise --best-of``: as :data:`rlcomposer.feedback.personalise.DEFAULT_BEST_OF`."""
+DEFAULT_MELODIES = 8
 
 DEFAULT_BASE_URL = "http://localhost:8501"
 
@@ -109,8 +118,63 @@ def cmd_study_link(args: argparse.Namespace) -> None:
          f"new link of {args.rater} for study {args.name} (their old link no longer works): {url}")
 
 
+def cmd_study_personalise(args: argparse.Namespace) -> None:
+    from rlcomposer.config import load_config, parse_overrides
+    from rlcomposer.feedback.personalise import (
+        check_personalisable,
+        fit_study_model,
+        personalise_study,
+        study_answers,
+        study_shape,
+    )
+    from rlcomposer.feedback.store import open_store
+    from rlcomposer.feedback.study import get_study
+    from rlcomposer.preferences.personal_reward import (
+        is_personal_reward_model,
+        load_personal_reward_model,
+    )
+    from rlcomposer.preferences.reward_model import RewardModelConfig
+    from rlcomposer.prior.model import load_prior
+    from rlcomposer.prior.registry import resolve_model
+
+    if args.reward is not None and args.set:
+        raise RLComposerError("--set configures the reward model fitted here: give it without --reward")
+    store = open_store(resolve_existing_db(args, with_ratings=True))  # a mistyped path is no new database
+    study = get_study(store, args.name)
+    answers = study_answers(store, study)
+    check_personalisable(study, answers)
+    shape = study_shape(store, study)
+    base = resolve_model(args.model)
+    log = (lambda message: None) if args.quiet else (lambda message: say(args, message))
+    if args.reward is not None:
+        if not is_personal_reward_model(args.reward):
+            raise RLComposerError(f"--reward '{args.reward}' is not a personal reward model directory "
+                                  "(`rlcomposer reward train --per-rater --out DIR`)")
+        model = load_personal_reward_model(args.reward)
+    else:
+        config = load_config(RewardModelConfig, None, parse_overrides(args.set))
+        log(f"fitting a personal reward model on study {study.name}'s answers "
+            f"({len(answers.comparisons)} comparisons, {len(answers.answered)} raters)")
+        model = fit_study_model(answers, config, prior=load_prior(config.prior), log=None)
+    result = personalise_study(store, study, model, base, args.best_of, args.melodies, args.seed, answers, log)
+    lines = [f"study {study.name}: made-for-you melodies of {shape.text}, best-of-{args.best_of} "
+             f"from {args.model}"]
+    for batch in result.raters:
+        if batch.note:
+            lines.append(f"  {batch.rater}: none (fell back: {batch.note})")
+        else:
+            lines.append(f"  {batch.rater}: {batch.made} melodies made for them ({batch.added} new) as {batch.tag}")
+    lines.append(f"  population: {result.population_made} melodies ({result.population_added} new) "
+                 f"as {result.population_tag}")
+    fell = result.fallbacks
+    if fell:
+        lines.append(f"{len(fell)} rater{'s' if len(fell) > 1 else ''} fell back to the population model "
+                     f"and get no made-for-you pairs: {', '.join(b.rater for b in fell)}")
+    emit(args, result.as_dict(), "\n".join(lines))
+
+
 def register(commands: Commands) -> None:
-    """Add ``study create``, ``study list``, ``study close`` and ``study link``."""
+    """Add ``study create``, ``study list``, ``study close``, ``study link`` and ``study personalise``."""
     study = commands.add_parser("study", help="listening studies the rating app serves (?study=NAME)")
     actions = study.add_subparsers(dest="study_command", metavar="ACTION", required=True)
     create = actions.add_parser(
@@ -150,3 +214,25 @@ def register(commands: Commands) -> None:
     link.add_argument("rater", help="the rater's name (as they signed in)")
     link.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"the app's address (default {DEFAULT_BASE_URL})")
     link.set_defaults(handler=cmd_study_link)
+    personalise = actions.add_parser(
+        "personalise", help="make each rater's made-for-you melodies (and the population's) for the app's A/B",
+        description="For each rater of the study with answers, make melodies by best-of-N under their own "
+                    "reward (a personal reward model fitted on the study's answers, or --reward), and as many "
+                    "under the population model, in the study's metre, key and length; store them in the pool "
+                    "as personal:STUDY:RATER_ID and population:STUDY. Raters who completed the study then "
+                    "answer a blind A/B of them in the app (Made for you). A rerun adds a new batch.")
+    add_db_command_options(personalise)
+    personalise.add_argument("name", help="the study's name")
+    personalise.add_argument("--reward", default=None, metavar="RM_DIR",
+                             help="a personal reward model (`reward train --per-rater`); default: fit one "
+                                  "on the study's answers")
+    personalise.add_argument("--best-of", type=positive_int, default=DEFAULT_BEST_OF, metavar="N",
+                             help=f"candidates per melody (default {DEFAULT_BEST_OF}, about 3 nats from the prior)")
+    personalise.add_argument("--melodies", type=positive_int, default=DEFAULT_MELODIES, metavar="K",
+                             help=f"melodies per rater, and for the population (default {DEFAULT_MELODIES})")
+    personalise.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    personalise.add_argument("--model", default="prior",
+                             help="the model the candidates are drawn from: prior (default) or a prior directory")
+    personalise.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="reward-model setting of the model fitted here (e.g. epochs=20); repeatable")
+    personalise.set_defaults(handler=cmd_study_personalise)

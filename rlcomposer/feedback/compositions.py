@@ -11,7 +11,7 @@ in the rater's session and outside any study (they do not count towards a study'
 ``rlcomposer reward train`` reads them like every other answer of that rater (``--rater NAME``
 or ``--tag composed:NAME`` for those alone; ``--per-rater`` gives them to that rater's weights).
 "None of these" stores nothing. Tags of compositions are private: a study over the whole pool
-never serves them to other raters (:func:`rlcomposer.feedback.pool.is_composed_tag`).
+never serves them to other raters (:func:`rlcomposer.feedback.pool.is_private_tag`).
 """
 
 from __future__ import annotations

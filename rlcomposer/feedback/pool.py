@@ -29,14 +29,17 @@ from rlcomposer.music.melody import Melody
 from rlcomposer.music.metre import Metre, check_pickup_steps, parse_metre
 
 MAX_TAG = 100
-COMPOSED_PREFIX = "composed:"
-"""Tags of raters' own compositions (``composed:<rater name>``, :mod:`rlcomposer.feedback.compositions`):
-private, never served by a study over the whole pool."""
+PRIVATE_TAG_PREFIXES = ("composed:", "personal:", "population:")
+"""Tags never part of a study's whole pool: a rater's own compositions (``composed:<rater name>``,
+:mod:`rlcomposer.feedback.compositions`), the melodies ``rlcomposer study personalise`` makes for
+one rater of a study (``personal:<study>:<rater id>``) and the population melodies they are compared
+with (``population:<study>``, :mod:`rlcomposer.feedback.personalise`)."""
+COMPOSED_PREFIX = PRIVATE_TAG_PREFIXES[0]
 
 
-def is_composed_tag(tag: str) -> bool:
-    """Whether ``tag`` holds a rater's own compositions (a private tag)."""
-    return tag.startswith(COMPOSED_PREFIX)
+def is_private_tag(tag: str) -> bool:
+    """Whether ``tag`` is one a study over the whole pool never serves (:data:`PRIVATE_TAG_PREFIXES`)."""
+    return tag.startswith(PRIVATE_TAG_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -180,19 +183,17 @@ class PoolStore(StoreBase):
         return found
 
     def melody_ids(self, tags: Sequence[str] | None = None) -> list[int]:
-        """Ids of the pool's melodies (of ``tags`` only, if given), oldest first."""
-        query = sa.select(StoredMelody.id).order_by(StoredMelody.id)
-        if tags:
-            query = query.where(StoredMelody.tag.in_(list(tags)))
+        """Ids of the pool's melodies (of ``tags`` only, if given), oldest first. Without
+        ``tags`` (a study's whole pool), melodies made for one rater are left out
+        (:data:`PRIVATE_TAG_PREFIXES`)."""
+        query = _of_tags(sa.select(StoredMelody.id).order_by(StoredMelody.id), tags)
         with self._session() as session:
             return list(session.scalars(query))
 
     def melody_shapes(self, tags: Sequence[str] | None = None) -> dict[int, tuple[str, int]]:
         """``(metre, steps)`` of the pool's melodies (of ``tags`` only), by id: a comparison is
         only ever between two melodies of the same metre and length."""
-        query = sa.select(StoredMelody.id, StoredMelody.num_steps, StoredMelody.extra)
-        if tags:
-            query = query.where(StoredMelody.tag.in_(list(tags)))
+        query = _of_tags(sa.select(StoredMelody.id, StoredMelody.num_steps, StoredMelody.extra), tags)
         with self._session() as session:
             return {i: (str((extra or {}).get("metre", "4/4")), int(n))
                     for i, n, extra in session.execute(query)}
@@ -227,6 +228,15 @@ class PoolStore(StoreBase):
             rows.append(PoolMelody(mid, mtag, model_name, seed, n, None if mean is None else float(mean),
                                    *stored_layout_text(extra)))
         return rows
+
+
+def _of_tags(query: sa.Select, tags: Sequence[str] | None) -> sa.Select:
+    """``query`` of the melodies of ``tags``; of the whole pool but made-for-you melodies without."""
+    if tags:
+        return query.where(StoredMelody.tag.in_(list(tags)))
+    for prefix in PRIVATE_TAG_PREFIXES:
+        query = query.where(sa.not_(StoredMelody.tag.startswith(prefix, autoescape=True)))
+    return query
 
 
 def _tag_of(session: Session) -> dict[int, str]:

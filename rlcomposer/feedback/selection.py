@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.feedback.pool import is_composed_tag
 from rlcomposer.feedback.store import FeedbackStore
 
 ItemKind = Literal["single", "pair"]
@@ -95,10 +94,9 @@ def _candidates(store: FeedbackStore, rater_id: int, kind: ItemKind, exclude: Co
     if kind not in ("single", "pair"):
         raise RLComposerError(f"item kind {kind!r} must be single or pair")
     excluded = {item.key for item in exclude}
-    tags = list(tags) or [t for t, _ in store.tags() if not is_composed_tag(t)]  # the whole pool: not raters' own
-    pool = store.melody_ids(tags) if tags else []
+    pool = store.melody_ids(list(tags) or None)  # the whole pool leaves out private tags
     seen = store.rated_melody_ids(rater_id) if kind == "single" else store.compared_pairs(rater_id)
-    shapes = store.melody_shapes(tags) if kind == "pair" and tags else {}
+    shapes = store.melody_shapes(list(tags) or None) if kind == "pair" else {}
     recent = {m for item in exclude for m in item.melody_ids}
     recent.update(m for ids in store.recent_items(rater_id, RECENT_ITEMS) for m in ids)
     return _Candidates(pool, seen, excluded, shapes, recent)
