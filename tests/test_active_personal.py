@@ -15,7 +15,10 @@ from rlcomposer.feedback.study import StudySelection, StudySpec, create_study
 from rlcomposer.preferences.listeners import lyrical
 from rlcomposer.preferences.personal_reward import load_personal_reward_model
 from rlcomposer.preferences.personal_uncertainty import WEIGHT_SAMPLES, weight_draws
-from rlcomposer.preferences.reward_model_cache import clear_reward_model_cache, load_reward_model_cached
+from rlcomposer.preferences.reward_model_cache import (
+    clear_reward_model_cache,
+    load_reward_model_cached,
+)
 
 RATERS = ("sim:lyrical", "sim:opposite")
 

@@ -27,15 +27,15 @@ same melody always gets the same samples (what a per-melody score cache needs).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from rlcomposer.errors import RLComposerError
 from rlcomposer.music.melody import Melody
 
-if TYPE_CHECKING:
-    from rlcomposer.preferences.personal_reward import PersonalRewardModel
+PersonalRewardModel = Any
+"""A :class:`~rlcomposer.preferences.personal_reward.PersonalRewardModel` (not imported: it imports this module)."""
 
 WEIGHT_SAMPLES = 8
 """Draws of a rater's weights per ensemble member (in antithetic pairs)."""

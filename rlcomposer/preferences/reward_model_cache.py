@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from rlcomposer.checkpoints import CONFIG_FILE, MODEL_FILE
-from rlcomposer.preferences.personal_reward import is_personal_reward_model, load_personal_reward_model
+from rlcomposer.preferences.personal_reward import (
+    is_personal_reward_model,
+    load_personal_reward_model,
+)
 from rlcomposer.preferences.reward_model import load_reward_model
 
 _CACHE: dict[str, tuple[tuple, Any, dict[tuple[str, int], float]]] = {}
