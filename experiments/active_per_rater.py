@@ -9,12 +9,14 @@ For each seed, two SQLite study databases (in ``--out``) get the same pool of pr
   answers, pairs chosen by :class:`~rlcomposer.feedback.selection.ActiveSelection` with the
   personal model (:mod:`rlcomposer.preferences.personal_reward`) refitted on every answer so
   far: each rater's pair is where the model is least sure of that rater's own taste
-  (:mod:`rlcomposer.preferences.personal_uncertainty`).
+  (:mod:`rlcomposer.preferences.personal_uncertainty`);
+* **pooled** (the control): as active, but every rater's pair is where the population
+  ensemble's members disagree most (active selection as it was before personal models).
 
 Then a personal model is fitted on each arm's answers, and the table gives, per rater, its
 accuracy against the rater's *noiseless* preference on ``--test-pairs`` pairs of fresh prior
-melodies (pairs inside the rater's tie band left out), random against active, and the median
-gain (active - random) over raters and seeds.
+melodies (pairs inside the rater's tie band left out), per arm, and the median gains
+(active - random, active - pooled) over raters and seeds.
 
     .venv/bin/python experiments/active_per_rater.py --seeds 0,1 --out runs/active-per-rater
 
@@ -72,7 +74,7 @@ def run_seed(args, seed: int, prior, out: Path, say) -> list[dict]:
     names = [f"panel:{k}" for k in args.members.split(",")]
     seeds = np.random.default_rng(seed).integers(2**63, size=(len(names), 2 + args.answers))
     accuracies: dict[str, dict[str, float]] = {}
-    for arm in ("random", "active"):
+    for arm in ("random", "active", "pooled"):
         db = out / f"study-{arm}-{seed}.sqlite3"
         db.unlink(missing_ok=True)
         store = open_store(f"sqlite:///{db}")
@@ -86,12 +88,13 @@ def run_seed(args, seed: int, prior, out: Path, say) -> list[dict]:
             truths[listener.rater_name] = listener.preferences(test_a, test_b)
         have = 0
         while have < args.answers:
-            step = (args.warmup if arm == "active" else args.answers) if have == 0 else args.step
+            step = (args.answers if arm == "random" else args.warmup) if have == 0 else args.step
             step = min(step, args.answers - have)
             strategy = None
-            if arm == "active" and have:
+            if arm != "random" and have:
                 model = fit(store, config, seed, prior)
-                strategy = ActiveSelection(model, rng=int(seeds[0, 1 + have]), tags=("pool",))
+                strategy = ActiveSelection(model if arm == "active" else model.population,
+                                           rng=int(seeds[0, 1 + have]), tags=("pool",))
             for row, listener in enumerate(listeners.values()):
                 simulate_ratings(store, listener, pairs=step, tag="pool", strategy=strategy,
                                  rng=np.random.default_rng(seeds[row, 1 + have]))
@@ -132,16 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\n### personal-model accuracy after {args.answers} answers per rater "
           f"(active: {args.warmup} random, then refit every {args.step})\n")
-    print("| seed | rater | random | active | gain |")
-    print("| ---: | --- | ---: | ---: | ---: |")
+    print("| seed | rater | random | pooled active | per-rater active | gain vs random | gain vs pooled |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| {row['seed']} | {row['rater']} | {row['random']:.3f} | {row['active']:.3f} "
-              f"| {row['active'] - row['random']:+.3f} |")
-    gains = np.array([row["active"] - row["random"] for row in rows])
-    print(f"\nmean_accuracy_random: {np.mean([r['random'] for r in rows]):.3f}")
-    print(f"mean_accuracy_active: {np.mean([r['active'] for r in rows]):.3f}")
-    print(f"median_gain: {np.median(gains):+.3f}")
-    print(f"active_better_or_equal: {int(np.sum(gains >= 0))}/{len(gains)}")
+        print(f"| {row['seed']} | {row['rater']} | {row['random']:.3f} | {row['pooled']:.3f} | {row['active']:.3f} "
+              f"| {row['active'] - row['random']:+.3f} | {row['active'] - row['pooled']:+.3f} |")
+    print()
+    for arm in ("random", "pooled", "active"):
+        print(f"mean_accuracy_{arm}: {np.mean([r[arm] for r in rows]):.3f}")
+    for other in ("random", "pooled"):
+        gains = np.array([row["active"] - row[other] for row in rows])
+        print(f"median_gain_vs_{other}: {np.median(gains):+.3f} (mean {np.mean(gains):+.3f}; "
+              f"per-rater active better or equal for {int(np.sum(gains >= 0))}/{len(gains)})")
     print(f"seconds: {time.monotonic() - started:.0f}")
     return 0
 
