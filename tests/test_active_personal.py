@@ -124,3 +124,14 @@ def test_a_study_with_a_personal_model_serves_per_rater_pairs(personal, pool):
         item = strategy.next_item(store, raters[name], study.spec.kind)
         assert set(item.melody_ids) == widest_pair(
             store, ids, lambda melodies, name=name: model.member_scores(melodies, name))
+
+
+def test_simulated_listener_answers_active_pairs_of_a_personal_model(personal, pool, capsys):
+    """``ratings simulate --strategy active --reward`` takes a personal model's directory."""
+    directory, _ = personal
+    store, _, _ = pool
+    code = main(["ratings", "simulate", "--listener", "lyrical", "--pairs", "4", "--strategy", "active",
+                 "--reward", str(directory), "--db", store.url, "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith("sim:lyrical: 4 comparisons")
