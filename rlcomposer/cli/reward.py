@@ -54,9 +54,15 @@ def cmd_ratings_simulate(args: argparse.Namespace) -> None:
         raise RLComposerError("--reward is used with --strategy active")
     reward = None
     if args.reward:
+        from rlcomposer.preferences.personal_reward import (
+            is_personal_reward_model,
+            load_personal_reward_model,
+        )
         from rlcomposer.preferences.reward_model import load_reward_model
 
-        reward = load_reward_model(args.reward)
+        # a personal model: the listener's pairs follow its own uncertainty (the population's for a newcomer)
+        reward = (load_personal_reward_model(args.reward) if is_personal_reward_model(args.reward)
+                  else load_reward_model(args.reward))
     url = resolve_existing_db(args, with_ratings=True)  # the pool to rate is there; a mistyped path is no new database
     store = open_store(url)
     rng = np.random.default_rng(args.seed)
@@ -182,7 +188,8 @@ def register(commands: Commands, ratings: Commands) -> None:
     simulate.add_argument("--reference-tag", default=None,
                           help="calibrate the listener's spread on this tag (default: --tag / the pool)")
     simulate.add_argument("--strategy", choices=("random", "active"), default="random",
-                          help="random pairs, or where --reward's ensemble disagrees most")
+                          help="random pairs, or where --reward's ensemble disagrees most (a personal model: "
+                               "where it is least sure of this listener's own taste)")
     simulate.add_argument("--reward", default=None, metavar="RM", help="reward-model directory (--strategy active)")
     simulate.add_argument("--candidates", type=int, default=256, help="candidate pairs per active choice")
     simulate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -7,14 +7,15 @@ gets an item twice, except for deliberate repeats that measure self-consistency
 :data:`RECENT_ITEMS` items (answered, or on their way) is not proposed again while
 the pool has other fitting melodies (deliberate repeats aside): the same melody in
 two pairs in a row would be heard twice and judged against itself. :class:`RandomSelection` is
-the strategy this module ships; an active-learning strategy (where a reward
-ensemble disagrees most) implements the same protocol.
+one strategy this module ships; :class:`ActiveSelection` (where a reward ensemble
+disagrees most; with a personal reward model, where the model is least sure of the
+asking rater's own taste) implements the same protocol.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -180,17 +181,34 @@ class ActiveSelection:
     largest variance across the ensemble's members of P(A beats B). For stars
     (``kind="single"``) it proposes the unrated melody whose member scores vary
     most. Member scores are cached per melody id, so the pool is scored once.
+
+    With a personal reward model (``reward train --per-rater``) each rater's next
+    pair is chosen by that rater's own uncertainty: the variance of P(A beats B)
+    across joint samples of the rater's reward, each population member with draws
+    of the rater's weights from their Laplace posterior (the member's score plus the
+    rater's personal correction;
+    :func:`~rlcomposer.preferences.personal_uncertainty.rater_member_scores`). The
+    rater is found by name through the store. A rater the model does not know (who
+    joined after it was trained) or fitted without answers gets the population's
+    uncertainty, and :attr:`note` (and ``log``) say so. Scores are cached per rater
+    and melody.
     """
 
     reward: Any
-    """A :class:`~rlcomposer.preferences.reward_model.RewardEnsemble` (anything with ``member_scores``)."""
+    """A :class:`~rlcomposer.preferences.reward_model.RewardEnsemble` (anything with ``member_scores``),
+    or a :class:`~rlcomposer.preferences.personal_reward.PersonalRewardModel` (per-rater uncertainty)."""
     candidate_pairs: int = 256
     """Random unseen pairs scored for each choice."""
     rng: Any = None
     """A ``numpy.random.Generator``, a seed, or None (fresh randomness)."""
     tags: tuple[str, ...] = ()
     """Only melodies with these tags (empty: the whole pool)."""
-    _scores: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
+    log: Callable[[str], None] | None = None
+    """Told (once per rater) when a rater's pairs fall back to the population's uncertainty."""
+    note: str = field(default="", init=False)
+    """The last such fallback, in words (empty while every rater has their own uncertainty)."""
+    _scores: dict[str | None, dict[int, Any]] = field(default_factory=dict, init=False, repr=False)
+    _raters: dict[int, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -202,17 +220,40 @@ class ActiveSelection:
         if not isinstance(self.rng, np.random.Generator):
             self.rng = np.random.default_rng(self.rng)
 
-    def _member_scores(self, store: FeedbackStore, ids: Sequence[int]):
+    @property
+    def per_rater(self) -> bool:
+        """Is each rater's pair chosen by their own uncertainty (a personal reward model)?"""
+        return hasattr(self.reward, "rater_index") and hasattr(self.reward, "raters")
+
+    def _rater(self, store: FeedbackStore, rater_id: int) -> str | None:
+        """The personal model's rater whose uncertainty chooses ``rater_id``'s items (None: the population's)."""
+        if not self.per_rater:
+            return None
+        if rater_id not in self._raters:
+            from rlcomposer.preferences.personal_uncertainty import uncertainty_rater
+
+            rater, note = uncertainty_rater(self.reward, store.get_rater(rater_id).name)
+            self._raters[rater_id] = rater
+            if note:
+                self.note = note
+                if self.log is not None:
+                    self.log(note)
+        return self._raters[rater_id]
+
+    def _member_scores(self, store: FeedbackStore, ids: Sequence[int], rater: str | None = None):
         import numpy as np
 
-        missing = sorted({i for i in ids if i not in self._scores})
+        cache = self._scores.setdefault(rater, {})
+        missing = sorted({i for i in ids if i not in cache})
         for start in range(0, len(missing), 512):
             chunk = missing[start:start + 512]
             records = store.get_melodies(chunk)
-            scores = self.reward.member_scores([records[i].melody for i in chunk])
+            melodies = [records[i].melody for i in chunk]
+            scores = (self.reward.member_scores(melodies) if rater is None
+                      else self.reward.member_scores(melodies, rater))
             for column, melody_id in enumerate(chunk):
-                self._scores[melody_id] = scores[:, column]
-        return np.stack([self._scores[i] for i in ids], axis=1)  # [K, len(ids)]
+                cache[melody_id] = scores[:, column]
+        return np.stack([cache[i] for i in ids], axis=1)  # [K, len(ids)]
 
     def next_item(self, store: FeedbackStore, rater_id: int, kind: ItemKind,
                   exclude: Collection[Item] = ()) -> Item | None:
@@ -220,18 +261,20 @@ class ActiveSelection:
 
         start = _candidates(store, rater_id, kind, exclude, self.tags)
         pool = start.pool
+        rater = self._rater(store, rater_id)
         if kind == "single":
             fresh = start.fresh_singles()
             if not fresh:
                 return None
             if len(fresh) > self.candidate_pairs:
                 fresh = [int(m) for m in self.rng.choice(fresh, self.candidate_pairs, replace=False)]
-            spread = self._member_scores(store, fresh).var(axis=0)
+            spread = self._member_scores(store, fresh, rater).var(axis=0)
             return Item("single", (fresh[int(np.argmax(spread))],))
-        return _first_found(lambda avoid: self._pair(store, [m for m in pool if m not in avoid], start),
+        return _first_found(lambda avoid: self._pair(store, [m for m in pool if m not in avoid], start, rater),
                             start.recent)
 
-    def _pair(self, store: FeedbackStore, pool: list[int], start: _Candidates) -> Item | None:
+    def _pair(self, store: FeedbackStore, pool: list[int], start: _Candidates,
+              rater: str | None = None) -> Item | None:
         import numpy as np
 
         excluded = start.excluded
@@ -266,7 +309,7 @@ class ActiveSelection:
         pairs = sorted(candidates)
         a_ids = [a for a, _ in pairs]
         b_ids = [b for _, b in pairs]
-        scores = self._member_scores(store, sorted(set(a_ids) | set(b_ids)))
+        scores = self._member_scores(store, sorted(set(a_ids) | set(b_ids)), rater)
         column = {m: c for c, m in enumerate(sorted(set(a_ids) | set(b_ids)))}
         diff = scores[:, [column[a] for a in a_ids]] - scores[:, [column[b] for b in b_ids]]
         variance = (1.0 / (1.0 + np.exp(-np.clip(diff, -50, 50)))).var(axis=0)

@@ -7,7 +7,9 @@ pool; ``mixed-tags``: A/B where each pair has one melody of each of exactly two 
 e.g. a tuned policy's pool against the prior's), how many items each rater answers,
 the instructions and consent text, how items are chosen (``random``, or ``active``
 with a reward model: a directory, or ``latest`` for the newest one that ``rlcomposer
-experiment run`` registered for the tags' experiment), an optional completion code
+experiment run`` registered for the tags' experiment; a personal reward model's directory,
+from ``reward train --per-rater``, chooses each rater's pairs by that rater's own
+uncertainty), an optional completion code
 shown at the end, and how much of each melody must have played before the answer
 buttons open (``listen_fraction``).
 
@@ -75,7 +77,8 @@ class StudySpec:
     consent_text: str = DEFAULT_CONSENT
     """The line raters agree to before they start."""
     selection: str = "random"
-    """``random``, or ``active`` (pairs where the reward model's ensemble disagrees most)."""
+    """``random``, or ``active`` (pairs where the reward model's ensemble disagrees most; with a
+    personal reward model, where it is least sure of the asking rater's own taste)."""
     reward_model: str | None = None
     """For ``active``: a reward-model directory, or ``latest`` (the newest of the tags' experiment)."""
     completion_code: str | None = None
@@ -267,11 +270,15 @@ class StudySelection:
 
     study: Study
     load_reward_model: Any = None
-    """``directory -> RewardEnsemble`` (the app passes its per-process cache); None: never active."""
+    """``directory -> RewardEnsemble``, or a ``PersonalRewardModel`` for a personal model's directory
+    (then each rater's pairs follow that rater's own uncertainty; the app passes its per-process cache,
+    :func:`~rlcomposer.preferences.reward_model_cache.load_reward_model_cached`, which loads both);
+    None: never active."""
     latest_reward_model: Any = None
     """``(store, tags) -> directory or None`` for ``reward_model: latest``."""
     note: str = field(default="", init=False)
-    """Why active selection is off, when it is (empty otherwise)."""
+    """Why active selection is off, when it is (empty otherwise; a rater of a personal model who falls
+    back to the population's uncertainty is told by the strategy's own ``note``)."""
 
     def strategy(self, store: FeedbackStore) -> SelectionStrategy:
         spec = self.study.spec

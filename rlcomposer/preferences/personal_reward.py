@@ -59,6 +59,7 @@ from rlcomposer.preferences.choices import CHOICE_SCORE
 from rlcomposer.preferences.ensemble import RewardEnsemble
 from rlcomposer.preferences.labels import PairLabel, StarLabel, as_melody
 from rlcomposer.preferences.personal_reward_config import PersonalRewardConfig
+from rlcomposer.preferences.personal_uncertainty import WEIGHT_SAMPLES, rater_member_scores
 from rlcomposer.preferences.reward_model_config import RewardModelConfig, RewardModelError
 from rlcomposer.preferences.reward_model_io import load_reward_model, save_reward_model
 from rlcomposer.preferences.training import index_melodies, train_reward_model
@@ -306,9 +307,14 @@ class PersonalRewardModel:
         return personal_scores(population, phi, self.weights[index], self.covariances[index],
                                self.config.pessimism if pessimism is None else pessimism)
 
-    def member_scores(self, melodies: Sequence[Melody | np.ndarray]) -> np.ndarray:
-        """The population members' scores ``[K, N]`` (what a pessimistic reward reads)."""
-        return self.population.member_scores(melodies)
+    def member_scores(self, melodies: Sequence[Melody | np.ndarray], rater: str | None = None,
+                      samples: int = WEIGHT_SAMPLES) -> np.ndarray:
+        """The population members' scores ``[K, N]`` (what a pessimistic reward reads); for
+        ``rater``, joint samples of that rater's reward ``[K * samples, N]`` (each member with
+        draws of the rater's weights: :func:`~rlcomposer.preferences.personal_uncertainty.rater_member_scores`)."""
+        if rater is None:
+            return self.population.member_scores(melodies)
+        return rater_member_scores(self, melodies, rater, samples)
 
     def __call__(self, melody: Melody) -> float:
         """The population's reward of one melody."""

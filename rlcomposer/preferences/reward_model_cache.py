@@ -2,7 +2,10 @@
 
 The app and the dashboard rerun on every click; this keeps one loaded
 ensemble per directory, with a cache of its scores per (database, melody id)
-(melodies never change).
+(melodies never change). A personal reward model's directory (``reward train
+--per-rater``, told by the kind saved in it) loads as a
+:class:`~rlcomposer.preferences.personal_reward.PersonalRewardModel` (its
+population's scores, and per-rater ones for active selection).
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from rlcomposer.checkpoints import CONFIG_FILE, MODEL_FILE
+from rlcomposer.preferences.personal_reward import (
+    is_personal_reward_model,
+    load_personal_reward_model,
+)
 from rlcomposer.preferences.reward_model import load_reward_model
 
 _CACHE: dict[str, tuple[tuple, Any, dict[tuple[str, int], float]]] = {}
@@ -31,7 +38,9 @@ def _directory_stamp(directory: Path) -> tuple:
 
 
 def load_reward_model_cached(directory: str | Path):
-    """:func:`~rlcomposer.preferences.reward_model.load_reward_model`, cached per directory in this process.
+    """:func:`~rlcomposer.preferences.reward_model.load_reward_model` (for a personal model's directory
+    :func:`~rlcomposer.preferences.personal_reward.load_personal_reward_model`), cached per directory
+    in this process.
 
     Raises :class:`~rlcomposer.checkpoints.CheckpointError` (an RLComposerError)
     when the directory is missing or corrupt; failures are not cached."""
@@ -41,7 +50,8 @@ def load_reward_model_cached(directory: str | Path):
         cached = _CACHE.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        ensemble = load_reward_model(path)
+        ensemble = (load_personal_reward_model(path) if is_personal_reward_model(path)
+                    else load_reward_model(path))
         _CACHE[key] = (stamp, ensemble, {})
         return ensemble
 
