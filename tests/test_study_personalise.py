@@ -213,3 +213,33 @@ def test_the_blind_ab_answers_are_stored_in_the_study_and_counted_per_rater(tmp_
     # the study's ordinary answers are not A/B answers
     assert sum(r.answers for r in rows) == 2
     database.dispose_engine(url)
+
+
+def test_ab_answers_do_not_count_as_answers_of_the_study(tmp_path):
+    """A rater who finished a 3-item study and answered 2 A/B pairs (and skipped one) still has
+    3 answers and no skips in it; the organiser's Made for you table counts the A/B answers."""
+    from rlcomposer.feedback.study import study_progress
+
+    url = f"sqlite:///{tmp_path / 'counts.sqlite3'}"
+    store, study = make_study(url, "4/4", name="counts")
+    answer(store, study, "sim:done", lyrical, 3, seed=1)
+    rater = store.find_rater("sim:done")
+    store.add_melodies([tune("4/4", 4, seed=20 + i) for i in range(3)], made.personal_tag("counts", rater.id))
+    store.add_melodies([tune("4/4", 4, seed=30 + i) for i in range(3)], made.population_tag("counts"))
+    for item, choice in zip(made.made_for_you_items(store, study, rater.id).items, ("a", "b", "skip"), strict=True):
+        store.submit_comparison(new_client_id(), rater.id, *item.melody_ids, choice, "a", study_id=study.id)
+    counts = store.count_submissions(rater.id, study_id=study.id)
+    assert (counts["answered"], counts["skips"], counts["comparisons"]) == (3, 0, 3)
+    assert store.count_submissions(rater.id)["answered"] == 5  # every answer of theirs, outside a study's count
+    assert store.study_answer_counts(study.id) == {rater.id: {"answered": 3, "skips": 0}}
+    progress = study_progress(store, study, "simulated")
+    assert (progress.raters, progress.completed, progress.answers, progress.skips) == (1, 1, 3, 0)
+    [row], total = made.made_for_you_results(store, study)
+    assert (row.answers, row.skips, total.answers) == (2, 1, 2)
+    # a study whose own pool is made-for-you melodies counts its answers
+    pop = create_study(store, StudySpec(name="pop", pool_tags=(made.population_tag("counts"), "tunes-counts"),
+                                        mode="mixed-tags", items_per_rater=1, repeat_share=0.0))
+    ids = store.melody_ids([made.population_tag("counts")])[0], store.melody_ids(["tunes-counts"])[0]
+    store.submit_comparison(new_client_id(), rater.id, *ids, "a", "a", study_id=pop.id)
+    assert store.count_submissions(rater.id, study_id=pop.id)["answered"] == 1
+    database.dispose_engine(url)

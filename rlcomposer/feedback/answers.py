@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rlcomposer.feedback.pool import stored_layout_text
+from rlcomposer.feedback.pool import MADE_FOR_YOU_PREFIXES, stored_layout_text
 from rlcomposer.feedback.schema import (
     CHOICES,
     MAX_STARS,
@@ -46,6 +46,23 @@ from rlcomposer.feedback.storage import (
 def new_client_id() -> str:
     """A fresh submission id (what a client makes when it shows an item)."""
     return uuid.uuid4().hex
+
+
+def _of_study(session: Session, query: sa.Select, model: type, study_id: int) -> sa.Select:
+    """``query`` of the answers (of ``model``) that count towards study ``study_id``: every
+    answer stored with the study but a comparison with a "made for you" melody
+    (:data:`~rlcomposer.feedback.pool.MADE_FOR_YOU_PREFIXES`; the blind A/B a rater answers after
+    finishing) that is not of the study's own pool tags. The one place that says which answers
+    of a study count: a rater's progress in the app and the study's progress both read it."""
+    query = query.where(model.study_id == study_id)
+    if model is not Comparison:
+        return query
+    pool_tags = session.scalar(sa.select(Study.pool_tags).where(Study.id == study_id)) or []
+    made = sa.select(StoredMelody.id).where(
+        sa.or_(*(StoredMelody.tag.startswith(prefix, autoescape=True) for prefix in MADE_FOR_YOU_PREFIXES)))
+    if pool_tags:
+        made = made.where(StoredMelody.tag.not_in(list(pool_tags)))
+    return query.where(Comparison.melody_a_id.not_in(made), Comparison.melody_b_id.not_in(made))
 
 
 @dataclass(frozen=True)
@@ -235,7 +252,9 @@ class AnswerStore(StoreBase):
     def count_submissions(self, rater_id: int, session_id: int | None = None,
                           study_id: int | None = None) -> dict[str, int]:
         """``{"stars": n, "comparisons": m, "total": n + m, "skips": k, "answered": n + m - k}``
-        of a rater (in one session and/or one study, if given); ``skips`` are skipped pairs."""
+        of a rater (in one session and/or one study, if given); ``skips`` are skipped pairs.
+        In one study, the answers of its set only: the "made for you" A/B after it is left out
+        (:func:`_of_study`)."""
         counts = {}
         with self._session() as session:
             for key, model in (("stars", StarRating), ("comparisons", Comparison), ("skips", Comparison)):
@@ -243,7 +262,7 @@ class AnswerStore(StoreBase):
                 if session_id is not None:
                     query = query.where(model.session_id == session_id)
                 if study_id is not None:
-                    query = query.where(model.study_id == study_id)
+                    query = _of_study(session, query, model, study_id)
                 if key == "skips":
                     query = query.where(Comparison.choice == "skip")
                 counts[key] = session.scalar(query) or 0
@@ -327,14 +346,14 @@ class AnswerStore(StoreBase):
         with self._session() as session:
             return set(session.scalars(sa.select(HeardMelody.melody_id).where(HeardMelody.rater_id == rater_id)))
     def study_answer_counts(self, study_id: int) -> dict[int, dict[str, int]]:
-        """Per rater of a study: ``{"answered": n, "skips": k}`` (skips are not answers)."""
+        """Per rater of a study: ``{"answered": n, "skips": k}`` of its set (skips are not
+        answers; the "made for you" A/B after it is left out: :func:`_of_study`)."""
         counts: dict[int, dict[str, int]] = {}
         with self._session() as session:
             for model in (StarRating, Comparison):
                 skip = (Comparison.choice == "skip") if model is Comparison else sa.false()
-                rows = session.execute(
-                    sa.select(model.rater_id, sa.func.count(), sa.func.sum(sa.case((skip, 1), else_=0)))
-                    .where(model.study_id == study_id).group_by(model.rater_id))
+                query = sa.select(model.rater_id, sa.func.count(), sa.func.sum(sa.case((skip, 1), else_=0)))
+                rows = session.execute(_of_study(session, query, model, study_id).group_by(model.rater_id))
                 for rater_id, total, skips in rows:
                     entry = counts.setdefault(rater_id, {"answered": 0, "skips": 0})
                     entry["answered"] += int(total) - int(skips or 0)

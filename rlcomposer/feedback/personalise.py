@@ -24,7 +24,11 @@ personal melodies and one population melody (:func:`made_for_you_items`), shown 
 sides and unlabelled, answered and stored like any comparison of the study. An answer is an
 A/B answer when its two melodies are of the rater's personal tag and the study's population
 tag; :func:`made_for_you_results` counts them per rater: how often the personal melody was
-preferred (ties ½, skips left out) with its 95% Wilson interval.
+preferred (ties ½, skips left out) with its 95% Wilson interval. They are not answers of the
+study's set: the rater's progress and the study's (:func:`~rlcomposer.feedback.study.study_progress`,
+the app's counts) leave out comparisons of made-for-you melodies. Training data taken from the
+study (``reward train --study``) keeps them: a choice between the rater's melody and the
+population's is a label of their taste like any other.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlcomposer.confidence_intervals import wilson_interval
-from rlcomposer.feedback.pool import PRIVATE_TAG_PREFIXES, check_tag
+from rlcomposer.feedback.pool import MADE_FOR_YOU_PREFIXES, check_tag
 from rlcomposer.feedback.selection import Item
 from rlcomposer.feedback.storage import FeedbackError
 from rlcomposer.feedback.store import FeedbackStore
@@ -49,7 +53,7 @@ DEFAULT_BEST_OF = 54
 (``log N - (N - 1) / N``), where the personal reward was measured (``experiments/personal_eval.py``)."""
 DEFAULT_MELODIES = 8
 """Made-for-you melodies per rater (and population melodies per run)."""
-PERSONAL_PREFIX, POPULATION_PREFIX = PRIVATE_TAG_PREFIXES[1:]
+PERSONAL_PREFIX, POPULATION_PREFIX = MADE_FOR_YOU_PREFIXES
 
 
 class PersonaliseError(FeedbackError):

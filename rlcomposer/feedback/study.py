@@ -319,7 +319,9 @@ class StudyProgress:
 
 
 def study_progress(store: FeedbackStore, study: Study, kind: str = "person") -> StudyProgress:
-    """Raters (of ``kind``: ``person`` or ``simulated``), answers and completion of ``study``."""
+    """Raters (of ``kind``: ``person`` or ``simulated``), answers and completion of ``study``:
+    the answers of its set, never the "made for you" A/B a rater answers after finishing
+    (:meth:`~rlcomposer.feedback.answers.AnswerStore.study_answer_counts`)."""
     kinds = {r.id: r.kind for r in store.raters()}
     counts = {r: c for r, c in store.study_answer_counts(study.id).items() if kinds.get(r) == kind}
     return StudyProgress(
