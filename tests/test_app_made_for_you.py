@@ -1,6 +1,7 @@
 """The app's "Made for you" page with Streamlit's AppTest: after the study, a blind A/B of the
 melodies made for the rater against the population's, each answer stored as a comparison of
-the study and counted in the organiser's per-rater result; "not ready yet" before any were made."""
+the study and counted in the organiser's per-rater result, never as an answer of the study;
+"not ready yet" before any were made."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import time
 
 import numpy as np
 import pytest
-from test_app import buttons, db, hear, signed_in, texts  # noqa: F401 - db is a fixture
+from test_app import buttons, db, hear, signed_in, start, texts, token_of  # noqa: F401 - db is a fixture
 
 from rlcomposer.feedback.personalise import (
     made_for_you_results,
     personal_tag,
     population_tag,
 )
-from rlcomposer.feedback.study import StudySpec, create_study, get_study
+from rlcomposer.feedback.study import StudySpec, create_study, get_study, study_progress
 from rlcomposer.music.melody import random_melody
 
 
@@ -74,6 +75,12 @@ def test_a_blind_ab_answer_is_stored_in_the_study_and_counted_for_the_rater(shor
     at = hear_pair(at, dict(at.session_state["made_for_you"]))
     buttons(at, "answer-tie-")[0].click().run()
     assert any("compared all your melodies (2 pairs)" in s.value for s in at.success)
+    # the A/B answers are not answers of the study: still 2 answered, on the page and on a return
+    at.segmented_control(key="page").set_value("Rate").run()
+    assert any("completed the study: 2 answers" in s.value for s in at.success), [s.value for s in at.success]
+    back = start("short", token=token_of(at))
+    assert any("Welcome back, Ola: 2 answered" in t.proto.body.replace("\\", "") for t in back.get("toast"))
+    assert study_progress(short, study).answers == 2
 
 
 def hear_pair(at, entry):

@@ -6,8 +6,9 @@ reads the pool, never a model. Each pair is one of the rater's own melodies and 
 population's, on random sides and unlabelled, answered with the rating page's buttons and
 keys; the answer joins the rating page's queue (``unsent``) and is stored as a comparison
 of the study, like any answer (:mod:`rlcomposer.feedback.personalise` tells A/B answers
-apart by their melodies' tags). The organiser's per-rater results are
-:func:`organiser_section`. UI only.
+apart by their melodies' tags). They are not answers of the study's set: the store's counts
+leave them out, and so does the rating page's count of the queue (:func:`is_ab_answer`). The
+organiser's per-rater results are :func:`organiser_section`. UI only.
 """
 
 from __future__ import annotations
@@ -60,7 +61,13 @@ def _next_entry(store: FeedbackStore, study: Study, rater_id: int) -> tuple[dict
     item = items[0]
     return {"kind": "pair", "melody_ids": list(item.melody_ids), "is_repeat": False, "client_id": new_client_id(),
             "shown_left": random.choice("ab"), "shown_at": time.time(), "played": {}, "heard_before": [],
-            "study_id": study.id, "rater_id": rater_id, "upcoming": [list(i.melody_ids) for i in items[1:2]]}, offered
+            "study_id": study.id, "rater_id": rater_id, "upcoming": [list(i.melody_ids) for i in items[1:2]],
+            "made_for_you": True}, offered
+
+
+def is_ab_answer(unsent: dict[str, Any]) -> bool:
+    """Whether a queued answer (``unsent``) is of this page's A/B, not of the study's set."""
+    return bool(unsent["entry"].get("made_for_you"))
 
 
 def made_for_you_page(store: FeedbackStore, settings: AppSettings, study: Study, counts: dict[str, int],

@@ -17,7 +17,8 @@ Session state (per browser tab):
 * ``upcoming``: the next item, chosen ahead (its views render in the background);
 * ``unsent``: answers given but not stored yet (database down, locked, gone): kept,
   sent again before anything else on every rerun and with "Send again"; also kept in the
-  browser (localStorage, by the hidden answer keeper), so a reload during an outage loses none.
+  browser (localStorage, by the hidden answer keeper), so a reload during an outage loses none
+  (:mod:`feedback_ui.unsent_answers`).
 
 Rater-facing messages never show the database's address (it goes to the app's log).
 """
@@ -27,17 +28,14 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from typing import Any
 
 import streamlit as st
 
-from feedback_ui import made_for_you, organiser
+from feedback_ui import made_for_you, organiser, unsent_answers
 from feedback_ui.continue_tune import CONTINUE_PAGE, continue_tune_page
 from feedback_ui.settings import AppSettings, load_settings
 from feedback_ui.widgets import (
-    ANSWER_KEEPER_KEY,
-    answer_keeper,
     listening_player,
     melody_view,
     played_ms,
@@ -67,7 +65,6 @@ from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
 STARS_HELP = "1 star = not at all, 5 stars = love it"
 LOG = logging.getLogger("rlcomposer.app")
-OUTAGE = "the rating database is not reachable right now"
 CSS = """
 <style>
 .st-key-answer-area button, .st-key-answer-pair-extra button { min-height: 3rem; font-size: 1.05rem; }
@@ -120,12 +117,9 @@ def _warm_up(tempo_bpm: float) -> bool:
 
 
 def _state() -> Any:
-    state = st.session_state
+    state = unsent_answers.session_state()
     state.setdefault("pending", None)
     state.setdefault("upcoming", None)
-    state.setdefault("unsent", [])
-    state.setdefault("keeper_session", uuid.uuid4().hex)
-    state.setdefault("absorbed", [])
     return state
 
 
@@ -193,57 +187,6 @@ def _give_answer(answer: Any, labels: tuple[str, ...], required: dict[str, int],
         state["pending"], state["upcoming"] = state["upcoming"], None
     else:
         state[slot] = None
-
-
-def _send(store: FeedbackStore, unsent: dict[str, Any]) -> None:
-    entry, answer = unsent["entry"], unsent["answer"]
-    common = dict(session_id=unsent["session_id"], is_repeat=entry["is_repeat"], listened_ms=unsent["listened_ms"],
-                  answer_ms=unsent["answer_ms"], study_id=unsent["study_id"])
-    if entry["kind"] == "single":
-        store.submit_rating(entry["client_id"], unsent["rater_id"], entry["melody_ids"][0], answer, **common)
-    else:
-        store.submit_comparison(entry["client_id"], unsent["rater_id"], entry["melody_ids"][0],
-                                entry["melody_ids"][1], answer, entry["shown_left"], **common)
-
-
-def flush_unsent(store: FeedbackStore) -> bool:
-    """Send every queued answer, oldest first. True when the queue is empty afterwards; a
-    refused answer (bad or repeated) is dropped with a message, nothing else is lost."""
-    state = _state()
-    while state["unsent"]:
-        unsent = state["unsent"][0]
-        try:
-            _send(store, unsent)
-        except DatabaseUnavailable as error:
-            LOG.warning("answers not stored yet: %s", error)
-            state["send_error"] = OUTAGE
-            return False
-        except FeedbackError as error:
-            state["refused"] = f"Your answer ({_answer_label(unsent)}) was not stored: {error}"
-        else:
-            state["saved"] = _answer_label(unsent)
-        state["unsent"].pop(0)
-        state.pop("send_error", None)
-    return True
-
-
-def _answer_label(unsent: dict[str, Any]) -> str:
-    entry, answer = unsent["entry"], unsent["answer"]
-    if entry["kind"] == "single":
-        return f"{answer} star{'s' if answer != 1 else ''}"
-    if answer in ("tie", "skip"):
-        return {"tie": "about the same", "skip": "skipped"}[answer]
-    return "A (left)" if answer == entry["shown_left"] else "B (right)"
-
-
-def unsent_page(store: FeedbackStore) -> None:
-    """The database could not take the answers yet: say so, keep them, offer "Send again"."""
-    state = _state()
-    count = len(state["unsent"])
-    st.error(f"Your answer{'s are' if count > 1 else ' is'} not saved yet: {OUTAGE}. Nothing you entered "
-             f"is lost: {'they are' if count > 1 else 'it is'} kept here (also if you reload the page) and "
-             "sent as soon as the database is back.")
-    st.button("Send again", key="resend", type="primary")
 
 
 # ---------------------------------------------------------------- sign-in
@@ -319,9 +262,9 @@ def _progress(store: FeedbackStore, study: Study) -> dict[str, int]:
         state["counts"] = counts
     except DatabaseUnavailable:
         counts = state.get("counts") or {"answered": 0, "skips": 0}
-    pending = sum(u["answer"] != "skip" for u in state["unsent"])
-    return {"answered": counts["answered"] + pending,
-            "skips": counts["skips"] + sum(u["answer"] == "skip" for u in state["unsent"])}
+    queued = [u for u in state["unsent"] if not made_for_you.is_ab_answer(u)]  # as the store counts
+    return {"answered": counts["answered"] + sum(u["answer"] != "skip" for u in queued),
+            "skips": counts["skips"] + sum(u["answer"] == "skip" for u in queued)}
 
 
 def progress_bar(study: Study, counts: dict[str, int]) -> None:
@@ -544,7 +487,7 @@ def run() -> None:
     except DatabaseUnavailable as error:
         LOG.warning("the rating database cannot be opened: %s", error)
         st.error("The rating database is not reachable right now. Please try again in a minute.")
-        _keep_unsent()
+        unsent_answers.keep_unsent()
         st.button("Try again", key="retry-open")
         st.stop()
     except RLComposerError as error:
@@ -555,13 +498,13 @@ def run() -> None:
         if _query("area") == "organiser":
             organiser.organiser_area(store, settings)
             return
-        _restore_unsent()
+        unsent_answers.restore_unsent()
         # answers given before anything else: a failing read of the next item cannot lose them
-        if state["unsent"] and not flush_unsent(store):
-            _keep_unsent()
-            unsent_page(store)
+        if state["unsent"] and not unsent_answers.flush_unsent(store):
+            unsent_answers.keep_unsent()
+            unsent_answers.unsent_page(store)
             return
-        _keep_unsent()
+        unsent_answers.keep_unsent()
         study = _study_for_page(store, settings)
         if study is None:
             return
@@ -596,48 +539,8 @@ def run() -> None:
     except DatabaseUnavailable as error:
         LOG.warning("the rating database is unavailable: %s", error)
         kept = len(state["unsent"])
-        _keep_unsent()
+        unsent_answers.keep_unsent()
         st.error("The rating database is not reachable right now. Nothing you entered is lost"
                  + (f" ({kept} answer{'s' if kept > 1 else ''} kept, sent when it is back)" if kept else "")
                  + "; press Send again in a moment.")
         st.button("Send again", key="retry", type="primary")
-
-
-def _restore_unsent() -> None:
-    """Answers the browser kept from an earlier page (a reload during an outage) join the
-    queue, once each (they carry their submission ids: the store keeps one of each)."""
-    state = _state()
-    value = st.session_state.get(ANSWER_KEEPER_KEY)
-    if not isinstance(value, dict) or value.get("nonce") in state.setdefault("restored_nonces", []):
-        return
-    state["restored_nonces"].append(value.get("nonce"))
-    known = {u["entry"]["client_id"] for u in state["unsent"]}
-    dropped = 0
-    for unsent in value.get("restore") or []:
-        if not _well_formed(unsent):
-            dropped += 1
-            continue
-        if unsent["entry"]["client_id"] not in known:
-            known.add(unsent["entry"]["client_id"])
-            state["unsent"].append(unsent)
-    if dropped:
-        state["refused"] = f"{dropped} answer{'s' if dropped > 1 else ''} kept in this browser could not be read "
-        state["refused"] += "(damaged) and were not sent."
-    state["absorbed"] = [k for k in value.get("keys") or [] if isinstance(k, str)]
-
-
-def _well_formed(unsent: Any) -> bool:
-    """An answer kept in the browser that has everything needed to send it."""
-    try:
-        entry = unsent["entry"]
-        return (isinstance(entry["client_id"], str) and entry["kind"] in ("single", "pair")
-                and isinstance(entry["melody_ids"], list) and all(k in unsent for k in (
-                    "answer", "listened_ms", "answer_ms", "rater_id", "session_id", "study_id")))
-    except (KeyError, TypeError):
-        return False
-
-
-def _keep_unsent() -> None:
-    """The hidden answer keeper, holding the answers not stored yet in the browser."""
-    state = _state()
-    answer_keeper(state["keeper_session"], state["unsent"], state["absorbed"])
