@@ -195,6 +195,36 @@ def test_forget_removes_exactly_that_rater(forget_db, capsys):
     assert len(store.comparisons()) == 5 and len(store.raters()) == 1
 
 
+def test_forget_removes_the_melodies_made_for_that_rater(forget_db, capsys):
+    """Their ``personal:<study>:<id>`` melodies go (in every study), with their A/B answers; another
+    rater's, the population's and the pool stay; the count is printed."""
+    from rlcomposer.feedback.personalise import personal_tag, population_tag
+
+    store = open_store(forget_db)
+    store.add_melodies(prior_like_melodies(6, seed=5), "pool", model="test")
+    kim, _ = store.register_rater("Keyboard Kim")
+    ann, _ = store.register_rater("Ann")
+    for study, seed in (("s1", 1), ("s1:x", 2)):  # a study name with a colon: the rater id is last
+        store.add_melodies(prior_like_melodies(2, seed=seed), personal_tag(study, kim.id), model=f"made {study}")
+        store.add_melodies(prior_like_melodies(2, seed=seed + 10), personal_tag(study, ann.id), model="made ann")
+    store.add_melodies(prior_like_melodies(2, seed=30), population_tag("s1"), model="made population")
+    mine, theirs = store.melody_ids([personal_tag("s1", kim.id)]), store.melody_ids([population_tag("s1")])
+    store.submit_comparison(new_client_id(), kim.id, mine[0], theirs[0], "a", "a")
+    store.mark_heard(kim.id, [mine[1]])
+    before = len(store.melody_tags())
+    code, out, err = run(capsys, "ratings", "forget", "keyboard kim", "--db", forget_db, "--json")
+    assert code == 0, err
+    assert json.loads(out)["personal_melodies"] == 4 and json.loads(out)["comparisons"] == 1
+    tags = dict(store.tags())
+    assert personal_tag("s1", kim.id) not in tags and personal_tag("s1:x", kim.id) not in tags
+    assert tags[personal_tag("s1", ann.id)] == 2 and tags[personal_tag("s1:x", ann.id)] == 2
+    assert tags[population_tag("s1")] == 2 and tags["pool"] == 6 and len(store.melody_tags()) == before - 4
+    assert {m["name"] for m in store.models()} == {"test", "made ann", "made population"}
+    code, out, err = run(capsys, "ratings", "forget", "ann", "--db", forget_db)
+    assert code == 0, err
+    assert "4 made-for-you melodies" in out
+
+
 def test_forget_with_reward_removes_the_weights(study, tmp_path, capsys):
     import shutil
     import sqlite3

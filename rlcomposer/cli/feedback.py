@@ -160,7 +160,8 @@ def cmd_ratings_forget(args: argparse.Namespace) -> None:
     removed = store.forget_rater(rater.name)
     lines = [f"forgot rater {removed['rater']!r} in {display_url(url)}: {removed['comparisons']} comparisons, "
              f"{removed['star_ratings']} star ratings, {removed['rating_sessions']} rating sessions, "
-             f"{removed['current_items']} items on screen, {removed['heard_melodies']} heard melodies"
+             f"{removed['current_items']} items on screen, {removed['heard_melodies']} heard melodies, "
+             f"{removed['personal_melodies']} made-for-you melodies"
              + (", and their personal link" if removed["had_link"] else "") + " removed"]
     result = {"db": display_url(url), **removed, "reward": None}
     if model is not None:
@@ -233,10 +234,11 @@ def register(commands: Commands) -> Commands:
     export.add_argument("--rater", action="append", help="only this rater's rows (repeatable)")
     export.set_defaults(handler=cmd_ratings_export)
     forget = ratings_commands.add_parser(
-        "forget", help="remove a rater: their answers, sessions, personal link (and, with --reward, "
-                       "their personal weights)",
+        "forget", help="remove a rater: their answers, sessions, made-for-you melodies, personal link (and, "
+                       "with --reward, their personal weights)",
         description="Delete the rater and everything of theirs from the database (comparisons, star "
-                    "ratings, rating sessions, the item on their screen, heard melodies, the rater with "
+                    "ratings, rating sessions, the item on their screen, heard melodies, the melodies "
+                    "`study personalise` made for them (tags personal:STUDY:RATER_ID), the rater with "
                     "their sign-in link) and print what was removed. Personal weights live in model "
                     "directories: --reward RM also rewrites that personal reward model without the "
                     "rater's weights (its population part keeps what it learnt from their answers until "

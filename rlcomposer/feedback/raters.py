@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
+from rlcomposer.feedback.pool import MADE_FOR_YOU_PREFIXES
 from rlcomposer.feedback.schema import (
     Comparison,
     CurrentItem,
     HeardMelody,
+    Model,
     Rater,
     RatingSession,
     StarRating,
+    StoredMelody,
     utcnow,
 )
 from rlcomposer.feedback.storage import FeedbackError, StoreBase, check_id
@@ -173,9 +177,11 @@ class RaterStore(StoreBase):
     def forget_rater(self, name: str) -> dict[str, Any]:
         """Delete the rater called ``name`` (matched by :func:`rater_name_key`) and everything of
         theirs, in one transaction: comparisons, star ratings, the item on their screen, the melodies
-        they heard, their rating sessions, and the rater (with the token of their personal link).
-        Returns how many rows of each were removed; :class:`FeedbackError` naming the raters when
-        there is no such rater (nothing removed). The pool's melodies stay."""
+        they heard, their rating sessions, the melodies made for them (``personal_melodies``: the
+        tags ``personal:<study>:<rater id>`` of every study, :func:`_forget_personal_melodies`), and
+        the rater (with the token of their personal link). Returns how many rows of each were
+        removed; :class:`FeedbackError` naming the raters when there is no such rater (nothing
+        removed). The rest of the pool stays."""
         if not isinstance(name, str) or not name.strip():
             raise FeedbackError(f"rater name {name!r} must be text")
         with self._session(write=True) as session:
@@ -190,6 +196,7 @@ class RaterStore(StoreBase):
                                  ("rating_sessions", RatingSession)):
                 result = session.execute(sa.delete(model).where(model.rater_id == rater.id))
                 removed[label] = int(result.rowcount or 0)
+            removed["personal_melodies"] = _forget_personal_melodies(session, rater.id)
             removed["had_link"] = int(rater.token_sha256 is not None)
             session.delete(rater)
             return removed
@@ -197,6 +204,30 @@ class RaterStore(StoreBase):
     def raters(self) -> list[RaterInfo]:
         with self._session() as session:
             return [_rater_info(r) for r in session.scalars(sa.select(Rater).order_by(Rater.id))]
+
+def _forget_personal_melodies(session: Session, rater_id: int) -> int:
+    """Delete the melodies ``study personalise`` made for the rater (tags ``personal:<study>:<id>``,
+    the id last), after their answers: with who heard them, and their models once those hold no
+    melody. A melody another rater's answer is about (none, from the app) stays. How many went."""
+    rows = session.execute(sa.select(StoredMelody.id, StoredMelody.tag, StoredMelody.model_id)
+                           .where(StoredMelody.tag.startswith(MADE_FOR_YOU_PREFIXES[0], autoescape=True))).all()
+    mine = {melody_id: model_id for melody_id, tag, model_id in rows
+            if tag.count(":") >= 2 and tag.rsplit(":", 1)[1] == str(rater_id)}
+    if not mine:
+        return 0
+    held = set()
+    for column in (Comparison.melody_a_id, Comparison.melody_b_id, StarRating.melody_id):
+        held |= set(session.scalars(sa.select(column).where(column.in_(list(mine)))))
+    gone = [i for i in mine if i not in held]
+    if gone:
+        session.execute(sa.delete(HeardMelody).where(HeardMelody.melody_id.in_(gone)))
+        session.execute(sa.delete(StoredMelody).where(StoredMelody.id.in_(gone)))
+        models = {mine[i] for i in gone} - {None}
+        if models:
+            used = sa.select(StoredMelody.model_id).where(StoredMelody.model_id.is_not(None))
+            session.execute(sa.delete(Model).where(Model.id.in_(list(models)), Model.id.not_in(used)))
+    return len(gone)
+
 
 def _rater_info(rater: Rater) -> RaterInfo:
     return RaterInfo(rater.id, rater.name, rater.kind, rater.consented_at is not None)
