@@ -55,7 +55,7 @@ def test_every_command_has_a_handler_and_a_help_text():
         "corpus build", "prior train", "prior evaluate", "generate", "evaluate", "continue", "tune", "experiment run",
         "experiment resume", "db where", "db upgrade", "db downgrade", "db current", "pool add",
         "ratings export", "ratings simulate", "ratings forget", "reward train", "app", "study create", "study list",
-        "study close", "study link", "sweep run", "sweep resume", "sweep report"])
+        "study close", "study link", "study personalise", "sweep run", "sweep resume", "sweep report"])
     for name, sub in commands.items():
         assert callable(sub.get_default("handler")), name
         assert sub.format_help().startswith(f"usage: rlcomposer {name} "), name
@@ -72,7 +72,7 @@ def test_shared_options_are_the_same_on_every_command():
                 and option(sub, "--db").metavar == "URL"}
     assert database == {"db where", "db upgrade", "db downgrade", "db current", "pool add", "ratings export",
                         "ratings simulate", "ratings forget", "reward train", "tune", "app", "study create", "study list",
-                        "study close", "study link"}
+                        "study close", "study link", "study personalise"}
     for name in output:
         assert option(commands[name], "--json").help == "print the result as JSON on stdout", name
     max_tunes = option(commands["generate"], "--max-tunes")

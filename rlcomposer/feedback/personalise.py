@@ -39,7 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlcomposer.confidence_intervals import wilson_interval
-from rlcomposer.feedback.pool import MADE_FOR_YOU_PREFIXES, check_tag
+from rlcomposer.feedback.pool import (
+    PERSONAL_PREFIX,
+    POPULATION_PREFIX,
+    check_tag,
+)
 from rlcomposer.feedback.selection import Item
 from rlcomposer.feedback.storage import FeedbackError
 from rlcomposer.feedback.store import FeedbackStore
@@ -53,7 +57,6 @@ DEFAULT_BEST_OF = 54
 (``log N - (N - 1) / N``), where the personal reward was measured (``experiments/personal_eval.py``)."""
 DEFAULT_MELODIES = 8
 """Made-for-you melodies per rater (and population melodies per run)."""
-PERSONAL_PREFIX, POPULATION_PREFIX = MADE_FOR_YOU_PREFIXES
 
 
 class PersonaliseError(FeedbackError):

@@ -35,7 +35,7 @@ PRIVATE_TAG_PREFIXES = ("composed:", "personal:", "population:")
 one rater of a study (``personal:<study>:<rater id>``) and the population melodies they are compared
 with (``population:<study>``, :mod:`rlcomposer.feedback.personalise`)."""
 COMPOSED_PREFIX = PRIVATE_TAG_PREFIXES[0]
-MADE_FOR_YOU_PREFIXES = PRIVATE_TAG_PREFIXES[1:]
+PERSONAL_PREFIX, POPULATION_PREFIX = MADE_FOR_YOU_PREFIXES = PRIVATE_TAG_PREFIXES[1:]
 """The tags of "made for you" melodies (``personal:``, ``population:``): answers about them, the
 blind A/B after a study, are not answers of the study's set (:meth:`AnswerStore.count_submissions`)."""
 

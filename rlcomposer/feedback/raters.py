@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rlcomposer.feedback.pool import MADE_FOR_YOU_PREFIXES
+from rlcomposer.feedback.pool import PERSONAL_PREFIX
 from rlcomposer.feedback.schema import (
     Comparison,
     CurrentItem,
@@ -210,7 +210,7 @@ def _forget_personal_melodies(session: Session, rater_id: int) -> int:
     the id last), after their answers: with who heard them, and their models once those hold no
     melody. A melody another rater's answer is about (none, from the app) stays. How many went."""
     rows = session.execute(sa.select(StoredMelody.id, StoredMelody.tag, StoredMelody.model_id)
-                           .where(StoredMelody.tag.startswith(MADE_FOR_YOU_PREFIXES[0], autoescape=True))).all()
+                           .where(StoredMelody.tag.startswith(PERSONAL_PREFIX, autoescape=True))).all()
     mine = {melody_id: model_id for melody_id, tag, model_id in rows
             if tag.count(":") >= 2 and tag.rsplit(":", 1)[1] == str(rater_id)}
     if not mine:
