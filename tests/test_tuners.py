@@ -241,7 +241,7 @@ def test_tuned_melodies_from_policy_best_of_k_write_the_exports_and_the_next_poo
 
 def test_policy_best_of_k_as_tuned_melodies_needs_a_policy_and_a_k():
     with pytest.raises(RLComposerError, match="needs 'policy_best_of_k' of at least 2, got 0"):
-        ExperimentConfig(policy_best_of_k=0)  # policy + best-of-4 writes the tuned melodies by default
+        ExperimentConfig(policy_best_of_k=0)  # policy + best-of-8 writes the tuned melodies by default
     with pytest.raises(RLComposerError, match="needs a policy as the first tuner, not best-of-n"):
         ExperimentConfig(tuned_melodies="policy-best-of-k", policy_best_of_k=4, tuners=["best-of-n", "rloo"])
     with pytest.raises(RLComposerError, match="must be one of best-of-n, policy, policy-best-of-k, got 'best'"):
@@ -317,7 +317,7 @@ def test_policies_followed_by_best_of_k_are_tuned_to_a_share_of_the_kl_target(tm
     config = ExperimentConfig(tuners=["rloo", "best-of-n"], tune={"kl_target": 3.0})
     experiment = Experiment(config, tmp_path / "run", log=lambda _: None, progress=False)
     rloo, best = experiment.tuners(0)
-    assert rloo.config.kl_target == pytest.approx(1.2)  # best-of-4 from the policy moves the rest
+    assert rloo.config.kl_target == pytest.approx(0.9)  # best-of-8 from the policy moves the rest
     assert best.kl_target == pytest.approx(3.0) and best.tune(load_prior(), lambda m: 0.0, [], MelodyCondition(
         "4/4", "major", 64), tmp_path, lambda _: None).kl_per_melody == pytest.approx(best_of_n_kl(54))
     alone = ExperimentConfig(tuners=["rloo"], tune={"kl_target": 3.0}, tuned_melodies="policy")

@@ -59,21 +59,24 @@ class ExperimentConfig:
     ``vbon-rloo``, ``stock``, ``dpo``) and ``best-of-n`` (N from the tune config's
     ``kl_target``). The first is the round's tuned policy (``round-K/policy``; the others are
     in ``round-K/policy-NAME``). Empty: the tune config's ``algorithm`` alone."""
-    policy_best_of_k: int = 4
+    policy_best_of_k: int = 8
     """k of policy + best-of-k, a cheap mode between a policy and best-of-N: the best of k of the
     first tuner's melodies under the reward model, reported beside each policy with its KL (0:
-    not evaluated; ``tuned_melodies: policy-best-of-k`` makes the round's tuned melodies so)."""
-    policy_kl_share: float = 0.4
+    not evaluated; ``tuned_melodies: policy-best-of-k`` makes the round's tuned melodies so).
+    Chosen with ``policy_kl_share`` on the panel's choosing half (members 2, 7, 10, seed 0, an
+    ``rloo`` policy, 3-nat target): k 8 at share 0.3 ended 0.6 points ahead of best-of-N at equal
+    KL (median; KL 3.02-3.33), k 8 at 0.25 0.9 points behind (KL 2.59-3.04), k 4 at 0.4 2.5
+    points behind (KL 2.86 median)."""
+    policy_kl_share: float = 0.3
     """With ``tuned_melodies: policy-best-of-k``, the share of the tune config's ``kl_target`` the
     policies are tuned to; best-of-k moves the melodies the rest of the way (``best-of-n`` keeps the
-    whole target). Chosen on the panel's choosing half between 0.5 and 0.4: an ``rloo`` policy at
-    1.2 nats plus best-of-4 landed at 2.86 nats (0.5: 3.47) and 2.5 points behind best-of-N at
-    that KL (0.5: 4.9 points)."""
+    whole target). The chosen melodies' own log pi/p is well above the policy's mean KL, so the
+    share is below 1 - (log k - (k-1)/k) / target; chosen with ``policy_best_of_k`` (see there)."""
     tuned_melodies: str = POLICY_BEST_OF_K
     """What writes the round's tuned melodies (the exported files and the next round's pool):
     ``policy-best-of-k`` (the best of ``policy_best_of_k`` of the tuned policy's melodies under the
-    round's reward model: on the panel's report half it matched best-of-N at equal KL with 4
-    candidates a melody instead of about 70), ``best-of-n`` (the prior's best of N under the
+    round's reward model: ``policy_best_of_k`` candidates a melody instead of best-of-N's
+    N of about 50 at the same KL; ``experiments/README.md`` has its figures on the panel), ``best-of-n`` (the prior's best of N under the
     reward model, N at the tuned policy's KL) or ``policy`` (the PPO / DPO policy itself)."""
     difficulty_best_of: int = 0
     """N of a best-of-N (under the reward model) whose win-rate measures how hard the listener is

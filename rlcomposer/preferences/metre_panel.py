@@ -77,6 +77,9 @@ from rlcomposer.preferences.taste_shapes import (
     AT_MOST,
     BAND,
     KIND_NAMES,
+    QUANTILE_LEVELS,
+    extended_quantile,
+    quantile_spread,
     satisfaction,
     share,
 )
@@ -305,7 +308,6 @@ def family_features(family: str) -> np.ndarray:
     return values
 
 
-QUANTILE_LEVELS = np.linspace(0.0, 1.0, 51)
 
 
 @lru_cache(maxsize=len(FAMILIES))
@@ -316,23 +318,13 @@ def family_quantiles(family: str) -> np.ndarray:
 
 
 def _spread(family: str, feature: int) -> float:
-    q = family_quantiles(family)[feature]
-    return max(float(np.interp(0.9, QUANTILE_LEVELS, q) - np.interp(0.1, QUANTILE_LEVELS, q)),
-               METRE_FEATURES[feature].floor)
+    return quantile_spread(family_quantiles(family)[feature], METRE_FEATURES[feature].floor)
 
 
 def _quantile_value(family: str, feature: int, level: float) -> float:
     """The family's quantile of a feature, extended linearly beyond [0.02, 0.98], clipped to bounds."""
-    q = family_quantiles(family)[feature]
-    slope = _spread(family, feature) / 0.8
-    if level < 0.02:
-        value = float(np.interp(0.02, QUANTILE_LEVELS, q)) - (0.02 - level) * slope
-    elif level > 0.98:
-        value = float(np.interp(0.98, QUANTILE_LEVELS, q)) + (level - 0.98) * slope
-    else:
-        value = float(np.interp(level, QUANTILE_LEVELS, q))
     spec = METRE_FEATURES[feature]
-    return float(min(max(value, spec.low), spec.high))
+    return extended_quantile(family_quantiles(family)[feature], level, spec.floor, spec.low, spec.high)
 
 
 def write_family_references(path: str | Path | None = None, num_melodies: int = 2000,

@@ -91,6 +91,9 @@ from rlcomposer.preferences.taste_shapes import (
     AT_MOST,
     BAND,
     KIND_NAMES,
+    QUANTILE_LEVELS,
+    extended_quantile,
+    quantile_spread,
     satisfaction,
     share,
 )
@@ -338,7 +341,6 @@ def reference_features() -> np.ndarray:
     return values
 
 
-QUANTILE_LEVELS = np.linspace(0.0, 1.0, 51)
 
 
 @lru_cache(maxsize=1)
@@ -351,23 +353,13 @@ def reference_quantiles() -> np.ndarray:
 
 def _spread(quantiles: np.ndarray, feature: int) -> float:
     """The prior's 10-90% spread of a feature, at least the feature's floor."""
-    q = quantiles[feature]
-    return max(float(np.interp(0.9, QUANTILE_LEVELS, q) - np.interp(0.1, QUANTILE_LEVELS, q)),
-               FEATURES[feature].floor)
+    return quantile_spread(quantiles[feature], FEATURES[feature].floor)
 
 
 def prior_quantile_value(feature: int, level: float) -> float:
     """``Q_f(level)``: the prior's quantile, extended linearly beyond [0.02, 0.98]."""
-    q = reference_quantiles()[feature]
-    slope = _spread(reference_quantiles(), feature) / 0.8
-    if level < 0.02:
-        value = float(np.interp(0.02, QUANTILE_LEVELS, q)) - (0.02 - level) * slope
-    elif level > 0.98:
-        value = float(np.interp(0.98, QUANTILE_LEVELS, q)) + (level - 0.98) * slope
-    else:
-        value = float(np.interp(level, QUANTILE_LEVELS, q))
     spec = FEATURES[feature]
-    return float(min(max(value, spec.low), spec.high))
+    return extended_quantile(reference_quantiles()[feature], level, spec.floor, spec.low, spec.high)
 
 
 def ideal_distance(values: np.ndarray) -> np.ndarray:
