@@ -10,8 +10,11 @@ def write_report(run_dir: Path, config, db_url: str, results: list) -> Path:
     """``report.md`` of a run folder (with its plots): every round's figures, the last round's
     tuners side by side, musicality and music metrics."""
     plots = write_plots(run_dir, results)
+    who = (f"Listener: `{config.listener}`" if not config.personal else
+           "Raters: everyone who answered (`personal: true`)" if config.listener == "people" else
+           f"Raters: {', '.join(f'`{r}`' for r in config.raters)} (`personal: true`), each")
     lines = [f"# Experiment `{config.name}`", "",
-             f"Listener: `{config.listener}`; {config.comparisons_per_round} comparisons per "
+             f"{who}; {config.comparisons_per_round} comparisons per "
              f"round ({config.strategy} selection); database `{db_url}`.", "",
              "| round | labels | RM held-out acc. | RM acc. vs noiseless | tuned win-rate vs prior | "
              "KL tuned | best-of-N win-rate | N (KL) | tune s |",
@@ -77,9 +80,9 @@ def write_report(run_dir: Path, config, db_url: str, results: list) -> Path:
                                   "round's reward model",
               "personal": f"best-of-{last_n} sampling from the prior under the population's reward"}[
         "personal" if config.personal else config.tuned_melodies]
-    lines += ["", f"Tuned melodies (from {source}): `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). "
-                  "Reward and KL curves per round: `round-K/policy/plots/`; TensorBoard: "
-                  f"`tensorboard --logdir {run_dir}`.",
+    curves = ("" if config.personal else "Reward and KL curves per round: `round-K/policy/plots/`; TensorBoard: "
+              f"`tensorboard --logdir {run_dir}`.")
+    lines += ["", f"Tuned melodies (from {source}): `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). {curves}".rstrip(),
               f"Rate them yourself: `rlcomposer app --db {db_url}`.", ""]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
