@@ -17,6 +17,11 @@ differs when a round makes melodies for each rater of a study:
   preference judges their melodies against the prior's and head to head against the
   population's, through :func:`~rlcomposer.experiments.evaluation.evaluate_samples`.
 
+Sampling the prior is the cost, so the raters pick from one shared set of candidates (N a
+melody; each pick is best-of-N from the prior all the same) and their base rewards are computed
+once; the population picks from a set of its own, so that a rater's melodies and the
+population's are independent draws when they meet head to head.
+
 No policy is tuned per rater: a PPO policy alone trails best-of-N at equal KL, and one PPO
 run per rater would cost minutes each.
 """
@@ -39,6 +44,7 @@ from rlcomposer.music.note_list import note_list
 from rlcomposer.preferences.listeners import SimulatedListener, load_listener
 from rlcomposer.preferences.personal_reward import (
     PersonalRewardModel,
+    personal_scores,
     save_personal_reward_model,
     train_personal_reward_model,
 )
@@ -139,6 +145,15 @@ def _export(melodies: list[Melody], config: ExperimentConfig, condition: MelodyC
                     ("midi", "musicxml", "wav", "json"), stem="tuned")
 
 
+def best_of_each(candidates: list[Melody], scores: np.ndarray, n: int) -> list[Melody]:
+    """The best of each ``n`` consecutive candidates by ``scores`` (as
+    :class:`~rlcomposer.rl.best_of_n.BestOfNModel` picks them, with ``best_of`` and ``reward``
+    in each melody's metadata)."""
+    rows = np.asarray(scores, dtype=np.float64).reshape(-1, n)
+    return [candidates[row * n + int(column)].with_metadata(best_of=n, reward=float(rows[row, column]))
+            for row, column in enumerate(rows.argmax(axis=1))]
+
+
 def personal_round(setup: PersonalRound, model: PersonalRewardModel, index: int, num_comparisons: int,
                    reward_seconds: float, rng: np.random.Generator) -> RoundResult:
     """Best-of-N for each rater and for the population, exported and judged (module docstring)."""
@@ -156,14 +171,17 @@ def personal_round(setup: PersonalRound, model: PersonalRewardModel, index: int,
                                 kl={"prior": 0.0, population_name: kl}, reward_fn=population_reward,
                                 descriptions={"prior": "the prior", population_name: f"the {population_name} melodies"})
     _export(population, config, condition, setup.round_dir / "melodies")
+    candidates = prior.sample(size * n, steps, rng, condition=condition)  # the raters' shared candidates
+    population_scores, phi = model.base_rewards(candidates)
     rows: dict[str, dict[str, Any]] = {}
     taken: set[str] = set()
     for rater, answers in zip(model.raters, model.answers, strict=True):
         if answers == 0:
             continue
         reward, _ = model.for_rater(rater)
-        made_model = tuner.tune(prior.prior, reward, [], condition, setup.round_dir, lambda _message: None).model
-        made = made_model.sample(size, steps, rng, condition=condition)
+        row = model.rater_index(rater)
+        made = best_of_each(candidates, personal_scores(population_scores, phi, model.weights[row],
+                                                        model.covariances[row], model.config.pessimism), n)
         listener = (setup.listeners or {}).get(rater)
         preference = listener.preferences if listener is not None else None
         judged = {r.name: r for r in evaluate_samples(
@@ -202,5 +220,6 @@ def personal_round(setup: PersonalRound, model: PersonalRewardModel, index: int,
         collapse_warnings=warnings, tuned_best_of=n, raters=rows)
 
 
-__all__ = ["RATERS_DIR", "PersonalRewardTrainer", "PersonalRound", "answer_as_raters", "personal_round",
+__all__ = ["RATERS_DIR", "PersonalRewardTrainer", "PersonalRound", "answer_as_raters", "best_of_each",
+           "personal_round",
            "rater_folder", "rater_listeners", "raters_with_answers"]
