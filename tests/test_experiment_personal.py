@@ -70,11 +70,11 @@ def test_each_rater_gets_melodies_of_their_own_taste(tmp_path, tiny_prior_dir):
     assert state["round"] == 1 and state["results"][0]["raters"]["sim:low"]["folder"] == "raters/sim-low"
 
 
-def test_people_wait_until_two_raters_have_answered(tmp_path, tiny_prior_dir):
+def _people_run(tmp_path, prior):
+    """A people run whose first rater (ada) has answered every comparison the round asks for."""
     from rlcomposer.feedback.store import new_client_id, open_store
 
     config = ExperimentConfig(name="folk", listener="people", personal=True, **SMALL)
-    prior = load_prior(tiny_prior_dir)
     experiment = Experiment(config, tmp_path / "folk", log=lambda _: None, progress=False, prior=prior)
     with pytest.raises(ExperimentWaiting, match="from at least 2 raters"):
         experiment.run()
@@ -84,9 +84,33 @@ def test_people_wait_until_two_raters_have_answered(tmp_path, tiny_prior_dir):
     for index in range(60):
         store.submit_comparison(new_client_id(), ada.id, ids[index % 10], ids[10 + index % 10], "a",
                                 shown_left="a")
+    return config, experiment.db_url, store, ids
+
+
+def test_people_wait_until_two_raters_have_answered(tmp_path, tiny_prior_dir):
+    prior = load_prior(tiny_prior_dir)
+    config, db_url, _, _ = _people_run(tmp_path, prior)
     with pytest.raises(ExperimentWaiting, match="60 of 60 comparisons .from at least 2 raters"):
-        Experiment(config, tmp_path / "folk", experiment.db_url, log=lambda _: None, progress=False,
-                   prior=prior).run()
+        Experiment(config, tmp_path / "folk", db_url, log=lambda _: None, progress=False, prior=prior).run()
+
+
+@pytest.mark.slow  # about 25 s on a shared core
+def test_people_get_melodies_each_and_rate_them_in_the_app(tmp_path, tiny_prior_dir):
+    from rlcomposer.feedback.store import new_client_id
+
+    prior = load_prior(tiny_prior_dir)
+    config, db_url, store, ids = _people_run(tmp_path, prior)
+    bo = store.sign_in("bo")
+    for index in range(10):
+        store.submit_comparison(new_client_id(), bo.id, ids[20 + index], ids[index], "b", shown_left="a")
+    (result,) = Experiment(config, tmp_path / "folk", db_url, log=lambda _: None, progress=False,
+                           prior=prior).run()
+    assert {name: row["answers"] for name, row in result.raters.items()} == {"ada": 60, "bo": 10}
+    assert all(row["vs_prior"] is None and row["vs_population"] is None for row in result.raters.values())
+    assert (tmp_path / "folk" / "round-0" / "raters" / "bo" / "melodies" / "tuned-000.mid").exists()
+    report = (tmp_path / "folk" / "report.md").read_text()
+    assert "| bo | 10 | n/a | n/a |" in report and "rate them in the app" in report
+    assert store.melody_ids([config.tag(1)])  # the population's best-of-N, for people to judge in the app
 
 
 @pytest.mark.parametrize("keys, message", [

@@ -8,7 +8,7 @@ from typing import Any
 
 from rlcomposer.config import config_from_dict, load_config
 from rlcomposer.errors import RLComposerError
-from rlcomposer.preferences.listeners import ListenerNoise
+from rlcomposer.preferences.listeners import ListenerError, ListenerNoise, load_listener
 from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.rl.tuners import TUNER_NAMES
 from rlcomposer.rl.tuning import TuneConfig
@@ -148,8 +148,6 @@ class ExperimentConfig:
 
     def _check_personal(self) -> None:
         """``personal`` and ``raters`` (one line naming the key; the rater specs are resolved)."""
-        from rlcomposer.preferences.listeners import ListenerError, load_listener
-
         if not isinstance(self.personal, bool):
             raise RLComposerError(f"experiment key 'personal' must be true or false, got {self.personal!r}")
         if isinstance(self.raters, str):
