@@ -100,7 +100,7 @@ class ExperimentConfig:
     beside best-of-N under the population's reward in ``round-K/melodies/`` (which also writes
     the next round's pool). No policy is tuned (``tuners`` may name ``best-of-n`` only, and
     ``tuned_melodies`` is not used): a policy alone trails best-of-N at equal KL and one PPO run
-    per rater costs minutes each."""
+    per rater costs minutes each. Pairs are random (``strategy: random``)."""
     raters: list[str] = field(default_factory=list)
     """With ``personal: true`` and a simulated listener: the listeners who rate, at least two
     (built-in names, ``panel:K``, ``module:function``), e.g. ``[panel:12, panel:14, lyrical]``;
