@@ -70,17 +70,24 @@ def cmd_experiment(args: argparse.Namespace) -> None:
                "seconds": time.monotonic() - started, "win_rate": last.win_rate,
                "best_of_n_win_rate": last.best_of_n_win_rate, "kl_tuned": last.kl_tuned,
                "rounds": len(results), "collapse_warnings": last.collapse_warnings,
-               "style_overlap": last.musicality.get("tuned", {}).get("style_overlap")}
+               "style_overlap": last.musicality.get("tuned", {}).get("style_overlap"), "raters": last.raters}
     text = [f"experiment {config.name}: {len(results)} round(s) in {summary['seconds'] / 60:.1f} min",
             f"  listener's win-rate of tuned over prior: "
             f"{'n/a' if last.win_rate is None else f'{100 * last.win_rate:.1f}%'} "
             f"(KL {last.kl_tuned:.2f} nats); best-of-{last.best_of_n}: "
             f"{'n/a' if last.best_of_n_win_rate is None else f'{100 * last.best_of_n_win_rate:.1f}%'}",
             *[f"  WARNING: {warning} -- not a win" for warning in last.collapse_warnings],
+            *[f"  made for {name}: {_pct(row.get('vs_prior'))} vs the prior, {_pct(row.get('vs_population'))} vs "
+              f"the population's; {run_dir / f'round-{last.round}' / row['folder'] / 'melodies'}"
+              for name, row in (last.raters or {}).items()],
             f"  report: {report}",
             f"  tuned melodies: {run_dir / f'round-{last.round}' / 'melodies'}",
             f"  rate them yourself: rlcomposer app --db {experiment.db_url}"]
     emit(args, summary, "\n".join(text))
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def register(commands: Commands) -> None:

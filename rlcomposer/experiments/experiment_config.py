@@ -8,7 +8,7 @@ from typing import Any
 
 from rlcomposer.config import config_from_dict, load_config
 from rlcomposer.errors import RLComposerError
-from rlcomposer.preferences.listeners import ListenerNoise
+from rlcomposer.preferences.listeners import ListenerError, ListenerNoise, load_listener
 from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.rl.tuners import TUNER_NAMES
 from rlcomposer.rl.tuning import TuneConfig
@@ -92,6 +92,22 @@ class ExperimentConfig:
     """RewardModelConfig keys (see rlcomposer/reward_model.py)."""
     tune: dict[str, Any] = field(default_factory=dict)
     """TuneConfig keys (see rlcomposer/tuning.py); reward and prior are set by the loop."""
+    personal: bool = False
+    """Make melodies for each rater (:mod:`rlcomposer.experiments.personal_round`): the round's
+    answers come from several raters (the simulated listeners of ``raters``, each answering
+    ``comparisons_per_round`` pairs as its own rater, or with ``listener: people`` everyone who
+    answered in the run's database), the reward trainer fits a personal reward model (the
+    population ensemble and per-rater weights) into ``round-K/reward_model/``, and each rater's
+    melodies are best-of-N from the prior under that rater's reward (N from the tune config's
+    ``kl_target``, as the ``best-of-n`` tuner picks it) in ``round-K/raters/NAME/melodies/``,
+    beside best-of-N under the population's reward in ``round-K/melodies/`` (which also writes
+    the next round's pool). No policy is tuned (``tuners`` may name ``best-of-n`` only, and
+    ``tuned_melodies`` is not used): a policy alone trails best-of-N at equal KL and one PPO run
+    per rater costs minutes each. Pairs are random (``strategy: random``)."""
+    raters: list[str] = field(default_factory=list)
+    """With ``personal: true`` and a simulated listener: the listeners who rate, at least two
+    (built-in names, ``panel:K``, ``module:function``), e.g. ``[panel:12, panel:14, lyrical]``;
+    empty with ``listener: people``."""
 
     def __post_init__(self) -> None:
         check_config(self, {
@@ -126,11 +142,47 @@ class ExperimentConfig:
                                       f"({', '.join(TUNER_NAMES)})")
         if len(set(self.tuners)) != len(self.tuners):
             raise RLComposerError("experiment key 'tuners' names a tuner twice")
-        if self.tuned_melodies != "best-of-n" and self.tuners[:1] == ["best-of-n"]:
+        self._check_personal()
+        if not self.personal and self.tuned_melodies != "best-of-n" and self.tuners[:1] == ["best-of-n"]:
             raise RLComposerError(f"experiment key 'tuned_melodies: {self.tuned_melodies}' needs a policy as the "
                                   "first tuner, not best-of-n (or set tuned_melodies: best-of-n)")
         self.reward_model_config()
         self.tune_config()
+
+    def _check_personal(self) -> None:
+        """``personal`` and ``raters`` (one line naming the key; the rater specs are resolved)."""
+        if not isinstance(self.personal, bool):
+            raise RLComposerError(f"experiment key 'personal' must be true or false, got {self.personal!r}")
+        if isinstance(self.raters, str):
+            object.__setattr__(self, "raters", [r.strip() for r in self.raters.split(",") if r.strip()])
+        if not isinstance(self.raters, list | tuple) or not all(isinstance(r, str) for r in self.raters):
+            raise RLComposerError("experiment key 'raters' must be a list of listeners")
+        if self.raters and not self.personal:
+            raise RLComposerError("experiment key 'raters' is only read with 'personal: true'")
+        if not self.personal:
+            return
+        if self.listener == PEOPLE:
+            if self.raters:
+                raise RLComposerError("experiment key 'raters' must be empty with 'listener: people' "
+                                      "(everyone who answers in the run's database is a rater)")
+        elif len(self.raters) < 2:
+            raise RLComposerError(f"experiment key 'personal: true' needs at least 2 'raters', got "
+                                  f"{len(self.raters)} (or set listener: people)")
+        names = []
+        for spec in self.raters:
+            try:
+                names.append(load_listener(spec)[1])
+            except ListenerError as error:
+                raise RLComposerError(f"experiment key 'raters': {error}") from None
+        if len(set(names)) != len(names):
+            raise RLComposerError("experiment key 'raters' names a rater twice")
+        if self.strategy != "random":
+            raise RLComposerError("experiment key 'strategy' must be random with 'personal: true' "
+                                  "(each rater answers random pairs of the round's pool)")
+        others = [name for name in self.tuners if name != "best-of-n"]
+        if others:
+            raise RLComposerError(f"experiment key 'tuners' may name only best-of-n with 'personal: true', got "
+                                  f"{', '.join(others)} (no policy is tuned per rater)")
 
     # ---- derived values -------------------------------------------------
     def reward_model_config(self) -> RewardModelConfig:
@@ -196,3 +248,6 @@ class RoundResult:
     tuned_best_of: int | None = None
     """N of the best-of-N that wrote the round's tuned melodies (its own KL target's, when the
     round ran a ``best-of-n`` tuner; else the tuned policy's KL's); None when the policy wrote them."""
+    raters: dict[str, dict[str, Any]] | None = None
+    """With ``personal: true``, per rater: answers, folder, win-rates of their melodies against the
+    prior and the population's (None for people), KL, style overlap and two melodies as notes."""

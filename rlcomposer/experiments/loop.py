@@ -133,6 +133,8 @@ class Experiment:
             prior = PriorModel(prior, "prior")
         self._prior_model = prior
         self.listener = listener
+        self.rater_listeners: dict | None = None
+        """With ``personal: true`` and simulated raters: their listeners by rater name."""
         self.selector = selector or ConfiguredPairSelector(config.strategy, config.seed)
         self._reward_trainer = reward_trainer
         self._tuners = tuners
@@ -154,6 +156,13 @@ class Experiment:
 
     @property
     def reward_trainer(self) -> RewardTrainer:
+        if self._reward_trainer is None and self.config.personal:
+            from rlcomposer.experiments.personal_round import PersonalRewardTrainer
+            from rlcomposer.preferences.personal_reward_config import PersonalRewardConfig
+
+            self._reward_trainer = PersonalRewardTrainer(self.config.reward_model_config(),
+                                                         PersonalRewardConfig(folds=0, seed=self.config.seed),
+                                                         prior=self.prior_model.prior)
         if self._reward_trainer is None:
             self._reward_trainer = EnsembleRewardTrainer(self.config.reward_model_config(),
                                                          prior=self.prior_model.prior)
@@ -176,15 +185,20 @@ class Experiment:
         return None if self.listener is None else self.listener.score_fn
 
     def _set_up_listener(self) -> None:
-        if self.config.listener == PEOPLE or self.listener is not None:
+        if self.config.listener == PEOPLE or self.listener is not None or self.rater_listeners is not None:
             return
         from rlcomposer.preferences.listeners import SimulatedListener, load_listener
 
+        reference = self.prior_model.sample(1000, self._num_steps, np.random.default_rng(self.config.seed + 2),
+                                            condition=self._condition)
+        if self.config.personal:  # several raters, each its own listener
+            from rlcomposer.experiments.personal_round import rater_listeners
+
+            self.rater_listeners = rater_listeners(self.config, reference)
+            return
         score_fn, name = load_listener(self.config.listener)
         self.listener = SimulatedListener(score_fn, name, self.config.noise,
                                           rng=np.random.default_rng(self.config.seed + 1))
-        reference = self.prior_model.sample(1000, self._num_steps, np.random.default_rng(self.config.seed + 2),
-                                            condition=self._condition)
         self.listener.calibrate(reference)
 
     @property
@@ -229,13 +243,14 @@ class Experiment:
         if index == 0:
             return self.prior_model
         previous = self._round_dir(index - 1)
-        if self.config.tuned_melodies == "best-of-n":
+        if self.config.tuned_melodies == "best-of-n" or self.config.personal:
             from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
             earlier = self.state["results"][index - 1]
             n = earlier.get("tuned_best_of") or earlier["best_of_n"]
-            model = BestOfNModel(self.prior_model, load_reward_model_cached(previous / "reward_model"), n,
-                                 "reward model")
+            # personal: the population's best-of-N (its ensemble is the model's population/ folder)
+            reward_dir = previous / "reward_model" / ("population" if self.config.personal else "")
+            model = BestOfNModel(self.prior_model, load_reward_model_cached(reward_dir), n, "reward model")
             model.name = f"{self.config.name}/round-{index - 1}/best-of-{n}"
             return model
         model = resolve_model(str(previous / "policy"))
@@ -273,6 +288,17 @@ class Experiment:
     def _collect_comparisons(self, store, index: int) -> None:
         have = self._comparison_count(store, index)
         need = self.config.comparisons_per_round - have
+        if self.config.personal and self.config.listener != PEOPLE:
+            from rlcomposer.experiments.personal_round import answer_as_raters
+
+            for line in answer_as_raters(store, self.rater_listeners or {}, self.config, index):
+                self.log(line)
+            return
+        if self.config.personal and self.config.listener == PEOPLE:
+            from rlcomposer.experiments.personal_round import raters_with_answers
+
+            if raters_with_answers(store, self.config.tag(index)) < 2:  # a personal model needs two
+                need = max(need, 1)
         if need <= 0:
             return
         if self.config.listener == PEOPLE:
@@ -285,7 +311,8 @@ class Experiment:
                 selection="active" if active else "random",
                 reward_model=str((self._round_dir(index - 1) / "reward_model").resolve()) if active else None))
             raise ExperimentWaiting(
-                f"round {index} has {have} of {self.config.comparisons_per_round} comparisons on tag "
+                f"round {index} has {have} of {self.config.comparisons_per_round} comparisons"
+                f"{' (from at least 2 raters)' if self.config.personal else ''} on tag "
                 f"'{self.config.tag(index)}': start the app (rlcomposer app --db {self.db_url}) and send raters "
                 f"to the study {study.name}, {study_url(study.name)}; then run "
                 f"`rlcomposer experiment resume {self.run_dir}`")
@@ -319,6 +346,13 @@ class Experiment:
                              config={"experiment": self.config.name, "round": index,
                                      "metrics": ensemble.metrics.get("held_out", {})},
                              path=str(reward_dir.resolve()))
+        if self.config.personal:  # melodies made for each rater: best-of-N, no policy
+            from rlcomposer.experiments.personal_round import PersonalRound, personal_round
+
+            setup = PersonalRound(self.config, self.prior_model, self._condition, self._num_steps, round_dir,
+                                  self.rater_listeners, self.log)
+            return personal_round(setup, ensemble, index, len(comparisons), reward_seconds,
+                                  np.random.default_rng(self.config.seed + 100 + index))
         tuned_models = []
         for position, tuner in enumerate(self.tuners(index, reward_dir)):
             out_dir = round_dir / ("policy" if position == 0 else f"policy-{tuner.name}")

@@ -10,8 +10,11 @@ def write_report(run_dir: Path, config, db_url: str, results: list) -> Path:
     """``report.md`` of a run folder (with its plots): every round's figures, the last round's
     tuners side by side, musicality and music metrics."""
     plots = write_plots(run_dir, results)
+    who = (f"Listener: `{config.listener}`" if not config.personal else
+           "Raters: everyone who answered (`personal: true`)" if config.listener == "people" else
+           f"Raters: {', '.join(f'`{r}`' for r in config.raters)} (`personal: true`), each")
     lines = [f"# Experiment `{config.name}`", "",
-             f"Listener: `{config.listener}`; {config.comparisons_per_round} comparisons per "
+             f"{who}; {config.comparisons_per_round} comparisons per "
              f"round ({config.strategy} selection); database `{db_url}`.", "",
              "| round | labels | RM held-out acc. | RM acc. vs noiseless | tuned win-rate vs prior | "
              "KL tuned | best-of-N win-rate | N (KL) | tune s |",
@@ -23,6 +26,8 @@ def write_report(run_dir: Path, config, db_url: str, results: list) -> Path:
             f"{_pct(rm.get('noiseless_accuracy'))} | {_pct(r.win_rate)}"
             f"{' (see warnings)' if r.collapse_warnings else ''} | {r.kl_tuned:.2f} | "
             f"{_pct(r.best_of_n_win_rate)} | {r.best_of_n} ({r.kl_best_of_n:.2f}) | {r.tune_seconds:.0f} |")
+    if results and results[-1].raters is not None:
+        lines += rater_lines(results[-1], config, db_url)
     if results and results[-1].tuners:
         last = results[-1]
         lines += ["", f"## Tuners side by side, round {last.round}", "",
@@ -72,14 +77,40 @@ def write_report(run_dir: Path, config, db_url: str, results: list) -> Path:
     source = {"best-of-n": f"best-of-{last_n} sampling from the prior under the round's reward model",
               "policy": "the tuned policy",
               "policy-best-of-k": f"the best of {config.policy_best_of_k} of the tuned policy's melodies under the "
-                                  "round's reward model"}[config.tuned_melodies]
-    lines += ["", f"Tuned melodies (from {source}): `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). "
-                  "Reward and KL curves per round: `round-K/policy/plots/`; TensorBoard: "
-                  f"`tensorboard --logdir {run_dir}`.",
+                                  "round's reward model",
+              "personal": f"best-of-{last_n} sampling from the prior under the population's reward"}[
+        "personal" if config.personal else config.tuned_melodies]
+    curves = ("" if config.personal else "Reward and KL curves per round: `round-K/policy/plots/`; TensorBoard: "
+              f"`tensorboard --logdir {run_dir}`.")
+    lines += ["", f"Tuned melodies (from {source}): `round-K/melodies/` (MIDI, MusicXML, WAV, JSON). {curves}".rstrip(),
               f"Rate them yourself: `rlcomposer app --db {db_url}`.", ""]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def rater_lines(last, config, db_url: str) -> list[str]:
+    """The "Made for each rater" section of a ``personal: true`` round: per rater, answers, the
+    win-rates of their melodies (that rater's noiseless preference) and style overlap."""
+    lines = ["", f"## Made for each rater, round {last.round}", "",
+             f"Best-of-{last.tuned_best_of} from the prior (KL {last.kl_tuned:.2f} nats) under each rater's "
+             "personal reward, against the prior's melodies and head to head against best-of-"
+             f"{last.tuned_best_of} under the population's reward, judged by that rater's noiseless "
+             "preference (ties count ½); melodies in `round-K/raters/FOLDER/melodies/`.", "",
+             "| rater | answers | vs prior | vs population | style overlap | folder |",
+             "|---|---|---|---|---|---|"]
+    people = False
+    for name, row in last.raters.items():
+        people = people or row.get("vs_prior") is None
+        lines.append(f"| {name} | {row['answers']} | {_pct(row.get('vs_prior'))} | "
+                     f"{_pct(row.get('vs_population'))} | {row['style_overlap']:.2f} | `{row['folder']}` |")
+    if people:
+        lines += ["", "People have no noiseless preference to measure with: rate them in the app "
+                      f"(`rlcomposer app --db {db_url}`)."]
+    lines += ["", "Two melodies made for each, as notes (pitch/length in quarter notes, r = rest):", ""]
+    for name, row in last.raters.items():
+        lines += [f"* {name}: `{example}`" for example in row.get("examples", [])[:2]]
+    return lines
 
 
 def write_plots(run_dir: Path, results: list) -> list[Path]:
