@@ -236,6 +236,7 @@ FAIL_FAST = {
     ("ratings", "simulate"): ["--listener", "no_such_module:f", "--db", "{tmp}/no-folder/x.sqlite3"],
     ("experiment", "run"): ["{tmp}/no-config.yaml", "--runs-dir", "{tmp}/out"],
     ("study", "create"): ["s1", "--tags", "t", "--db", "{tmp}/no-folder/x.sqlite3"],
+    ("study", "personalise"): ["s1", "--db", "{tmp}/no-folder/x.sqlite3"],
     ("sweep", "run"): ["{tmp}/no-sweep.yaml", "--out", "{tmp}/out"],
     ("sweep", "resume"): ["{tmp}/empty"],
 }
