@@ -35,19 +35,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from abc_and_continuation import OPENING_BARS, TOTAL_BARS, cut, test_split_tunes  # noqa: E402
 
-from rlcomposer.music.melody import Melody  # noqa: E402
+from rlcomposer.music.keys import Key  # noqa: E402
+from rlcomposer.music.melody import Melody, MelodyError  # noqa: E402
 from rlcomposer.preferences.labels import PairLabel  # noqa: E402
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener  # noqa: E402
 from rlcomposer.preferences.panel import panel_listener  # noqa: E402
 from rlcomposer.preferences.reward_model import RewardModelConfig, train_reward_model  # noqa: E402
 from rlcomposer.prior.continuation import ContinuationConfig, continue_melody  # noqa: E402
-from rlcomposer.prior.model import load_prior, prior_directory  # noqa: E402
+from rlcomposer.prior.model import MelodyCondition, load_prior, prior_directory  # noqa: E402
 from rlcomposer.rl.kl import best_of_n_kl  # noqa: E402
+
+LABELS_ON = ("continuations", "melodies", "mixed")
+"""What the answers are about (``--labels-on``)."""
 
 
 def opening_of(tune: Melody) -> Melody:
@@ -61,12 +66,41 @@ def continuations(model, tunes: list[Melody], per_tune: int, seed: int) -> list[
     return [continue_melody(model, opening_of(tune), config, rng) for tune in tunes]
 
 
+def free_melodies(model, tunes: list[Melody], per_tune: int, seed: int) -> list[list[Melody]]:
+    """``per_tune`` whole prior melodies in each tune's shape (metre, mode, pick-up, pick-up + ``TOTAL_BARS``
+    bars), moved to the tune's key (left in C when that leaves the range)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for tune in tunes:
+        steps = tune.pickup_steps + TOTAL_BARS * tune.metre.steps_per_bar
+        condition = MelodyCondition(tune.metre, tune.key.mode, steps, tune.pickup_steps)
+        generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+        row = []
+        for tokens in model.sample(per_tune, steps, generator, condition=condition):
+            melody = Melody(tokens, {"model": "prior"}, tune.metre, Key("C", tune.key.mode), tune.pickup_steps)
+            try:
+                melody = melody.in_key(tune.key)
+            except MelodyError:
+                pass
+            row.append(melody)
+        rows.append(row)
+    return rows
+
+
+def label_pairs(rows: list[list[Melody]], count: int) -> list[tuple[Melody, Melody]]:
+    """``count`` pairs, one per tune in turn: (row[0], row[1]) of every tune, then (row[2], row[3]), ..."""
+    return [(row[2 * k], row[2 * k + 1]) for k in range(len(rows[0]) // 2) for row in rows][:count]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", default="12,14,16,18,20,22", help="panel members (comma-separated)")
     parser.add_argument("--labels", type=int, default=300, help="noisy answers per member")
     parser.add_argument("--tunes", type=int, default=100, help="test-split openings to continue")
     parser.add_argument("--best-of", type=int, default=54, help="N of best-of-N under the reward model")
+    parser.add_argument("--labels-on", choices=LABELS_ON, default="continuations",
+                        help="what the answers are about: pairs of continuations of the test openings, pairs of "
+                             "whole prior melodies in their shapes, or half of each")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     members = [int(m) for m in args.members.split(",") if m.strip()]
@@ -75,21 +109,26 @@ def main(argv: list[str] | None = None) -> int:
     tunes = test_split_tunes(args.tunes)
     per_opening = -(-args.labels // len(tunes))
     drawn = continuations(prior, tunes, 2 * per_opening, args.seed + 1)
-    train_pairs = [(row[2 * k], row[2 * k + 1]) for k in range(per_opening) for row in drawn][:args.labels]
+    calibration = [m for pair in label_pairs(drawn, args.labels) for m in pair]  # the same rater whatever it is asked
+    free = args.labels_on != "continuations"
+    share = {"continuations": 0, "melodies": args.labels, "mixed": args.labels // 2}[args.labels_on]
+    train_pairs = label_pairs(drawn, args.labels - share)
+    if free:
+        train_pairs += label_pairs(free_melodies(prior, tunes, 2 * per_opening, args.seed + 4), share)
     candidates = continuations(prior, tunes, args.best_of, args.seed + 2)
     plain = [row[0] for row in continuations(prior, tunes, 1, args.seed + 3)]
-    print(f"{len(train_pairs)} label pairs, {len(tunes)} test openings, best-of-{args.best_of} "
+    print(f"{len(train_pairs)} label pairs ({share} of whole prior melodies), {len(tunes)} test openings, best-of-{args.best_of} "
           f"(KL {best_of_n_kl(args.best_of):.2f} nats); melodies drawn in {time.perf_counter() - started:.0f} s",
           flush=True)
-    print("\n| member | held-out accuracy of its reward model | win-rate vs the prior's continuation | "
-          "reward training (s) |")
-    print("|---|---|---|---|", flush=True)
-    rates = {}
+    print("\n| member | held-out accuracy of its reward model | its accuracy on fresh continuation pairs | win-rate vs the prior's continuation | "
+          "ceiling: best-of-N under its noiseless taste | reward training (s) |")
+    print("|---|---|---|---|---|---|", flush=True)
+    rates, ceilings, fresh = {}, {}, {}
     for member in members:
         begun = time.perf_counter()
         listener = SimulatedListener(panel_listener(member), f"panel:{member}", ListenerNoise(),
                                      np.random.default_rng([args.seed, member]))
-        listener.calibrate([m for pair in train_pairs for m in pair])
+        listener.calibrate(calibration)
         labels = [PairLabel(a, b, listener.compare(a, b), listener.rater_name) for a, b in train_pairs]
         reward = train_reward_model(labels, [], RewardModelConfig(seed=args.seed), prior=prior, log=None)
         trained = time.perf_counter() - begun
@@ -98,15 +137,21 @@ def main(argv: list[str] | None = None) -> int:
             scores = reward.score_batch(row)
             chosen.append(row[int(np.argmax(scores))])
         rates[member] = float(np.mean(listener.preferences(chosen, plain)))
+        truth = listener.preferences([row[0] for row in candidates], [row[1] for row in candidates])
+        guess = np.array([float(np.subtract(*reward.score_batch(row[:2])) > 0) for row in candidates])
+        fresh[member] = float(np.mean(guess[truth != 0.5] == truth[truth != 0.5]))
+        best = [row[int(np.argmax(listener.scores(row)))] for row in candidates]  # its own noiseless taste
+        ceilings[member] = float(np.mean(listener.preferences(best, plain)))
         accuracy = (reward.metrics or {}).get("held_out", {}).get("accuracy")
-        print(f"| panel:{member} | {accuracy if accuracy is None else f'{accuracy:.3f}'} | {rates[member]:.3f} | "
-              f"{trained:.0f} |", flush=True)
+        print(f"| panel:{member} | {accuracy if accuracy is None else f'{accuracy:.3f}'} | {fresh[member]:.3f} | {rates[member]:.3f} | "
+              f"{ceilings[member]:.3f} | {trained:.0f} |", flush=True)
     values = list(rates.values())
     print(f"\n({time.perf_counter() - started:.0f} s)\n")
     print(f"members: {len(values)}")
     print(f"median_win_rate: {float(np.median(values)):.3f}")
     print(f"min_win_rate: {min(values):.3f}")
     print(f"members_at_0.80_or_more: {sum(v >= 0.80 for v in values)}/{len(values)}")
+    print(f"median_ceiling_win_rate: {float(np.median(list(ceilings.values()))):.3f}")
     print(f"kl_to_prior_nats: {best_of_n_kl(args.best_of):.2f}")
     return 0
 
