@@ -3,12 +3,17 @@
 For each report-half panel member of ``--members`` (default 12, 14, ..., 22: members that read
 every melody as 4/4 in C, :mod:`rlcomposer.preferences.panel`), a reward model is trained on
 ``--labels`` noisy answers of that member (default :class:`ListenerNoise`: temperature 0.5,
-10% mistakes, 5% tie band) about pairs of prior continuations of the test openings below (as a
-rater's picks on the app's "Continue my tune" page would be: other continuations of their own
-openings, drawn independently of the ones judged), ``--labels`` / ``--tunes`` pairs per opening,
-so every pair shares its opening, metre and length. (A reward model scores only the shapes it
-was trained on, and the train split lacks some of the test openings' metre and pick-up shapes.)
-The member is calibrated on those continuations (its spread sets its noise).
+10% mistakes, 5% tie band) about pairs of melodies in the test openings' shapes, ``--labels`` /
+``--tunes`` pairs per opening, drawn independently of the melodies judged. ``--labels-on`` says
+which melodies: ``melodies`` (the default) whole 4-bar prior melodies, each drawn in one test
+opening's metre, mode, pick-up and length and moved to its key (what a rater's ordinary study
+answers are about); ``continuations`` pairs of prior continuations of the test openings (as a
+rater's picks on the app's "Continue my tune" page would be: each pair shares its opening, so
+the two differ only in their last two bars); ``mixed`` half of each. (A reward model scores only
+the shapes it was trained on, and the train split lacks some of the test openings' metre and
+pick-up shapes.) Whatever the answers are about, the member is calibrated on the same 2 x
+``--labels`` continuations (its spread sets its noise and the tie band): the same rater, asked
+different questions.
 
 The ``--tunes`` test-split openings (the same tunes as ``abc_and_continuation.py``'s, pick-up +
 2 bars, continued to 4 bars) are continued two ways: best-of-``--best-of`` under the member's
@@ -17,8 +22,11 @@ by every member, each member keeping its own reward's best; KL to the prior
 ``log N - (N - 1)/N``, 3.01 nats at N = 54) and one plain prior continuation drawn independently.
 The figure is the member's *noiseless* preference for the reward's continuation over the plain one
 (1, 0, or 1/2 inside the tie band), averaged over the openings; per member and the median.
+Beside it: the reward model's accuracy on fresh continuation pairs (the first two candidates of
+each opening, against the member's noiseless preference, ties left out), and a *ceiling*: the
+win-rate of best-of-``--best-of`` chosen by the member's own noiseless taste (no reward model).
 
-    python experiments/continuation_under_reward.py [--members 12,14,16,18,20,22] [--labels 300] [--tunes 100] [--best-of 54] [--seed 0]
+    python experiments/continuation_under_reward.py [--members 12,14,16,18,20,22] [--labels 300] [--tunes 100] [--best-of 54] [--labels-on melodies] [--seed 0]
 
 Ends with ``name: value`` lines.
 
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=int, default=300, help="noisy answers per member")
     parser.add_argument("--tunes", type=int, default=100, help="test-split openings to continue")
     parser.add_argument("--best-of", type=int, default=54, help="N of best-of-N under the reward model")
-    parser.add_argument("--labels-on", choices=LABELS_ON, default="continuations",
+    parser.add_argument("--labels-on", choices=LABELS_ON, default="melodies",
                         help="what the answers are about: pairs of continuations of the test openings, pairs of "
                              "whole prior melodies in their shapes, or half of each")
     parser.add_argument("--seed", type=int, default=0)
