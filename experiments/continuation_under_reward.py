@@ -30,9 +30,14 @@ win-rate of best-of-``--best-of`` chosen by the member's own noiseless taste (no
 
 Ends with ``name: value`` lines.
 
-Measured (seed 0, the defaults, 248 s on 2 shared cores): win-rates 0.680, 0.820, 0.600, 0.825,
-0.800, 0.640 for members 12-22; median 0.740, 3 of 6 at 0.80 or more (issue 22 asks 0.80: not
-met); the reward models' held-out accuracy 0.48-0.66.
+Measured (the defaults, about 27 min a run on 2 busy shared cores; experiments/README.md has the
+tables). Chosen on choosing-half members 2, 7, 10 (seed 0), median win-rate: continuations 0.815,
+mixed 0.815, melodies 0.885, so ``melodies`` is the default. Report half (12-22): seed 0 median
+0.780 (0.760-0.870), seed 1 0.788 (0.705-0.840), 2 of 6 at 0.80 or more each (issue 22 asks
+0.80: not met; with ``--labels-on continuations`` 0.740 and 0.770); held-out accuracy 0.59-0.75
+(0.48-0.66 on continuations). The ceiling (best-of-54 under the member's noiseless taste) is
+0.96-1.00, median 0.98: 54 continuations of one opening nearly always hold one the member prefers; what falls short is
+the reward model (its accuracy on fresh continuation pairs 0.54-0.83), not best-of-54's reach.
 """
 
 from __future__ import annotations
