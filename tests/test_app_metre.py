@@ -127,6 +127,7 @@ def test_the_organisers_pool_shows_metre_key_and_pick_up_and_draws_the_preview_s
     assert not at.exception and not at.error
     score = scores(at)[f"score {jig}"]
     assert (score.time_signatures, score.key_sharps, score.bars, score.rests) == (("6/8",), 1, 9, 0)
+    assert [b.label for b in at.get("download_button")][-4:] == ["MIDI", "MusicXML", "ABC", "WAV"]
 
 
 def test_a_melody_with_a_malformed_stored_metre_is_one_line_naming_it_not_a_crash(store):

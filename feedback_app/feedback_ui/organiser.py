@@ -86,7 +86,7 @@ def studies_tab(store: FeedbackStore) -> None:
         names = [r["study"] for r in rows]
         chosen = st.selectbox("Study", names, index=0, key="organiser_study")  # the newest
         row = rows[names.index(chosen)]
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3, c4 = st.columns(4)
         c1.metric("People", row["people"])
         c2.metric("Completed", f"{row['completed']} of {row['people']}" if row["people"] else "0",
                   help=f"reached {row['target']} answers")
@@ -234,12 +234,14 @@ def pool_tab(store: FeedbackStore, settings: AppSettings) -> None:
     view = melody_view(record.melody, settings.tempo_bpm)
     st.audio(view.wav, format="audio/wav")
     svg_image(view.score_svg, f"score {chosen}")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.download_button("MIDI", record.melody.to_midi_bytes(settings.tempo_bpm), f"melody-{chosen}.mid",
                        "audio/midi", key="dl_midi")
     c2.download_button("MusicXML", record.melody.to_musicxml_bytes(settings.tempo_bpm),
                        f"melody-{chosen}.musicxml", "application/vnd.recordare.musicxml+xml", key="dl_xml")
-    c3.download_button("WAV", view.wav, f"melody-{chosen}.wav", "audio/wav", key="dl_wav")
+    c3.download_button("ABC", record.melody.to_abc(title=f"melody {chosen}"), f"melody-{chosen}.abc", "text/vnd.abc",
+                       key="dl_abc")
+    c4.download_button("WAV", view.wav, f"melody-{chosen}.wav", "audio/wav", key="dl_wav")
 
 
 # -------------------------------------------------------------- experiments
@@ -265,7 +267,7 @@ def experiments_section(store: FeedbackStore) -> None:
                 st.caption(f"Reward model {model.name}: no people's comparisons of {name}'s melodies yet "
                            "(no data yet).")
             else:
-                c1, c2, c3 = st.columns(3)
+                c1, c2, c3, c4 = st.columns(4)
                 c1.metric(f"Reward model (round {model.round}): accuracy on people", _percent(accuracy["accuracy"]),
                           help=f"{model.name}: agreement with people's A/B choices (ties and skips left out)")
                 c2.metric("People's comparisons", f"{accuracy['decided']} decided, {accuracy['ties']} ties",
