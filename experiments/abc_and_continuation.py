@@ -139,9 +139,10 @@ def out_of_key_share(melodies: list[Melody], keys: list[Key]) -> float:
     return float(np.mean([p % 12 not in key.scale_pitch_classes() for p, key in notes])) if notes else 0.0
 
 
-def continuations(model_spec: str, count: int, per_tune: int, seed: int, temperature: float = 1.0) -> None:
+def continuations(model_spec: str, count: int, per_tune: int, seed: int, temperature: float = 1.0,
+                  split: str = "test") -> None:
     started = time.perf_counter()
-    tunes = test_split_tunes(count)
+    tunes = test_split_tunes(count, split)
     model = load_prior(prior_directory(model_spec))
     rng = np.random.default_rng(seed)
     kept = 0
@@ -163,7 +164,7 @@ def continuations(model_spec: str, count: int, per_tune: int, seed: int, tempera
     halves = style_report(real_bars[:half], real_bars[half:]).style_overlap
     same_size = style_report(continued_bars[:half], real_bars[half:]).style_overlap
     keys = [t.key for t in tunes]
-    print(f"\n## Continuations of {len(tunes)} test-split tunes' first {OPENING_BARS} bars, "
+    print(f"\n## Continuations of {len(tunes)} {split}-split tunes' first {OPENING_BARS} bars, "
           f"{TOTAL_BARS - OPENING_BARS} bars each, {per_tune} per tune ({model_spec}, temperature {temperature:g}, seed {seed})\n")
     print(f"tunes by family: {', '.join(f'{f} {c}' for f, c in families.items())}; "
           f"with a pick-up: {sum(t.pickup_steps > 0 for t in tunes)}; "
@@ -189,10 +190,13 @@ def main() -> None:
     parser.add_argument("--tunes", type=int, default=100, help="test-split tunes to continue")
     parser.add_argument("--per-tune", type=int, default=5, help="continuations of each opening")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the continuations")
+    parser.add_argument("--split", choices=SPLITS, default="test",
+                        help="the corpus split whose openings are continued (choose settings on validation)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    round_trip(args.model, args.n, args.seed)
-    continuations(args.model, args.tunes, args.per_tune, args.seed, args.temperature)
+    if args.n > 0:
+        round_trip(args.model, args.n, args.seed)
+    continuations(args.model, args.tunes, args.per_tune, args.seed, args.temperature, args.split)
 
 
 if __name__ == "__main__":

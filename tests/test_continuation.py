@@ -3,6 +3,8 @@ bad openings are refused in one line with nothing written."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -92,6 +94,22 @@ def test_best_of_states_the_continuations_kl_to_the_prior_as_generate_does(tmp_p
     assert main(["continue", "--from", str(opening_file), "--bars", "3", "--n", "2", "--out", str(tmp_path / "p"),
                  "--format", "json"]) == 0
     assert "KL" not in capsys.readouterr().out  # the prior's own continuations: no KL to state
+
+
+def test_best_of_at_another_temperature_does_not_state_a_kl_it_does_not_have(tmp_path, capsys):
+    """log N - (N-1)/N is best-of-N's KL from what the candidates are drawn from: at temperature
+    0.8 or with a top-k cut that is not the prior, so neither command states it (and says why)."""
+    opening_file = write(tmp_path, "opening.abc", OPENING)
+    best_of = ["--best-of", "4", "--reward", "rlcomposer.music.theory:theory_reward", "--format", "json"]
+    assert main(["continue", "--from", str(opening_file), "--bars", "3", "--n", "2", "--out", str(tmp_path / "o"),
+                 "--temperature", "0.8", *best_of]) == 0
+    out = capsys.readouterr().out
+    assert "KL to the prior not stated (sampled at temperature 0.8, not from the model itself)" in out
+    assert "about" not in out
+    assert main(["generate", "--n", "2", "--bars", "1", "--out", str(tmp_path / "g"), "--top-k", "5", "--json",
+                 *best_of]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "kl_to_prior_per_melody" not in result
 
 
 def test_a_tuned_policy_s_continuations_state_their_kl_from_the_continued_steps(prior):

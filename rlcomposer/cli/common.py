@@ -162,6 +162,20 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
 """The errors of a write that the user fixes (free space, permissions), not a bug."""
 
 
+def stated_kl(args: argparse.Namespace, kl: float | None) -> tuple[float | None, str]:
+    """The KL to the prior a sampling command states (None: not stated) and its text: a
+    temperature other than 1 or a top-k cut samples from another distribution than the model's,
+    so the KL of best-of-N or of a policy's best-of-k does not describe it; the text says so."""
+    temperature, top_k = getattr(args, "temperature", 1.0), getattr(args, "top_k", None)
+    if kl is None:
+        return None, ""
+    if temperature != 1.0 or top_k is not None:
+        how = " and ".join(([f"temperature {temperature:g}"] if temperature != 1.0 else [])
+                           + ([f"top-k {top_k}"] if top_k is not None else []))
+        return None, f"; KL to the prior not stated (sampled at {how}, not from the model itself)"
+    return kl, f"; KL to the prior about {kl:.2f} nats a melody"
+
+
 def emit(args: argparse.Namespace, result: dict[str, Any], text: str | None = None) -> None:
     """Print ``result`` as JSON with ``--json``, else the human-readable ``text``."""
     if getattr(args, "json", False):

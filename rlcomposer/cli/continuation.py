@@ -19,6 +19,7 @@ from rlcomposer.cli.common import (
     disk_errors,
     emit,
     say,
+    stated_kl,
 )
 from rlcomposer.errors import RLComposerError
 
@@ -92,10 +93,9 @@ def cmd_continue(args: argparse.Namespace) -> None:
               "dropped_from_opening": dropped}
     if args.best_of:
         result["best_of"] = args.best_of
-    kl_text = ""
+    kl, kl_text = stated_kl(args, kl)
     if kl is not None:
         result["kl_to_prior_per_melody"] = kl
-        kl_text = f"; KL to the prior about {kl:.2f} nats a melody"
     note = ""
     if dropped:
         note = " (dropped from the opening: " + ", ".join(f"{n} {k}" for k, n in sorted(dropped.items())) + ")"

@@ -24,6 +24,7 @@ from rlcomposer.cli.common import (
     non_negative_int,
     positive_int,
     say,
+    stated_kl,
 )
 from rlcomposer.errors import RLComposerError
 from rlcomposer.validation import between
@@ -100,10 +101,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
     result = {"out": str(args.out), "model": config.model, "seed": config.seed,
               "metre": first.metre.name, "key": first.key.name, "bars": config.num_bars,
               "melodies": len(melodies), "files": [str(f) for f in files]}
-    kl_text = ""
+    kl, kl_text = stated_kl(args, kl)
     if kl is not None:
         result["kl_to_prior_per_melody"] = kl
-        kl_text = f"; KL to the prior about {kl:.2f} nats a melody"
     if args.rater is not None:
         result["rater"] = args.rater
     emit(args, result, f"wrote {len(melodies)} melodies of {config.num_bars} bars of {first.metre.name} "
