@@ -21,7 +21,7 @@ from typing import Any
 import streamlit as st
 
 from feedback_ui.settings import AppSettings
-from feedback_ui.widgets import listening_player, prefetch_views
+from feedback_ui.widgets import listening_player, pair_answer_bar, prefetch_views
 from rlcomposer.feedback.personalise import made_for_you_items, made_for_you_results
 from rlcomposer.feedback.presentation import shared_pitch_range
 from rlcomposer.feedback.store import FeedbackError, FeedbackStore, new_client_id
@@ -118,17 +118,7 @@ def made_for_you_page(store: FeedbackStore, settings: AppSettings, study: Study,
                                                     fraction, pitch_range)
             ready = all(h["heard"] for h in heard.values())
             required = {label: h["required_ms"] for label, h in heard.items()}
-        with st.container(key="answer-pair-extra"):
-            better_a, better_b = st.columns(2)
-            for column, label, answer in ((better_a, "A", entry["shown_left"]), (better_b, "B", other)):
-                column.button(f"{label} is better", key=f"answer-{'left' if label == 'A' else 'right'}-"
-                              f"{entry['client_id']}", width="stretch", type="primary", disabled=not ready,
-                              on_click=give_answer, args=(answer, labels, required, SLOT))
-            tie, skip = st.columns(2)
-            tie.button("About the same", key=f"answer-tie-{entry['client_id']}", width="stretch",
-                       disabled=not ready, on_click=give_answer, args=("tie", labels, required, SLOT))
-            skip.button("Skip", key=f"answer-skip-{entry['client_id']}", width="stretch",
-                        on_click=give_answer, args=("skip", labels, required, SLOT))
+        pair_answer_bar(entry, other, labels, required, ready, give_answer, SLOT)
     for upcoming in entry.get("upcoming") or []:  # the next pair's views, rendered in the background
         try:
             melodies = [r.melody for r in store.get_melodies(upcoming).values()]

@@ -38,6 +38,7 @@ from feedback_ui.settings import AppSettings, load_settings
 from feedback_ui.widgets import (
     listening_player,
     melody_view,
+    pair_answer_bar,
     played_ms,
     prefetch_views,
 )
@@ -356,18 +357,7 @@ def rate_page(store: FeedbackStore, settings: AppSettings, study: Study, counts:
                 _keep_listening(store, study, entry, {"A": (left.id, heard["A"]), "B": (right.id, heard["B"])})
                 ready = all(h["heard"] for h in heard.values())
                 required = {label: h["required_ms"] for label, h in heard.items()}
-            # one bar of answers (on a phone: fixed at the bottom, always on screen)
-            with st.container(key="answer-pair-extra"):
-                better_a, better_b = st.columns(2)
-                for column, label, answer in ((better_a, "A", entry["shown_left"]), (better_b, "B", other)):
-                    column.button(f"{label} is better", key=f"answer-{'left' if label == 'A' else 'right'}-"
-                                  f"{entry['client_id']}", width="stretch", type="primary", disabled=not ready,
-                                  on_click=_give_answer, args=(answer, labels, required))
-                tie, skip = st.columns(2)
-                tie.button("About the same", key=f"answer-tie-{entry['client_id']}", width="stretch",
-                           disabled=not ready, on_click=_give_answer, args=("tie", labels, required))
-                skip.button("Skip", key=f"answer-skip-{entry['client_id']}", width="stretch",
-                            on_click=_give_answer, args=("skip", labels, required), help="Skips are not counted as answers")
+            pair_answer_bar(entry, other, labels, required, ready, _give_answer)
     if entry["is_repeat"]:
         st.caption("(You may have heard this one before; please answer anyway.)")
     _prepare_next(store, settings, study)

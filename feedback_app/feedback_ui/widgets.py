@@ -189,3 +189,23 @@ def played_ms(label: str, item: str, kept_ms: int = 0) -> int:
     value = st.session_state.get(f"player-{label}")
     reported = int(value.get("played_ms", 0)) if isinstance(value, dict) and value.get("item") == item else 0
     return max(reported, int(kept_ms))
+
+
+def pair_answer_bar(entry: dict[str, Any], other: Any, labels: tuple[str, ...], required: dict[str, int],
+                    ready: bool, give_answer: Any, *extra: Any) -> None:
+    """The pair's answer buttons (on a phone: one bar fixed at the bottom, always on screen):
+    "A is better" / "B is better" (``entry["shown_left"]`` and ``other``), "About the same" and
+    "Skip"; each calls ``give_answer(answer, labels, required, *extra)``. The answers wait until
+    both melodies have played as the study requires (``ready``); a skip never waits."""
+    item = entry["client_id"]
+    with st.container(key="answer-pair-extra"):
+        better_a, better_b = st.columns(2)
+        for column, label, answer in ((better_a, "A", entry["shown_left"]), (better_b, "B", other)):
+            column.button(f"{label} is better", key=f"answer-{'left' if label == 'A' else 'right'}-{item}",
+                          width="stretch", type="primary", disabled=not ready, on_click=give_answer,
+                          args=(answer, labels, required, *extra))
+        tie, skip = st.columns(2)
+        tie.button("About the same", key=f"answer-tie-{item}", width="stretch", disabled=not ready,
+                   on_click=give_answer, args=("tie", labels, required, *extra))
+        skip.button("Skip", key=f"answer-skip-{item}", width="stretch", on_click=give_answer,
+                    args=("skip", labels, required, *extra), help="Skips are not counted as answers")
