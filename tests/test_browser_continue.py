@@ -65,7 +65,7 @@ def continue_opening(page, text: str, bars: int = 4) -> None:
     page.locator(".st-key-compose-go button").click()
 
 
-@pytest.mark.parametrize("metre", list(OPENINGS))
+@pytest.mark.parametrize("metre", ["4-4", *(pytest.param(m, marks=pytest.mark.slow) for m in OPENINGS if m != "4-4")])
 def test_a_rater_continues_an_opening_and_the_pick_is_stored_as_three_comparisons(app, tmp_path, metre):
     base_url, store = app
     folder = Path(os.environ.get("RLCOMPOSER_SCREENSHOTS") or tmp_path)

@@ -35,7 +35,7 @@ ITEMS = 3
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 
 
-@pytest.fixture(params=["4/4", "3/4", "6/8"])
+@pytest.fixture(params=["4/4", pytest.param("3/4", marks=pytest.mark.slow), pytest.param("6/8", marks=pytest.mark.slow)])
 def made_server(request, tmp_path):
     metre = request.param
     url = f"sqlite:///{tmp_path / 'made.sqlite3'}"
