@@ -44,26 +44,14 @@ import torch
 from rlcomposer.feedback.selection import ActiveSelection
 from rlcomposer.feedback.simulated_raters import simulate_ratings
 from rlcomposer.feedback.store import open_store
-from rlcomposer.music.melody import Melody
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener, load_listener
 from rlcomposer.preferences.personal_reward import train_personal_reward_model
 from rlcomposer.preferences.personal_reward_config import PersonalRewardConfig
 from rlcomposer.preferences.reward_model import RewardModelConfig, load_training_data
 from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, load_prior
 
-STEPS = 64
-
-
-def sample(prior, count: int, generator: torch.Generator) -> list[Melody]:
-    rows = []
-    for start in range(0, count, 4096):
-        rows += [Melody(row) for row in prior.sample(min(4096, count - start), STEPS, generator)]
-    return rows
-
-
-def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
-    decided = truth != 0.5
-    return float(np.mean((predicted[decided] > 0) == (truth[decided] == 1.0)))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from personal_eval import accuracy, sample  # noqa: E402  (the same pool and the same scoring)
 
 
 def fit(store, config: RewardModelConfig, seed: int, prior):

@@ -53,6 +53,7 @@ from rlcomposer.preferences.reward_model_config import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
 from rlcomposer.prior.model import MelodyCondition
 from rlcomposer.prior.registry import PriorModel
+from rlcomposer.rl.best_of_n import best_of_each
 from rlcomposer.rl.tuners import BEST_OF_N, make_tuner
 
 RATERS_DIR = "raters"
@@ -145,15 +146,6 @@ def _export(melodies: list[Melody], config: ExperimentConfig, condition: MelodyC
                     ("midi", "musicxml", "wav", "json"), stem="tuned")
 
 
-def best_of_each(candidates: list[Melody], scores: np.ndarray, n: int) -> list[Melody]:
-    """The best of each ``n`` consecutive candidates by ``scores`` (as
-    :class:`~rlcomposer.rl.best_of_n.BestOfNModel` picks them, with ``best_of`` and ``reward``
-    in each melody's metadata)."""
-    rows = np.asarray(scores, dtype=np.float64).reshape(-1, n)
-    return [candidates[row * n + int(column)].with_metadata(best_of=n, reward=float(rows[row, column]))
-            for row, column in enumerate(rows.argmax(axis=1))]
-
-
 def personal_round(setup: PersonalRound, model: PersonalRewardModel, index: int, num_comparisons: int,
                    reward_seconds: float, rng: np.random.Generator) -> RoundResult:
     """Best-of-N for each rater and for the population, exported and judged (module docstring)."""
@@ -187,11 +179,8 @@ def personal_round(setup: PersonalRound, model: PersonalRewardModel, index: int,
         judged = {r.name: r for r in evaluate_samples(
             {"prior": base, "made": made, "population": population}, prior.prior, "prior",
             kl={"prior": 0.0, "made": kl, "population": kl}, reward_fn=reward, preference_fn=preference)}
-        head_to_head = None
-        if preference is not None:
-            head_to_head = {r.name: r for r in evaluate_samples(
-                {"population": population, "made": made}, prior.prior, "population",
-                preference_fn=preference)}["made"].win_rate
+        # the rater's noiseless preference, pair by pair, for their melodies over the population's
+        head_to_head = None if preference is None else float(np.mean(preference(made, population)))
         folder = rater_folder(rater, taken)
         _export(made, config, condition, setup.round_dir / RATERS_DIR / folder / "melodies")
         rows[rater] = {"answers": answers, "folder": f"{RATERS_DIR}/{folder}", "best_of": n, "kl": kl,
@@ -220,6 +209,5 @@ def personal_round(setup: PersonalRound, model: PersonalRewardModel, index: int,
         collapse_warnings=warnings, tuned_best_of=n, raters=rows)
 
 
-__all__ = ["RATERS_DIR", "PersonalRewardTrainer", "PersonalRound", "answer_as_raters", "best_of_each",
-           "personal_round",
+__all__ = ["RATERS_DIR", "PersonalRewardTrainer", "PersonalRound", "answer_as_raters", "personal_round",
            "rater_folder", "rater_listeners", "raters_with_answers"]

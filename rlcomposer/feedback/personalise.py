@@ -50,7 +50,7 @@ from rlcomposer.feedback.store import FeedbackStore
 from rlcomposer.feedback.study import Study
 from rlcomposer.music.melody import Melody
 from rlcomposer.preferences.choices import CHOICE_SCORE
-from rlcomposer.preferences.labels import PairLabel, StarLabel
+from rlcomposer.preferences.labels import PairLabel, StarLabel, load_training_data
 
 DEFAULT_BEST_OF = 54
 """Candidates per made-for-you melody: best-of-54 is about 3 nats from the prior
@@ -135,17 +135,10 @@ class StudyAnswers:
 
 def study_answers(store: FeedbackStore, study: Study) -> StudyAnswers:
     """Every comparison and star rating given in ``study``, with its melodies as stored."""
-    names = {r.id: r.name for r in store.raters()}
-    comparisons = [c for c in store.comparisons() if c.study_id == study.id]
-    stars = [s for s in store.ratings() if s.study_id == study.id]
-    ids = {c.melody_a_id for c in comparisons} | {c.melody_b_id for c in comparisons} | {s.melody_id for s in stars}
-    records = store.get_melodies(ids) if ids else {}
-    answered = {c.rater_id for c in comparisons if c.choice != "skip"} | {s.rater_id for s in stars}
-    return StudyAnswers(
-        [PairLabel(records[c.melody_a_id].melody, records[c.melody_b_id].melody, c.choice, names[c.rater_id],
-                   c.melody_a_id, c.melody_b_id) for c in comparisons],
-        [StarLabel(records[s.melody_id].melody, s.stars, names[s.rater_id], s.melody_id) for s in stars],
-        {i: names[i] for i in sorted(answered)})
+    data = load_training_data(store, study_id=study.id)
+    ids = {r.name: r.id for r in store.raters()}
+    answered = {c.rater for c in data.comparisons if c.choice != "skip"} | {s.rater for s in data.stars}
+    return StudyAnswers(data.comparisons, data.stars, {ids[name]: name for name in sorted(answered, key=ids.get)})
 
 
 def check_personalisable(study: Study, answers: StudyAnswers) -> None:

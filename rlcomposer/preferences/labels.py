@@ -106,16 +106,19 @@ class RatingData:
                 "raters": sorted({p.rater for p in self.comparisons} | {s.rater for s in self.stars})}
 
 
-def load_training_data(store, tag: str | None = None, rater: str | None = None) -> RatingData:
-    """Every comparison and star rating in ``store`` (melodies of ``tag``, by ``rater``, if given),
-    each with its melodies as stored (metre, key and pick-up)."""
+def load_training_data(store, tag: str | None = None, rater: str | None = None,
+                       study_id: int | None = None) -> RatingData:
+    """Every comparison and star rating in ``store`` (melodies of ``tag``, by ``rater``, given in
+    study ``study_id``, if given), each with its melodies as stored (metre, key and pick-up)."""
     tags = [tag] if tag else None
     raters = {r.id: r.name for r in store.raters()}
     if rater is not None and rater not in raters.values():
         raise RewardModelError(f"rater {rater!r} has no ratings in the database "
                                f"(raters: {', '.join(sorted(raters.values())) or 'none'})")
-    comparisons = [c for c in store.comparisons(tags) if rater is None or raters[c.rater_id] == rater]
-    stars = [s for s in store.ratings(tags) if rater is None or raters[s.rater_id] == rater]
+    comparisons = [c for c in store.comparisons(tags) if (rater is None or raters[c.rater_id] == rater)
+                   and (study_id is None or c.study_id == study_id)]
+    stars = [s for s in store.ratings(tags) if (rater is None or raters[s.rater_id] == rater)
+             and (study_id is None or s.study_id == study_id)]
     ids = {c.melody_a_id for c in comparisons} | {c.melody_b_id for c in comparisons} | {
         s.melody_id for s in stars}
     records = store.get_melodies(ids) if ids else {}

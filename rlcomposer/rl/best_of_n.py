@@ -17,6 +17,14 @@ from rlcomposer.prior.registry import MelodyModel, PriorModel
 from rlcomposer.rl.kl import best_of_n_kl, log_ratio_per_melody, policy_best_of_k_kl
 
 
+def best_of_each(candidates: Sequence[Melody], scores: np.ndarray, n: int) -> list[Melody]:
+    """The best of each ``n`` consecutive candidates by ``scores``, with ``best_of`` and ``reward``
+    in each chosen melody's metadata (how best-of-N picks)."""
+    rows = np.asarray(scores, dtype=np.float64).reshape(-1, n)
+    return [candidates[row * n + int(column)].with_metadata(best_of=n, reward=float(rows[row, column]))
+            for row, column in enumerate(rows.argmax(axis=1))]
+
+
 class BestOfNModel:
     """Best-of-N sampling: draw N melodies from a model, keep the one the reward likes best.
 
@@ -41,13 +49,7 @@ class BestOfNModel:
     def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None, condition=None):
         candidates = self.base.sample(num_melodies * self.n, num_steps, rng, temperature, top_k,
                                       condition=condition)
-        scores = score_melodies(self.reward_fn, candidates, self.reward_name).reshape(num_melodies, self.n)
-        best = scores.argmax(axis=1)
-        return [
-            candidates[row * self.n + int(column)].with_metadata(
-                best_of=self.n, reward=float(scores[row, column]))
-            for row, column in enumerate(best)
-        ]
+        return best_of_each(candidates, score_melodies(self.reward_fn, candidates, self.reward_name), self.n)
 
 
 class PolicyBestOfKModel(BestOfNModel):
