@@ -83,3 +83,32 @@ def test_rollout_length_must_be_whole_episodes(prior):
     with pytest.raises(RLComposerError, match="multiples of the episode length"):
         SequencePPO(MelodyActorCriticPolicy, env, n_steps=24, batch_size=48, device="cpu",
                     policy_kwargs={"prior_config": config_to_dict(prior.config)})
+
+
+def test_with_a_kl_reference_the_entropy_slot_holds_minus_the_exact_kl_to_the_prior(prior):
+    """Exact KL-control: at the start the policy is the prior (KL 0 everywhere); after an update
+    each state's −KL(π‖prior) equals the exact KL from the two networks' full distributions,
+    by whole episodes and per transition alike; the prior is not saved with the policy."""
+    from rlcomposer.rl.kl import kl_to_prior_per_step
+
+    model = make(SequencePPO, prior)
+    model.policy.set_kl_reference(prior)
+    model.learn(8 * 32)  # one update with the KL in the loss
+    model.collect_rollouts(model.env, model._init_callback(None), model.rollout_buffer, model.n_steps)
+    policy = model.policy
+    batch = next(model.rollout_buffer.get(64))
+    episodes = batch.actions.long().view(-1, 16)
+    expected = -kl_to_prior_per_step(policy.actor, prior, episodes, policy.condition).reshape(-1)
+    assert expected.abs().max() > 1e-4  # the policy has moved
+    _, _, whole = policy.evaluate_actions(batch.observations, batch.actions)
+    policy.sequence_evaluation = False
+    _, _, per_transition = policy.evaluate_actions(batch.observations, batch.actions)
+    policy.sequence_evaluation = True
+    assert torch.allclose(whole, expected, atol=1e-5)
+    assert torch.allclose(per_transition, expected, atol=1e-5)
+    assert not any(name.startswith("_kl") for name in policy.state_dict())
+    untuned = make(SequencePPO, prior).policy
+    untuned.set_kl_reference(prior)
+    assert torch.allclose(untuned.evaluate_actions(batch.observations, batch.actions)[2], torch.zeros(64), atol=1e-5)
+    policy.set_kl_reference(None)
+    assert torch.all(policy.evaluate_actions(batch.observations, batch.actions)[2] > 0)  # the entropy again

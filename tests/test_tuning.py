@@ -114,6 +114,46 @@ def test_kl_penalty_callback_subtracts_beta_log_policy_ratio(tiny_prior_dir):
     assert log.history[-1]["kl_beta"] == beta
 
 
+def test_exact_kl_control_pays_each_states_kl_and_weights_the_loss_by_beta(tiny_prior_dir):
+    """``kl_control: exact``: the step into state t pays β·KL(π(·|s_t)‖prior(·|s_t)), so a melody
+    pays β times its exact KL; PPO's entropy slot then weighs that KL by β over the advantages' spread."""
+    from rlcomposer.rl.kl import kl_to_prior_per_step
+    from rlcomposer.rl.tuning_callbacks import ExactKLLossCallback
+
+    beta = 0.5
+    config = TuneConfig(prior=str(tiny_prior_dir), **{**SMALL, "total_timesteps": 8 * 16 * 2, "ent_coef": 0.0})
+    prior = load_prior(tiny_prior_dir)
+    model = build_model(config, prior, reward_fn=None)
+    before, after = _RewardSpy(), _RewardSpy()
+    kl_penalty = KLPenaltyCallback(prior, beta, exact=True)
+    kl_loss = ExactKLLossCallback(kl_penalty)
+    actors = []
+
+    class _ActorSpy(_RewardSpy):
+        def _on_rollout_end(self) -> None:
+            actors.append({k: v.clone() for k, v in self.model.policy.actor.state_dict().items()})
+
+    model.learn(8 * 16 * 2, callback=CallbackList([_ActorSpy(), before, kl_penalty, after, kl_loss]))
+    episodes = torch.as_tensor(before.actions[..., 0], dtype=torch.long).T.reshape(-1, 16)
+    actor = load_prior(tiny_prior_dir)
+    actor.load_state_dict(actors[-1])
+    step_kl = kl_to_prior_per_step(actor, prior, episodes).detach().numpy()  # [8 melodies, 16]
+    assert step_kl.sum(axis=1).min() > 1e-4  # the second rollout's policy has moved
+    paid = (before.rewards - after.rewards).T  # [8 envs, 16 steps]
+    np.testing.assert_allclose(paid.sum(axis=1), beta * step_kl.sum(axis=1), rtol=1e-4)
+    np.testing.assert_allclose(paid[:, :-1], beta * (step_kl[:, 1:] + np.eye(16)[0, :-1] * step_kl[:, :1]),
+                               rtol=1e-4, atol=1e-7)
+    spread = float(np.std(model.rollout_buffer.advantages))
+    assert model.ent_coef == pytest.approx(beta / spread, rel=1e-6)
+
+
+def test_kl_control_must_be_sampled_or_exact():
+    with pytest.raises(RLComposerError, match="kl_control must be one of sampled, exact, got 'exactly'"):
+        TuneConfig(kl_control="exactly")
+    with pytest.raises(RLComposerError, match="set ent_coef to 0"):
+        TuneConfig(kl_control="exact", ent_coef=0.01)
+
+
 def test_kl_target_moves_beta_toward_the_target(tiny_prior_dir):
     prior = load_prior(tiny_prior_dir)
     config = TuneConfig(prior=str(tiny_prior_dir), **{**SMALL, "total_timesteps": 8 * 16 * 3})

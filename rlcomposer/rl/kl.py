@@ -18,9 +18,21 @@ def kl_to_prior_per_melody(policy_actor: MelodyPrior, prior: MelodyPrior, tokens
                            condition: MelodyCondition | None = None) -> torch.Tensor:
     """Exact Σ_t KL(policy(·|s_t) || prior(·|s_t)) along each melody, shape ``[N]``
     (both told ``condition``: the melodies' metre and mode, default 4/4 major)."""
-    policy_log = F.log_softmax(policy_actor.sequence_logits(tokens, condition), dim=-1)
-    prior_log = F.log_softmax(prior.sequence_logits(tokens, condition), dim=-1)
-    return (policy_log.exp() * (policy_log - prior_log)).sum(dim=-1).sum(dim=-1)
+    return kl_to_prior_per_step(policy_actor, prior, tokens, condition).sum(dim=-1)
+
+
+def kl_to_prior_per_step(policy_actor: MelodyPrior, prior: MelodyPrior, tokens: torch.Tensor,
+                         condition: MelodyCondition | None = None) -> torch.Tensor:
+    """Exact KL(policy(·|s_t) || prior(·|s_t)) at each step of each melody, shape ``[N, T]``."""
+    return kl_between_logits(policy_actor.sequence_logits(tokens, condition),
+                             prior.sequence_logits(tokens, condition))
+
+
+def kl_between_logits(policy_logits: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(policy_logits) || softmax(prior_logits)) over the last axis."""
+    policy_log = F.log_softmax(policy_logits, dim=-1)
+    prior_log = F.log_softmax(prior_logits, dim=-1)
+    return (policy_log.exp() * (policy_log - prior_log)).sum(dim=-1)
 
 
 def best_of_n_kl(n: int) -> float:

@@ -15,6 +15,12 @@ same numbers:
 * whole episodes (``sequence_evaluation``): when a minibatch is made of whole
   episodes in time order (see :mod:`rlcomposer.rl.sequence_ppo`), one causal pass
   over each episode's actions — cost ∝ T per melody.
+
+With a KL reference (:meth:`MelodyActorCriticPolicy.set_kl_reference`, the prior) the
+"entropy" the policy hands PPO's update is −KL(π(·|s) ‖ prior(·|s)), exact over the
+whole vocabulary at each state of the minibatch, so PPO's ``ent_coef`` weights an
+exact KL penalty in the loss (:class:`~rlcomposer.rl.tuning_callbacks.ExactKLLossCallback`
+sets it from β).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from torch import nn
 
 from rlcomposer.prior.model import MelodyCondition, MelodyPrior, PriorConfig
 from rlcomposer.rl.environment import PAD
+from rlcomposer.rl.kl import kl_between_logits
 
 
 class MelodyActorCriticPolicy(ActorCriticPolicy):
@@ -53,6 +60,7 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         self.use_state_cache = False
         self.sequence_evaluation = False
         self._cache: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor] | None = None
+        self._kl_reference: tuple[MelodyPrior, ...] = ()
         kwargs.pop("net_arch", None)
         kwargs.pop("ortho_init", None)
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], ortho_init=False,
@@ -88,12 +96,19 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         """The step each observation is at: how many tokens it holds."""
         return (tokens != PAD).sum(dim=1)
 
-    def _states_per_transition(self, tokens: torch.Tensor) -> torch.Tensor:
-        """GRU output at each observation's current step, re-reading its history."""
+    def set_kl_reference(self, prior: MelodyPrior | None) -> None:
+        """Hand PPO −KL(π‖``prior``) per state instead of the entropy (None: the entropy again).
+        The prior is held outside the module tree: not trained, not saved with the policy."""
+        self._kl_reference = () if prior is None else (prior.eval(),)
+
+    def _states_per_transition(self, tokens: torch.Tensor, network: MelodyPrior | None = None) -> torch.Tensor:
+        """GRU output of ``network`` (default the actor) at each observation's current step,
+        re-reading its history."""
+        network = self.actor if network is None else network
         steps = self.step_indices(tokens).clamp(max=tokens.shape[1] - 1)
-        output, _ = self.actor.gru(self.actor.embed(self.actor.shift_right(tokens),
-                                                    torch.arange(tokens.shape[1]).expand_as(tokens),
-                                                    self.condition))
+        output, _ = network.gru(network.embed(network.shift_right(tokens),
+                                              torch.arange(tokens.shape[1]).expand_as(tokens),
+                                              self.condition))
         return output[torch.arange(tokens.shape[0]), steps]
 
     def _states_with_cache(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -163,6 +178,16 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
             states = self._states_per_transition(obs.long())
         distribution, values = self._distribution_and_values(states)
         actions = actions.long().flatten()
+        if self._kl_reference:  # −KL(π‖prior) per state stands in for the entropy
+            reference = self._kl_reference[0]
+            with torch.no_grad():
+                if episode_actions is not None:
+                    reference_logits = reference.sequence_logits(episode_actions, self.condition)
+                    reference_logits = reference_logits.reshape(-1, reference_logits.shape[-1])
+                else:
+                    reference_logits = reference.head(self._states_per_transition(obs.long(), reference))
+            return values, distribution.log_prob(actions), -kl_between_logits(
+                distribution.distribution.logits, reference_logits)
         return values, distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: torch.Tensor):

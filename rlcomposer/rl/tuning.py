@@ -53,6 +53,7 @@ from rlcomposer.rl.run_folder import RunFolder
 from rlcomposer.rl.sequence_ppo import SequencePPO
 from rlcomposer.rl.tuning_callbacks import (
     AtomicCheckpointCallback,
+    ExactKLLossCallback,
     FiniteWeightsCallback,
     KLPenaltyCallback,
     ProgressCallback,
@@ -88,6 +89,9 @@ TUNE_CONFIG_RANGES = {
 }
 """Where each number of a :class:`TuneConfig` may lie (checked with its own name in the message)."""
 
+KL_CONTROLS = ("sampled", "exact")
+"""How PPO pays the KL to the prior (:attr:`TuneConfig.kl_control`)."""
+
 
 @dataclass(frozen=True)
 class TuneConfig:
@@ -108,6 +112,12 @@ class TuneConfig:
     12-17 nats and collapsed; 1.5 nats won less)."""
     kl_gain: float = 0.3
     """How fast β follows ``kl_target``: β ← β·(1 + kl_gain·clip(KL/kl_target − 1, −0.2, 0.2)) per rollout."""
+    kl_control: str = "sampled"
+    """How PPO pays the KL: ``sampled`` (each step's reward carries −β·log π(a|s)/prior(a|s) of
+    the action drawn; RLHF's usual per-token penalty) or ``exact`` (each step pays β times the
+    exact KL(π(·|s)‖prior(·|s)) over the whole vocabulary at the state it led into, and the
+    loss carries the gradient of those KLs themselves: the same objective, without the noise of
+    the actions drawn). ``exact`` needs ``ent_coef`` 0 (it uses PPO's entropy slot)."""
     kl_warmup: float = 0.0
     """Share of training (:attr:`TuneConfig.training_steps`) over which the KL target rises linearly from a quarter of
     ``kl_target`` to all of it (0: the whole target from the start)."""
@@ -181,6 +191,10 @@ class TuneConfig:
         check_config(self, TUNE_CONFIG_RANGES)
         if self.algorithm not in ALGORITHMS:
             raise RLComposerError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got '{self.algorithm}'")
+        if self.kl_control not in KL_CONTROLS:
+            raise RLComposerError(f"kl_control must be one of {', '.join(KL_CONTROLS)}, got '{self.kl_control}'")
+        if self.kl_control == "exact" and self.ent_coef > 0:
+            raise RLComposerError("kl_control exact uses PPO's entropy term for the KL: set ent_coef to 0")
         if self.uses_quantile_reward and self.kl_target is None and self.quantile_best_of is None:
             raise RLComposerError(f"algorithm {self.algorithm} needs kl_target or quantile_best_of "
                                   "(the N of the best-of-N it aims at)")
@@ -375,12 +389,15 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         earlier = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
         beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
     kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain,
-                                   int(config.kl_warmup * config.training_steps))
+                                   int(config.kl_warmup * config.training_steps),
+                                   exact=config.kl_control == "exact")
     kl_penalty.snapshot_after = config.training_steps // 2
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [FiniteWeightsCallback(config), kl_penalty]
     if config.uses_leave_one_out:  # after KL-control has written the rewards
         callbacks.append(LeaveOneOutAdvantageCallback(config.episode_steps))
+    if config.kl_control == "exact":  # after the advantages are written
+        callbacks.append(ExactKLLossCallback(kl_penalty))
     callbacks += [logger_callback, ProgressCallback(config.training_steps, progress)]
     if config.checkpoint_every > 0:
         every = max(config.checkpoint_every // config.n_envs, 1)

@@ -24,7 +24,7 @@ from rlcomposer.music.melody import Melody
 from rlcomposer.music.style import style_report
 from rlcomposer.preferences.reward_functions import RewardFunction, score_melodies
 from rlcomposer.prior.model import MelodyPrior
-from rlcomposer.rl.kl import kl_to_prior_per_melody
+from rlcomposer.rl.kl import kl_to_prior_per_melody, kl_to_prior_per_step
 
 TuneConfig = Any
 """A :class:`rlcomposer.rl.tuning.TuneConfig` (named here without importing it: tuning imports this module)."""
@@ -100,11 +100,18 @@ class KLPenaltyCallback(BaseCallback):
 
     With ``kl_target`` β adapts to hold that KL (Ziegler et al. 2019's
     proportional controller): β ← β·(1 + gain·clip(KL/target − 1, −0.2, 0.2)).
+
+    With ``exact`` the penalty is the exact KL(π(·|s_t)‖prior(·|s_t)) of each state the
+    melody passed through instead of the sampled log-ratio of its action (the same sum in
+    expectation, without the noise of the action drawn), paid on the step that led into
+    that state; :class:`ExactKLLossCallback` adds the term this leaves out, the gradient of
+    each state's KL itself.
     """
 
     def __init__(self, prior: MelodyPrior, beta: float, kl_target: float | None = None, gain: float = 0.3,
-                 warmup_steps: int = 0):
+                 warmup_steps: int = 0, exact: bool = False):
         super().__init__()
+        self.exact = exact
         self.warmup_steps = warmup_steps
         self.prior = prior
         self.beta = beta
@@ -124,18 +131,24 @@ class KLPenaltyCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         buffer = self.model.rollout_buffer
         episodes = rollout_episodes(self.model)
+        condition = self.model.policy.condition
         with torch.inference_mode():
-            prior_log = self.prior.log_likelihood(episodes, self.model.policy.condition)  # [episodes, length]
+            prior_log = self.prior.log_likelihood(episodes, condition)  # [episodes, length]
+            step_kl = kl_to_prior_per_step(self.model.policy.actor, self.prior, episodes, condition)
         prior_log = prior_log.reshape(buffer.n_envs, -1).T.numpy()  # back to [n_steps, n_envs]
-        self.last_kl = float(kl_to_prior_per_melody(self.model.policy.actor, self.prior, episodes,
-                                                    self.model.policy.condition).mean())
+        self.last_kl = float(step_kl.sum(dim=1).mean())
         self.last_beta = self.beta
         if (self.kl_target is not None and self.num_timesteps >= self.snapshot_after
                 and abs(self.last_kl / self.kl_target - 1.0) <= 0.05):
             state = {name: value.detach().clone() for name, value in self.model.policy.actor.state_dict().items()}
             self.in_band = (self.num_timesteps, self.last_kl, state)
         if self.beta != 0:
-            penalty = self.beta * (buffer.log_probs - prior_log)
+            if self.exact:  # state t's KL on step t − 1 (the first state's, fixed, on step 0)
+                paid = torch.cat([step_kl[:, 1:], torch.zeros_like(step_kl[:, :1])], dim=1)
+                paid[:, 0] += step_kl[:, 0]
+                penalty = self.beta * paid.reshape(buffer.n_envs, -1).T.numpy()
+            else:
+                penalty = self.beta * (buffer.log_probs - prior_log)
             buffer.rewards -= penalty
             buffer.compute_returns_and_advantage(last_values=self.locals["values"], dones=self.locals["dones"])
             self.last_penalty_per_melody = -float(penalty.sum()) / episodes.shape[0]
@@ -152,6 +165,32 @@ class KLPenaltyCallback(BaseCallback):
         if self.warmup_steps <= 0:
             return self.kl_target
         return self.kl_target * min(1.0, 0.25 + 0.75 * self.num_timesteps / self.warmup_steps)
+
+
+class ExactKLLossCallback(BaseCallback):
+    """Exact KL-control's second half: after each rollout (and its advantages), PPO's
+    ``ent_coef`` becomes β / (the advantages' spread), so that the loss carries
+    β·Σ_t KL(π(·|s_t)‖prior(·|s_t)) on the scale PPO's normalised advantages put the
+    reward on. The policy hands PPO −KL per state as its "entropy"
+    (:meth:`~rlcomposer.rl.policy.MelodyActorCriticPolicy.set_kl_reference`).
+
+    Must come after the callbacks that write the advantages.
+    """
+
+    def __init__(self, kl_penalty: KLPenaltyCallback):
+        super().__init__()
+        self.kl_penalty = kl_penalty
+
+    def _on_training_start(self) -> None:
+        self.model.policy.set_kl_reference(self.kl_penalty.prior)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        spread = float(np.std(self.model.rollout_buffer.advantages))
+        self.model.ent_coef = self.kl_penalty.last_beta / max(spread, 1e-8)
+        self.logger.record("melody/kl_loss_coef", self.model.ent_coef)
 
 
 class ProgressCallback(BaseCallback):
