@@ -75,7 +75,7 @@ def opening_of(tune: Melody) -> Melody:
 def continuations(model, tunes: list[Melody], per_tune: int, seed: int) -> list[list[Melody]]:
     """``per_tune`` prior continuations of each tune's opening to ``TOTAL_BARS`` bars."""
     rng = np.random.default_rng(seed)
-    config = ContinuationConfig(num_bars=TOTAL_BARS, num_continuations=per_tune, seed=seed)
+    config = ContinuationConfig(num_bars=TOTAL_BARS, num_continuations=per_tune, seed=seed, temperature=1.0)
     return [continue_melody(model, opening_of(tune), config, rng) for tune in tunes]
 
 

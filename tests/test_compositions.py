@@ -41,6 +41,7 @@ def test_a_pick_is_stored_as_three_comparisons_under_the_rater_s_tag(store, prio
     opening = read_pasted_opening(OPENING)
     composition = compose_continuations(opening, 4, seed=3, model=prior)
     assert len(composition.continuations) == CHOICES_SHOWN
+    assert len({tuple(m.tokens) for m in composition.continuations}) == CHOICES_SHOWN  # four different ones
     assert all(kept_opening(m, opening) for m in composition.continuations)
     session = store.start_session(rater.id, client="test")
     records = store_pick(store, rater.id, composition.continuations, 2, new_client_id(), session)

@@ -322,3 +322,29 @@ def test_policies_followed_by_best_of_k_are_tuned_to_a_share_of_the_kl_target(tm
         "4/4", "major", 64), tmp_path, lambda _: None).kl_per_melody == pytest.approx(best_of_n_kl(54))
     alone = ExperimentConfig(tuners=["rloo"], tune={"kl_target": 3.0}, tuned_melodies="policy")
     assert Experiment(alone, tmp_path / "alone", log=lambda _: None).tuners(0)[0].config.kl_target == 3.0
+
+
+def test_a_kl_weighted_pick_keeps_policy_best_of_k_nearer_the_prior(tiny_prior_dir):
+    """Picking by standardised reward minus c·log π/p: with a large c the chosen melodies are
+    the candidates the policy moved least (their mean log π/p well below the plain pick's), and
+    every chosen melody records its reward and log-ratio for the KL estimate."""
+    from rlcomposer.rl.best_of_n import PolicyBestOfKModel
+
+    prior = load_prior(tiny_prior_dir)
+    policy = load_prior(tiny_prior_dir)
+    with torch.no_grad():  # a policy that has moved: it favours the first pitches it can write
+        policy.head.bias[:20] += torch.linspace(2.0, 0.0, 20)
+    condition = MelodyCondition("4/4", "major", 16)
+
+    def sample(weight):
+        model = PolicyBestOfKModel(policy, prior, count_onsets, 8, kl_weight=weight)
+        melodies = model.sample(64, 16, np.random.default_rng(0), condition=condition)
+        return melodies, model.kl_estimate(melodies)
+
+    plain, plain_kl = sample(0.0)
+    near, near_kl = sample(50.0)
+    assert all({"reward", "log_ratio", "best_of"} <= set(m.metadata) for m in plain + near)
+    assert np.mean([m.metadata["log_ratio"] for m in near]) < np.mean([m.metadata["log_ratio"] for m in plain]) - 0.5
+    assert near_kl < plain_kl
+    with pytest.raises(RLComposerError, match="KL weight must be 0 or more, got -1"):
+        PolicyBestOfKModel(policy, prior, count_onsets, 8, kl_weight=-1)

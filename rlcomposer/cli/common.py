@@ -167,6 +167,8 @@ def stated_kl(args: argparse.Namespace, kl: float | None) -> tuple[float | None,
     temperature other than 1 or a top-k cut samples from another distribution than the model's,
     so the KL of best-of-N or of a policy's best-of-k does not describe it; the text says so."""
     temperature, top_k = getattr(args, "temperature", 1.0), getattr(args, "top_k", None)
+    if temperature is None:  # continue's default: 1 wherever it has a KL to state
+        temperature = 1.0
     if kl is None:
         return None, ""
     if temperature != 1.0 or top_k is not None:

@@ -128,7 +128,9 @@ def register(commands: Commands) -> None:
     parser.add_argument("--format", default="abc,midi,musicxml,json",
                         help="comma-separated formats: abc, midi, musicxml, wav, json "
                              "(default abc,midi,musicxml,json)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature (default 0.9 from the prior alone, 1 with --best-of or "
+                             "from a tuned policy, whose KL to the prior is then stated)")
     parser.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
     parser.add_argument("--tempo", type=float, default=120.0, help="quarter notes per minute (default 120)")
     parser.add_argument("--best-of", type=int, default=None, metavar="M",

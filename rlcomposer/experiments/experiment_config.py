@@ -72,6 +72,10 @@ class ExperimentConfig:
     policies are tuned to; best-of-k moves the melodies the rest of the way (``best-of-n`` keeps the
     whole target). The chosen melodies' own log pi/p is well above the policy's mean KL, so the
     share is below 1 - (log k - (k-1)/k) / target; chosen with ``policy_best_of_k`` (see there)."""
+    policy_pick_kl_weight: float = 0.0
+    """Policy + best-of-k picks the candidate with the highest standardised reward minus this
+    times its log pi/p (:class:`~rlcomposer.rl.best_of_n.PolicyBestOfKModel`); 0: the highest
+    reward."""
     tuned_melodies: str = POLICY_BEST_OF_K
     """What writes the round's tuned melodies (the exported files and the next round's pool):
     ``policy-best-of-k`` (the best of ``policy_best_of_k`` of the tuned policy's melodies under the
@@ -117,6 +121,7 @@ class ExperimentConfig:
             "best_of_n_cap": between(1, 1 << 20, whole=True), "best_of_n_budget": between(1, MAX_COUNT, whole=True),
             "difficulty_best_of": between(0, 1 << 20, whole=True), "export_melodies": between(0, 100_000, whole=True),
             "policy_best_of_k": between(0, 1 << 16, whole=True), "policy_kl_share": Range(0.05, 1),
+            "policy_pick_kl_weight": Range(0, 100),
             "seed": SEED}, "experiment key ")
         if self.tuned_melodies not in TUNED_MELODIES:
             raise RLComposerError(f"experiment key 'tuned_melodies' must be one of {', '.join(TUNED_MELODIES)}, "

@@ -261,7 +261,7 @@ class Experiment:
             k = self.config.policy_best_of_k
             model = PolicyBestOfKModel(model.prior, self.prior_model.prior,
                                        load_reward_model_cached(previous / "reward_model"), k, "reward model",
-                                       model.name)
+                                       model.name, self.config.policy_pick_kl_weight)
             model.name = f"{self.config.name}/round-{index - 1}/policy+best-of-{k}"
         return model
 
@@ -486,7 +486,8 @@ class Experiment:
     def _policy_best_of_k(self, tuned: TunedModel, ensemble) -> PolicyBestOfKModel:
         """Best-of-k (``policy_best_of_k``) of a tuned policy's melodies under the reward model."""
         k = self.config.policy_best_of_k
-        mode = PolicyBestOfKModel(tuned.policy, self.prior_model.prior, ensemble, k, "reward model", tuned.name)
+        mode = PolicyBestOfKModel(tuned.policy, self.prior_model.prior, ensemble, k, "reward model", tuned.name,
+                                  self.config.policy_pick_kl_weight)
         mode.name = f"{tuned.name}+best-of-{k}"
         return mode
 

@@ -102,22 +102,35 @@ def _read_file(file_name: str, data: bytes, shown: str) -> Melody:
         raise CompositionError(_one_line(error)) from None
 
 
+DRAWS_PER_SHOWN = 4
+"""Continuations drawn for each one shown, so that the four shown differ."""
+
+
 def compose_continuations(opening: Melody, num_bars: int, seed: int = 0, model=None,
                           count: int = CHOICES_SHOWN) -> Composition:
     """``count`` continuations of ``opening`` to ``num_bars`` full bars by ``model`` (a loaded
-    :class:`~rlcomposer.prior.model.MelodyPrior`; default the shipped prior). An opening too
-    long, already as long as asked, or in a metre, mode or pick-up the model cannot take raises
+    :class:`~rlcomposer.prior.model.MelodyPrior`; default the shipped prior), each different from
+    the others (drawn from :data:`DRAWS_PER_SHOWN` times as many; only an opening whose ending the
+    model nearly always writes the same way can leave two alike). An opening too long, already
+    as long as asked, or in a metre, mode or pick-up the model cannot take raises
     :class:`CompositionError` in one line."""
     from rlcomposer.prior.model import load_prior, prior_directory
 
     try:
         check_opening(opening, num_bars)
-        config = ContinuationConfig(num_bars=num_bars, num_continuations=count, seed=seed)
+        config = ContinuationConfig(num_bars=num_bars, num_continuations=count * DRAWS_PER_SHOWN, seed=seed)
         prior = model if model is not None else load_prior(prior_directory(COMPOSITION_MODEL))
-        melodies = continue_melody(prior, opening, config, np.random.default_rng(seed), name=COMPOSITION_MODEL)
+        drawn = continue_melody(prior, opening, config, np.random.default_rng(seed), name=COMPOSITION_MODEL)
     except RLComposerError as error:
         raise CompositionError(_one_line(error).replace("--bars", "the length")) from None
-    return Composition(opening, tuple(melodies), seed)
+    seen: set[tuple[int, ...]] = set()
+    shown, alike = [], []
+    for melody in drawn:  # the first of each different continuation, in the order drawn
+        notes = tuple(int(t) for t in melody.tokens)
+        (alike if notes in seen else shown).append(melody)
+        seen.add(notes)
+    shown = (shown + alike)[:count]
+    return Composition(opening, tuple(m.with_metadata(index=i) for i, m in enumerate(shown)), seed)
 
 
 def store_pick(store: FeedbackStore, rater_id: int, continuations: Sequence[Melody], chosen: int | None,

@@ -60,19 +60,39 @@ class PolicyBestOfKModel(BestOfNModel):
     best-of-N's tens or hundreds. Each chosen melody records ``log_ratio`` in its metadata
     (Σ_t log π/p under the policy and the prior it was tuned from, on the melody as sampled),
     so that :meth:`kl_estimate` can say how far from the prior the chosen melodies are.
+
+    With ``kl_weight`` c > 0 the pick is the candidate with the highest z − c·log π/p, z its
+    reward standardised over the candidates drawn together: the best of k by its importance
+    weight toward the prior tilted by the reward (log p·e^{r/β}/π = r/β − log π/p), so a
+    candidate the policy made likelier than the prior did must earn it; the chosen melodies sit
+    nearer the prior than the plain best of k's.
     """
 
     def __init__(self, policy: MelodyPrior, prior: MelodyPrior, reward_fn, k: int,
-                 reward_name: str = "reward", name: str = "policy"):
+                 reward_name: str = "reward", name: str = "policy", kl_weight: float = 0.0):
         super().__init__(PriorModel(policy, name), reward_fn, k, reward_name)
+        if not np.isfinite(kl_weight) or kl_weight < 0:
+            raise RLComposerError(f"the best-of-k pick's KL weight must be 0 or more, got {kl_weight}")
         self.policy = policy
         self.prior = prior
+        self.kl_weight = kl_weight
 
     def sample(self, num_melodies, num_steps, rng, temperature=1.0, top_k=None, condition=None):
-        chosen = super().sample(num_melodies, num_steps, rng, temperature, top_k, condition=condition)
-        tokens = torch.as_tensor(np.stack([m.tokens for m in chosen])).long()
+        if self.kl_weight == 0:
+            chosen = super().sample(num_melodies, num_steps, rng, temperature, top_k, condition=condition)
+            tokens = torch.as_tensor(np.stack([m.tokens for m in chosen])).long()
+            ratios = log_ratio_per_melody(self.policy, self.prior, tokens, condition).numpy()
+            return [m.with_metadata(log_ratio=float(r)) for m, r in zip(chosen, ratios, strict=True)]
+        candidates = self.base.sample(num_melodies * self.n, num_steps, rng, temperature, top_k, condition=condition)
+        tokens = torch.as_tensor(np.stack([m.tokens for m in candidates])).long()
         ratios = log_ratio_per_melody(self.policy, self.prior, tokens, condition).numpy()
-        return [m.with_metadata(log_ratio=float(r)) for m, r in zip(chosen, ratios, strict=True)]
+        rewards = np.asarray(score_melodies(self.reward_fn, candidates, self.reward_name), dtype=np.float64)
+        spread = rewards.std() if rewards.std() > 0 else 1.0
+        picks = ((rewards - rewards.mean()) / spread - self.kl_weight * ratios).reshape(-1, self.n).argmax(axis=1)
+        return [candidates[row * self.n + int(column)].with_metadata(
+                    best_of=self.n, reward=float(rewards[row * self.n + column]),
+                    log_ratio=float(ratios[row * self.n + column]))
+                for row, column in enumerate(picks)]
 
     def kl_estimate(self, melodies: Sequence[Melody]) -> float:
         """KL to the prior per melody of these chosen melodies (:func:`policy_best_of_k_kl`):
