@@ -348,3 +348,9 @@ def test_a_kl_weighted_pick_keeps_policy_best_of_k_nearer_the_prior(tiny_prior_d
     assert near_kl < plain_kl
     with pytest.raises(RLComposerError, match="KL weight must be 0 or more, got -1"):
         PolicyBestOfKModel(policy, prior, count_onsets, 8, kl_weight=-1)
+
+
+def test_pick_kl_weight_needs_a_policy_with_best_of(tmp_path, capsys):
+    code = main(["generate", "--n", "2", "--pick-kl-weight", "0.5", "--out", str(tmp_path / "out")])
+    assert code != 0 and not (tmp_path / "out").exists()
+    assert "--pick-kl-weight is used with a tuned policy as --model and --best-of k --reward RM" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from rlcomposer.cli.common import (
     stated_kl,
 )
 from rlcomposer.errors import RLComposerError
+from rlcomposer.rl import DEFAULT_PICK_KL_WEIGHT
 from rlcomposer.validation import between
 
 BEST_OF_NEEDS_REWARD = "--best-of needs --reward (module:function) to choose the best"
@@ -75,9 +76,11 @@ def cmd_generate(args: argparse.Namespace) -> None:
         name = args.reward
         if args.rater is not None:
             reward, name = _rater_reward(args, reward)
+        pick_kl_weight = DEFAULT_PICK_KL_WEIGHT if args.pick_kl_weight is None else args.pick_kl_weight
         if tuned_condition(model) is not None:  # a tuned policy: best-of-k, with its KL to the prior
             try:
-                model = policy_best_of_k(model.prior, reward, args.best_of, name, model.name, config.model)
+                model = policy_best_of_k(model.prior, reward, args.best_of, name, model.name, config.model,
+                                         pick_kl_weight)
             except PriorUnavailable as error:  # the melodies still come; only their KL is unknown
                 say(args, f"note: {error}")
                 model = BestOfNModel(model, reward, args.best_of, name)
@@ -85,6 +88,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
             model = BestOfNModel(model, reward, args.best_of, name)
     elif args.reward:
         raise RLComposerError("--reward is used with --best-of N")
+    if args.pick_kl_weight is not None and not isinstance(model, PolicyBestOfKModel):
+        raise RLComposerError("--pick-kl-weight is used with a tuned policy as --model and --best-of k --reward RM")
     elif args.rater is not None:
         raise RLComposerError("--rater is used with --best-of N --reward RM (a personal reward model)")
     melodies = sample_melodies(model, config)
@@ -210,6 +215,10 @@ def register(commands: Commands) -> None:
     generate.add_argument("--rater", default=None, metavar="NAME",
                           help="with --best-of N and a personal --reward RM (`reward train --per-rater`): "
                                "melodies made for this rater, chosen by the rater's own reward")
+    generate.add_argument("--pick-kl-weight", type=float, default=None, metavar="C",
+                          help="from a tuned policy with --best-of k: keep the candidate with the highest "
+                               "standardised reward minus C x its log pi/p (default "
+                               f"{DEFAULT_PICK_KL_WEIGHT:g}; 0: the highest reward)")
     generate.set_defaults(handler=cmd_generate)
 
     evaluate = commands.add_parser(

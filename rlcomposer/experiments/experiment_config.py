@@ -10,6 +10,7 @@ from rlcomposer.config import config_from_dict, load_config
 from rlcomposer.errors import RLComposerError
 from rlcomposer.preferences.listeners import ListenerError, ListenerNoise, load_listener
 from rlcomposer.preferences.reward_model import RewardModelConfig
+from rlcomposer.rl import DEFAULT_PICK_KL_WEIGHT
 from rlcomposer.rl.tuners import TUNER_NAMES
 from rlcomposer.rl.tuning import TuneConfig
 from rlcomposer.validation import MAX_COUNT, SEED, Range, between, check_config
@@ -72,7 +73,7 @@ class ExperimentConfig:
     policies are tuned to; best-of-k moves the melodies the rest of the way (``best-of-n`` keeps the
     whole target). The chosen melodies' own log pi/p is well above the policy's mean KL, so the
     share is below 1 - (log k - (k-1)/k) / target; chosen with ``policy_best_of_k`` (see there)."""
-    policy_pick_kl_weight: float = 0.0
+    policy_pick_kl_weight: float = DEFAULT_PICK_KL_WEIGHT
     """Policy + best-of-k picks the candidate with the highest standardised reward minus this
     times its log pi/p (:class:`~rlcomposer.rl.best_of_n.PolicyBestOfKModel`); 0: the highest
     reward."""

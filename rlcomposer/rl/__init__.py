@@ -20,3 +20,7 @@ QUANTILE_ALGORITHMS = ("vbon", "vbon-rloo")
 
 LEAVE_ONE_OUT_ALGORITHMS = ("rloo", "vbon-rloo")
 """Algorithms whose advantage is a melody's return minus the mean of the others' (RLOO)."""
+
+DEFAULT_PICK_KL_WEIGHT = 0.0
+"""How much policy + best-of-k's pick weighs a candidate's log π/p against its standardised
+reward (:class:`~rlcomposer.rl.best_of_n.PolicyBestOfKModel`), in ``generate`` and ``experiment run``."""

@@ -14,6 +14,7 @@ from rlcomposer.preferences.reward_functions import score_melodies
 from rlcomposer.prior.continuation import shift_to_c
 from rlcomposer.prior.model import MelodyCondition, MelodyPrior
 from rlcomposer.prior.registry import MelodyModel, PriorModel
+from rlcomposer.rl import DEFAULT_PICK_KL_WEIGHT
 from rlcomposer.rl.kl import best_of_n_kl, log_ratio_per_melody, policy_best_of_k_kl
 
 
@@ -121,11 +122,12 @@ def tuned_from_prior(policy: MelodyPrior, where: str, what: str) -> MelodyPrior:
 
 
 def policy_best_of_k(policy: MelodyPrior, reward_fn, k: int, reward_name: str = "reward",
-                     name: str = "policy", where: str | None = None) -> PolicyBestOfKModel:
+                     name: str = "policy", where: str | None = None,
+                     kl_weight: float = DEFAULT_PICK_KL_WEIGHT) -> PolicyBestOfKModel:
     """Best-of-k from a loaded tuned policy (``name``; loaded from ``where``), beside the prior it
-    was tuned from (``tuned_from``)."""
+    was tuned from (``tuned_from``), picking with ``kl_weight`` (see :class:`PolicyBestOfKModel`)."""
     prior = tuned_from_prior(policy, where or name, f"its best-of-{k} melodies")
-    return PolicyBestOfKModel(policy, prior, reward_fn, k, reward_name, name)
+    return PolicyBestOfKModel(policy, prior, reward_fn, k, reward_name, name, kl_weight)
 
 
 def continuation_kl(model: MelodyPrior, opening: Melody, continuations: Sequence[Melody], best_of: int,
