@@ -317,7 +317,7 @@ def test_policies_followed_by_best_of_k_are_tuned_to_a_share_of_the_kl_target(tm
     config = ExperimentConfig(tuners=["rloo", "best-of-n"], tune={"kl_target": 3.0})
     experiment = Experiment(config, tmp_path / "run", log=lambda _: None, progress=False)
     rloo, best = experiment.tuners(0)
-    assert rloo.config.kl_target == pytest.approx(0.9)  # best-of-8 from the policy moves the rest
+    assert rloo.config.kl_target == pytest.approx(1.2)  # best-of-8 from the policy moves the rest
     assert best.kl_target == pytest.approx(3.0) and best.tune(load_prior(), lambda m: 0.0, [], MelodyCondition(
         "4/4", "major", 64), tmp_path, lambda _: None).kl_per_melody == pytest.approx(best_of_n_kl(54))
     alone = ExperimentConfig(tuners=["rloo"], tune={"kl_target": 3.0}, tuned_melodies="policy")
