@@ -220,7 +220,8 @@ def main() -> None:
             figures.update(best_rates({f"policy + best-of-{k} melodies/s": (
                 count, lambda mode=mode, count=count: mode.sample(count, steps, rng, condition=condition))}, repeats))
             ratio = figures[f"policy + best-of-{k} melodies/s"] / figures["best-of-64 melodies/s"]
-            print(f"policy + best-of-{k} (reward model, log pi/p of each chosen melody): "
+            print(f"policy + best-of-{k} (reward model, the pick weighing each candidate's log pi/p by "
+                  f"{mode.kl_weight:g}): "
                   f"{figures[f'policy + best-of-{k} melodies/s']:.1f} tuned melodies/s, {ratio:.1f}x best-of-64's")
     else:
         print("tuned policy: skipped (give a policy directory with --policy DIR)")

@@ -70,7 +70,7 @@ class PolicyBestOfKModel(BestOfNModel):
     """
 
     def __init__(self, policy: MelodyPrior, prior: MelodyPrior, reward_fn, k: int,
-                 reward_name: str = "reward", name: str = "policy", kl_weight: float = 0.0):
+                 reward_name: str = "reward", name: str = "policy", kl_weight: float = DEFAULT_PICK_KL_WEIGHT):
         super().__init__(PriorModel(policy, name), reward_fn, k, reward_name)
         if not np.isfinite(kl_weight) or kl_weight < 0:
             raise RLComposerError(f"the best-of-k pick's KL weight must be 0 or more, got {kl_weight}")
