@@ -42,7 +42,8 @@ def _run_one(job: dict) -> dict:
     run_dir = Path(job["run_dir"])
     overrides = {"name": f"tuners-panel{job['member']}-s{job['seed']}", "listener": f"panel:{job['member']}",
                  "seed": job["seed"], "tuners": job["tuners"], "policy_best_of_k": job["best_of_k"],
-                 "policy_pick_kl_weight": job.get("pick_kl_weight", 0.0),
+                 "policy_pick_kl_weight": job.get("pick_kl_weight", 0.25),
+                 "policy_pick_holds_kl": job.get("pick_holds_kl", True),
                  "best_of_n_budget": 16384, "tuned_melodies": "policy"}
     config = load_experiment_config(BASE_CONFIG, overrides)
     tune = {**config.tune, "threads": 1, **job["tune"]}
@@ -130,8 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tuners", default="sequence,vbon,rloo,vbon-rloo,best-of-n",
                         help="comma-separated tuner names, the first is the headline")
     parser.add_argument("--best-of-k", type=int, default=4, help="k of policy + best-of-k (0: skip)")
-    parser.add_argument("--pick-kl-weight", type=float, default=0.0,
-                        help="policy + best-of-k picks by standardised reward minus this x log pi/p (default 0)")
+    parser.add_argument("--pick-kl-weight", type=float, default=0.25,
+                        help="policy + best-of-k picks by standardised reward minus this x log pi/p, with "
+                             "--no-pick-holds-kl (default 0.25)")
+    parser.add_argument("--pick-holds-kl", action=argparse.BooleanOptionalAction, default=True,
+                        help="set the pick weight each run so that policy + best-of-k meets the KL target "
+                             "(default; --no-pick-holds-kl: --pick-kl-weight as given)")
     parser.add_argument("--bars", type=int, default=None, help="melody length in bars (default: the config's 4)")
     parser.add_argument("--metre", default=None, help="metre (default: the config's 4/4)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             elif not args.table_only:
                 jobs.append({"member": member, "seed": seed, "run_dir": str(run_dir), "tuners": tuners,
                              "best_of_k": args.best_of_k, "tune": tune,
-                             "pick_kl_weight": args.pick_kl_weight})
+                             "pick_kl_weight": args.pick_kl_weight, "pick_holds_kl": args.pick_holds_kl})
     print(f"{len(results)} runs finished earlier, {len(jobs)} to run", flush=True)
     with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         for record in pool.map(_run_one, jobs):

@@ -354,3 +354,48 @@ def test_pick_kl_weight_needs_a_policy_with_best_of(tmp_path, capsys):
     code = main(["generate", "--n", "2", "--pick-kl-weight", "0.5", "--out", str(tmp_path / "out")])
     assert code != 0 and not (tmp_path / "out").exists()
     assert "--pick-kl-weight is used with a tuned policy as --model and --best-of k --reward RM" in capsys.readouterr().err
+
+
+def test_the_pick_weight_found_for_a_kl_target_meets_it(tiny_prior_dir):
+    """pick_kl_weight_for_target: the weight at which policy + best-of-k's KL is the target (the
+    KL falls as the weight grows); 0 when even the plain pick stays below the target."""
+    from rlcomposer.rl.best_of_n import PolicyBestOfKModel, pick_kl_weight_for_target
+
+    prior = load_prior(tiny_prior_dir)
+    policy = load_prior(tiny_prior_dir)
+    with torch.no_grad():
+        policy.head.bias[:20] += torch.linspace(2.0, 0.0, 20)
+    condition = MelodyCondition("4/4", "major", 16)
+
+    def mean_token(melody):  # a reward with few ties
+        return float(np.mean(melody.tokens))
+
+    plain_kl = pick_kl_weight_for_target(policy, prior, mean_token, 8, 100.0, 16, np.random.default_rng(0),
+                                         condition, num_melodies=256)
+    assert plain_kl[0] == 0.0
+    target = plain_kl[1] - 0.15
+    weight, kl = pick_kl_weight_for_target(policy, prior, mean_token, 8, target, 16, np.random.default_rng(0),
+                                           condition, num_melodies=256)
+    assert 0 < weight < 8 and kl == pytest.approx(target, abs=0.05)
+    chosen = PolicyBestOfKModel(policy, prior, mean_token, 8, kl_weight=weight).sample(
+        1024, 16, np.random.default_rng(1), condition=condition)
+    assert PolicyBestOfKModel(policy, prior, mean_token, 8).kl_estimate(chosen) == pytest.approx(target, abs=0.25)
+    with pytest.raises(RLComposerError, match="'policy_pick_holds_kl' must be true or false, got 'yes'"):
+        ExperimentConfig(policy_pick_holds_kl="yes")
+
+
+def test_policy_best_of_k_holds_the_kl_target_through_its_pick_weight(tmp_path, tiny_prior_dir):
+    """With ``policy_pick_holds_kl`` (the default) the round finds the pick weight that puts policy +
+    best-of-k at the KL target and records it; without, the configured weight is used as given."""
+    prior = PriorModel(load_prior(tiny_prior_dir), "tiny prior")
+    tiny = {**TINY, "tune": {**TINY["tune"], "kl_target": 0.5}}
+    results = {}
+    for holds in (True, False):
+        config = ExperimentConfig(name=f"held-{holds}", listener="lyrical", tuners=["sequence"], policy_best_of_k=4,
+                                  policy_pick_holds_kl=holds, policy_pick_kl_weight=0.0, **tiny)
+        (results[holds],) = Experiment(config, tmp_path / str(holds), log=lambda _: None, progress=False,
+                                       prior=prior).run()
+    held, plain = results[True], results[False]
+    assert plain.tuned_pick_kl_weight == 0.0 and plain.kl_tuned > 0.5 * 1.1  # best-of-4 alone overshoots
+    assert held.tuned_pick_kl_weight > 0 and held.kl_tuned < plain.kl_tuned
+    assert held.kl_tuned == pytest.approx(0.5, abs=0.2)

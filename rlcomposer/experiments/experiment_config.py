@@ -79,6 +79,11 @@ class ExperimentConfig:
     """Policy + best-of-k picks the candidate with the highest standardised reward minus this
     times its log pi/p (:class:`~rlcomposer.rl.best_of_n.PolicyBestOfKModel`); 0: the highest
     reward. The default, 0.25, and how it was chosen: :data:`rlcomposer.rl.DEFAULT_PICK_KL_WEIGHT`."""
+    policy_pick_holds_kl: bool = True
+    """Set the pick weight each round so that policy + best-of-k's KL is the tune config's
+    ``kl_target`` (:func:`~rlcomposer.rl.best_of_n.pick_kl_weight_for_target`, on 1,024 of the
+    policy's melodies × k), as β holds a policy's KL during tuning; false: ``policy_pick_kl_weight``
+    as given (with 0.25 the KL landed within ±10% of 3 nats in 10 of 12 report-half runs)."""
     tuned_melodies: str = POLICY_BEST_OF_K
     """What writes the round's tuned melodies (the exported files and the next round's pool):
     ``policy-best-of-k`` (the best of ``policy_best_of_k`` of the tuned policy's melodies under the
@@ -154,6 +159,9 @@ class ExperimentConfig:
         if not self.personal and self.tuned_melodies != "best-of-n" and self.tuners[:1] == ["best-of-n"]:
             raise RLComposerError(f"experiment key 'tuned_melodies: {self.tuned_melodies}' needs a policy as the "
                                   "first tuner, not best-of-n (or set tuned_melodies: best-of-n)")
+        if not isinstance(self.policy_pick_holds_kl, bool):
+            raise RLComposerError("experiment key 'policy_pick_holds_kl' must be true or false, "
+                                  f"got {self.policy_pick_holds_kl!r}")
         self.reward_model_config()
         self.tune_config()
 
@@ -256,6 +264,8 @@ class RoundResult:
     tuned_best_of: int | None = None
     """N of the best-of-N that wrote the round's tuned melodies (its own KL target's, when the
     round ran a ``best-of-n`` tuner; else the tuned policy's KL's); None when the policy wrote them."""
+    tuned_pick_kl_weight: float | None = None
+    """The pick weight policy + best-of-k wrote the round's tuned melodies with (None: not that mode)."""
     raters: dict[str, dict[str, Any]] | None = None
     """With ``personal: true``, per rater: answers, folder, win-rates of their melodies against the
     prior and the population's (None for people), KL, style overlap and two melodies as notes."""

@@ -45,7 +45,7 @@ from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
 from rlcomposer.prior.model import MelodyPrior
 from rlcomposer.prior.registry import MelodyModel, PriorModel, resolve_model
-from rlcomposer.rl.best_of_n import BestOfNModel, PolicyBestOfKModel
+from rlcomposer.rl.best_of_n import BestOfNModel, PolicyBestOfKModel, pick_kl_weight_for_target
 from rlcomposer.rl.kl import best_of_n_for_kl
 from rlcomposer.rl.tuners import BEST_OF_N, TunedModel, Tuner, make_tuner
 
@@ -133,6 +133,8 @@ class Experiment:
             prior = PriorModel(prior, "prior")
         self._prior_model = prior
         self.listener = listener
+        self._pick_weights: dict[str, float] = {}
+        """Policy + best-of-k's pick weight per tuned policy, once found (``policy_pick_holds_kl``)."""
         self.rater_listeners: dict | None = None
         """With ``personal: true`` and simulated raters: their listeners by rater name."""
         self.selector = selector or ConfiguredPairSelector(config.strategy, config.seed)
@@ -259,9 +261,10 @@ class Experiment:
             from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
 
             k = self.config.policy_best_of_k
+            weight = self.state["results"][index - 1].get("tuned_pick_kl_weight")
             model = PolicyBestOfKModel(model.prior, self.prior_model.prior,
                                        load_reward_model_cached(previous / "reward_model"), k, "reward model",
-                                       model.name, self.config.policy_pick_kl_weight)
+                                       model.name, self.config.policy_pick_kl_weight if weight is None else weight)
             model.name = f"{self.config.name}/round-{index - 1}/policy+best-of-{k}"
         return model
 
@@ -417,12 +420,12 @@ class Experiment:
         kl_policy = (primary.kl_per_melody if primary.kl_per_melody is not None
                      else float(kl_to_prior(primary.model, prior.prior, policy_melodies)))
         # "tuned" is what writes the round's tuned melodies: the policy, or its best of k
-        tuned, kl_tuned, tuned_name = policy_melodies, kl_policy, primary.name
+        tuned, kl_tuned, tuned_name, pick_weight = policy_melodies, kl_policy, primary.name, None
         if self.config.tuned_melodies == POLICY_BEST_OF_K and primary.policy is not None:
             mode = self._policy_best_of_k(primary, ensemble)
             tuned = mode.sample(self._evaluation_size(TunedModel("", mode), n), self._num_steps, rng,
                                 condition=self._condition)
-            kl_tuned, tuned_name = mode.kl_estimate(tuned), mode.name
+            kl_tuned, tuned_name, pick_weight = mode.kl_estimate(tuned), mode.name, mode.kl_weight
         best_n = self.config.best_of_n or best_of_n_for_kl(kl_tuned, self.config.best_of_n_cap)
         best_model = BestOfNModel(prior, ensemble, best_n, "reward model")
         # best-of-N draws N candidates a melody: a large N is judged on fewer melodies (the budget)
@@ -475,7 +478,7 @@ class Experiment:
                                if k in h} for h in history if "kl_per_melody" in h],
             musicality={name: result.style.as_dict() for name, result in measured.items()},
             collapse_warnings=warnings, difficulty_win_rate=difficulty, tuners=tuner_rows,
-            tuned_best_of=tuned_best_of,
+            tuned_best_of=tuned_best_of, tuned_pick_kl_weight=pick_weight,
         )
 
     def _evaluation_size(self, tuned: TunedModel, n: int) -> int:
@@ -485,9 +488,15 @@ class Experiment:
 
     def _policy_best_of_k(self, tuned: TunedModel, ensemble) -> PolicyBestOfKModel:
         """Best-of-k (``policy_best_of_k``) of a tuned policy's melodies under the reward model."""
-        k = self.config.policy_best_of_k
-        mode = PolicyBestOfKModel(tuned.policy, self.prior_model.prior, ensemble, k, "reward model", tuned.name,
-                                  self.config.policy_pick_kl_weight)
+        k, weight = self.config.policy_best_of_k, self.config.policy_pick_kl_weight
+        target = self.config.tune_config().kl_target
+        if self.config.policy_pick_holds_kl and target is not None:  # the weight that meets the KL target
+            if tuned.name not in self._pick_weights:
+                self._pick_weights[tuned.name] = pick_kl_weight_for_target(
+                    tuned.policy, self.prior_model.prior, ensemble, k, target, self._num_steps,
+                    np.random.default_rng(self.config.seed + 7), self._condition, reward_name="reward model")[0]
+            weight = self._pick_weights[tuned.name]
+        mode = PolicyBestOfKModel(tuned.policy, self.prior_model.prior, ensemble, k, "reward model", tuned.name, weight)
         mode.name = f"{tuned.name}+best-of-{k}"
         return mode
 

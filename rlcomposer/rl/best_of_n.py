@@ -104,6 +104,34 @@ class PolicyBestOfKModel(BestOfNModel):
         return policy_best_of_k_kl(float(np.mean(ratios)), self.n)
 
 
+def pick_kl_weight_for_target(policy: MelodyPrior, prior: MelodyPrior, reward_fn, k: int, kl_target: float,
+                              num_steps: int, rng: np.random.Generator, condition: MelodyCondition | None = None,
+                              num_melodies: int = 1024, reward_name: str = "reward") -> tuple[float, float]:
+    """The pick weight c (:class:`PolicyBestOfKModel`) at which policy + best-of-k's KL to the prior
+    is ``kl_target``, and that KL: ``num_melodies`` × k candidates are drawn from the policy once and
+    each c's pick and KL (chosen melodies' mean log π/p + best-of-k's term) read off them; the KL
+    falls as c grows, so c is bisected on [0, 8]. 0 when even the plain pick stays below the target
+    (the KL then below it); 8 when no weight brings it down to the target (best-of-k alone adds
+    log k − (k − 1)/k)."""
+    candidates = PriorModel(policy, "policy").sample(num_melodies * k, num_steps, rng, condition=condition)
+    tokens = torch.as_tensor(np.stack([m.tokens for m in candidates])).long()
+    ratios = log_ratio_per_melody(policy, prior, tokens, condition).numpy().reshape(-1, k)
+    rewards = np.asarray(score_melodies(reward_fn, candidates, reward_name), dtype=np.float64)
+    standard = ((rewards - rewards.mean()) / (rewards.std() if rewards.std() > 0 else 1.0)).reshape(-1, k)
+
+    def kl_at(weight: float) -> float:
+        picks = (standard - weight * ratios).argmax(axis=1)
+        return policy_best_of_k_kl(float(ratios[np.arange(len(picks)), picks].mean()), k)
+
+    if kl_at(0.0) <= kl_target:
+        return 0.0, kl_at(0.0)
+    low, high = 0.0, 8.0
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (middle, high) if kl_at(middle) > kl_target else (low, middle)
+    return high, kl_at(high)
+
+
 class PriorUnavailable(RLComposerError):
     """The prior a policy was tuned from does not load (moved or deleted): no KL can be stated."""
 
