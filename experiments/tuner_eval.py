@@ -44,7 +44,7 @@ def _run_one(job: dict) -> dict:
                  "seed": job["seed"], "tuners": job["tuners"], "policy_best_of_k": job["best_of_k"],
                  "policy_pick_kl_weight": job.get("pick_kl_weight", 0.25),
                  "policy_pick_holds_kl": job.get("pick_holds_kl", True),
-                 "best_of_n_budget": 16384, "tuned_melodies": "policy"}
+                 "best_of_n_budget": 16384, "tuned_melodies": job.get("tuned_melodies", "policy")}
     config = load_experiment_config(BASE_CONFIG, overrides)
     tune = {**config.tune, "threads": 1, **job["tune"]}
     config = replace(config, tune=tune)
@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pick-holds-kl", action=argparse.BooleanOptionalAction, default=True,
                         help="set the pick weight each run so that policy + best-of-k meets the KL target "
                              "(default; --no-pick-holds-kl: --pick-kl-weight as given)")
+    parser.add_argument("--tuned-melodies", choices=("policy", "policy-best-of-k"), default="policy",
+                        help="policy (default): every tuner gets the whole kl_target and policy + best-of-k "
+                             "lands where it lands; policy-best-of-k: as experiment run does by default, the "
+                             "policies get policy_kl_share of kl_target and the pick holds the whole target")
     parser.add_argument("--bars", type=int, default=None, help="melody length in bars (default: the config's 4)")
     parser.add_argument("--metre", default=None, help="metre (default: the config's 4/4)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -173,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             elif not args.table_only:
                 jobs.append({"member": member, "seed": seed, "run_dir": str(run_dir), "tuners": tuners,
                              "best_of_k": args.best_of_k, "tune": tune,
-                             "pick_kl_weight": args.pick_kl_weight, "pick_holds_kl": args.pick_holds_kl})
+                             "pick_kl_weight": args.pick_kl_weight, "pick_holds_kl": args.pick_holds_kl,
+                             "tuned_melodies": args.tuned_melodies})
     print(f"{len(results)} runs finished earlier, {len(jobs)} to run", flush=True)
     with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         for record in pool.map(_run_one, jobs):
