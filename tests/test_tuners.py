@@ -399,3 +399,9 @@ def test_policy_best_of_k_holds_the_kl_target_through_its_pick_weight(tmp_path, 
     assert plain.tuned_pick_kl_weight == 0.0 and plain.kl_tuned > 0.5 * 1.1  # best-of-4 alone overshoots
     assert held.tuned_pick_kl_weight > 0 and held.kl_tuned < plain.kl_tuned
     assert held.kl_tuned == pytest.approx(0.5, abs=0.2)
+
+
+def test_rater_without_best_of_is_still_refused(tmp_path, capsys):
+    code = main(["generate", "--n", "2", "--rater", "ada", "--out", str(tmp_path / "out")])
+    assert code != 0 and not (tmp_path / "out").exists()
+    assert "--rater is used with --best-of N --reward RM" in capsys.readouterr().err

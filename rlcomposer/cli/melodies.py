@@ -88,10 +88,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
             model = BestOfNModel(model, reward, args.best_of, name)
     elif args.reward:
         raise RLComposerError("--reward is used with --best-of N")
-    if args.pick_kl_weight is not None and not isinstance(model, PolicyBestOfKModel):
-        raise RLComposerError("--pick-kl-weight is used with a tuned policy as --model and --best-of k --reward RM")
     elif args.rater is not None:
         raise RLComposerError("--rater is used with --best-of N --reward RM (a personal reward model)")
+    if args.pick_kl_weight is not None and not isinstance(model, PolicyBestOfKModel):
+        raise RLComposerError("--pick-kl-weight is used with a tuned policy as --model and --best-of k --reward RM")
     melodies = sample_melodies(model, config)
     kl = None
     if isinstance(model, PolicyBestOfKModel):
