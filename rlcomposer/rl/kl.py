@@ -66,6 +66,16 @@ def log_ratio_per_melody(policy: MelodyPrior, prior: MelodyPrior, tokens: torch.
     """Σ_t log π(y_t|·) − log p(y_t|·) of each melody (``tokens`` ``[N, T]``) under a policy
     network and the prior, shape ``[N]``: its mean over melodies the policy sampled is a
     Monte-Carlo estimate of KL(policy‖prior). ``start``: the steps before it (an opening both
-    were given, not sampled) are left out."""
-    return (policy.log_likelihood(tokens, condition)[:, start:].sum(-1)
-            - prior.log_likelihood(tokens, condition)[:, start:].sum(-1)).double()
+    were given, not sampled) are left out. Computed without gradients, :data:`CHUNK_MELODIES` at a
+    time (a long melody's states for thousands of candidates would not fit in memory at once)."""
+    parts = []
+    with torch.inference_mode():
+        for first in range(0, tokens.shape[0], CHUNK_MELODIES):
+            chunk = tokens[first:first + CHUNK_MELODIES]
+            parts.append((policy.log_likelihood(chunk, condition)[:, start:].sum(-1)
+                          - prior.log_likelihood(chunk, condition)[:, start:].sum(-1)).double())
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+
+CHUNK_MELODIES = 512
+"""Melodies :func:`log_ratio_per_melody` runs through the two networks at once."""
