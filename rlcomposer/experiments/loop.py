@@ -133,8 +133,9 @@ class Experiment:
             prior = PriorModel(prior, "prior")
         self._prior_model = prior
         self.listener = listener
-        self._pick_weights: dict[str, float] = {}
-        """Policy + best-of-k's pick weight per tuned policy, once found (``policy_pick_holds_kl``)."""
+        self._pick_weights: dict[MelodyPrior, float] = {}
+        """Policy + best-of-k's pick weight per tuned policy network (each round's its own), once found
+        (``policy_pick_holds_kl``)."""
         self.rater_listeners: dict | None = None
         """With ``personal: true`` and simulated raters: their listeners by rater name."""
         self.selector = selector or ConfiguredPairSelector(config.strategy, config.seed)
@@ -491,11 +492,11 @@ class Experiment:
         k, weight = self.config.policy_best_of_k, self.config.policy_pick_kl_weight
         target = self.config.tune_config().kl_target
         if self.config.policy_pick_holds_kl and target is not None:  # the weight that meets the KL target
-            if tuned.name not in self._pick_weights:
-                self._pick_weights[tuned.name] = pick_kl_weight_for_target(
+            if tuned.policy not in self._pick_weights:
+                self._pick_weights[tuned.policy] = pick_kl_weight_for_target(
                     tuned.policy, self.prior_model.prior, ensemble, k, target, self._num_steps,
                     np.random.default_rng(self.config.seed + 7), self._condition, reward_name="reward model")[0]
-            weight = self._pick_weights[tuned.name]
+            weight = self._pick_weights[tuned.policy]
         mode = PolicyBestOfKModel(tuned.policy, self.prior_model.prior, ensemble, k, "reward model", tuned.name, weight)
         mode.name = f"{tuned.name}+best-of-{k}"
         return mode

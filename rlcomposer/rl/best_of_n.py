@@ -53,6 +53,13 @@ class BestOfNModel:
         return best_of_each(candidates, score_melodies(self.reward_fn, candidates, self.reward_name), self.n)
 
 
+def kl_weighted_picks(rewards: np.ndarray, log_ratios: np.ndarray, weight: float, k: int) -> np.ndarray:
+    """For each ``k`` consecutive candidates, the column with the highest reward (standardised over
+    all of them) minus ``weight`` × its log π/p (:class:`PolicyBestOfKModel`'s pick)."""
+    spread = rewards.std() if rewards.std() > 0 else 1.0
+    return ((rewards - rewards.mean()) / spread - weight * log_ratios).reshape(-1, k).argmax(axis=1)
+
+
 class PolicyBestOfKModel(BestOfNModel):
     """Best-of-k from a tuned policy: a cheap mode between the policy and best-of-N from the prior.
 
@@ -88,8 +95,7 @@ class PolicyBestOfKModel(BestOfNModel):
         tokens = torch.as_tensor(np.stack([m.tokens for m in candidates])).long()
         ratios = log_ratio_per_melody(self.policy, self.prior, tokens, condition).numpy()
         rewards = np.asarray(score_melodies(self.reward_fn, candidates, self.reward_name), dtype=np.float64)
-        spread = rewards.std() if rewards.std() > 0 else 1.0
-        picks = ((rewards - rewards.mean()) / spread - self.kl_weight * ratios).reshape(-1, self.n).argmax(axis=1)
+        picks = kl_weighted_picks(rewards, ratios, self.kl_weight, self.n)
         return [candidates[row * self.n + int(column)].with_metadata(
                     best_of=self.n, reward=float(rewards[row * self.n + column]),
                     log_ratio=float(ratios[row * self.n + column]))
@@ -115,13 +121,13 @@ def pick_kl_weight_for_target(policy: MelodyPrior, prior: MelodyPrior, reward_fn
     log k − (k − 1)/k)."""
     candidates = PriorModel(policy, "policy").sample(num_melodies * k, num_steps, rng, condition=condition)
     tokens = torch.as_tensor(np.stack([m.tokens for m in candidates])).long()
-    ratios = log_ratio_per_melody(policy, prior, tokens, condition).numpy().reshape(-1, k)
+    ratios = log_ratio_per_melody(policy, prior, tokens, condition).numpy()
     rewards = np.asarray(score_melodies(reward_fn, candidates, reward_name), dtype=np.float64)
-    standard = ((rewards - rewards.mean()) / (rewards.std() if rewards.std() > 0 else 1.0)).reshape(-1, k)
+    rows = ratios.reshape(-1, k)
 
     def kl_at(weight: float) -> float:
-        picks = (standard - weight * ratios).argmax(axis=1)
-        return policy_best_of_k_kl(float(ratios[np.arange(len(picks)), picks].mean()), k)
+        picks = kl_weighted_picks(rewards, ratios, weight, k)
+        return policy_best_of_k_kl(float(rows[np.arange(len(picks)), picks].mean()), k)
 
     if kl_at(0.0) <= kl_target:
         return 0.0, kl_at(0.0)
