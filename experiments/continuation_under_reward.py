@@ -60,7 +60,7 @@ from rlcomposer.preferences.labels import PairLabel  # noqa: E402
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener  # noqa: E402
 from rlcomposer.preferences.panel import panel_listener  # noqa: E402
 from rlcomposer.preferences.reward_model import RewardModelConfig, train_reward_model  # noqa: E402
-from rlcomposer.prior.continuation import ContinuationConfig, continue_melody  # noqa: E402
+from rlcomposer.prior.continuation import REWARD_UNCERTAINTY, ContinuationConfig, continue_melody  # noqa: E402
 from rlcomposer.prior.model import MelodyCondition, load_prior, prior_directory  # noqa: E402
 from rlcomposer.rl.kl import best_of_n_kl  # noqa: E402
 
@@ -110,13 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", default="12,14,16,18,20,22", help="panel members (comma-separated)")
     parser.add_argument("--labels", type=int, default=300, help="noisy answers per member")
     parser.add_argument("--tunes", type=int, default=100, help="test-split openings to continue")
-    parser.add_argument("--best-of", type=int, default=54, help="N of best-of-N under the reward model")
+    parser.add_argument("--best-of", default="54",
+                        help="N of best-of-N under the reward model; several (comma-separated) are judged on the "
+                             "same candidates (each N the first N of every opening's), the first is the headline")
+    parser.add_argument("--pessimism", default=f"{REWARD_UNCERTAINTY:g}",
+                        help="lambda of the pick's score, the ensemble's mean - lambda x its members' standard "
+                             "deviation (default: continue's --reward-uncertainty); several (comma-separated) are judged side by side, the first is the headline")
     parser.add_argument("--labels-on", choices=LABELS_ON, default="melodies",
                         help="what the answers are about: pairs of continuations of the test openings, pairs of "
                              "whole prior melodies in their shapes, or half of each")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     members = [int(m) for m in args.members.split(",") if m.strip()]
+    sizes = [int(n) for n in args.best_of.split(",") if n.strip()]
+    lambdas = [float(x) for x in args.pessimism.split(",") if x.strip()]
+    if not sizes or min(sizes) < 2:
+        parser.error(f"--best-of {args.best_of}: each N must be 2 or more")
+    if not lambdas or min(lambdas) < 0 or not all(np.isfinite(lambdas)):
+        parser.error(f"--pessimism {args.pessimism}: each lambda must be finite and 0 or more")
+    settings = [(n, lam) for n in sizes for lam in lambdas]
+    headline = settings[0]
     started = time.perf_counter()
     prior = load_prior(prior_directory("prior"))
     tunes = test_split_tunes(args.tunes)
@@ -128,15 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     train_pairs = label_pairs(drawn, args.labels - share)
     if free:
         train_pairs += label_pairs(free_melodies(prior, tunes, 2 * per_opening, args.seed + 4), share)
-    candidates = continuations(prior, tunes, args.best_of, args.seed + 2)
+    candidates = continuations(prior, tunes, max(sizes), args.seed + 2)
     plain = [row[0] for row in continuations(prior, tunes, 1, args.seed + 3)]
-    print(f"{len(train_pairs)} label pairs ({share} of whole prior melodies), {len(tunes)} test openings, best-of-{args.best_of} "
-          f"(KL {best_of_n_kl(args.best_of):.2f} nats); melodies drawn in {time.perf_counter() - started:.0f} s",
+    print(f"{len(train_pairs)} label pairs ({share} of whole prior melodies), {len(tunes)} test openings, best-of-{max(sizes)} "
+          f"(KL {best_of_n_kl(max(sizes)):.2f} nats); melodies drawn in {time.perf_counter() - started:.0f} s",
           flush=True)
+    others = settings[1:]
     print("\n| member | held-out accuracy of its reward model | its accuracy on fresh continuation pairs | win-rate vs the prior's continuation | "
-          "ceiling: best-of-N under its noiseless taste | reward training (s) |")
-    print("|---|---|---|---|---|---|", flush=True)
-    rates, ceilings, fresh = {}, {}, {}
+          "ceiling: best-of-N under its noiseless taste | reward training (s) |"
+          + "".join(f" N {n}, lambda {lam:g} |" for n, lam in others))
+    print("|---|---|---|---|---|---|" + "---|" * len(others), flush=True)
+    rates: dict[tuple[int, float], dict[int, float]] = {setting: {} for setting in settings}
+    ceilings, fresh = {}, {}
+    n_head = headline[0]
     for member in members:
         begun = time.perf_counter()
         listener = SimulatedListener(panel_listener(member), f"panel:{member}", ListenerNoise(),
@@ -145,27 +162,36 @@ def main(argv: list[str] | None = None) -> int:
         labels = [PairLabel(a, b, listener.compare(a, b), listener.rater_name) for a, b in train_pairs]
         reward = train_reward_model(labels, [], RewardModelConfig(seed=args.seed), prior=prior, log=None)
         trained = time.perf_counter() - begun
-        chosen = []
-        for row in candidates:
-            scores = reward.score_batch(row)
-            chosen.append(row[int(np.argmax(scores))])
-        rates[member] = float(np.mean(listener.preferences(chosen, plain)))
+        member_scores = [reward.member_scores(row) for row in candidates]  # [K, max N] per opening
+        for n, lam in settings:
+            chosen = []
+            for row, scores in zip(candidates, member_scores):
+                pick = scores[:, :n].mean(axis=0) - lam * scores[:, :n].std(axis=0)
+                chosen.append(row[int(np.argmax(pick))])
+            rates[(n, lam)][member] = float(np.mean(listener.preferences(chosen, plain)))
         truth = listener.preferences([row[0] for row in candidates], [row[1] for row in candidates])
-        guess = np.array([float(np.subtract(*reward.score_batch(row[:2])) > 0) for row in candidates])
+        guess = np.array([float(scores[:, 0].mean() - scores[:, 1].mean() > 0) for scores in member_scores])
         fresh[member] = float(np.mean(guess[truth != 0.5] == truth[truth != 0.5]))
-        best = [row[int(np.argmax(listener.scores(row)))] for row in candidates]  # its own noiseless taste
+        best = [row[:n_head][int(np.argmax(listener.scores(row[:n_head])))] for row in candidates]  # its own noiseless taste
         ceilings[member] = float(np.mean(listener.preferences(best, plain)))
         accuracy = (reward.metrics or {}).get("held_out", {}).get("accuracy")
-        print(f"| panel:{member} | {accuracy if accuracy is None else f'{accuracy:.3f}'} | {fresh[member]:.3f} | {rates[member]:.3f} | "
-              f"{ceilings[member]:.3f} | {trained:.0f} |", flush=True)
-    values = list(rates.values())
+        print(f"| panel:{member} | {accuracy if accuracy is None else f'{accuracy:.3f}'} | {fresh[member]:.3f} | "
+              f"{rates[headline][member]:.3f} | {ceilings[member]:.3f} | {trained:.0f} |"
+              + "".join(f" {rates[setting][member]:.3f} |" for setting in others), flush=True)
+    values = list(rates[headline].values())
     print(f"\n({time.perf_counter() - started:.0f} s)\n")
+    for n, lam in others:
+        other = list(rates[(n, lam)].values())
+        print(f"best-of-{n}, lambda {lam:g} (KL {best_of_n_kl(n):.2f} nats): median {float(np.median(other)):.3f}, "
+              f"min {min(other):.3f}, {sum(v >= 0.80 for v in other)}/{len(other)} at 0.80 or more")
     print(f"members: {len(values)}")
+    print(f"best_of: {headline[0]}")
+    print(f"pessimism: {headline[1]:g}")
     print(f"median_win_rate: {float(np.median(values)):.3f}")
     print(f"min_win_rate: {min(values):.3f}")
     print(f"members_at_0.80_or_more: {sum(v >= 0.80 for v in values)}/{len(values)}")
     print(f"median_ceiling_win_rate: {float(np.median(list(ceilings.values()))):.3f}")
-    print(f"kl_to_prior_nats: {best_of_n_kl(args.best_of):.2f}")
+    print(f"kl_to_prior_nats: {best_of_n_kl(headline[0]):.2f}")
     return 0
 
 

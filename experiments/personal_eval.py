@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pessimism", default=None,
                         help="best-of-N under the personal reward less k posterior standard deviations; "
                              "comma-separated k to compare (the first is the summary's; default: the config's)")
+    parser.add_argument("--member-spread", default="0",
+                        help="best-of-N under the personal reward less also m standard deviations of the population "
+                             "ensemble's members (its own disagreement); comma-separated m to compare beside each "
+                             "pessimism (the first pair is the summary's)")
     parser.add_argument("--trunk", type=int, default=None, help="PersonalRewardConfig.trunk_hidden")
     parser.add_argument("--trunk-penalty", type=float, default=None, help="PersonalRewardConfig.trunk_penalty")
     parser.add_argument("--shared-rounds", default=None,
@@ -204,21 +208,25 @@ def main(argv: list[str] | None = None) -> int:
     pooled_candidates = sample(prior, n * count, generator)
     baseline = sample(prior, count, generator)
     population_scores, phi = model.base_rewards(candidates)
+    member_spread = model.population.member_scores(candidates).std(axis=0)
     pooled = model.population.score_batch(pooled_candidates).reshape(count, n).argmax(axis=1)
     pooled_melodies = [pooled_candidates[i * n + int(j)] for i, j in enumerate(pooled)]
     wins = []
     shown = 0
-    ks = [float(k) for k in args.pessimism.split(",")] if args.pessimism else [PersonalRewardConfig().pessimism]
+    pessimisms = [float(k) for k in args.pessimism.split(",")] if args.pessimism else [PersonalRewardConfig().pessimism]
+    spreads = [float(m) for m in args.member_spread.split(",")]
+    ks = [(k, m) for k in pessimisms for m in spreads]
     others: dict[float, list] = {k: [] for k in ks[1:]}
     for rater in raters:
         index = model.rater_index(rater)
         listener = listeners[rater]
         pooled_vs_prior = float(listener.preferences(pooled_melodies, baseline).mean())
         for k in ks:
-            scores = personal_scores(population_scores, phi, model.weights[index], model.covariances[index], k)
+            scores = personal_scores(population_scores, phi, model.weights[index], model.covariances[index], k[0])
+            scores = scores - k[1] * member_spread
             personal = scores.reshape(count, n).argmax(axis=1)
             made = [candidates[i * n + int(j)] for i, j in enumerate(personal)]
-            row = {"rater": rater, "pessimism": k, "personal_vs_prior": float(listener.preferences(made, baseline).mean()),
+            row = {"rater": rater, "pessimism": k[0], "member_spread": k[1], "personal_vs_prior": float(listener.preferences(made, baseline).mean()),
                    "personal_vs_pooled": float(listener.preferences(made, pooled_melodies).mean()),
                    "pooled_vs_prior": pooled_vs_prior}
             if k == ks[0]:
@@ -229,11 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 others[k].append(row)
     for k, rows_k in others.items():
-        print(f"pessimism {k:g}: median personal vs prior {np.median([r['personal_vs_prior'] for r in rows_k]):.3f}, "
+        print(f"pessimism {k[0]:g}, member spread {k[1]:g}: median personal vs prior {np.median([r['personal_vs_prior'] for r in rows_k]):.3f}, "
               f"personal vs pooled >= 0.60 for {sum(r['personal_vs_pooled'] >= 0.60 for r in rows_k)}/{len(rows_k)} "
               f"(mean {np.mean([r['personal_vs_pooled'] for r in rows_k]):.3f})")
     results["best_of_n"] = wins
-    results["best_of_n_other_pessimism"] = {str(k): v for k, v in others.items()}
+    results["best_of_n_other_pessimism"] = {f"{k[0]:g}/{k[1]:g}": v for k, v in others.items()}
     print(f"\n| rater | personal best-of-{n} vs prior | pooled best-of-{n} vs prior | personal vs pooled |")
     print("| --- | ---: | ---: | ---: |")
     for row in wins:

@@ -191,3 +191,54 @@ def test_best_of_without_a_reward_is_refused(tmp_path, capsys, prior):
     assert "--best-of needs --reward" in refused(tmp_path, capsys, "--from", str(opening_file), "--best-of", "3")
     with pytest.raises(RLComposerError, match="needs --reward"):
         continue_melody(prior, Melody.from_abc(OPENING), ContinuationConfig(best_of=2), np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def continuation_reward_dir(prior, tmp_path_factory):
+    """A small reward model trained on continuations of OPENING (their shape: 6/8 A dorian with
+    its pick-up), liking continuations that move in steps, saved as a reward-model directory."""
+    from rlcomposer.music.theory import theory_reward
+    from rlcomposer.preferences.labels import PairLabel
+    from rlcomposer.preferences.reward_model import RewardModelConfig, save_reward_model, train_reward_model
+
+    drawn = continue_melody(prior, Melody.from_abc(OPENING), ContinuationConfig(num_bars=3, num_continuations=60),
+                            np.random.default_rng(1))
+    labels = [PairLabel(a, b, "a" if theory_reward(a) >= theory_reward(b) else "b", "me")
+              for a, b in zip(drawn[0::2], drawn[1::2], strict=True)]
+    config = RewardModelConfig(epochs=20, ensemble_size=3, head_hidden=8, reference_melodies=32, cv_folds=0,
+                               min_comparisons=20)
+    ensemble = train_reward_model(labels, [], config, prior, log=None)
+    return save_reward_model(ensemble, tmp_path_factory.mktemp("continuation-reward") / "reward_model")
+
+
+def test_a_reward_model_chooses_a_continuation_by_its_members_mean_less_twice_their_spread(
+        tmp_path, continuation_reward_dir):
+    """Under a reward model the kept continuation's recorded reward is the pessimistic one
+    (members' mean - 2 x their standard deviation, the default); --reward-uncertainty 0 keeps the mean."""
+    from rlcomposer.preferences.reward_model import load_reward_model
+
+    ensemble = load_reward_model(continuation_reward_dir)
+    opening_file = write(tmp_path, "opening.abc", OPENING)
+    for flags, k in (([], 2.0), (["--reward-uncertainty", "0"], 0.0)):
+        out = tmp_path / f"k{k:g}"
+        assert main(["continue", "--from", str(opening_file), "--bars", "3", "--n", "3", "--out", str(out),
+                     "--format", "json", "--best-of", "6", "--reward", str(continuation_reward_dir), "--quiet",
+                     *flags]) == 0
+        melodies = [Melody.load(out / f"continuation-{i:03d}.json") for i in range(3)]
+        members = ensemble.member_scores(melodies)
+        expected = members.mean(axis=0) - k * members.std(axis=0)
+        assert [m.metadata["reward"] for m in melodies] == pytest.approx(expected, abs=1e-6)
+        assert all(kept_opening(m, Melody.from_abc(OPENING)) for m in melodies)
+
+
+def test_reward_uncertainty_needs_a_reward_model_and_a_sane_value(tmp_path, capsys):
+    opening_file = write(tmp_path, "opening.abc", OPENING)
+    theory = ["--best-of", "3", "--reward", "rlcomposer.music.theory:theory_reward"]
+    assert "needs a reward model" in refused(tmp_path, capsys, "--from", str(opening_file), *theory,
+                                             "--reward-uncertainty", "1")
+    assert "--reward-uncertainty" in refused(tmp_path, capsys, "--from", str(opening_file), *theory,
+                                             "--reward-uncertainty", "-1")
+    assert "--reward-uncertainty" in refused(tmp_path, capsys, "--from", str(opening_file), *theory,
+                                             "--reward-uncertainty", "nan")
+    assert "is used with --best-of" in refused(tmp_path, capsys, "--from", str(opening_file),
+                                               "--reward-uncertainty", "1")

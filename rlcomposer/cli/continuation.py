@@ -47,16 +47,20 @@ def cmd_continue(args: argparse.Namespace) -> None:
     check_options(args, {"--tempo": TEMPO_BPM})
     import numpy as np
 
-    from rlcomposer.prior.continuation import ContinuationConfig, continue_melody, read_opening
+    from rlcomposer.prior.continuation import REWARD_UNCERTAINTY, ContinuationConfig, continue_melody, read_opening
     from rlcomposer.prior.model import load_prior, prior_directory
 
     config = ContinuationConfig(num_bars=args.bars, num_continuations=args.n, seed=args.seed,
-                                temperature=args.temperature, top_k=args.top_k, best_of=args.best_of or 1)
+                                temperature=args.temperature, top_k=args.top_k, best_of=args.best_of or 1,
+                                reward_uncertainty=REWARD_UNCERTAINTY if args.reward_uncertainty is None
+                                else args.reward_uncertainty)
     if args.best_of is not None and not args.reward:
         raise RLComposerError("--best-of needs --reward (module:function or a reward-model directory) "
                               "to choose the best continuation")
     if args.reward and args.best_of is None:
         raise RLComposerError("--reward is used with --best-of M")
+    if args.reward_uncertainty is not None and args.best_of is None:
+        raise RLComposerError("--reward-uncertainty is used with --best-of M --reward RM")
     check_out_dir(args.out, args.overwrite, CONTINUATION_STEM)
     opening = read_opening(args.from_file)
     if args.model in ("corpus", "random"):
@@ -67,9 +71,14 @@ def cmd_continue(args: argparse.Namespace) -> None:
     name = "prior" if args.model == "prior" else Path(args.model).name
     scorer = None
     if args.reward:
-        from rlcomposer.preferences.reward_functions import resolve_reward, score_melodies
+        from rlcomposer.preferences.reward_functions import ConservativeReward, resolve_reward, score_melodies
 
         reward = resolve_reward(args.reward)
+        if config.reward_uncertainty > 0 and hasattr(reward, "member_scores"):  # a reward model: pessimistic
+            reward = ConservativeReward(reward, config.reward_uncertainty)
+        elif args.reward_uncertainty:
+            raise RLComposerError(f"--reward-uncertainty needs a reward model (an ensemble) as --reward, not the "
+                                  f"function {args.reward}")
 
         def scorer(melodies):
             return score_melodies(reward, melodies, args.reward)
@@ -93,6 +102,7 @@ def cmd_continue(args: argparse.Namespace) -> None:
               "dropped_from_opening": dropped}
     if args.best_of:
         result["best_of"] = args.best_of
+        result["reward_uncertainty"] = config.reward_uncertainty if isinstance(reward, ConservativeReward) else 0.0
     kl, kl_text = stated_kl(args, kl)
     if kl is not None:
         result["kl_to_prior_per_melody"] = kl
@@ -135,6 +145,10 @@ def register(commands: Commands) -> None:
     parser.add_argument("--tempo", type=float, default=120.0, help="quarter notes per minute (default 120)")
     parser.add_argument("--best-of", type=int, default=None, metavar="M",
                         help="draw M continuations per one written and keep the one --reward scores highest")
+    parser.add_argument("--reward-uncertainty", type=float, default=None, metavar="K",
+                        help="with a reward model: score by its members' mean less K times their spread "
+                             "(default 2: a continuation is not chosen for the model's guess alone where "
+                             "the answers say little; 0: the mean)")
     parser.add_argument("--reward", default=None, metavar="RM",
                         help="reward for --best-of: a reward-model directory or module:function; "
                              + CALLABLE_SEARCH_NOTE)
