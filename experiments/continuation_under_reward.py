@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         member_scores = [reward.member_scores(row) for row in candidates]  # [K, max N] per opening
         for n, lam in settings:
             chosen = []
-            for row, scores in zip(candidates, member_scores):
+            for row, scores in zip(candidates, member_scores, strict=True):
                 pick = scores[:, :n].mean(axis=0) - lam * scores[:, :n].std(axis=0)
                 chosen.append(row[int(np.argmax(pick))])
             rates[(n, lam)][member] = float(np.mean(listener.preferences(chosen, plain)))

@@ -199,7 +199,11 @@ def continuation_reward_dir(prior, tmp_path_factory):
     its pick-up), liking continuations that move in steps, saved as a reward-model directory."""
     from rlcomposer.music.theory import theory_reward
     from rlcomposer.preferences.labels import PairLabel
-    from rlcomposer.preferences.reward_model import RewardModelConfig, save_reward_model, train_reward_model
+    from rlcomposer.preferences.reward_model import (
+        RewardModelConfig,
+        save_reward_model,
+        train_reward_model,
+    )
 
     drawn = continue_melody(prior, Melody.from_abc(OPENING), ContinuationConfig(num_bars=3, num_continuations=60),
                             np.random.default_rng(1))

@@ -47,7 +47,12 @@ def cmd_continue(args: argparse.Namespace) -> None:
     check_options(args, {"--tempo": TEMPO_BPM})
     import numpy as np
 
-    from rlcomposer.prior.continuation import REWARD_UNCERTAINTY, ContinuationConfig, continue_melody, read_opening
+    from rlcomposer.prior.continuation import (
+        REWARD_UNCERTAINTY,
+        ContinuationConfig,
+        continue_melody,
+        read_opening,
+    )
     from rlcomposer.prior.model import load_prior, prior_directory
 
     config = ContinuationConfig(num_bars=args.bars, num_continuations=args.n, seed=args.seed,
@@ -71,7 +76,11 @@ def cmd_continue(args: argparse.Namespace) -> None:
     name = "prior" if args.model == "prior" else Path(args.model).name
     scorer = None
     if args.reward:
-        from rlcomposer.preferences.reward_functions import ConservativeReward, resolve_reward, score_melodies
+        from rlcomposer.preferences.reward_functions import (
+            ConservativeReward,
+            resolve_reward,
+            score_melodies,
+        )
 
         reward = resolve_reward(args.reward)
         if config.reward_uncertainty > 0 and hasattr(reward, "member_scores"):  # a reward model: pessimistic
