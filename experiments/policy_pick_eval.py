@@ -10,7 +10,14 @@ beside the same best-of-N melodies.
 
     python experiments/policy_pick_eval.py runs/te_k8_choose --weights 0,0.25,0.5,1
 
-Prints one line per run and weight, then the median over runs per weight.
+``--reward-uncertainty`` (several λ, comma-separated) scores every pick, best-of-N's and the
+policy's, by the reward ensemble's members' mean less λ × their spread (``tune``'s
+``reward_uncertainty``, ``continue --reward-uncertainty``); best-of-N's candidates are drawn once
+per N and shared by every λ.
+
+    python experiments/policy_pick_eval.py runs/te_choose --weights 0.25 --reward-uncertainty 0,1,2
+
+Prints one line per run, λ and weight, then the median over runs per λ and weight.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rlcomposer.experiments.loop import Experiment, resume_config
+    from rlcomposer.preferences.reward_functions import ConservativeReward
     from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
     from rlcomposer.prior.model import load_prior
-    from rlcomposer.rl.best_of_n import BestOfNModel, PolicyBestOfKModel
+    from rlcomposer.rl.best_of_n import PolicyBestOfKModel
     from rlcomposer.rl.kl import best_of_n_kl
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,12 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=500, help="melodies judged per weight (default 500)")
     parser.add_argument("--grid", default="8,16,24,32,48,64,96,128,192",
                         help="best-of-N's N values for its win-rate curve")
+    parser.add_argument("--reward-uncertainty", default="0",
+                        help="comma-separated λ: picks by the members' mean less λ x their spread (default 0)")
     parser.add_argument("--budget", type=int, default=32768, help="candidates per N of the curve (default 32,768)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     weights = [float(w) for w in args.weights.split(",")]
+    lambdas = [float(x) for x in args.reward_uncertainty.split(",")]
     grid = [int(n) for n in args.grid.split(",")]
-    per_weight: dict[float, list[tuple[float, float, float]]] = {w: [] for w in weights}
+    per_weight: dict[tuple[float, float], list[tuple[float, float, float]]] = {
+        (lam, w): [] for lam in lambdas for w in weights}
     for run in sorted(Path(args.out).glob("panel-*/seed-*")):
         if not (run / "round-0" / "policy").is_dir():
             continue
@@ -56,25 +68,32 @@ def main(argv: list[str] | None = None) -> int:
         reward_model = load_reward_model_cached(run / "round-0" / "reward_model")
         rng = np.random.default_rng(1234)
         base = prior_model.sample(args.n, steps, rng, condition=condition)
-        curve_kl, curve_win = [], []
+        curve_kl, curve_win = [], {lam: [] for lam in lambdas}
         for n in grid:
             size = min(args.n, max(args.budget // n, 16))
-            best = BestOfNModel(prior_model, reward_model, n, "reward model").sample(size, steps, rng, condition=condition)
+            candidates = prior_model.sample(size * n, steps, rng, condition=condition)
+            members = reward_model.member_scores(candidates)
             curve_kl.append(best_of_n_kl(n))
-            curve_win.append(float(np.mean(experiment.listener.preferences(best, base[:size]))))
-        for weight in weights:
-            mode = PolicyBestOfKModel(policy, prior_model.prior, reward_model, args.k, "reward model", "policy", weight)
-            chosen = mode.sample(args.n, steps, rng, condition=condition)
-            kl = mode.kl_estimate(chosen)
-            win = float(np.mean(experiment.listener.preferences(chosen, base)))
-            best_win = float(np.interp(kl, curve_kl, curve_win))
-            per_weight[weight].append((win, kl, best_win))
-            print(f"{run.parent.name}/{run.name} c={weight:g}: win-rate {win:.3f} at KL {kl:.2f} | "
-                  f"best-of-N at that KL {best_win:.3f} | gap {win - best_win:+.3f}", flush=True)
-    for weight, rows in per_weight.items():
+            for lam in lambdas:
+                scores = (members.mean(axis=0) - lam * members.std(axis=0)).reshape(size, n)
+                best = [candidates[i * n + int(j)] for i, j in enumerate(scores.argmax(axis=1))]
+                curve_win[lam].append(float(np.mean(experiment.listener.preferences(best, base[:size]))))
+        for lam in lambdas:
+            reward = reward_model if lam == 0 else ConservativeReward(reward_model, lam)
+            for weight in weights:
+                mode = PolicyBestOfKModel(policy, prior_model.prior, reward, args.k, "reward model", "policy", weight)
+                chosen = mode.sample(args.n, steps, rng, condition=condition)
+                kl = mode.kl_estimate(chosen)
+                win = float(np.mean(experiment.listener.preferences(chosen, base)))
+                best_win = float(np.interp(kl, curve_kl, curve_win[lam]))
+                per_weight[(lam, weight)].append((win, kl, best_win))
+                print(f"{run.parent.name}/{run.name} λ={lam:g} c={weight:g}: win-rate {win:.3f} at KL {kl:.2f} | "
+                      f"best-of-N at that KL {best_win:.3f} | gap {win - best_win:+.3f} | best-of-N curve "
+                      + " ".join(f"{n}:{w:.3f}" for n, w in zip(grid, curve_win[lam], strict=True)), flush=True)
+    for (lam, weight), rows in per_weight.items():
         if rows:
             wins, kls, bests = (np.array(column) for column in zip(*rows, strict=True))
-            print(f"c={weight:g}: median win-rate {np.median(wins):.3f}, median KL {np.median(kls):.2f}, "
+            print(f"λ={lam:g} c={weight:g}: median win-rate {np.median(wins):.3f}, median KL {np.median(kls):.2f}, "
                   f"median gap {np.median(wins - bests):+.3f} over {len(rows)} runs")
     return 0
 
