@@ -57,10 +57,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from abc_and_continuation import OPENING_BARS, TOTAL_BARS, cut, test_split_tunes  # noqa: E402
+from abc_and_continuation import OPENING_BARS, TOTAL_BARS, cut, out_of_key_share, test_split_tunes  # noqa: E402
 
 from rlcomposer.music.keys import Key  # noqa: E402
 from rlcomposer.music.melody import Melody, MelodyError  # noqa: E402
+from rlcomposer.music.note_list import note_list  # noqa: E402
+from rlcomposer.music.style import style_report  # noqa: E402
 from rlcomposer.preferences.labels import PairLabel  # noqa: E402
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener  # noqa: E402
 from rlcomposer.preferences.panel import panel_listener  # noqa: E402
@@ -102,6 +104,15 @@ def free_melodies(model, tunes: list[Melody], per_tune: int, seed: int) -> list[
                 pass
             row.append(melody)
         rows.append(row)
+    return rows
+
+
+def continued_bars(melodies: list[Melody], tunes: list[Melody]) -> list[Melody]:
+    """Each melody's bars 3-4 (what was continued), cut as its tune's are."""
+    rows = []
+    for melody, tune in zip(melodies, tunes, strict=True):
+        start = tune.pickup_steps + OPENING_BARS * tune.metre.steps_per_bar
+        rows.append(cut(melody, start, start + (TOTAL_BARS - OPENING_BARS) * tune.metre.steps_per_bar))
     return rows
 
 
@@ -157,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
           + "".join(f" N {n}, lambda {lam:g} |" for n, lam in others))
     print("|---|---|---|---|---|---|" + "---|" * len(others), flush=True)
     rates: dict[tuple[int, float], dict[int, float]] = {setting: {} for setting in settings}
-    ceilings, fresh = {}, {}
+    ceilings, fresh, styles, out_of_key = {}, {}, {}, {}
+    real = continued_bars(tunes, tunes)
+    keys = [tune.key for tune in tunes]
     n_head = headline[0]
     for member in members:
         begun = time.perf_counter()
@@ -174,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
                 pick = scores[:, :n].mean(axis=0) - lam * scores[:, :n].std(axis=0)
                 chosen.append(row[int(np.argmax(pick))])
             rates[(n, lam)][member] = float(np.mean(listener.preferences(chosen, plain)))
+            if (n, lam) == headline:
+                bars = continued_bars(chosen, tunes)
+                styles[member] = style_report(bars, real).style_overlap
+                out_of_key[member] = out_of_key_share(bars, keys)
+                if member == members[0]:
+                    shown = "\n".join(f"    {note_list(m)}" for m in chosen[:2])
+                    print(f"(panel:{member}'s first two continuations, opening included:\n{shown})", flush=True)
         truth = listener.preferences([row[0] for row in candidates], [row[1] for row in candidates])
         guess = np.array([float(scores[:, 0].mean() - scores[:, 1].mean() > 0) for scores in member_scores])
         fresh[member] = float(np.mean(guess[truth != 0.5] == truth[truth != 0.5]))
@@ -197,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"members_at_0.80_or_more: {sum(v >= 0.80 for v in values)}/{len(values)}")
     print(f"median_ceiling_win_rate: {float(np.median(list(ceilings.values()))):.3f}")
     print(f"kl_to_prior_nats: {best_of_n_kl(headline[0]):.2f}")
+    plain_bars = continued_bars(plain, tunes)
+    print(f"median_style_overlap_with_real_bars_3_4: {float(np.median(list(styles.values()))):.3f} "
+          f"(the prior's plain continuations: {style_report(plain_bars, real).style_overlap:.3f})")
+    print(f"median_out_of_key_share: {float(np.median(list(out_of_key.values()))):.3f} "
+          f"(the prior's plain continuations: {out_of_key_share(plain_bars, keys):.3f})")
     return 0
 
 
