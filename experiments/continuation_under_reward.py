@@ -68,6 +68,7 @@ from rlcomposer.music.style import style_report  # noqa: E402
 from rlcomposer.preferences.labels import PairLabel  # noqa: E402
 from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener  # noqa: E402
 from rlcomposer.preferences.panel import panel_listener  # noqa: E402
+from rlcomposer.preferences.reward_functions import pessimistic_scores  # noqa: E402
 from rlcomposer.preferences.reward_model import RewardModelConfig, train_reward_model  # noqa: E402
 from rlcomposer.prior.continuation import REWARD_UNCERTAINTY, ContinuationConfig, continue_melody  # noqa: E402
 from rlcomposer.prior.model import MelodyCondition, load_prior, prior_directory  # noqa: E402
@@ -186,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         for n, lam in settings:
             chosen = []
             for row, scores in zip(candidates, member_scores, strict=True):
-                pick = scores[:, :n].mean(axis=0) - lam * scores[:, :n].std(axis=0)
-                chosen.append(row[int(np.argmax(pick))])
+                chosen.append(row[int(np.argmax(pessimistic_scores(scores[:, :n], lam)))])
             rates[(n, lam)][member] = float(np.mean(listener.preferences(chosen, plain)))
             if (n, lam) == headline:
                 bars = continued_bars(chosen, tunes)

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     pessimisms = [float(k) for k in args.pessimism.split(",")] if args.pessimism else [PersonalRewardConfig().pessimism]
     spreads = [float(m) for m in args.member_spread.split(",")]
     ks = [(k, m) for k in pessimisms for m in spreads]
-    others: dict[float, list] = {k: [] for k in ks[1:]}
+    others: dict[tuple[float, float], list] = {k: [] for k in ks[1:]}  # (pessimism, member spread)
     for rater in raters:
         index = model.rater_index(rater)
         listener = listeners[rater]

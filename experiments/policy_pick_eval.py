@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rlcomposer.experiments.loop import Experiment, resume_config
-    from rlcomposer.preferences.reward_functions import ConservativeReward
+    from rlcomposer.preferences.reward_functions import ConservativeReward, pessimistic_scores
     from rlcomposer.preferences.reward_model_cache import load_reward_model_cached
     from rlcomposer.prior.model import load_prior
     from rlcomposer.rl.best_of_n import PolicyBestOfKModel
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             members = reward_model.member_scores(candidates)
             curve_kl.append(best_of_n_kl(n))
             for lam in lambdas:
-                scores = (members.mean(axis=0) - lam * members.std(axis=0)).reshape(size, n)
+                scores = pessimistic_scores(members, lam).reshape(size, n)
                 best = [candidates[i * n + int(j)] for i, j in enumerate(scores.argmax(axis=1))]
                 curve_win[lam].append(float(np.mean(experiment.listener.preferences(best, base[:size]))))
         for lam in lambdas:

@@ -75,6 +75,7 @@ def cmd_continue(args: argparse.Namespace) -> None:
     model = load_prior(prior_directory(args.model))
     name = "prior" if args.model == "prior" else Path(args.model).name
     scorer = None
+    reward_uncertainty = 0.0  # what the pick counted against the reward model's spread
     if args.reward:
         from rlcomposer.preferences.reward_functions import (
             ConservativeReward,
@@ -85,6 +86,7 @@ def cmd_continue(args: argparse.Namespace) -> None:
         reward = resolve_reward(args.reward)
         if config.reward_uncertainty > 0 and hasattr(reward, "member_scores"):  # a reward model: pessimistic
             reward = ConservativeReward(reward, config.reward_uncertainty)
+            reward_uncertainty = config.reward_uncertainty
         elif args.reward_uncertainty:
             raise RLComposerError(f"--reward-uncertainty needs a reward model (an ensemble) as --reward, not the "
                                   f"function {args.reward}")
@@ -111,7 +113,7 @@ def cmd_continue(args: argparse.Namespace) -> None:
               "dropped_from_opening": dropped}
     if args.best_of:
         result["best_of"] = args.best_of
-        result["reward_uncertainty"] = config.reward_uncertainty if isinstance(reward, ConservativeReward) else 0.0
+        result["reward_uncertainty"] = reward_uncertainty
     kl, kl_text = stated_kl(args, kl)
     if kl is not None:
         result["kl_to_prior_per_melody"] = kl

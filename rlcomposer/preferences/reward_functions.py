@@ -117,6 +117,13 @@ def resolve_reward(spec: str, expected_prior=None) -> RewardFunction:
     return load_callable(spec)
 
 
+def pessimistic_scores(member_scores: np.ndarray, k: float) -> np.ndarray:
+    """An ensemble's members' scores ``[K, N]`` as one pessimistic score each, ``[N]``: their mean
+    less ``k`` times their standard deviation (:class:`ConservativeReward`'s score)."""
+    scores = np.asarray(member_scores, dtype=np.float64)
+    return scores.mean(axis=0) - k * scores.std(axis=0)
+
+
 class ConservativeReward:
     """A pessimistic reward from an ensemble: the members' mean minus ``k`` times their spread.
 
@@ -135,8 +142,7 @@ class ConservativeReward:
         self.ensemble, self.k = ensemble, k
 
     def score_batch(self, melodies: Sequence[Melody]) -> np.ndarray:
-        scores = np.asarray(self.ensemble.member_scores(melodies), dtype=np.float64)
-        return scores.mean(axis=0) - self.k * scores.std(axis=0)
+        return pessimistic_scores(self.ensemble.member_scores(melodies), self.k)
 
     def __call__(self, melody: Melody) -> float:
         return float(self.score_batch([melody])[0])
