@@ -124,6 +124,30 @@ def label_pairs(rows: list[list[Melody]], count: int) -> list[tuple[Melody, Melo
     return [(row[2 * k], row[2 * k + 1]) for k in range(len(rows[0]) // 2) for row in rows][:count]
 
 
+def active_pairs(reward, rows: list[list[Melody]], asked: set[tuple[int, int, int]], count: int) -> list[tuple[int, int, int]]:
+    """``count`` unasked pairs ``(opening, i, j)`` of free melodies where the reward ensemble's members disagree
+    most on P(A beats B) (each melody in at most one pair of the batch), as a study's ``selection: active``
+    chooses its next pairs."""
+    candidates = []
+    for t, row in enumerate(rows):
+        scores = reward.member_scores(row)  # [K, per opening]
+        for i in range(len(row)):
+            for j in range(i + 1, len(row)):
+                if (t, i, j) not in asked:
+                    p = 1.0 / (1.0 + np.exp(-np.clip(scores[:, i] - scores[:, j], -50, 50)))
+                    candidates.append((float(p.var()), t, i, j))
+    candidates.sort(reverse=True)
+    chosen, used = [], set()
+    for _, t, i, j in candidates:
+        if (t, i) in used or (t, j) in used:
+            continue
+        chosen.append((t, i, j))
+        used.update({(t, i), (t, j)})
+        if len(chosen) == count:
+            break
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", default="12,14,16,18,20,22", help="panel members (comma-separated)")
@@ -138,8 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels-on", choices=LABELS_ON, default="melodies",
                         help="what the answers are about: pairs of continuations of the test openings, pairs of "
                              "whole prior melodies in their shapes, or half of each")
+    parser.add_argument("--selection", choices=("random", "active"), default="random",
+                        help="how the answers' pairs are chosen (answers about whole melodies only): random, or "
+                             "active: the first third random, then two batches where the reward model trained on the "
+                             "answers so far disagrees most (among --active-melodies melodies per opening)")
+    parser.add_argument("--active-melodies", type=int, default=12,
+                        help="with --selection active: whole prior melodies drawn per opening to choose pairs among")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.selection == "active" and args.labels_on != "melodies":
+        parser.error("--selection active asks about whole melodies: use it with --labels-on melodies")
     members = [int(m) for m in args.members.split(",") if m.strip()]
     sizes = [int(n) for n in args.best_of.split(",") if n.strip()]
     lambdas = [float(x) for x in args.pessimism.split(",") if x.strip()]
@@ -158,11 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     free = args.labels_on != "continuations"
     share = {"continuations": 0, "melodies": args.labels, "mixed": args.labels // 2}[args.labels_on]
     train_pairs = label_pairs(drawn, args.labels - share)
-    if free:
+    if free and args.selection == "active":
+        pool_rows = free_melodies(prior, tunes, max(args.active_melodies, 2 * per_opening), args.seed + 4)
+        first = args.labels // 3
+        train_pairs += label_pairs(pool_rows, first)
+    elif free:
         train_pairs += label_pairs(free_melodies(prior, tunes, 2 * per_opening, args.seed + 4), share)
     candidates = continuations(prior, tunes, max(sizes), args.seed + 2)
     plain = [row[0] for row in continuations(prior, tunes, 1, args.seed + 3)]
-    print(f"{len(train_pairs)} label pairs ({share} of whole prior melodies), {len(tunes)} test openings, best-of-{max(sizes)} "
+    print(f"selection: {args.selection}; "
+          f"{len(train_pairs) if args.selection == 'random' else args.labels} label pairs ({share} of whole prior melodies), {len(tunes)} test openings, best-of-{max(sizes)} "
           f"(KL {best_of_n_kl(max(sizes)):.2f} nats); melodies drawn in {time.perf_counter() - started:.0f} s",
           flush=True)
     others = settings[1:]
@@ -182,6 +219,15 @@ def main(argv: list[str] | None = None) -> int:
         listener.calibrate(calibration)
         labels = [PairLabel(a, b, listener.compare(a, b), listener.rater_name) for a, b in train_pairs]
         reward = train_reward_model(labels, [], RewardModelConfig(seed=args.seed), prior=prior, log=None)
+        if args.selection == "active":
+            asked = {(k % len(tunes), 2 * (k // len(tunes)), 2 * (k // len(tunes)) + 1) for k in range(first)}
+            rest = args.labels - first
+            for batch in (rest - rest // 2, rest // 2):
+                picks = active_pairs(reward, pool_rows, asked, batch)
+                asked.update(picks)
+                labels += [PairLabel(pool_rows[t][i], pool_rows[t][j], listener.compare(pool_rows[t][i], pool_rows[t][j]),
+                                     listener.rater_name) for t, i, j in picks]
+                reward = train_reward_model(labels, [], RewardModelConfig(seed=args.seed), prior=prior, log=None)
         trained = time.perf_counter() - begun
         member_scores = [reward.member_scores(row) for row in candidates]  # [K, max N] per opening
         for n, lam in settings:

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rlcomposer.feedback.selection import ActiveSelection
 from rlcomposer.feedback.simulated_raters import simulate_ratings
 from rlcomposer.feedback.store import open_store
 from rlcomposer.music.melody import Melody
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-pairs", type=int, default=500)
     parser.add_argument("--best-of", type=int, default=54, help="N of best-of-N (0: the accuracy tables only)")
     parser.add_argument("--melodies", type=int, default=500, help="melodies per best-of-N win-rate")
+    parser.add_argument("--selection", choices=("random", "active"), default="random",
+                        help="how each rater's pairs are chosen after the first --answers budget: random, or active "
+                             "(a study's selection: active: where the personal model trained on the answers so far is "
+                             "least sure of that rater's taste)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prior", default=str(SHIPPED_PRIOR_DIR))
     parser.add_argument("--out", required=True, help="folder for the study database and results.json")
@@ -136,14 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     raters = list(listeners)
     config = RewardModelConfig(prior=args.prior, seed=args.seed)
     print(f"{len(raters)} raters ({args.members} members), pool {len(pool)}, {args.test_pairs} fresh test pairs, "
-          f"answers {budgets}, penalties {penalties}", flush=True)
+          f"answers {budgets} ({args.selection} selection after the first), penalties {penalties}", flush=True)
 
     results: dict = {"raters": raters, "budgets": budgets, "variants": variants, "tables": {}}
     have = 0
     model = None
     for budget in budgets:
+        strategy = None
+        if args.selection == "active" and model is not None:
+            strategy = ActiveSelection(model, rng=np.random.default_rng(rng.integers(2**63)), tags=("pool",))
         for listener in listeners.values():
-            simulate_ratings(store, listener, pairs=budget - have, tag="pool",
+            simulate_ratings(store, listener, pairs=budget - have, tag="pool", strategy=strategy,
                              rng=np.random.default_rng(rng.integers(2**63)))
         have = budget
         data = load_training_data(store, tag="pool")
