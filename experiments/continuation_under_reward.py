@@ -70,7 +70,12 @@ from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener  #
 from rlcomposer.preferences.panel import panel_listener  # noqa: E402
 from rlcomposer.preferences.reward_functions import pessimistic_scores  # noqa: E402
 from rlcomposer.preferences.reward_model import RewardModelConfig, train_reward_model  # noqa: E402
-from rlcomposer.prior.continuation import REWARD_UNCERTAINTY, ContinuationConfig, continue_melody  # noqa: E402
+from rlcomposer.prior.continuation import (  # noqa: E402
+    REWARD_UNCERTAINTY,
+    ContinuationConfig,
+    continue_melody,
+    shift_to_c,
+)
 from rlcomposer.prior.model import MelodyCondition, load_prior, prior_directory  # noqa: E402
 from rlcomposer.rl.kl import best_of_n_kl  # noqa: E402
 
@@ -119,6 +124,22 @@ def continued_bars(melodies: list[Melody], tunes: list[Melody]) -> list[Melody]:
     return rows
 
 
+def continued_log_likelihood(model, melodies: list[Melody], tune: Melody) -> np.ndarray:
+    """The prior's log-likelihood of each continuation's continued steps (after the opening), in C as it samples them."""
+    shift = shift_to_c(opening_of(tune))
+    in_c = [m.transpose(shift, Key("C", tune.key.mode)) for m in melodies]
+    condition = MelodyCondition(tune.metre, tune.key.mode, in_c[0].num_steps, tune.pickup_steps)
+    tokens = torch.as_tensor(np.stack([m.tokens for m in in_c])).long()
+    with torch.no_grad():
+        steps = model.log_likelihood(tokens, condition)
+    return steps[:, opening_of(tune).num_steps:].sum(-1).double().numpy()
+
+
+def standardised(values: np.ndarray) -> np.ndarray:
+    spread = float(np.std(values))
+    return (values - np.mean(values)) / spread if spread > 0 else values - np.mean(values)
+
+
 def label_pairs(rows: list[list[Melody]], count: int) -> list[tuple[Melody, Melody]]:
     """``count`` pairs, one per tune in turn: (row[0], row[1]) of every tune, then (row[2], row[3]), ..."""
     return [(row[2 * k], row[2 * k + 1]) for k in range(len(rows[0]) // 2) for row in rows][:count]
@@ -162,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels-on", choices=LABELS_ON, default="melodies",
                         help="what the answers are about: pairs of continuations of the test openings, pairs of "
                              "whole prior melodies in their shapes, or half of each")
+    parser.add_argument("--likelihood-weight", default="0",
+                        help="c of a regularised pick (RBoN-KL, Jinnai et al. 2024): the standardised pessimistic "
+                             "score plus c x the standardised prior log-likelihood of the continued bars, both over "
+                             "an opening's candidates; several (comma-separated) are judged side by side")
     parser.add_argument("--selection", choices=("random", "active"), default="random",
                         help="how the answers' pairs are chosen (answers about whole melodies only): random, or "
                              "active: the first third random, then two batches where the reward model trained on the "
@@ -179,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--best-of {args.best_of}: each N must be 2 or more")
     if not lambdas or min(lambdas) < 0 or not all(np.isfinite(lambdas)):
         parser.error(f"--pessimism {args.pessimism}: each lambda must be finite and 0 or more")
-    settings = [(n, lam) for n in sizes for lam in lambdas]
+    weights = [float(c) for c in args.likelihood_weight.split(",") if c.strip()]
+    if not weights or min(weights) < 0 or not all(np.isfinite(weights)):
+        parser.error(f"--likelihood-weight {args.likelihood_weight}: each c must be finite and 0 or more")
+    settings = [(n, lam, c) for n in sizes for lam in lambdas for c in weights]
     headline = settings[0]
     started = time.perf_counter()
     prior = load_prior(prior_directory("prior"))
@@ -198,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         train_pairs += label_pairs(free_melodies(prior, tunes, 2 * per_opening, args.seed + 4), share)
     candidates = continuations(prior, tunes, max(sizes), args.seed + 2)
     plain = [row[0] for row in continuations(prior, tunes, 1, args.seed + 3)]
+    likelihoods = [continued_log_likelihood(prior, row, tune) for row, tune in zip(candidates, tunes, strict=True)]
     print(f"selection: {args.selection}; "
           f"{len(train_pairs) if args.selection == 'random' else args.labels} label pairs ({share} of whole prior melodies), {len(tunes)} test openings, best-of-{max(sizes)} "
           f"(KL {best_of_n_kl(max(sizes)):.2f} nats); melodies drawn in {time.perf_counter() - started:.0f} s",
@@ -205,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     others = settings[1:]
     print("\n| member | held-out accuracy of its reward model | its accuracy on fresh continuation pairs | win-rate vs the prior's continuation | "
           "ceiling: best-of-N under its noiseless taste | reward training (s) |"
-          + "".join(f" N {n}, lambda {lam:g} |" for n, lam in others))
+          + "".join(f" N {n}, lambda {lam:g}, c {c:g} |" for n, lam, c in others))
     print("|---|---|---|---|---|---|" + "---|" * len(others), flush=True)
-    rates: dict[tuple[int, float], dict[int, float]] = {setting: {} for setting in settings}
+    rates: dict[tuple[int, float, float], dict[int, float]] = {setting: {} for setting in settings}
     ceilings, fresh, styles, out_of_key = {}, {}, {}, {}
     real = continued_bars(tunes, tunes)
     keys = [tune.key for tune in tunes]
@@ -230,12 +259,13 @@ def main(argv: list[str] | None = None) -> int:
                 reward = train_reward_model(labels, [], RewardModelConfig(seed=args.seed), prior=prior, log=None)
         trained = time.perf_counter() - begun
         member_scores = [reward.member_scores(row) for row in candidates]  # [K, max N] per opening
-        for n, lam in settings:
+        for n, lam, c in settings:
             chosen = []
-            for row, scores in zip(candidates, member_scores, strict=True):
-                chosen.append(row[int(np.argmax(pessimistic_scores(scores[:, :n], lam)))])
-            rates[(n, lam)][member] = float(np.mean(listener.preferences(chosen, plain)))
-            if (n, lam) == headline:
+            for row, scores, likelihood in zip(candidates, member_scores, likelihoods, strict=True):
+                chosen.append(row[int(np.argmax(standardised(pessimistic_scores(scores[:, :n], lam))
+                                                + c * standardised(likelihood[:n])))])
+            rates[(n, lam, c)][member] = float(np.mean(listener.preferences(chosen, plain)))
+            if (n, lam, c) == headline:
                 bars = continued_bars(chosen, tunes)
                 styles[member] = style_report(bars, real).style_overlap
                 out_of_key[member] = out_of_key_share(bars, keys)
@@ -253,13 +283,14 @@ def main(argv: list[str] | None = None) -> int:
               + "".join(f" {rates[setting][member]:.3f} |" for setting in others), flush=True)
     values = list(rates[headline].values())
     print(f"\n({time.perf_counter() - started:.0f} s)\n")
-    for n, lam in others:
-        other = list(rates[(n, lam)].values())
-        print(f"best-of-{n}, lambda {lam:g} (KL {best_of_n_kl(n):.2f} nats): median {float(np.median(other)):.3f}, "
+    for n, lam, c in others:
+        other = list(rates[(n, lam, c)].values())
+        print(f"best-of-{n}, lambda {lam:g}, c {c:g} (KL {best_of_n_kl(n):.2f} nats): median {float(np.median(other)):.3f}, "
               f"min {min(other):.3f}, {sum(v >= 0.80 for v in other)}/{len(other)} at 0.80 or more")
     print(f"members: {len(values)}")
     print(f"best_of: {headline[0]}")
     print(f"pessimism: {headline[1]:g}")
+    print(f"likelihood_weight: {headline[2]:g}")
     print(f"median_win_rate: {float(np.median(values)):.3f}")
     print(f"min_win_rate: {min(values):.3f}")
     print(f"members_at_0.80_or_more: {sum(v >= 0.80 for v in values)}/{len(values)}")

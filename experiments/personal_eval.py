@@ -60,7 +60,7 @@ from rlcomposer.preferences.reward_model import (
     load_training_data,
 )
 from rlcomposer.preferences.training import train_reward_model
-from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, load_prior
+from rlcomposer.prior.model import SHIPPED_PRIOR_DIR, MelodyCondition, load_prior
 
 MEMBERS = {"report": [f"panel:{k}" for k in range(12, 24)] + ["lyrical", "rhythmic", "adventurous"],
            "choose": [f"panel:{k}" for k in range(12)]}
@@ -72,6 +72,21 @@ def sample(prior, count: int, generator: torch.Generator) -> list[Melody]:
     for start in range(0, count, 4096):
         rows += [Melody(row) for row in prior.sample(min(4096, count - start), STEPS, generator)]
     return rows
+
+
+def log_likelihoods(prior, melodies: list[Melody]) -> np.ndarray:
+    """The prior's log-likelihood of each melody (4 bars of 4/4 major, final not told)."""
+    tokens = torch.as_tensor(np.stack([m.tokens for m in melodies])).long()
+    with torch.no_grad():
+        return np.concatenate([prior.log_likelihood(tokens[i:i + 4096], MelodyCondition("4/4", "major", STEPS))
+                               .sum(-1).double().numpy() for i in range(0, len(tokens), 4096)])
+
+
+def standardised_rows(values: np.ndarray) -> np.ndarray:
+    """Each row less its mean, over its standard deviation (a constant row: zeros)."""
+    centred = values - values.mean(axis=1, keepdims=True)
+    spread = values.std(axis=1, keepdims=True)
+    return np.divide(centred, spread, out=np.zeros_like(centred), where=spread > 0)
 
 
 def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -93,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="best-of-N under the personal reward less also m standard deviations of the population "
                              "ensemble's members (its own disagreement); comma-separated m to compare beside each "
                              "pessimism (the first pair is the summary's)")
+    parser.add_argument("--likelihood-weight", default="0",
+                        help="c of a regularised pick (RBoN-KL, Jinnai et al. 2024): the standardised score plus c x "
+                             "the standardised prior log-likelihood, both over each melody's N candidates; "
+                             "comma-separated c to compare beside each pessimism and member spread")
     parser.add_argument("--trunk", type=int, default=None, help="PersonalRewardConfig.trunk_hidden")
     parser.add_argument("--trunk-penalty", type=float, default=None, help="PersonalRewardConfig.trunk_penalty")
     parser.add_argument("--shared-rounds", default=None,
@@ -217,24 +236,32 @@ def main(argv: list[str] | None = None) -> int:
     baseline = sample(prior, count, generator)
     population_scores, phi = model.base_rewards(candidates)
     member_spread = model.population.member_scores(candidates).std(axis=0)
-    pooled = model.population.score_batch(pooled_candidates).reshape(count, n).argmax(axis=1)
-    pooled_melodies = [pooled_candidates[i * n + int(j)] for i, j in enumerate(pooled)]
+    pooled_scores = standardised_rows(model.population.score_batch(pooled_candidates).reshape(count, n))
     wins = []
     shown = 0
     pessimisms = [float(k) for k in args.pessimism.split(",")] if args.pessimism else [PersonalRewardConfig().pessimism]
     spreads = [float(m) for m in args.member_spread.split(",")]
-    ks = [(k, m) for k in pessimisms for m in spreads]
-    others: dict[tuple[float, float], list] = {k: [] for k in ks[1:]}  # (pessimism, member spread)
+    likelihood_weights = [float(c) for c in args.likelihood_weight.split(",")]
+    ks = [(k, m, c) for k in pessimisms for m in spreads for c in likelihood_weights]
+    others: dict[tuple[float, float, float], list] = {k: [] for k in ks[1:]}  # (pessimism, member spread, c)
+    likelihood_z = standardised_rows(log_likelihoods(prior, candidates).reshape(count, n))
+    pooled_likelihood = log_likelihoods(prior, pooled_candidates)
+    pooled_by_weight = {}  # the pooled model's melodies, picked the same way (c) as the rater's
+    for c in likelihood_weights:
+        picks = (pooled_scores + c * standardised_rows(pooled_likelihood.reshape(count, n))).argmax(axis=1)
+        pooled_by_weight[c] = [pooled_candidates[i * n + int(j)] for i, j in enumerate(picks)]
     for rater in raters:
         index = model.rater_index(rater)
         listener = listeners[rater]
-        pooled_vs_prior = float(listener.preferences(pooled_melodies, baseline).mean())
         for k in ks:
+            pooled_melodies = pooled_by_weight[k[2]]
+            pooled_vs_prior = float(listener.preferences(pooled_melodies, baseline).mean())
             scores = personal_scores(population_scores, phi, model.weights[index], model.covariances[index], k[0])
             scores = scores - k[1] * member_spread
-            personal = scores.reshape(count, n).argmax(axis=1)
+            personal = (standardised_rows(scores.reshape(count, n)) + k[2] * likelihood_z).argmax(axis=1)
             made = [candidates[i * n + int(j)] for i, j in enumerate(personal)]
-            row = {"rater": rater, "pessimism": k[0], "member_spread": k[1], "personal_vs_prior": float(listener.preferences(made, baseline).mean()),
+            row = {"rater": rater, "pessimism": k[0], "member_spread": k[1], "likelihood_weight": k[2],
+                   "personal_vs_prior": float(listener.preferences(made, baseline).mean()),
                    "personal_vs_pooled": float(listener.preferences(made, pooled_melodies).mean()),
                    "pooled_vs_prior": pooled_vs_prior}
             if k == ks[0]:
@@ -245,11 +272,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 others[k].append(row)
     for k, rows_k in others.items():
-        print(f"pessimism {k[0]:g}, member spread {k[1]:g}: median personal vs prior {np.median([r['personal_vs_prior'] for r in rows_k]):.3f}, "
+        print(f"pessimism {k[0]:g}, member spread {k[1]:g}, c {k[2]:g}: median personal vs prior {np.median([r['personal_vs_prior'] for r in rows_k]):.3f}, "
               f"personal vs pooled >= 0.60 for {sum(r['personal_vs_pooled'] >= 0.60 for r in rows_k)}/{len(rows_k)} "
               f"(mean {np.mean([r['personal_vs_pooled'] for r in rows_k]):.3f})")
     results["best_of_n"] = wins
-    results["best_of_n_other_pessimism"] = {f"{k[0]:g}/{k[1]:g}": v for k, v in others.items()}
+    results["best_of_n_other_pessimism"] = {f"{k[0]:g}/{k[1]:g}/{k[2]:g}": v for k, v in others.items()}
     print(f"\n| rater | personal best-of-{n} vs prior | pooled best-of-{n} vs prior | personal vs pooled |")
     print("| --- | ---: | ---: | ---: |")
     for row in wins:
