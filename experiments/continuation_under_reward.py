@@ -44,7 +44,10 @@ The pick's pessimism (``--pessimism``, the members' mean less lambda x their spr
 (two seeds, two draws) against 0.780, 0.790 and 0.805 at lambda 0: no gain there, 0.80 still not
 met; best-of-128 (3.86 nats, not chosen) 0.810 and 0.833. Best-of-256, chosen on the choosing half
 (seeds 1 and 2), on unseen report seeds 2 and 3: 0.823 and 0.797, with 2.6-3.5% of notes out of
-key; best-of-54 with lambda 2 over five report runs: median 0.798 (0.782-0.825).
+key; best-of-54 with lambda 2 over seven report runs: median 0.795 (0.742-0.825). Neither answers chosen
+actively (``--selection active``: choosing half 0.847 against 0.865, mean of three seeds) nor a pick
+regularised by the prior's likelihood (``--likelihood-weight``, RBoN-KL: c 0.25 chosen on the choosing
+half, 0.850 against 0.837; report half 0.790 / 0.750 against 0.795 / 0.742) was adopted.
 """
 
 from __future__ import annotations
