@@ -3,6 +3,7 @@ tuner, policy + best-of-k, and one prior reaching every role of an experiment.""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -384,7 +385,7 @@ def test_the_pick_weight_found_for_a_kl_target_meets_it(tiny_prior_dir):
         ExperimentConfig(policy_pick_holds_kl="yes")
 
 
-def test_policy_best_of_k_holds_the_kl_target_through_its_pick_weight(tmp_path, tiny_prior_dir):
+def test_policy_best_of_k_holds_the_kl_target_through_its_pick_weight(tmp_path, tiny_prior_dir, capsys):
     """With ``policy_pick_holds_kl`` (the default) the round finds the pick weight that puts policy +
     best-of-k at the KL target and records it; without, the configured weight is used as given."""
     prior = PriorModel(load_prior(tiny_prior_dir), "tiny prior")
@@ -399,6 +400,25 @@ def test_policy_best_of_k_holds_the_kl_target_through_its_pick_weight(tmp_path, 
     assert plain.tuned_pick_kl_weight == 0.0 and plain.kl_tuned > 0.5 * 1.1  # best-of-4 alone overshoots
     assert held.tuned_pick_kl_weight > 0 and held.kl_tuned < plain.kl_tuned
     assert held.kl_tuned == pytest.approx(0.5, abs=0.2)
+
+    # generate picks from the round's policy as the round did: the weight it found is recorded beside it
+    round_dir = tmp_path / "True" / "round-0"
+
+    def generate(out: str, k: str = "4", *extra: str) -> int:
+        return main(["generate", "--model", str(round_dir / "policy"), "--bars", "1", "--n", "4", "--best-of", k,
+                     "--reward", str(round_dir / "reward_model"), "--format", "json", "--json",
+                     "--out", str(tmp_path / out), *extra])
+
+    assert generate("recorded") == 0
+    assert json.loads(capsys.readouterr().out)["pick_kl_weight"] == pytest.approx(held.tuned_pick_kl_weight)
+    assert generate("given", "4", "--pick-kl-weight", "0") == 0
+    assert json.loads(capsys.readouterr().out)["pick_kl_weight"] == 0.0
+    assert generate("other-k", "2") == 0
+    assert json.loads(capsys.readouterr().out)["pick_kl_weight"] == pytest.approx(0.25)  # no record for k 2
+    (round_dir / "policy" / "pick.json").write_text("{not json")
+    assert generate("broken") != 0
+    assert "pick.json' is not a pick record" in capsys.readouterr().err
+    assert not (tmp_path / "broken").exists()
 
 
 def test_rater_without_best_of_is_still_refused(tmp_path, capsys):

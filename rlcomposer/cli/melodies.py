@@ -61,6 +61,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         PolicyBestOfKModel,
         PriorUnavailable,
         policy_best_of_k,
+        recorded_pick_weight,
     )
 
     config = _generation_config(args)
@@ -77,6 +78,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
         if args.rater is not None:
             reward, name = _rater_reward(args, reward)
         pick_kl_weight = DEFAULT_PICK_KL_WEIGHT if args.pick_kl_weight is None else args.pick_kl_weight
+        if tuned_condition(model) is not None and args.pick_kl_weight is None and Path(config.model).is_dir():
+            recorded = recorded_pick_weight(config.model, args.best_of, args.reward)
+            if recorded is not None:  # the weight the experiment's round found for this policy, k and reward
+                pick_kl_weight = recorded[0]
+                target = "" if recorded[1] is None else f", found for a KL target of {recorded[1]:g} nats"
+                say(args, f"pick weight {pick_kl_weight:.3f}, as the experiment picked with this policy, reward "
+                          f"model and k{target} (--pick-kl-weight for another)")
         if tuned_condition(model) is not None:  # a tuned policy: best-of-k, with its KL to the prior
             try:
                 model = policy_best_of_k(model.prior, reward, args.best_of, name, model.name, config.model,
@@ -111,6 +119,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
         result["kl_to_prior_per_melody"] = kl
     if args.rater is not None:
         result["rater"] = args.rater
+    if isinstance(model, PolicyBestOfKModel):
+        result["pick_kl_weight"] = model.kl_weight
     emit(args, result, f"wrote {len(melodies)} melodies of {config.num_bars} bars of {first.metre.name} "
                        f"in {first.key.name} ({len(files)} files) to {args.out}{kl_text}")
 

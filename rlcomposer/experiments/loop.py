@@ -45,7 +45,12 @@ from rlcomposer.preferences.reward_model import RewardModelConfig
 from rlcomposer.prior.generation import export_melodies
 from rlcomposer.prior.model import MelodyPrior
 from rlcomposer.prior.registry import MelodyModel, PriorModel, resolve_model
-from rlcomposer.rl.best_of_n import BestOfNModel, PolicyBestOfKModel, pick_kl_weight_for_target
+from rlcomposer.rl.best_of_n import (
+    BestOfNModel,
+    PolicyBestOfKModel,
+    pick_kl_weight_for_target,
+    record_pick,
+)
 from rlcomposer.rl.kl import best_of_n_for_kl
 from rlcomposer.rl.tuners import BEST_OF_N, TunedModel, Tuner, make_tuner
 
@@ -427,6 +432,9 @@ class Experiment:
             tuned = mode.sample(self._evaluation_size(TunedModel("", mode), n), self._num_steps, rng,
                                 condition=self._condition)
             kl_tuned, tuned_name, pick_weight = mode.kl_estimate(tuned), mode.name, mode.kl_weight
+            if (round_dir / "policy").is_dir():  # generate --model POLICY --best-of k --reward RM picks alike
+                record_pick(round_dir / "policy", mode.n, pick_weight, self.config.tune_config().kl_target,
+                            round_dir / "reward_model")
         best_n = self.config.best_of_n or best_of_n_for_kl(kl_tuned, self.config.best_of_n_cap)
         best_model = BestOfNModel(prior, ensemble, best_n, "reward model")
         # best-of-N draws N candidates a melody: a large N is judged on fewer melodies (the budget)

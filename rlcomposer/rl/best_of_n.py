@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -136,6 +139,45 @@ def pick_kl_weight_for_target(policy: MelodyPrior, prior: MelodyPrior, reward_fn
         middle = (low + high) / 2
         low, high = (middle, high) if kl_at(middle) > kl_target else (low, middle)
     return high, kl_at(high)
+
+
+PICK_FILE = "pick.json"
+"""Beside a policy an experiment tuned: the pick weight its round found for policy + best-of-k."""
+
+
+def record_pick(policy_dir: Path, k: int, weight: float, kl_target: float | None, reward_dir: Path) -> Path:
+    """Write :data:`PICK_FILE` into ``policy_dir``: k, the pick weight, the KL target it was found for and
+    the reward model (a path relative to the policy), so that ``generate --model POLICY --best-of k
+    --reward RM`` picks as the round did."""
+    from rlcomposer.checkpoints import atomic_write_text
+
+    record = {"best_of_k": int(k), "pick_kl_weight": float(weight), "kl_target": kl_target,
+              "reward_model": os.path.relpath(Path(reward_dir).resolve(), Path(policy_dir).resolve())}
+    path = Path(policy_dir) / PICK_FILE
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def recorded_pick_weight(policy_dir: str | Path, k: int, reward: str | Path) -> tuple[float, float | None] | None:
+    """The pick weight (and its KL target) recorded beside ``policy_dir`` for best-of-``k`` under the
+    reward model ``reward``; None when there is no record, or it is for another k or reward model.
+    A record that does not read raises one line naming it."""
+    path = Path(policy_dir) / PICK_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        weight, target = float(record["pick_kl_weight"]), record.get("kl_target")
+        same_k = int(record["best_of_k"]) == k
+        reward_dir = (Path(policy_dir) / str(record["reward_model"])).resolve()
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise RLComposerError(f"'{path}' is not a pick record ({type(error).__name__}: {error}); delete it "
+                              "or give --pick-kl-weight") from None
+    if not np.isfinite(weight) or weight < 0:
+        raise RLComposerError(f"'{path}': pick_kl_weight {weight} must be 0 or more")
+    if not same_k or reward_dir != Path(reward).resolve():
+        return None
+    return weight, None if target is None else float(target)
 
 
 class PriorUnavailable(RLComposerError):
