@@ -5,7 +5,9 @@ Openings (``--n`` melodies of 4 bars in 4/4, 3/4 and 6/8, major, as
 
 * the share that open with a beat or more of silence (a beat: the quarter of
   4/4 and 3/4, the dotted quarter of 6/8);
-* the median sounding span in bars (first onset to the last note's end);
+* the median sounding span in bars (first onset to the last note's end), and how real tunes end
+  (the share with a beat or more of rest after their last note, by pick-up, and the span of their
+  last 4 bars) beside the generated melodies' share;
 * style overlap with 4-bar excerpts of the held-out tunes of that metre
   (openings first, as the ``corpus`` model draws them), beside the overlap of
   two disjoint halves of those excerpts (what "as real as the corpus" reads as).
@@ -55,6 +57,22 @@ def sounding_span_bars(melody) -> float:
     return float(onsets[-1] + durations[-1] - onsets[0]) / melody.metre.steps_per_bar
 
 
+def closing_rest_steps(melody) -> int:
+    """Steps of rest after the last note."""
+    onsets, _, durations = note_events(melody.tokens)
+    return int(melody.num_steps - (onsets[-1] + durations[-1])) if onsets.size else melody.num_steps
+
+
+def last_bars_span(melody, bars: int) -> float:
+    """The sounding span of a tune's last ``bars`` bars: from the first onset in them to the end of the
+    last note, in bars."""
+    onsets, _, durations = note_events(melody.tokens)
+    start = melody.num_steps - bars * melody.metre.steps_per_bar
+    inside = onsets[onsets >= start]
+    first = inside[0] if inside.size else start
+    return float(onsets[-1] + durations[-1] - first) / melody.metre.steps_per_bar
+
+
 def ends_on_tonic(melody) -> bool:
     notes = melody.notes()
     return bool(notes) and (notes[-1][0] - melody.key.tonic_pitch_class) % 12 == 0
@@ -91,6 +109,24 @@ def main() -> None:
         overlap = style_report(melodies, real).style_overlap
         halves = style_report(real[: args.n], real[args.n:]).style_overlap
         print(f"| {name} | {silent:.1%} | {span:.2f} | {overlap:.3f} | {halves:.3f} |")
+
+    print("\nHow real tunes end (every split), beside the generated melodies' endings: the share that end "
+          "with a beat or more of rest, and the sounding span of their last 4 bars (first onset in them to "
+          "the last note's end)\n")
+    print("| metre | generated: end with >= a beat of rest | real tunes starting on the downbeat | "
+          "real tunes with a pick-up | real tunes' last 4 bars, median span |")
+    print("|---|---|---|---|---|")
+    for name in OPENING_METRES:
+        metre = parse_metre(name)
+        melodies = sample_melodies(model, GenerationConfig(num_melodies=args.n, num_bars=4, metre=name,
+                                                           seed=args.seed))
+        tunes = [t for t in every_tune if t.metre == metre]
+        downbeat = [t for t in tunes if t.pickup_steps == 0]
+        pickup = [t for t in tunes if t.pickup_steps > 0]
+        print(f"| {name} | {np.mean([closing_rest_steps(m) >= metre.beat_steps for m in melodies]):.1%} | "
+              f"{np.mean([closing_rest_steps(t) >= metre.beat_steps for t in downbeat]):.1%} of {len(downbeat)} | "
+              f"{np.mean([closing_rest_steps(t) >= metre.beat_steps for t in pickup]):.1%} of {len(pickup)} | "
+              f"{np.median([last_bars_span(t, 4) for t in tunes]):.2f} |")
 
     print(f"\n## Endings: {args.n} melodies of 8 bars per metre family and mode ({args.model})\n")
     counts = Counter(t.key.mode for t in every_tune)
