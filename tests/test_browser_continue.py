@@ -88,6 +88,7 @@ def test_a_rater_continues_an_opening_and_the_pick_is_stored_as_three_comparison
             # ---- the opening: four continuations, each with its player, score and piano roll
             continue_opening(page, OPENINGS[metre])
             page.locator(".st-key-continuation-4 img[alt^='score']").wait_for()
+            page.locator("img[alt^='piano roll continuation-']").nth(3).wait_for()  # the last to render, under load
             assert page.locator("iframe[title*='listen_player']").count() == 4
             assert page.locator("img[alt^='piano roll continuation-']").count() == 4
             assert page.get_by_text("Which is best?").is_visible()
