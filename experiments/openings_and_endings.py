@@ -98,10 +98,11 @@ def main() -> None:
     print("| metre | open with >= a beat of silence | median sounding span (bars) | style overlap with "
           "held-out tunes | held-out half vs half |")
     print("|---|---|---|---|---|")
+    generated = {}  # the 4-bar melodies of each metre, for the openings and for how they end
     for name in OPENING_METRES:
         metre = parse_metre(name)
-        melodies = sample_melodies(model, GenerationConfig(num_melodies=args.n, num_bars=4, metre=name,
-                                                           seed=args.seed))
+        melodies = generated[name] = sample_melodies(model, GenerationConfig(num_melodies=args.n, num_bars=4,
+                                                                              metre=name, seed=args.seed))
         silent = np.mean([opening_silence_steps(m) >= metre.beat_steps for m in melodies])
         span = float(np.median([sounding_span_bars(m) for m in melodies]))
         real = CorpusModel([t for t in test if t.metre == metre]).sample(
@@ -116,10 +117,8 @@ def main() -> None:
     print("| metre | generated: end with >= a beat of rest | real tunes starting on the downbeat | "
           "real tunes with a pick-up | real tunes' last 4 bars, median span |")
     print("|---|---|---|---|---|")
-    for name in OPENING_METRES:
+    for name, melodies in generated.items():
         metre = parse_metre(name)
-        melodies = sample_melodies(model, GenerationConfig(num_melodies=args.n, num_bars=4, metre=name,
-                                                           seed=args.seed))
         tunes = [t for t in every_tune if t.metre == metre]
         downbeat = [t for t in tunes if t.pickup_steps == 0]
         pickup = [t for t in tunes if t.pickup_steps > 0]

@@ -78,14 +78,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
         if args.rater is not None:
             reward, name = _rater_reward(args, reward)
         pick_kl_weight = DEFAULT_PICK_KL_WEIGHT if args.pick_kl_weight is None else args.pick_kl_weight
-        if tuned_condition(model) is not None and args.pick_kl_weight is None and Path(config.model).is_dir():
-            recorded = recorded_pick_weight(config.model, args.best_of, args.reward)
+        if tuned_condition(model) is not None:  # a tuned policy: best-of-k, with its KL to the prior
+            recorded = (recorded_pick_weight(config.model, args.best_of, args.reward)
+                        if args.pick_kl_weight is None and Path(config.model).is_dir() else None)
             if recorded is not None:  # the weight the experiment's round found for this policy, k and reward
                 pick_kl_weight = recorded[0]
                 target = "" if recorded[1] is None else f", found for a KL target of {recorded[1]:g} nats"
                 say(args, f"pick weight {pick_kl_weight:.3f}, as the experiment picked with this policy, reward "
                           f"model and k{target} (--pick-kl-weight for another)")
-        if tuned_condition(model) is not None:  # a tuned policy: best-of-k, with its KL to the prior
             try:
                 model = policy_best_of_k(model.prior, reward, args.best_of, name, model.name, config.model,
                                          pick_kl_weight)
