@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         reward_model = load_reward_model(folder / "round-0" / "reward_model")
         policy = load_prior(folder / "round-0" / "policy")
         tune_config = json.loads((folder / "round-0" / "policy" / "tune_config.json").read_text())
-        uncertainty = float(tune_config.get("reward_uncertainty", 0.0))
+        uncertainty = float(tune_config.get("reward_uncertainty") or 0.0)
 
         def reward(melodies, model=reward_model, k=uncertainty):
             return pessimistic_scores(model.member_scores(melodies), k)

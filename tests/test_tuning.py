@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -185,7 +186,7 @@ def test_bad_tuning_input(tmp_path):
     ({"minibatch_episodes": 0}, "minibatch_episodes must be from 1 to 65536, got 0"),
     ({"seed": -1}, "seed must be from 0 to 4294967295, got -1"),
     ({"kl_gain": 0.0}, "kl_gain must be above 0, got 0.0"),
-    ({"reward_uncertainty": -0.5}, "reward_uncertainty must be 0 or more, got -0.5"),
+    ({"reward_uncertainty": -0.5}, "reward_uncertainty must be 0 or more \\(or null\\), got -0.5"),
 ])
 def test_a_tune_setting_out_of_range_is_refused_with_its_range(bad, message):
     with pytest.raises(ValidationError, match=message):
@@ -247,10 +248,27 @@ def test_reward_uncertainty_makes_the_environment_pay_the_pessimistic_reward(tmp
     # mean 2, spread 1: the environment paid 2 - 0.5 * 1 per melody
     assert metrics["final"]["reward_reward"] == pytest.approx(1.5)
 
+    # not given: a reward model (an ensemble) pays mean - 2 x spread, and the run's config says so
+    said = []
+    config = replace(config, reward_uncertainty=None)
+    metrics = tune(config, tmp_path / "default", reward_fn=TwoMembers(), progress=False, log=said.append)
+    assert metrics["final"]["reward_reward"] == pytest.approx(0.0)
+    assert json.loads((tmp_path / "default" / "tune_config.json").read_text())["reward_uncertainty"] == 2.0
+    assert any("mean - 2 x its members' spread" in line for line in said)
+
+    # a plain function has no spread: paid as it is, no error
+    def constant(melody):
+        return 2.0
+
+    metrics = tune(replace(config, reward="constant"), tmp_path / "function", reward_fn=constant,
+                   progress=False, log=lambda _: None)
+    assert metrics["final"]["reward_reward"] == pytest.approx(2.0)
+    assert json.loads((tmp_path / "function" / "tune_config.json").read_text())["reward_uncertainty"] == 0.0
+
 
 def test_training_is_counted_in_melodies_so_a_longer_melody_gets_as_many_updates():
     four_bars = TuneConfig()
     sixteen_bars = load_config(TuneConfig, None, {"num_bars": 16})
-    assert four_bars.training_steps == 4096 * 64
-    assert sixteen_bars.training_steps == 4 * four_bars.training_steps  # the same 4,096 melodies
+    assert four_bars.training_steps == 16_384 * 64
+    assert sixteen_bars.training_steps == 4 * four_bars.training_steps  # the same 16,384 melodies
     assert load_config(TuneConfig, None, {"num_bars": 16, "total_timesteps": 1000}).training_steps == 1000
