@@ -51,6 +51,7 @@ from rlcomposer.rl.quantile_reward import MIN_REFERENCE_SAMPLES, QuantileReward,
 from rlcomposer.rl.resume import check_resume, truncate_history
 from rlcomposer.rl.run_folder import RunFolder
 from rlcomposer.rl.sequence_ppo import SequencePPO
+from rlcomposer.rl.tilt import MIN_TILT_SAMPLES, tilt_beta
 from rlcomposer.rl.tuning_callbacks import (
     AtomicCheckpointCallback,
     ExactKLLossCallback,
@@ -87,6 +88,7 @@ TUNE_CONFIG_RANGES = {
     "checkpoint_every": between(0, MAX_COUNT, whole=True),
     "quantile_samples": between(MIN_REFERENCE_SAMPLES, 1 << 20, whole=True),
     "quantile_best_of": between(2, 1 << 20, whole=True, optional=True),
+    "tilt_samples": between(MIN_TILT_SAMPLES, 1 << 20, whole=True),
 }
 """Where each number of a :class:`TuneConfig` may lie (checked with its own name in the message)."""
 
@@ -95,6 +97,8 @@ DEFAULT_REWARD_UNCERTAINTY = 2.0
 is not given (:attr:`TuneConfig.reward_uncertainty`)."""
 
 KL_CONTROLS = ("sampled", "exact")
+KL_BETA_STARTS = ("given", "tilt")
+"""Where β starts (:attr:`TuneConfig.kl_beta_start`)."""
 """How PPO pays the KL to the prior (:attr:`TuneConfig.kl_control`)."""
 
 
@@ -126,6 +130,15 @@ class TuneConfig:
     kl_warmup: float = 0.0
     """Share of training (:attr:`TuneConfig.training_steps`) over which the KL target rises linearly from a quarter of
     ``kl_target`` to all of it (0: the whole target from the start)."""
+    kl_beta_start: str = "given"
+    """Where β starts: ``given`` (``kl_beta``; vBoN's 1/(N − 1)) or ``tilt`` (the β at which the prior
+    tilted by the reward, p·e^{r/β}/Z, the distribution KL-control aims at, has ``kl_target``
+    nats of KL, estimated on ``tilt_samples`` prior melodies: :mod:`rlcomposer.rl.tilt`)."""
+    tilt_samples: int = 4096
+    """Prior melodies the ``tilt`` start estimates its β on (at least 256)."""
+    kl_beta_rises_first: bool = False
+    """β is not lowered until the policy's KL first reaches ``kl_target`` (from a low start it
+    otherwise falls while the KL climbs, and the policy overshoots the target)."""
     reward_uncertainty: float | None = None
     """Conservative reward from an ensemble reward model: mean − this × the members' spread (0: the
     mean; Coste et al. 2024). None (the default): :data:`DEFAULT_REWARD_UNCERTAINTY` (2) for a reward
@@ -208,6 +221,11 @@ class TuneConfig:
             raise RLComposerError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got '{self.algorithm}'")
         if self.kl_control not in KL_CONTROLS:
             raise RLComposerError(f"kl_control must be one of {', '.join(KL_CONTROLS)}, got '{self.kl_control}'")
+        if self.kl_beta_start not in KL_BETA_STARTS:
+            raise RLComposerError(f"kl_beta_start must be one of {', '.join(KL_BETA_STARTS)}, "
+                                  f"got '{self.kl_beta_start}'")
+        if self.kl_beta_start == "tilt" and (self.kl_target is None or self.uses_quantile_reward):
+            raise RLComposerError("kl_beta_start tilt needs a kl_target and a reward paid as it is (not vBoN's)")
         if self.kl_control == "exact" and self.ent_coef > 0:
             raise RLComposerError("kl_control exact uses PPO's entropy term for the KL: set ent_coef to 0")
         if self.uses_quantile_reward and self.kl_target is None and self.quantile_best_of is None:
@@ -375,6 +393,14 @@ def tune_policy(
     if resume is not None:
         resume = Path(resume)
         check_resume(resume, config, prior)  # before anything is written
+    if config.kl_beta_start == "tilt" and resume is None:  # β from the tilt that has the target KL
+        if reward_fn is None:
+            raise RLComposerError("kl_beta_start tilt needs a reward function (--reward)")
+        beta = tilt_beta(reward_fn, prior, config.env.condition, config.kl_target, config.tilt_samples,
+                         torch.Generator().manual_seed(config.seed + 7927))
+        log(f"β starts at {beta:.4f}: the prior tilted by the reward has {config.kl_target:g} nats of KL "
+            f"there ({config.tilt_samples} prior melodies)")
+        config = replace(config, env=replace(config.env, kl_beta=beta))  # saved as started
     if config.uses_quantile_reward:  # F̂ from the prior's own melodies of this task
         reward_fn = fit_quantile_reward(reward_fn, prior, config.env.condition, config.quantile_samples,
                                         torch.Generator().manual_seed(config.seed + 7919))
@@ -425,7 +451,8 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         beta = next((h["kl_beta"] for h in reversed(earlier) if "kl_beta" in h), beta)  # where β had got to
     kl_penalty = KLPenaltyCallback(prior, beta, config.kl_target, config.kl_gain,
                                    int(config.kl_warmup * config.training_steps),
-                                   exact=config.kl_control == "exact")
+                                   exact=config.kl_control == "exact",
+                                   rises_first=config.kl_beta_rises_first and resume is None)
     kl_penalty.snapshot_after = config.training_steps // 2
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [FiniteWeightsCallback(config), kl_penalty]

@@ -99,7 +99,8 @@ class KLPenaltyCallback(BaseCallback):
     exact KL(π‖prior) per melody of the rollout is kept in ``last_kl``.
 
     With ``kl_target`` β adapts to hold that KL (Ziegler et al. 2019's
-    proportional controller): β ← β·(1 + gain·clip(KL/target − 1, −0.2, 0.2)).
+    proportional controller): β ← β·(1 + gain·clip(KL/target − 1, −0.2, 0.2)); with
+    ``rises_first`` β is left as it is until the KL first reaches the target.
 
     With ``exact`` the penalty is the exact KL(π(·|s_t)‖prior(·|s_t)) of each state the
     melody passed through instead of the sampled log-ratio of its action (the same sum in
@@ -109,8 +110,11 @@ class KLPenaltyCallback(BaseCallback):
     """
 
     def __init__(self, prior: MelodyPrior, beta: float, kl_target: float | None = None, gain: float = 0.3,
-                 warmup_steps: int = 0, exact: bool = False):
+                 warmup_steps: int = 0, exact: bool = False, rises_first: bool = False):
         super().__init__()
+        self.rises_first = rises_first
+        """β is not lowered until the KL first reaches the target."""
+        self.reached_target = False
         self.exact = exact
         self.warmup_steps = warmup_steps
         self.prior = prior
@@ -155,7 +159,9 @@ class KLPenaltyCallback(BaseCallback):
         self.logger.record("melody/kl_beta", self.beta)
         if self.kl_target is not None:
             error = float(np.clip(self.last_kl / self.target_now() - 1.0, -0.2, 0.2))
-            self.beta = max(self.beta * (1.0 + self.gain * error), 1e-6)
+            self.reached_target = self.reached_target or error >= 0
+            if self.reached_target or not self.rises_first:
+                self.beta = max(self.beta * (1.0 + self.gain * error), 1e-6)
 
 
     def target_now(self) -> float:
