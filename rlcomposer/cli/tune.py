@@ -114,7 +114,7 @@ def register(commands: Commands) -> None:
     tune.add_argument("--prior", default=None, help="prior to start from (default: the shipped prior)")
     tune.add_argument("--seed", type=non_negative_int, default=None, help="random seed")
     tune.add_argument("--total-timesteps", dest="total_timesteps", type=positive_int, default=None,
-                      help="environment steps (tokens) to train for (default: total_melodies=4096 "
+                      help="environment steps (tokens) to train for (default: total_melodies=16384 "
                            "melodies of the task's length)")
     tune.add_argument("--kl-beta", dest="kl_beta", type=float, default=None,
                       help="β, weight of KL(policy || prior); where the adaptive β starts (default "
