@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlcomposer.prior.model import MelodyCondition, load_prior
     from rlcomposer.prior.registry import PriorModel
     from rlcomposer.rl.kl import best_of_n_for_kl
+    from rlcomposer.rl.tilt import tilt_beta_for_kl, tilt_weights
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="tuner_eval run folders (panel-K/seed-S)")
@@ -82,13 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         drawn = [Melody(row) for row in tokens.numpy()]
         policy_reward = float(np.mean(reward(drawn)))
         policy_win = float(win_rate(score_melodies(score, drawn)).mean())
-        lo, hi = 1e-4, 1e4
-        for _ in range(100):
-            beta = (lo * hi) ** 0.5
-            w = np.exp((r - r.max()) / beta)
-            w /= w.sum()
-            tilt_kl = float((w * np.log(w * len(w) + 1e-300)).sum())
-            lo, hi = (beta, hi) if tilt_kl > kl else (lo, beta)
+        w = tilt_weights(r, tilt_beta_for_kl(r, kl))
         tilt_reward = float((w * r).sum())
         tilt_win = float((w * win_rate(true_pool)).sum())
         n = best_of_n_for_kl(kl)

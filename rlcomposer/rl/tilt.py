@@ -12,25 +12,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from rlcomposer.errors import RLComposerError
-from rlcomposer.music.keys import Key
-from rlcomposer.music.melody import Melody
 from rlcomposer.preferences.reward_functions import RewardFunction, score_melodies
 from rlcomposer.prior.model import MelodyCondition, MelodyPrior
+from rlcomposer.prior.registry import PriorModel
 
 MIN_TILT_SAMPLES = 256
 """Fewest prior melodies a tilt is estimated on (at 3 nats it lives on about 1% of them)."""
 
 
+def tilt_weights(scores: np.ndarray, beta: float) -> np.ndarray:
+    """The self-normalised weights e^{r/β}/Σ e^{r/β} that make melodies drawn from the prior, scored
+    ``scores``, a sample of the prior tilted by them at ``beta``."""
+    logits = np.asarray(scores, dtype=np.float64) / beta
+    weights = np.exp(logits - logits.max())
+    return weights / weights.sum()
+
+
 def tilt_kl(scores: np.ndarray, beta: float) -> float:
     """KL(tilt‖prior) in nats of the prior tilted by ``scores`` (rewards of melodies drawn from
     the prior) at ``beta``, by self-normalised importance weights (at most log M)."""
-    logits = np.asarray(scores, dtype=np.float64) / beta
-    logits -= logits.max()
-    weights = np.exp(logits)
-    weights /= weights.sum()
+    weights = tilt_weights(scores, beta)
     nonzero = weights[weights > 0]
     return float(np.sum(nonzero * np.log(nonzero * len(weights))))
 
@@ -64,11 +67,10 @@ def tilt_beta_for_kl(scores: np.ndarray, kl_target: float, low: float = 1e-4, hi
 
 
 def tilt_beta(reward_fn: RewardFunction, prior: MelodyPrior, condition: MelodyCondition, kl_target: float,
-              num_samples: int, generator: torch.Generator, name: str = "reward") -> float:
+              num_samples: int, rng: np.random.Generator, name: str = "reward") -> float:
     """The β of :func:`tilt_beta_for_kl` on ``num_samples`` melodies the prior writes in ``condition``."""
     if num_samples < MIN_TILT_SAMPLES:
         raise RLComposerError(f"tilt_samples must be at least {MIN_TILT_SAMPLES}, got {num_samples}")
     _check_showable(num_samples, kl_target)  # before drawing and scoring anything
-    tokens = prior.sample(num_samples, condition.num_steps, generator=generator, condition=condition)
-    melodies = [Melody(row, {}, condition.metre, Key("C", condition.mode)) for row in np.asarray(tokens)]
+    melodies = PriorModel(prior, "prior").sample(num_samples, condition.num_steps, rng, condition=condition)
     return tilt_beta_for_kl(score_melodies(reward_fn, melodies, name), kl_target)

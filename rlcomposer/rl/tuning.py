@@ -97,9 +97,9 @@ DEFAULT_REWARD_UNCERTAINTY = 2.0
 is not given (:attr:`TuneConfig.reward_uncertainty`)."""
 
 KL_CONTROLS = ("sampled", "exact")
+"""How PPO pays the KL to the prior (:attr:`TuneConfig.kl_control`)."""
 KL_BETA_STARTS = ("given", "tilt")
 """Where β starts (:attr:`TuneConfig.kl_beta_start`)."""
-"""How PPO pays the KL to the prior (:attr:`TuneConfig.kl_control`)."""
 
 
 @dataclass(frozen=True)
@@ -295,15 +295,16 @@ def reward_uncertainty_for(config: TuneConfig, reward_fn: RewardFunction | None)
 
 
 def pessimistic_reward(config: TuneConfig, reward_fn: RewardFunction | None,
-                       log: Callable[[str], None] = print) -> RewardFunction | None:
-    """The reward PPO is paid: the ensemble's mean less λ × its spread (:class:`ConservativeReward`)
-    where :func:`reward_uncertainty_for` is above 0 (said in ``log``), else ``reward_fn`` itself."""
+                       log: Callable[[str], None] = print) -> tuple[TuneConfig, RewardFunction | None]:
+    """The reward a run is paid, and its config with the λ it pays filled in (saved as paid): the
+    ensemble's mean less λ × its spread (:class:`ConservativeReward`) where
+    :func:`reward_uncertainty_for` is above 0 (said in ``log``), else ``reward_fn`` itself."""
     k = reward_uncertainty_for(config, reward_fn)
+    config = replace(config, reward_uncertainty=k)
     if k <= 0:
-        return reward_fn
-    conservative = ConservativeReward(reward_fn, k)
+        return config, reward_fn
     log(f"reward: the ensemble's mean - {k:g} x its members' spread (reward_uncertainty)")
-    return conservative
+    return config, ConservativeReward(reward_fn, k)
 
 
 def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunction | None,
@@ -384,8 +385,7 @@ def tune_policy(
         raise RLComposerError("nothing to tune for: give --reward or a non-zero theory_* weight")
     if config.uses_quantile_reward and reward_fn is None:
         raise RLComposerError(f"algorithm {config.algorithm} needs a reward function (--reward)")
-    config = replace(config, reward_uncertainty=reward_uncertainty_for(config, reward_fn))  # saved as paid
-    reward_fn = pessimistic_reward(config, reward_fn, log)  # the environment pays the pessimistic reward
+    config, reward_fn = pessimistic_reward(config, reward_fn, log)  # the environment pays the pessimistic reward
     torch.set_num_threads(config.threads)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -397,7 +397,7 @@ def tune_policy(
         if reward_fn is None:
             raise RLComposerError("kl_beta_start tilt needs a reward function (--reward)")
         beta = tilt_beta(reward_fn, prior, config.env.condition, config.kl_target, config.tilt_samples,
-                         torch.Generator().manual_seed(config.seed + 7927))
+                         np.random.default_rng(config.seed + 7927))
         log(f"β starts at {beta:.4f}: the prior tilted by the reward has {config.kl_target:g} nats of KL "
             f"there ({config.tilt_samples} prior melodies)")
         config = replace(config, env=replace(config.env, kl_beta=beta))  # saved as started
@@ -524,8 +524,7 @@ def _tune_bond(config: TuneConfig, out_dir: Path, reward_fn: RewardFunction | No
     directory like PPO's."""
     if reward_fn is None:
         raise RLComposerError("tune --algorithm bond needs a reward function (--reward)")
-    config = replace(config, reward_uncertainty=reward_uncertainty_for(config, reward_fn))
-    reward_fn = pessimistic_reward(config, reward_fn, log)
+    config, reward_fn = pessimistic_reward(config, reward_fn, log)
     torch.set_num_threads(config.threads)
     started = time.monotonic()
     condition = config.env.condition
