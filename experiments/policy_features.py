@@ -5,7 +5,11 @@ reward model, this samples ``--n`` melodies from the prior, from the policy, and
 prior under the member's noiseless score with N at the policy's KL, and prints each melody
 descriptor's mean shift from the prior in prior standard deviations: what best-of-N changes to
 please the member, and how far the policy got along each of those, and what the policy changes
-that best-of-N leaves alone (KL spent on nothing the taste asks for).
+that best-of-N leaves alone (KL spent on nothing the taste asks for). Then the member's own terms:
+for each of its heaviest features, the mean satisfaction (0..1) on the prior's, best-of-N's and the
+policy's melodies and on the policy's worse half, beside its kind (a band around an ideal, or a
+one-sided threshold): which parts of the taste the policy meets and which it leaves where the
+prior is.
 
     python experiments/policy_features.py runs/true_reward_tuning/panel-2/rloo --member 2
 """
@@ -22,7 +26,9 @@ import torch
 def main(argv: list[str] | None = None) -> int:
     from rlcomposer.preferences.descriptors import DESCRIPTOR_NAMES, describe
     from rlcomposer.preferences.listeners import load_listener
+    from rlcomposer.preferences.panel import FEATURE_NAMES, PanelListener, features, panel_listener
     from rlcomposer.preferences.reward_functions import score_melodies
+    from rlcomposer.preferences.taste_shapes import KIND_NAMES, satisfaction
     from rlcomposer.prior.model import MelodyCondition, load_prior
     from rlcomposer.prior.registry import PriorModel
     from rlcomposer.rl.kl import best_of_n_for_kl, kl_to_prior_per_melody
@@ -77,6 +83,34 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|")
     for index in np.argsort(-np.abs(pol - bon))[:6]:
         print(f"| {DESCRIPTOR_NAMES[index]} | {bon[index]:+.2f} | {pol[index]:+.2f} |")
+    member = panel_listener(args.member)
+    if isinstance(member, PanelListener):  # members 0-23 (24-35 hear the metre, by other features)
+        policy_scores = score_melodies(score, policy_melodies)
+        worse = policy_scores < np.median(policy_scores)
+
+        def satisfied(melodies) -> np.ndarray:
+            """Each feature's satisfaction, then each interaction's (the product of its two)."""
+            values = features(np.stack([m.tokens for m in melodies]))
+            single = satisfaction(values, member.kinds, member.ideals, member.tolerances)
+            pairs = [satisfaction(values[:, a], np.asarray(kind_a), threshold_a, tolerance_a)
+                     * satisfaction(values[:, b], np.asarray(kind_b), threshold_b, tolerance_b)
+                     for a, kind_a, threshold_a, tolerance_a, b, kind_b, threshold_b, tolerance_b, _
+                     in member.interactions]
+            return np.column_stack([single, *pairs])
+
+        columns = {"prior": satisfied(prior_melodies), "best-of-N": satisfied(best), "policy": satisfied(policy_melodies)}
+        columns["policy's worse half"] = columns["policy"][worse]
+        print(f"\npanel:{args.member}'s own terms (weight ≥ 0.05, and its interactions): mean satisfaction, 0..1")
+        print("| feature | weight | kind | " + " | ".join(columns) + " |")
+        print("|---|---:|---|" + "---:|" * len(columns))
+        for index in np.argsort(-member.weights):
+            if member.weights[index] < 0.05:
+                break
+            cells = " | ".join(f"{values[:, index].mean():.2f}" for values in columns.values())
+            print(f"| {FEATURE_NAMES[index]} | {member.weights[index]:.2f} | {KIND_NAMES[int(member.kinds[index])]} | {cells} |")
+        for number, (interaction, meaning) in enumerate(zip(member.interactions, member.interaction_names, strict=True)):
+            cells = " | ".join(f"{values[:, len(FEATURE_NAMES) + number].mean():.2f}" for values in columns.values())
+            print(f"| {meaning} | {interaction[-1]:.2f} | both | {cells} |")
     return 0
 
 
