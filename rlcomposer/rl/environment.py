@@ -220,26 +220,20 @@ class MelodyEpisodes:
             self._advance_prior(torch.from_numpy(actions))
         return self.tokens.copy(), rewards, done, terms
 
-    def final_terms(self, tokens: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Per-melody reward terms of the finished melodies (kl_prior is the per-step sum), or of
-        other finished melodies ``tokens`` ``[R, T]`` (then without kl_prior)."""
+    def final_terms(self) -> dict[str, np.ndarray]:
+        """Per-melody reward terms of the finished melodies (kl_prior is the per-step sum)."""
         terms: dict[str, np.ndarray] = {}
-        if self.config.kl_beta != 0 and tokens is None:
+        if self.config.kl_beta != 0:
             terms["kl_prior"] = self.kl_prior_sum.copy()
-        tokens = self.tokens if tokens is None else tokens
         if self.config.reward_weight != 0:
             assert self.reward_fn is not None
-            melodies = [self.config.melody(row) for row in tokens]
+            melodies = [self.config.melody(row) for row in self.tokens]
             terms["reward"] = self.config.reward_weight * score_melodies(self.reward_fn, melodies)
         weights = self.config.theory_weights
         if weights:
-            for name, values in theory_terms(tokens, tuple(weights), self.config.key).items():
+            for name, values in theory_terms(self.tokens, tuple(weights), self.config.key).items():
                 terms[f"theory_{name}"] = weights[name] * values
         return terms
-
-    def final_reward(self, tokens: np.ndarray) -> np.ndarray:
-        """The reward at the end (every term but KL-control) of finished melodies ``[R, T]``."""
-        return sum(self.final_terms(tokens).values(), np.zeros(len(tokens)))
 
 
 def _observation_space(num_steps: int) -> spaces.Box:

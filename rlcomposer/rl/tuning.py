@@ -62,7 +62,6 @@ from rlcomposer.rl.tuning_callbacks import (
     hold_kl_target,
     write_plots,
 )
-from rlcomposer.rl.vine_values import MonteCarloValueAdvantageCallback
 from rlcomposer.validation import (
     MAX_COUNT,
     NON_NEGATIVE,
@@ -90,7 +89,6 @@ TUNE_CONFIG_RANGES = {
     "quantile_samples": between(MIN_REFERENCE_SAMPLES, 1 << 20, whole=True),
     "quantile_best_of": between(2, 1 << 20, whole=True, optional=True),
     "tilt_samples": between(MIN_TILT_SAMPLES, 1 << 20, whole=True),
-    "vine_samples": between(0, 1024, whole=True), "vine_every": between(1, 4096, whole=True),
 }
 """Where each number of a :class:`TuneConfig` may lie (checked with its own name in the message)."""
 
@@ -206,12 +204,6 @@ class TuneConfig:
     """Stop an update's epochs early past this approx-KL (None: never)."""
     value_hidden_size: int = 64
     """Units of the value head on the GRU state."""
-    vine_samples: int = 0
-    """RLOO with Monte-Carlo values inside the melody (VinePPO, :mod:`rlcomposer.rl.vine_values`):
-    continuations drawn from the policy at each checkpoint to estimate its value (0: off, every
-    step of a melody shares its RLOO advantage)."""
-    vine_every: int = 8
-    """Steps between those checkpoints (8: every half bar of 4/4)."""
     # --- run
     seed: int = 0
     """Seeds the policy's value head, sampling and minibatch order."""
@@ -234,9 +226,6 @@ class TuneConfig:
                                   f"got '{self.kl_beta_start}'")
         if self.kl_beta_start == "tilt" and (self.kl_target is None or self.uses_quantile_reward):
             raise RLComposerError("kl_beta_start tilt needs a kl_target and a reward paid as it is (not vBoN's)")
-        if self.vine_samples and (not self.uses_leave_one_out or self.kl_control == "exact"):
-            raise RLComposerError("vine_samples needs a leave-one-out algorithm (rloo, vbon-rloo) and "
-                                  "kl_control sampled")
         if self.kl_control == "exact" and self.ent_coef > 0:
             raise RLComposerError("kl_control exact uses PPO's entropy term for the KL: set ent_coef to 0")
         if self.uses_quantile_reward and self.kl_target is None and self.quantile_best_of is None:
@@ -467,11 +456,7 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
     kl_penalty.snapshot_after = config.training_steps // 2
     logger_callback = TuningLogCallback(prior, history_path, gold_fn, kl_penalty)
     callbacks = [FiniteWeightsCallback(config), kl_penalty]
-    if config.uses_leave_one_out and config.vine_samples:  # after KL-control has written the rewards
-        callbacks.append(MonteCarloValueAdvantageCallback(
-            prior, kl_penalty, model.env.episodes.final_reward, config.episode_steps, config.vine_every,
-            config.vine_samples, config.seed))
-    elif config.uses_leave_one_out:
+    if config.uses_leave_one_out:  # after KL-control has written the rewards
         callbacks.append(LeaveOneOutAdvantageCallback(config.episode_steps))
     if config.kl_control == "exact":  # after the advantages are written
         callbacks.append(ExactKLLossCallback(kl_penalty))
