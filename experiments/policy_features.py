@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlcomposer.preferences.listeners import load_listener
     from rlcomposer.preferences.panel import FEATURE_NAMES, PanelListener, features, panel_listener
     from rlcomposer.preferences.reward_functions import score_melodies
-    from rlcomposer.preferences.taste_shapes import KIND_NAMES, satisfaction
+    from rlcomposer.preferences.taste_shapes import KIND_NAMES
     from rlcomposer.prior.model import MelodyCondition, load_prior
     from rlcomposer.prior.registry import PriorModel
     from rlcomposer.rl.kl import best_of_n_for_kl, kl_to_prior_per_melody
@@ -63,13 +63,14 @@ def main(argv: list[str] | None = None) -> int:
 
     bon, pol = shift(best), shift(policy_melodies)
     prior_scores = score_melodies(score, prior_melodies)
+    policy_scores = score_melodies(score, policy_melodies)
     reference = np.sort(prior_scores)
 
     def win_rate(values: np.ndarray) -> float:
         return float(np.mean(np.searchsorted(reference, values, side="left") / len(reference)))
 
     print(f"policy KL {kl:.2f} nats; best-of-{n} at that KL. Win-rate against the prior by panel:{args.member}: "
-          f"policy {win_rate(score_melodies(score, policy_melodies)):.3f}, best-of-{n} {win_rate(scores.max(axis=1)):.3f}")
+          f"policy {win_rate(policy_scores):.3f}, best-of-{n} {win_rate(scores.max(axis=1)):.3f}")
     print(f"Shift in |mean| over all {len(DESCRIPTOR_NAMES)} descriptors (prior sd): best-of-N "
           f"{np.abs(bon).mean():.3f}, policy {np.abs(pol).mean():.3f}; their correlation {np.corrcoef(bon, pol)[0, 1]:.2f}; "
           f"the policy's shift along best-of-N's direction {float(pol @ bon / (bon @ bon)):.2f} of it")
@@ -85,20 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {DESCRIPTOR_NAMES[index]} | {bon[index]:+.2f} | {pol[index]:+.2f} |")
     member = panel_listener(args.member)
     if isinstance(member, PanelListener):  # members 0-23 (24-35 hear the metre, by other features)
-        policy_scores = score_melodies(score, policy_melodies)
         worse = policy_scores < np.median(policy_scores)
-
-        def satisfied(melodies) -> np.ndarray:
-            """Each feature's satisfaction, then each interaction's (the product of its two)."""
-            values = features(np.stack([m.tokens for m in melodies]))
-            single = satisfaction(values, member.kinds, member.ideals, member.tolerances)
-            pairs = [satisfaction(values[:, a], np.asarray(kind_a), threshold_a, tolerance_a)
-                     * satisfaction(values[:, b], np.asarray(kind_b), threshold_b, tolerance_b)
-                     for a, kind_a, threshold_a, tolerance_a, b, kind_b, threshold_b, tolerance_b, _
-                     in member.interactions]
-            return np.column_stack([single, *pairs])
-
-        columns = {"prior": satisfied(prior_melodies), "best-of-N": satisfied(best), "policy": satisfied(policy_melodies)}
+        columns = {name: member.satisfactions(features(melodies))
+                   for name, melodies in (("prior", prior_melodies), ("best-of-N", best), ("policy", policy_melodies))}
         columns["policy's worse half"] = columns["policy"][worse]
         print(f"\npanel:{args.member}'s own terms (weight ≥ 0.05, and its interactions): mean satisfaction, 0..1")
         print("| feature | weight | kind | " + " | ".join(columns) + " |")

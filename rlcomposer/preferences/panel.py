@@ -437,14 +437,21 @@ class PanelListener:
         extremes, more = beyond): see :func:`ideal_distance`."""
         return float(np.sum(self.weights * ideal_distance(self.ideals)))
 
+    def satisfactions(self, values: np.ndarray) -> np.ndarray:
+        """Each term's satisfaction (0..1) of feature rows ``[N, NUM_FEATURES]``: ``[N, NUM_FEATURES +
+        len(interactions)]``, the features' then each interaction's (the product of its two)."""
+        single = satisfaction(values, self.kinds, self.ideals, self.tolerances)
+        pairs = [satisfaction(values[:, a], np.asarray(kind_a), threshold_a, tolerance_a)
+                 * satisfaction(values[:, b], np.asarray(kind_b), threshold_b, tolerance_b)
+                 for a, kind_a, threshold_a, tolerance_a, b, kind_b, threshold_b, tolerance_b, _ in self.interactions]
+        return np.column_stack([single, *pairs])
+
     def raw(self, values: np.ndarray) -> np.ndarray:
         """The unscaled taste of feature rows ``[N, NUM_FEATURES]``."""
-        satisfied = satisfaction(values, self.kinds, self.ideals, self.tolerances)
-        total = satisfied @ self.weights
-        for a, kind_a, threshold_a, tolerance_a, b, kind_b, threshold_b, tolerance_b, weight in self.interactions:
-            total = total + weight * (
-                satisfaction(values[:, a], np.asarray(kind_a), threshold_a, tolerance_a)
-                * satisfaction(values[:, b], np.asarray(kind_b), threshold_b, tolerance_b))
+        satisfied = self.satisfactions(values)
+        total = satisfied[:, :len(self.weights)] @ self.weights
+        for number, interaction in enumerate(self.interactions):
+            total = total + interaction[-1] * satisfied[:, len(self.weights) + number]
         return total
 
     def score_features(self, values: np.ndarray, bored: np.ndarray | None = None) -> np.ndarray:
