@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--member", type=int, default=2, help="panel member (default 2, of the choosing half)")
     parser.add_argument("--specs", default="sequence,rloo", help="comma-separated tuner specs")
     parser.add_argument("--out", default="runs/true_reward_tuning", help="folder for the policies")
+    parser.add_argument("--verbose", action="store_true", help="print the tuner's log lines")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     score, name = load_listener(f"panel:{args.member}")
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                                                "seed": 0, **overrides}, f"spec '{spec}'")
         started = time.monotonic()
         out = Path(args.out) / f"panel-{args.member}" / spec.replace(":", "_").replace(";", "_")
-        result = tune_policy(config, out, score, progress=False, log=lambda _: None, prior=prior)
+        result = tune_policy(config, out, score, progress=False,
+                             log=(lambda line: print(line, flush=True)) if args.verbose else (lambda _: None), prior=prior)
         tuned = PriorModel(result.policy, algorithm).sample(1000, 64, rng)
         tokens = torch.as_tensor(np.stack([m.tokens for m in tuned])).long()
         kl = float(kl_to_prior_per_melody(result.policy, prior, tokens, config.env.condition).mean())
