@@ -83,9 +83,11 @@ def distillation_n(config: DistillationConfig, kl_target: float | None) -> int:
 
 
 def best_of_n_targets(prior: MelodyPrior, reward_fn, condition: MelodyCondition, n: int, count: int,
-                      generator: torch.Generator, log: Callable[[str], None], chunk: int = 64) -> np.ndarray:
-    """``[count, T]`` tokens, each the best of ``n`` prior melodies of ``condition`` under ``reward_fn``."""
+                      generator: torch.Generator, log: Callable[[str], None], batch: int = 2048) -> np.ndarray:
+    """``[count, T]`` tokens, each the best of ``n`` prior melodies of ``condition`` under ``reward_fn``
+    (drawn about ``batch`` melodies at a time: one batched call of the prior per step)."""
     key = Key("C", condition.mode)
+    chunk = max(1, batch // n)
     rows: list[np.ndarray] = []
     for first in range(0, count, chunk):
         groups = min(chunk, count - first)
@@ -93,7 +95,7 @@ def best_of_n_targets(prior: MelodyPrior, reward_fn, condition: MelodyCondition,
         melodies = [Melody(row, {}, condition.metre, key, condition.pickup_steps) for row in tokens]
         scores = score_melodies(reward_fn, melodies).reshape(groups, n)
         rows.append(tokens.reshape(groups, n, -1)[np.arange(groups), scores.argmax(axis=1)])
-        if (first // chunk) % 8 == 0:
+        if (first // chunk) % max(1, 512 // chunk) == 0:
             log(f"best-of-{n} targets: {first + groups}/{count}")
     return np.concatenate(rows, axis=0)
 
