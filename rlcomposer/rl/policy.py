@@ -35,7 +35,6 @@ from torch import nn
 from rlcomposer.prior.model import MelodyCondition, MelodyPrior, PriorConfig
 from rlcomposer.rl.environment import PAD
 from rlcomposer.rl.kl import kl_between_logits
-from rlcomposer.rl.low_rank import add_low_rank_updates
 
 
 class MelodyActorCriticPolicy(ActorCriticPolicy):
@@ -50,7 +49,6 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         prior_state_dict: dict[str, torch.Tensor] | None = None,
         value_hidden_size: int = 64,
         condition: dict[str, str] | None = None,
-        low_rank: int = 0,
         **kwargs: Any,
     ):
         self.prior_config = dict(prior_config or {})
@@ -58,8 +56,6 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         """The task's metre and mode (one tune run has one), told to a conditioned actor."""
         self.prior_config["dropout"] = 0.0  # RL needs the same log-probs in rollout and update
         self.value_hidden_size = value_hidden_size
-        self.low_rank = low_rank
-        """Rank of the low-rank updates the actor's weight matrices are trained as (0: every weight trained)."""
         self._initial_state = prior_state_dict
         self.use_state_cache = False
         self.sequence_evaluation = False
@@ -75,8 +71,6 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         if self._initial_state is not None:
             self.actor.load_state_dict(self._initial_state)
             self._initial_state = None
-        if self.low_rank:
-            add_low_rank_updates(self.actor, self.low_rank)
         self.condition = MelodyCondition(self.condition_spec["metre"], self.condition_spec["mode"],
                                          self.num_steps)
         self.actor.check_condition(self.condition)
@@ -89,7 +83,7 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(prior_config=self.prior_config, value_hidden_size=self.value_hidden_size,
-                    condition=self.condition_spec, low_rank=self.low_rank)
+                    condition=self.condition_spec)
         return data
 
     @property

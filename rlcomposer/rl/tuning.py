@@ -46,7 +46,6 @@ from rlcomposer.rl.dpo import DPOConfig, train_dpo
 from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.rl.kl import best_of_n_for_kl, kl_to_prior_per_melody
 from rlcomposer.rl.leave_one_out import LeaveOneOutAdvantageCallback
-from rlcomposer.rl.low_rank import merged_state_dict
 from rlcomposer.rl.policy import MelodyActorCriticPolicy
 from rlcomposer.rl.quantile_reward import MIN_REFERENCE_SAMPLES, QuantileReward, fit_quantile_reward
 from rlcomposer.rl.resume import check_resume, truncate_history
@@ -85,7 +84,7 @@ TUNE_CONFIG_RANGES = {
     "n_epochs": between(1, 1000, whole=True), "learning_rate": above(0, 1), "clip_range": above(0, 1),
     "gamma": PROBABILITY, "gae_lambda": PROBABILITY, "ent_coef": NON_NEGATIVE, "vf_coef": NON_NEGATIVE,
     "max_grad_norm": POSITIVE, "target_kl": above(0, optional=True),
-    "value_hidden_size": between(1, 4096, whole=True), "low_rank": between(0, 4096, whole=True), "seed": SEED, "threads": THREADS,
+    "value_hidden_size": between(1, 4096, whole=True), "seed": SEED, "threads": THREADS,
     "checkpoint_every": between(0, MAX_COUNT, whole=True),
     "quantile_samples": between(MIN_REFERENCE_SAMPLES, 1 << 20, whole=True),
     "quantile_best_of": between(2, 1 << 20, whole=True, optional=True),
@@ -205,9 +204,6 @@ class TuneConfig:
     """Stop an update's epochs early past this approx-KL (None: never)."""
     value_hidden_size: int = 64
     """Units of the value head on the GRU state."""
-    low_rank: int = 0
-    """Train the actor as low-rank updates of this rank to its frozen weight matrices (LoRA; 0:
-    every weight trained, the default)."""
     # --- run
     seed: int = 0
     """Seeds the policy's value head, sampling and minibatch order."""
@@ -335,7 +331,6 @@ def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunctio
         policy_kwargs={"prior_config": config_to_dict(prior.config),
                        "prior_state_dict": prior.state_dict(),
                        "value_hidden_size": config.value_hidden_size,
-                       "low_rank": config.low_rank,
                        "condition": {"metre": config.env_config().metre,
                                      "mode": config.env_config().mode}},
     )
@@ -426,7 +421,7 @@ def tune_policy(
 def _tuned_actor(model: PPO, config: TuneConfig) -> MelodyPrior:
     """The policy's actor as a standalone prior network (a copy, eval mode, its task recorded)."""
     actor = MelodyPrior(model.policy.actor.config)
-    actor.load_state_dict(merged_state_dict(model.policy.actor))
+    actor.load_state_dict(model.policy.actor.state_dict())
     actor.eval()
     actor.tuned_condition = config.env.condition.with_length(None)
     return actor
@@ -497,7 +492,8 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
     if isinstance(reward_fn, QuantileReward):
         metrics["quantile_reward"] = {"reference_samples": reward_fn.num_reference,
                                       "best_of": config.quantile_n}
-    save_model_dir(out_dir, "policy", prior.config, merged_state_dict(model.policy), config, metrics,
+    policy = model.policy
+    save_model_dir(out_dir, "policy", prior.config, policy.state_dict(), config, metrics,
                    extra_config={"env": asdict(config.env_config())})
     return TuneResult(metrics, _tuned_actor(model, config), history)
 
