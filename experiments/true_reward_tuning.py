@@ -24,6 +24,27 @@ import numpy as np
 import torch
 
 
+class OneTerm:
+    """One term of a panel member's taste as a reward: its satisfaction (0..1), standardised on
+    reference prior melodies (mean 0, standard deviation 1 there, as the member's whole score is)."""
+
+    def __init__(self, member: int, term: str, reference) -> None:
+        from rlcomposer.preferences.panel import FEATURE_NAMES, panel_listener
+
+        if term not in FEATURE_NAMES:
+            raise SystemExit(f"--term: {term!r} is not a feature of the panel ({', '.join(FEATURE_NAMES)})")
+        self.listener, self.index = panel_listener(member), FEATURE_NAMES.index(term)
+        self.mean, self.std = 0.0, 1.0
+        values = self.score_batch(reference)
+        self.mean, self.std = float(values.mean()), float(values.std()) or 1.0
+
+    def score_batch(self, melodies) -> np.ndarray:
+        from rlcomposer.preferences.panel import features
+
+        satisfied = self.listener.satisfactions(features(list(melodies)))[:, self.index]
+        return (satisfied - self.mean) / self.std
+
+
 def main(argv: list[str] | None = None) -> int:
     from rlcomposer.config import config_from_dict
     from rlcomposer.preferences.listeners import load_listener
@@ -38,11 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--specs", default="sequence,rloo", help="comma-separated tuner specs")
     parser.add_argument("--out", default="runs/true_reward_tuning", help="folder for the policies")
     parser.add_argument("--verbose", action="store_true", help="print the tuner's log lines")
+    parser.add_argument("--term", default=None,
+                        help="tune on one of the member's feature terms alone (its satisfaction, standardised on "
+                             "prior melodies) and judge by it (members 0-23)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     score, name = load_listener(f"panel:{args.member}")
     prior = load_prior()
     prior_model = PriorModel(prior, "prior")
+    if args.term is not None:
+        score = OneTerm(args.member, args.term, prior_model.sample(2000, 64, np.random.default_rng(1)))
     rng = np.random.default_rng(0)
     base = score_melodies(score, prior_model.sample(1000, 64, rng))
 
