@@ -45,6 +45,8 @@ FEATURE_NAMES = (
     "rhythm_repeats",  # share of finished bars whose onset pattern came earlier
     "bar_follows_earlier",  # this bar's onsets so far are those of an earlier bar's start
     "bars_done",  # finished bars / melody's bars
+    "mean_interval",  # mean |interval| between consecutive notes so far (repeats count 0), fifths
+    "intervals",  # intervals so far / 32
 )
 """The numbers :meth:`MelodySoFar.scan` gives at each step, in order."""
 
@@ -78,6 +80,8 @@ class SoFarState:
     patterns: torch.Tensor  # [B, 33] earlier bars' onset patterns (-1: none)
     bars: torch.Tensor  # bars finished
     repeats: torch.Tensor  # finished bars whose pattern came earlier
+    intervals: torch.Tensor  # intervals between consecutive notes so far (repeats included)
+    interval_sum: torch.Tensor  # their sizes, semitones
 
     def fields(self) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, name) for name in self.__dataclass_fields__)
@@ -112,7 +116,7 @@ class MelodySoFar:
             sounding=torch.zeros(batch, dtype=torch.bool),
             lengths=torch.zeros(batch, MAX_LENGTH_CLASS, dtype=torch.bool), pattern=zeros.clone(),
             patterns=torch.full((batch, MAX_BAR_PATTERNS), -1, dtype=torch.long), bars=zeros.clone(),
-            repeats=zeros.clone())
+            repeats=zeros.clone(), intervals=zeros.clone(), interval_sum=zeros.clone())
 
     def update(self, state: SoFarState, token: torch.Tensor) -> SoFarState:
         """The state after ``token`` (``[B]``) is written at ``state.step``."""
@@ -137,6 +141,8 @@ class MelodySoFar:
         interval = pitch - s.last
         s.last_interval = torch.where(moved, interval, s.last_interval)
         s.moves = s.moves + (moved & (interval != 0)).long()
+        s.intervals = s.intervals + moved.long()
+        s.interval_sum = s.interval_sum + torch.where(moved, interval.abs(), torch.zeros_like(interval))
         s.ups = s.ups + (moved & (interval > 0)).long()
         s.leaps = s.leaps + (moved & (interval.abs() >= 5)).long()
         s.last = torch.where(is_note, pitch, s.last)
@@ -199,6 +205,8 @@ class MelodySoFar:
             s.repeats.float() / s.bars.clamp(min=1).float(),
             (follows & (position > 0)).float(),
             s.bars.float() / self.total_bars.float(),
+            s.interval_sum.float() / s.intervals.clamp(min=1).float() / 7.0,
+            s.intervals.float() / 32.0,
         ]
         return torch.stack(columns, dim=1)
 
