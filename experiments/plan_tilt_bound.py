@@ -31,6 +31,11 @@ def plan_tilt(r: np.ndarray, plan: np.ndarray, p_plan: np.ndarray, beta: float) 
     return q, float(np.sum(q[kept] * np.log(q[kept] / p_plan[kept])))
 
 
+def win_rates(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each value's win-rate against the sorted ``reference`` scores (ties count a half)."""
+    return (np.searchsorted(reference, values, "left") + np.searchsorted(reference, values, "right")) / 2 / len(reference)
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -76,23 +81,21 @@ def main(argv: list[str] | None = None) -> int:
         score, _ = load_listener(f"panel:{member}")
         r = np.asarray(score_melodies(score, pool), dtype=np.float64)
         reference = np.sort(r)
-        wins = (np.searchsorted(reference, r, "left") + np.searchsorted(reference, r, "right")) / 2 / len(r)
+        wins = win_rates(r, reference)
         full = {k: float(tilt_weights(r, tilt_beta_for_kl(r, k)) @ wins) for k in kls}
         bon = {}
         for k in kls:
             n = best_of_n_for_kl(k, 4096)
-            groups = r[: len(r) // n * n].reshape(-1, n)
-            best = groups.max(axis=1)
-            bon[k] = float(np.mean((np.searchsorted(reference, best, "left") + np.searchsorted(reference, best, "right"))
-                                   / 2 / len(r)))
+            bon[k] = float(win_rates(r[: len(r) // n * n].reshape(-1, n).max(axis=1), reference).mean())
         for plan in plans:
             ids = plan_ids(plan)
             _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
             p_plan = counts / len(r)
             cells = []
+            kl_max = plan_tilt(r, inverse, p_plan, 1e-4)[1]
             for k in kls:
-                if plan_tilt(r, inverse, p_plan, 1e-4)[1] < k:
-                    cells.append(f"max KL {plan_tilt(r, inverse, p_plan, 1e-4)[1]:.2f}")
+                if kl_max < k:
+                    cells.append(f"max KL {kl_max:.2f}")
                     continue
                 low, high = np.log(1e-4), np.log(1e4)
                 for _ in range(60):
