@@ -64,13 +64,6 @@ from rlcomposer.music.metre import (
     check_pickup_steps,
     parse_metre,
 )
-from rlcomposer.prior.melody_so_far import (
-    NUM_ACTION_FEATURES,
-    MelodySoFar,
-    SoFarState,
-    action_features,
-)
-from rlcomposer.prior.melody_so_far import NUM_FEATURES as NUM_SO_FAR_FEATURES
 from rlcomposer.validation import FRACTION, between, check_config
 
 
@@ -175,29 +168,12 @@ class PriorConfig:
     finals: tuple[tuple[float, ...], ...] = ()
     """Per mode (in ``modes`` order), the share of training tunes whose last note is each pitch
     class above the tonic: the finals sampling draws from (empty: no final input, the earlier format)."""
-    melody_so_far: bool = False
-    """A tuned policy's extra input: what the melody has done so far (its notes, pitches, note
-    lengths, climax, bar rhythms: :mod:`rlcomposer.prior.melody_so_far`) read with the GRU state by
-    a small layer whose logits add to the output layer's (it starts at zero, so such a policy
-    starts as its prior). Needs a conditioned prior. False: a plain prior or policy."""
-    so_far_hidden: int = 128
-    """Width of that layer's hidden layer."""
-    so_far_gain: float = 1.0
-    """That layer's logits are multiplied by this (with Adam, about this many times its learning rate)."""
-    so_far_only: bool = False
-    """With ``melody_so_far``: tuning moves that layer only (the prior's own weights stay)."""
-    so_far_actions: bool = False
-    """With ``melody_so_far``: the layer gives weights over a few features of each possible next
-    token (its interval from the last note, a new climax, a rest: :func:`action_features`) instead of
-    one logit per token, so one weight moves every token alike ("smaller steps now")."""
 
     def __post_init__(self) -> None:
         check_config(self, {"vocab_size": between(1, 4096, whole=True), "steps_per_bar": between(1, 256, whole=True),
                             "bars_per_phrase": between(1, 256, whole=True), "embedding_dim": between(1, 4096, whole=True),
                             "hidden_size": between(1, 4096, whole=True), "num_layers": between(1, 16, whole=True),
-                            "dropout": FRACTION, "so_far_hidden": between(1, 4096, whole=True)}, "prior ")
-        if self.melody_so_far and not self.metres:
-            raise ConfigError("prior config key 'melody_so_far': needs a conditioned prior (one with metres)")
+                            "dropout": FRACTION}, "prior ")
         object.__setattr__(self, "finals", tuple(tuple(float(w) for w in row) for row in self.finals))
         if self.finals and (len(self.finals) != len(self.modes) or any(len(row) != 12 or min(row) < 0
                                                                        or sum(row) <= 0 for row in self.finals)):
@@ -247,12 +223,6 @@ class MelodyPrior(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
-        if config.melody_so_far:
-            self.so_far_head = nn.Sequential(
-                nn.Linear(config.hidden_size + NUM_SO_FAR_FEATURES, config.so_far_hidden), nn.Tanh(),
-                nn.Linear(config.so_far_hidden, NUM_ACTION_FEATURES if config.so_far_actions else config.vocab_size))
-            nn.init.zeros_(self.so_far_head[2].weight)
-            nn.init.zeros_(self.so_far_head[2].bias)
         self.tuned_condition: MelodyCondition | None = None
         """A tuned policy's metre and mode (it samples those only); None for a prior."""
         self.tuned_from: str | None = None
@@ -363,16 +333,15 @@ class MelodyPrior(nn.Module):
         self,
         previous_tokens: torch.Tensor,
         start_step: int | torch.Tensor = 0,
-        hidden: torch.Tensor | tuple[torch.Tensor, SoFarState] | None = None,
+        hidden: torch.Tensor | None = None,
         condition: MelodyCondition | ConditionBatch | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, SoFarState]]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[B, T, vocab]`` for steps ``start_step .. start_step+T-1``.
 
         ``previous_tokens[:, i]`` is the token before step ``start_step + i``
         (BOS for step 0). ``start_step`` is an int or a ``[B]`` tensor.
         ``condition`` (default 4/4 major, length unknown) is ignored by an
-        unconditioned prior. Returns the logits and the final recurrent state
-        (with ``melody_so_far``, the GRU's and the melody-so-far counts together).
+        unconditioned prior. Returns the logits and the final recurrent state.
         """
         batch, length = previous_tokens.shape
         offsets = torch.arange(length, device=previous_tokens.device)
@@ -380,34 +349,8 @@ class MelodyPrior(nn.Module):
             steps = start_step.view(-1, 1) + offsets.view(1, -1)
         else:
             steps = (start_step + offsets).view(1, -1).expand(batch, length)
-        so_far = None
-        if self.config.melody_so_far:
-            condition = self.condition_batch(condition, batch, length)
-            if hidden is not None:
-                hidden, so_far = hidden
-            elif bool((steps[:, 0] != 0).any()):
-                raise ValueError("a melody-so-far policy starts from step 0 or from its own state")
         output, hidden = self.gru(self.embed(previous_tokens, steps, condition), hidden)
-        output = self.dropout(output)
-        if not self.config.melody_so_far:
-            return self.head(output), hidden
-        features, so_far = self.so_far_tracker(condition).scan(previous_tokens, so_far)
-        return self.logits(output, features), (hidden, so_far)
-
-    def so_far_tracker(self, condition: ConditionBatch) -> MelodySoFar:
-        """The melody-so-far counter for ``condition``'s rows (bar lengths, pick-ups, lengths)."""
-        pickup = condition.pickup_steps if condition.pickup_steps is not None else torch.zeros_like(condition.num_steps)
-        return MelodySoFar(self.bar_steps[condition.metre_ids], pickup, condition.num_steps)
-
-    def logits(self, output: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
-        """Output logits from GRU outputs (and, with ``melody_so_far``, the melody-so-far features)."""
-        logits = self.head(output)
-        if self.config.melody_so_far:
-            extra = self.so_far_head(torch.cat([output, features], dim=-1))
-            if self.config.so_far_actions:
-                extra = (action_features(features, self.config.vocab_size) * extra.unsqueeze(-2)).sum(dim=-1)
-            logits = logits + self.config.so_far_gain * extra
-        return logits
+        return self.head(self.dropout(output)), hidden
 
     def sequence_logits(self, tokens: torch.Tensor,
                         condition: MelodyCondition | ConditionBatch | None = None) -> torch.Tensor:

@@ -25,7 +25,6 @@ sets it from β).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -33,21 +32,9 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from rlcomposer.errors import RLComposerError
-from rlcomposer.prior.melody_so_far import NUM_FEATURES as NUM_SO_FAR_FEATURES
-from rlcomposer.prior.melody_so_far import MelodySoFar, SoFarState
 from rlcomposer.prior.model import MelodyCondition, MelodyPrior, PriorConfig
 from rlcomposer.rl.environment import PAD
 from rlcomposer.rl.kl import kl_between_logits
-
-
-def policy_network_config(prior: MelodyPrior, melody_so_far: bool = False, so_far_gain: float = 1.0,
-                          so_far_actions: bool = False, so_far_only: bool = False) -> PriorConfig:
-    """The tuned network's shape: the prior's, with the melody-so-far layer if asked."""
-    if not melody_so_far:
-        return prior.config
-    return replace(prior.config, melody_so_far=True, so_far_gain=so_far_gain, so_far_actions=so_far_actions,
-                   so_far_only=so_far_only)
 
 
 class MelodyActorCriticPolicy(ActorCriticPolicy):
@@ -82,25 +69,15 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule) -> None:
         self.actor = MelodyPrior(PriorConfig(**self.prior_config))
         if self._initial_state is not None:
-            missing, unexpected = self.actor.load_state_dict(self._initial_state, strict=False)
-            # a melody-so-far policy starts from a plain prior: only its new layer is missing
-            if unexpected or any(not name.startswith("so_far_head.") for name in missing):
-                raise RLComposerError(f"the prior's weights do not fit the policy (missing {missing}, "
-                                      f"unexpected {unexpected})")
+            self.actor.load_state_dict(self._initial_state)
             self._initial_state = None
         self.condition = MelodyCondition(self.condition_spec["metre"], self.condition_spec["mode"],
                                          self.num_steps)
         self.actor.check_condition(self.condition)
-        self.so_far = self.actor.config.melody_so_far
-        self.so_far_tracker = (self.actor.so_far_tracker(self.actor.condition_batch(self.condition, 1))
-                               if self.so_far else None)
-        state_size = self.actor.config.hidden_size + (NUM_SO_FAR_FEATURES if self.so_far else 0)
+        hidden = self.actor.config.hidden_size
         self.value_head = nn.Sequential(
-            nn.Linear(state_size, self.value_hidden_size), nn.Tanh(), nn.Linear(self.value_hidden_size, 1)
+            nn.Linear(hidden, self.value_hidden_size), nn.Tanh(), nn.Linear(self.value_hidden_size, 1)
         )
-        if self.actor.config.so_far_only:
-            for name, parameter in self.actor.named_parameters():
-                parameter.requires_grad_(name.startswith("so_far_head."))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -124,29 +101,14 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         The prior is held outside the module tree: not trained, not saved with the policy."""
         self._kl_reference = () if prior is None else (prior.eval(),)
 
-    def _tracker(self, rows: int) -> MelodySoFar:
-        """The melody-so-far counter for ``rows`` observations of this policy's task."""
-        one = self.so_far_tracker
-        return MelodySoFar(one.bar_steps.expand(rows), one.pickup_steps.expand(rows), one.num_steps.expand(rows))
-
-    def _with_so_far(self, output: torch.Tensor, previous_tokens: torch.Tensor,
-                     state: SoFarState | None = None) -> tuple[torch.Tensor, SoFarState | None]:
-        """``output`` ``[B, L, H]`` with the melody-so-far features appended (a melody-so-far policy)."""
-        if not self.so_far:
-            return output, None
-        features, state = self._tracker(previous_tokens.shape[0]).scan(previous_tokens, state)
-        return torch.cat([output, features], dim=-1), state
-
     def _states_per_transition(self, tokens: torch.Tensor, network: MelodyPrior | None = None) -> torch.Tensor:
-        """GRU output of ``network`` (default the actor; with its melody-so-far features) at each
-        observation's current step, re-reading its history."""
+        """GRU output of ``network`` (default the actor) at each observation's current step,
+        re-reading its history."""
         network = self.actor if network is None else network
         steps = self.step_indices(tokens).clamp(max=tokens.shape[1] - 1)
-        previous = network.shift_right(tokens)
-        output, _ = network.gru(network.embed(previous, torch.arange(tokens.shape[1]).expand_as(tokens),
+        output, _ = network.gru(network.embed(network.shift_right(tokens),
+                                              torch.arange(tokens.shape[1]).expand_as(tokens),
                                               self.condition))
-        if network is self.actor:
-            output, _ = self._with_so_far(output, previous)
         return output[torch.arange(tokens.shape[0]), steps]
 
     def _states_with_cache(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -156,18 +118,17 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         uniform = bool((steps == step).all()) and step < tokens.shape[1]
         cache = self._cache
         if uniform and step == 0:
-            previous, hidden, so_far = torch.full_like(tokens[:, 0], self.actor.config.bos_token), None, None
+            previous, hidden = torch.full_like(tokens[:, 0], self.actor.config.bos_token), None
         elif (uniform and cache is not None and cache[1] == step - 1
               and cache[0].shape == tokens.shape and torch.equal(cache[0][:, :step - 1], tokens[:, :step - 1])):
-            previous, hidden, so_far = tokens[:, step - 1], cache[2], cache[3]
+            previous, hidden = tokens[:, step - 1], cache[2]
         else:
             self._cache = None
             return self._states_per_transition(tokens)
         output, hidden = self.actor.gru(self.actor.embed(previous.view(-1, 1),
                                                          torch.full_like(previous.view(-1, 1), step),
                                                          self.condition), hidden)
-        output, so_far = self._with_so_far(output, previous.view(-1, 1), so_far)
-        self._cache = (tokens.clone(), step, hidden, so_far)
+        self._cache = (tokens.clone(), step, hidden, output[:, 0])
         return output[:, 0]
 
     def _states(self, obs: torch.Tensor) -> torch.Tensor:
@@ -177,12 +138,11 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
         return self._states_per_transition(tokens)
 
     def episode_states(self, episode_actions: torch.Tensor) -> torch.Tensor:
-        """GRU outputs ``[E, T, H]`` (with the melody-so-far features: ``[E, T, H + F]``) for whole
-        episodes, in one causal pass."""
-        previous = self.actor.shift_right(episode_actions)
+        """GRU outputs ``[E, T, H]`` for whole episodes, in one causal pass."""
         output, _ = self.actor.gru(self.actor.embed(
-            previous, torch.arange(episode_actions.shape[1]).expand_as(episode_actions), self.condition))
-        return self._with_so_far(output, previous)[0]
+            self.actor.shift_right(episode_actions),
+            torch.arange(episode_actions.shape[1]).expand_as(episode_actions), self.condition))
+        return output
 
     def _whole_episodes(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor | None:
         """``actions`` as ``[E, T]`` if the batch is whole episodes in time order, else None."""
@@ -200,9 +160,7 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
 
     # -------------------------------------------------------- SB3 interface
     def _distribution_and_values(self, states: torch.Tensor):
-        hidden = self.actor.config.hidden_size
-        logits = self.actor.logits(states[:, :hidden], states[:, hidden:]) if self.so_far else self.actor.head(states)
-        distribution = self.action_dist.proba_distribution(action_logits=logits)
+        distribution = self.action_dist.proba_distribution(action_logits=self.actor.head(states))
         # the critic reads the actor's state but does not train it: value-loss gradients on
         # large returns would otherwise swamp the policy gradient and wreck the prior's GRU
         return distribution, self.value_head(states.detach())
@@ -215,8 +173,7 @@ class MelodyActorCriticPolicy(ActorCriticPolicy):
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor):
         episode_actions = self._whole_episodes(obs, actions)
         if episode_actions is not None:
-            states = self.episode_states(episode_actions)
-            states = states.reshape(-1, states.shape[-1])
+            states = self.episode_states(episode_actions).reshape(-1, self.actor.config.hidden_size)
         else:
             states = self._states_per_transition(obs.long())
         distribution, values = self._distribution_and_values(states)

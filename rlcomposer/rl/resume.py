@@ -22,7 +22,6 @@ from rlcomposer.checkpoints import non_finite_tensor
 from rlcomposer.config import config_to_dict
 from rlcomposer.errors import RLComposerError
 from rlcomposer.prior.model import MelodyPrior
-from rlcomposer.rl.policy import policy_network_config
 
 EPISODE_BUFFER = "EpisodeRolloutBuffer"
 """The rollout buffer of ``sequence`` runs (:class:`~rlcomposer.rl.sequence_ppo.SequencePPO`)."""
@@ -65,7 +64,7 @@ def check_resume(path: str | Path, config, prior: MelodyPrior) -> int:
     if data.get("n_steps") != config.n_steps:
         mismatches.append(f"rollouts of {data.get('n_steps')} steps, this run {config.n_steps}")
     kwargs = data.get("policy_kwargs") or {}
-    same_prior = kwargs.get("prior_config") == config_to_dict(policy_network_config(prior, config.melody_so_far, config.so_far_gain, config.so_far_actions, config.so_far_only))
+    same_prior = kwargs.get("prior_config") == config_to_dict(prior.config)
     if same_prior:
         theirs, ours = kwargs.get("prior_state_dict") or {}, prior.state_dict()
         same_prior = set(theirs) == set(ours) and all(

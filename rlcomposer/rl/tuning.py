@@ -46,7 +46,7 @@ from rlcomposer.rl.dpo import DPOConfig, train_dpo
 from rlcomposer.rl.environment import MelodyEnvConfig, MelodyVecEnv
 from rlcomposer.rl.kl import best_of_n_for_kl, kl_to_prior_per_melody
 from rlcomposer.rl.leave_one_out import LeaveOneOutAdvantageCallback
-from rlcomposer.rl.policy import MelodyActorCriticPolicy, policy_network_config
+from rlcomposer.rl.policy import MelodyActorCriticPolicy
 from rlcomposer.rl.quantile_reward import MIN_REFERENCE_SAMPLES, QuantileReward, fit_quantile_reward
 from rlcomposer.rl.resume import check_resume, truncate_history
 from rlcomposer.rl.run_folder import RunFolder
@@ -204,18 +204,6 @@ class TuneConfig:
     """Stop an update's epochs early past this approx-KL (None: never)."""
     value_hidden_size: int = 64
     """Units of the value head on the GRU state."""
-    melody_so_far: bool = False
-    """The policy also reads what its melody has done so far (notes, pitches and note lengths used,
-    its climax, bar rhythms: :mod:`rlcomposer.prior.melody_so_far`) through a new layer whose logits
-    add to the prior's (zero at the start, so the policy starts as the prior); the critic reads them
-    too. The saved policy keeps the layer (its config says ``melody_so_far``)."""
-    so_far_gain: float = 1.0
-    """With ``melody_so_far``: that layer's logits times this (about this many times its learning rate)."""
-    so_far_only: bool = False
-    """With ``melody_so_far``: train that layer only."""
-    so_far_actions: bool = False
-    """With ``melody_so_far``: the layer weighs features of each possible next token (its interval,
-    a new climax, a rest) rather than giving each token its own logit."""
     # --- run
     seed: int = 0
     """Seeds the policy's value head, sampling and minibatch order."""
@@ -340,7 +328,7 @@ def build_model(config: TuneConfig, prior: MelodyPrior, reward_fn: RewardFunctio
         seed=config.seed,
         device="cpu",
         tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
-        policy_kwargs={"prior_config": config_to_dict(policy_network_config(prior, config.melody_so_far, config.so_far_gain, config.so_far_actions, config.so_far_only)),
+        policy_kwargs={"prior_config": config_to_dict(prior.config),
                        "prior_state_dict": prior.state_dict(),
                        "value_hidden_size": config.value_hidden_size,
                        "condition": {"metre": config.env_config().metre,
@@ -505,7 +493,7 @@ def _tune_ppo(config: TuneConfig, run: RunFolder, prior: MelodyPrior, reward_fn:
         metrics["quantile_reward"] = {"reference_samples": reward_fn.num_reference,
                                       "best_of": config.quantile_n}
     policy = model.policy
-    save_model_dir(out_dir, "policy", policy_network_config(prior, config.melody_so_far, config.so_far_gain, config.so_far_actions, config.so_far_only), policy.state_dict(), config, metrics,
+    save_model_dir(out_dir, "policy", prior.config, policy.state_dict(), config, metrics,
                    extra_config={"env": asdict(config.env_config())})
     return TuneResult(metrics, _tuned_actor(model, config), history)
 
