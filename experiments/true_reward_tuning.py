@@ -41,15 +41,17 @@ class OneTerm:
         if term not in FEATURE_NAMES:
             raise SystemExit(f"--term: {term!r} is not a feature of the panel ({', '.join(FEATURE_NAMES)})")
         self.listener, self.index = panel_listener(member), FEATURE_NAMES.index(term)
-        self.mean, self.std = 0.0, 1.0
-        values = self.score_batch(reference)
+        values = self.satisfied(reference)
         self.mean, self.std = float(values.mean()), float(values.std()) or 1.0
 
-    def score_batch(self, melodies) -> np.ndarray:
+    def satisfied(self, melodies) -> np.ndarray:
+        """The term's satisfaction (0..1) of each melody."""
         from rlcomposer.preferences.panel import features
 
-        satisfied = self.listener.satisfactions(features(list(melodies)))[:, self.index]
-        return (satisfied - self.mean) / self.std
+        return self.listener.satisfactions(features(list(melodies)))[:, self.index]
+
+    def score_batch(self, melodies) -> np.ndarray:
+        return (self.satisfied(melodies) - self.mean) / self.std
 
 
 def main(argv: list[str] | None = None) -> int:
