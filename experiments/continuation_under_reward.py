@@ -138,6 +138,15 @@ def continued_log_likelihood(model, melodies: list[Melody], tune: Melody) -> np.
     return steps[:, opening_of(tune).num_steps:].sum(-1).double().numpy()
 
 
+def keeps_key(melodies: list[Melody], tune: Melody) -> np.ndarray:
+    """Which continuations add no pitch class outside the opening's key's scale that the opening did not use
+    itself (a minor tune's raised leading note stays allowed when its opening has one)."""
+    opening = opening_of(tune)
+    allowed = set(tune.key.scale_pitch_classes()) | {p % 12 for p, _, _ in opening.notes()}
+    bars = continued_bars(melodies, [tune] * len(melodies))
+    return np.array([all(p % 12 in allowed for p, _, _ in bar.notes()) for bar in bars])
+
+
 def standardised(values: np.ndarray) -> np.ndarray:
     spread = float(np.std(values))
     return (values - np.mean(values)) / spread if spread > 0 else values - np.mean(values)
@@ -190,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="c of a regularised pick (RBoN-KL, Jinnai et al. 2024): the standardised pessimistic "
                              "score plus c x the standardised prior log-likelihood of the continued bars, both over "
                              "an opening's candidates; several (comma-separated) are judged side by side")
+    parser.add_argument("--keep-key", default="0",
+                        help="1: pick only among the candidates that add no pitch class outside the opening's key "
+                             "that the opening did not use itself (all of them when none does); 0: among all; "
+                             "both (0,1) are judged side by side on the same candidates, the first is the headline")
     parser.add_argument("--selection", choices=("random", "active"), default="random",
                         help="how the answers' pairs are chosen (answers about whole melodies only): random, or "
                              "active: the first third random, then two batches where the reward model trained on the "
@@ -210,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     weights = [float(c) for c in args.likelihood_weight.split(",") if c.strip()]
     if not weights or min(weights) < 0 or not all(np.isfinite(weights)):
         parser.error(f"--likelihood-weight {args.likelihood_weight}: each c must be finite and 0 or more")
-    settings = [(n, lam, c) for n in sizes for lam in lambdas for c in weights]
+    keep_keys = [int(k) for k in args.keep_key.split(",") if k.strip()]
+    if not keep_keys or not set(keep_keys) <= {0, 1}:
+        parser.error(f"--keep-key {args.keep_key}: each value must be 0 or 1")
+    settings = [(n, lam, c, k) for n in sizes for lam in lambdas for c in weights for k in keep_keys]
     headline = settings[0]
     started = time.perf_counter()
     prior = load_prior(prior_directory("prior"))
@@ -230,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = continuations(prior, tunes, max(sizes), args.seed + 2)
     plain = [row[0] for row in continuations(prior, tunes, 1, args.seed + 3)]
     likelihoods = [continued_log_likelihood(prior, row, tune) for row, tune in zip(candidates, tunes, strict=True)]
+    in_key = [keeps_key(row, tune) for row, tune in zip(candidates, tunes, strict=True)]
     print(f"selection: {args.selection}; "
           f"{len(train_pairs) if args.selection == 'random' else args.labels} label pairs ({share} of whole prior melodies), {len(tunes)} test openings, best-of-{max(sizes)} "
           f"(KL {best_of_n_kl(max(sizes)):.2f} nats); melodies drawn in {time.perf_counter() - started:.0f} s",
@@ -237,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     others = settings[1:]
     print("\n| member | held-out accuracy of its reward model | its accuracy on fresh continuation pairs | win-rate vs the prior's continuation | "
           "ceiling: best-of-N under its noiseless taste | reward training (s) |"
-          + "".join(f" N {n}, lambda {lam:g}, c {c:g} |" for n, lam, c in others))
+          + "".join(f" N {n}, lambda {lam:g}, c {c:g}, keep key {k} |" for n, lam, c, k in others))
     print("|---|---|---|---|---|---|" + "---|" * len(others), flush=True)
-    rates: dict[tuple[int, float, float], dict[int, float]] = {setting: {} for setting in settings}
+    rates: dict[tuple[int, float, float, int], dict[int, float]] = {setting: {} for setting in settings}
+    key_shares: dict[tuple[int, float, float, int], dict[int, float]] = {setting: {} for setting in settings}
     ceilings, fresh, styles, out_of_key = {}, {}, {}, {}
     real = continued_bars(tunes, tunes)
     keys = [tune.key for tune in tunes]
@@ -262,13 +280,16 @@ def main(argv: list[str] | None = None) -> int:
                 reward = train_reward_model(labels, [], RewardModelConfig(seed=args.seed), prior=prior, log=None)
         trained = time.perf_counter() - begun
         member_scores = [reward.member_scores(row) for row in candidates]  # [K, max N] per opening
-        for n, lam, c in settings:
+        for n, lam, c, k in settings:
             chosen = []
-            for row, scores, likelihood in zip(candidates, member_scores, likelihoods, strict=True):
-                chosen.append(row[int(np.argmax(standardised(pessimistic_scores(scores[:, :n], lam))
-                                                + c * standardised(likelihood[:n])))])
-            rates[(n, lam, c)][member] = float(np.mean(listener.preferences(chosen, plain)))
-            if (n, lam, c) == headline:
+            for row, scores, likelihood, allowed in zip(candidates, member_scores, likelihoods, in_key, strict=True):
+                score = standardised(pessimistic_scores(scores[:, :n], lam)) + c * standardised(likelihood[:n])
+                if k and allowed[:n].any():
+                    score = np.where(allowed[:n], score, -np.inf)
+                chosen.append(row[int(np.argmax(score))])
+            rates[(n, lam, c, k)][member] = float(np.mean(listener.preferences(chosen, plain)))
+            key_shares[(n, lam, c, k)][member] = out_of_key_share(continued_bars(chosen, tunes), keys)
+            if (n, lam, c, k) == headline:
                 bars = continued_bars(chosen, tunes)
                 styles[member] = style_report(bars, real).style_overlap
                 out_of_key[member] = out_of_key_share(bars, keys)
@@ -286,14 +307,17 @@ def main(argv: list[str] | None = None) -> int:
               + "".join(f" {rates[setting][member]:.3f} |" for setting in others), flush=True)
     values = list(rates[headline].values())
     print(f"\n({time.perf_counter() - started:.0f} s)\n")
-    for n, lam, c in others:
-        other = list(rates[(n, lam, c)].values())
-        print(f"best-of-{n}, lambda {lam:g}, c {c:g} (KL {best_of_n_kl(n):.2f} nats): median {float(np.median(other)):.3f}, "
-              f"min {min(other):.3f}, {sum(v >= 0.80 for v in other)}/{len(other)} at 0.80 or more")
+    for n, lam, c, k in others:
+        other = list(rates[(n, lam, c, k)].values())
+        print(f"best-of-{n}, lambda {lam:g}, c {c:g}, keep key {k} (KL {best_of_n_kl(n):.2f} nats): median {float(np.median(other)):.3f}, "
+              f"min {min(other):.3f}, {sum(v >= 0.80 for v in other)}/{len(other)} at 0.80 or more, "
+              f"median out-of-key share {float(np.median(list(key_shares[(n, lam, c, k)].values()))):.3f}")
     print(f"members: {len(values)}")
     print(f"best_of: {headline[0]}")
     print(f"pessimism: {headline[1]:g}")
     print(f"likelihood_weight: {headline[2]:g}")
+    print(f"keep_key: {headline[3]}")
+    print(f"candidates_keeping_the_key: {float(np.mean([a.mean() for a in in_key])):.3f}")
     print(f"median_win_rate: {float(np.median(values)):.3f}")
     print(f"min_win_rate: {min(values):.3f}")
     print(f"members_at_0.80_or_more: {sum(v >= 0.80 for v in values)}/{len(values)}")
