@@ -86,6 +86,36 @@ def test_best_of_keeps_the_best_continuation_under_the_reward(tmp_path):
     assert kept_opening(melody, Melody.load(opening_file))
 
 
+def out_of_key_notes(melody, opening):
+    """Notes after the opening outside its key's scale and the pitch classes the opening used."""
+    allowed = set(opening.key.scale_pitch_classes()) | {p % 12 for p, _, _ in opening.notes()}
+    return sum(p % 12 not in allowed for p, onset, _ in melody.notes() if onset >= opening.num_steps / 4)
+
+
+def chromatic_reward(melodies):
+    """A listener who likes notes outside C major (a reward that pulls a continuation out of the key)."""
+    return np.array([sum(p % 12 in (1, 3, 6, 8, 10) for p, _, _ in m.notes()) for m in melodies], dtype=float)
+
+
+def test_under_a_reward_the_chosen_continuation_keeps_the_opening_s_key_unless_told(prior):
+    opening = Melody.from_abc("X:1\nM:4/4\nL:1/8\nK:C\nCDEF GABc | c2B2 A2G2 |]\n")
+    kept = continue_melody(prior, opening, ContinuationConfig(num_bars=4, num_continuations=6, best_of=32),
+                           np.random.default_rng(1), chromatic_reward)
+    free = continue_melody(prior, opening, ContinuationConfig(num_bars=4, num_continuations=6, best_of=32,
+                                                              keep_key=False),
+                           np.random.default_rng(1), chromatic_reward)
+    assert all(kept_opening(m, opening) for m in kept + free)
+    assert sum(out_of_key_notes(m, opening) for m in kept) == 0
+    assert sum(out_of_key_notes(m, opening) > 0 for m in free) >= 3  # the same candidates: the reward's pick leaves C
+
+
+def test_any_key_needs_best_of(tmp_path, capsys):
+    opening_file = write(tmp_path, "opening.abc", OPENING)
+    assert main(["continue", "--from", str(opening_file), "--out", str(tmp_path / "o"), "--any-key"]) != 0
+    assert "--any-key is used with --best-of M --reward RM" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_best_of_states_the_continuations_kl_to_the_prior_as_generate_does(tmp_path, capsys):
     opening_file = write(tmp_path, "opening.abc", OPENING)
     assert main(["continue", "--from", str(opening_file), "--bars", "3", "--n", "2", "--out", str(tmp_path / "o"),

@@ -2,7 +2,8 @@
 
 The opening (ABC, MIDI, MusicXML or melody JSON) is kept note for note, in its own metre,
 key and pick-up; the model runs through it and samples the rest, up to ``--bars`` full bars
-in all. ``--best-of M --reward RM`` keeps the best of M continuations of the opening each.
+in all. ``--best-of M --reward RM`` keeps the best of M continuations of the opening each (among
+those that keep to the opening's key, unless ``--any-key``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def cmd_continue(args: argparse.Namespace) -> None:
     config = ContinuationConfig(num_bars=args.bars, num_continuations=args.n, seed=args.seed,
                                 temperature=args.temperature, top_k=args.top_k, best_of=args.best_of or 1,
                                 reward_uncertainty=REWARD_UNCERTAINTY if args.reward_uncertainty is None
-                                else args.reward_uncertainty)
+                                else args.reward_uncertainty, keep_key=not args.any_key)
     if args.best_of is not None and not args.reward:
         raise RLComposerError("--best-of needs --reward (module:function or a reward-model directory) "
                               "to choose the best continuation")
@@ -66,6 +67,8 @@ def cmd_continue(args: argparse.Namespace) -> None:
         raise RLComposerError("--reward is used with --best-of M")
     if args.reward_uncertainty is not None and args.best_of is None:
         raise RLComposerError("--reward-uncertainty is used with --best-of M --reward RM")
+    if args.any_key and args.best_of is None:
+        raise RLComposerError("--any-key is used with --best-of M --reward RM (it widens the choice)")
     check_out_dir(args.out, args.overwrite, CONTINUATION_STEM)
     opening = read_opening(args.from_file)
     if args.model in ("corpus", "random"):
@@ -114,6 +117,7 @@ def cmd_continue(args: argparse.Namespace) -> None:
     if args.best_of:
         result["best_of"] = args.best_of
         result["reward_uncertainty"] = reward_uncertainty
+        result["keep_key"] = config.keep_key
     kl, kl_text = stated_kl(args, kl)
     if kl is not None:
         result["kl_to_prior_per_melody"] = kl
@@ -160,6 +164,9 @@ def register(commands: Commands) -> None:
                         help="with a reward model: score by its members' mean less K times their spread "
                              "(default 2: a continuation is not chosen for the model's guess alone where "
                              "the answers say little; 0: the mean)")
+    parser.add_argument("--any-key", action="store_true",
+                        help="with --best-of: choose among every candidate; by default only among those that "
+                             "bring in no note outside the opening's key that the opening did not use itself")
     parser.add_argument("--reward", default=None, metavar="RM",
                         help="reward for --best-of: a reward-model directory or module:function; "
                              + CALLABLE_SEARCH_NOTE)
