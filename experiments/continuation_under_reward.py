@@ -82,6 +82,7 @@ from rlcomposer.prior.continuation import (  # noqa: E402
     REWARD_UNCERTAINTY,
     ContinuationConfig,
     continue_melody,
+    keeps_key,
     shift_to_c,
 )
 from rlcomposer.prior.model import MelodyCondition, load_prior, prior_directory  # noqa: E402
@@ -141,15 +142,6 @@ def continued_log_likelihood(model, melodies: list[Melody], tune: Melody) -> np.
     with torch.no_grad():
         steps = model.log_likelihood(tokens, condition)
     return steps[:, opening_of(tune).num_steps:].sum(-1).double().numpy()
-
-
-def keeps_key(melodies: list[Melody], tune: Melody) -> np.ndarray:
-    """Which continuations add no pitch class outside the opening's key's scale that the opening did not use
-    itself (a minor tune's raised leading note stays allowed when its opening has one)."""
-    opening = opening_of(tune)
-    allowed = set(tune.key.scale_pitch_classes()) | {p % 12 for p, _, _ in opening.notes()}
-    bars = continued_bars(melodies, [tune] * len(melodies))
-    return np.array([all(p % 12 in allowed for p, _, _ in bar.notes()) for bar in bars])
 
 
 def standardised(values: np.ndarray) -> np.ndarray:
@@ -251,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = continuations(prior, tunes, max(sizes), args.seed + 2)
     plain = [row[0] for row in continuations(prior, tunes, 1, args.seed + 3)]
     likelihoods = [continued_log_likelihood(prior, row, tune) for row, tune in zip(candidates, tunes, strict=True)]
-    in_key = [keeps_key(row, tune) for row, tune in zip(candidates, tunes, strict=True)]
+    in_key = [np.array([keeps_key(m, opening_of(tune)) for m in row]) for row, tune in zip(candidates, tunes, strict=True)]
     print(f"selection: {args.selection}; "
           f"{len(train_pairs) if args.selection == 'random' else args.labels} label pairs ({share} of whole prior melodies), {len(tunes)} test openings, best-of-{max(sizes)} "
           f"(KL {best_of_n_kl(max(sizes)):.2f} nats); melodies drawn in {time.perf_counter() - started:.0f} s",
@@ -293,11 +285,11 @@ def main(argv: list[str] | None = None) -> int:
                     score = np.where(allowed[:n], score, -np.inf)
                 chosen.append(row[int(np.argmax(score))])
             rates[(n, lam, c, k)][member] = float(np.mean(listener.preferences(chosen, plain)))
-            key_shares[(n, lam, c, k)][member] = out_of_key_share(continued_bars(chosen, tunes), keys)
+            bars = continued_bars(chosen, tunes)
+            key_shares[(n, lam, c, k)][member] = out_of_key_share(bars, keys)
             if (n, lam, c, k) == headline:
-                bars = continued_bars(chosen, tunes)
                 styles[member] = style_report(bars, real).style_overlap
-                out_of_key[member] = out_of_key_share(bars, keys)
+                out_of_key[member] = key_shares[headline][member]
                 if member == members[0]:
                     shown = "\n".join(f"    {note_list(m)}" for m in chosen[:2])
                     print(f"(panel:{member}'s first two continuations, opening included:\n{shown})", flush=True)

@@ -78,6 +78,34 @@ def listener_scores(function, melodies: list[Melody]) -> np.ndarray:
     return np.array([function(m) for m in melodies], dtype=np.float64)
 
 
+def calibrated_listener(spec: str, pool: list[Melody], seed: int, index: int):
+    """The ``index``-th listener of a run as a :class:`SimulatedListener` (default noise) calibrated on
+    ``pool``, with its noiseless function."""
+    function, name = resolve_listener(spec)
+    listener = SimulatedListener(function, name, ListenerNoise(), rng=np.random.default_rng([seed, index]))
+    listener.calibrate(pool)
+    return listener, function
+
+
+def noisy_pairs(listener: SimulatedListener, function, pool: list[Melody], count: int, seed: int,
+                index: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``count`` random pairs ``(a, b)`` of pool indices (never a melody with itself) and the listener's
+    noisy answer to each."""
+    scores = listener_scores(function, pool)
+    pair_rng = np.random.default_rng([seed, index, 1])
+    a = pair_rng.integers(0, len(pool), count)
+    b = (a + pair_rng.integers(1, len(pool), count)) % len(pool)
+    return a, b, [listener.answer_from_scores(scores[i], scores[j]) for i, j in zip(a, b, strict=True)]
+
+
+def noiseless_truth(listener: SimulatedListener, function, test: list[Melody]) -> tuple[np.ndarray, np.ndarray]:
+    """The listener's noiseless score differences of the test pairs (melodies side by side) and which of
+    them lie outside its tie band."""
+    truth = listener_scores(function, test)
+    delta = truth[0::2] - truth[1::2]
+    return delta, np.abs(delta) >= listener.noise.tie_band * listener.spread
+
+
 def make_config(base: RewardModelConfig, overrides: list[str], prior: str, seed: int) -> RewardModelConfig:
     values = {**config_to_dict(base), **parse_overrides(overrides), "prior": prior, "seed": seed}
     return config_from_dict(RewardModelConfig, values, "--before/--after")
@@ -148,18 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     pooled = {"before": [], "after": [], "targets": [], "group": []}
     for g, spec in enumerate(listeners):
-        function, name = resolve_listener(spec)
-        listener = SimulatedListener(function, name, ListenerNoise(), rng=np.random.default_rng([args.seed, g]))
-        listener.calibrate(pool)
-        pool_scores = listener_scores(function, pool)
-        pair_rng = np.random.default_rng([args.seed, g, 1])
-        a = pair_rng.integers(0, len(pool), args.labels)
-        b = (a + pair_rng.integers(1, len(pool), args.labels)) % len(pool)
-        labels = [PairLabel(pool[i], pool[j], listener.answer_from_scores(pool_scores[i], pool_scores[j]),
-                            listener.rater_name) for i, j in zip(a, b, strict=True)]
-        truth = listener_scores(function, test)
-        delta = truth[0::2] - truth[1::2]
-        decided = np.abs(delta) >= listener.noise.tie_band * listener.spread
+        listener, function = calibrated_listener(spec, pool, args.seed, g)
+        name = listener.name
+        a, b, choices = noisy_pairs(listener, function, pool, args.labels, args.seed, g)
+        labels = [PairLabel(pool[i], pool[j], c, listener.rater_name) for i, j, c in zip(a, b, choices, strict=True)]
+        delta, decided = noiseless_truth(listener, function, test)
         row: dict = {"listener": name, "choices": {c: sum(x.choice == c for x in labels) for c in ("a", "b", "tie")}}
         predictions = {}
         for label, config in configs.items():

@@ -36,11 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reward_calibration import DEFAULT_LISTENERS, listener_scores, resolve_listener  # noqa: E402
+from reward_calibration import DEFAULT_LISTENERS, calibrated_listener, noiseless_truth, noisy_pairs  # noqa: E402
 
 from rlcomposer.preferences.choices import CHOICE_SCORE  # noqa: E402
 from rlcomposer.preferences.descriptors import describe, reference_statistics, standardise  # noqa: E402
-from rlcomposer.preferences.listeners import ListenerNoise, SimulatedListener  # noqa: E402
 from rlcomposer.preferences.reward_model import PairLabel, RewardModelConfig, train_reward_model  # noqa: E402
 from rlcomposer.prior.model import load_prior  # noqa: E402
 from rlcomposer.prior.registry import PriorModel  # noqa: E402
@@ -163,17 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| listener | " + " | ".join(LEARNERS) + " | chosen penalties (linear; quadratic; kernel lengthscale, penalty) |")
     print("|---|" + "---:|" * len(LEARNERS) + "---|")
     for g, spec in enumerate(s.strip() for s in args.listeners.split(",") if s.strip()):
-        function, name = resolve_listener(spec)
-        listener = SimulatedListener(function, name, ListenerNoise(), rng=np.random.default_rng([args.seed, g]))
-        listener.calibrate(pool)
-        scores = listener_scores(function, pool)
-        pair_rng = np.random.default_rng([args.seed, g, 1])
-        a = pair_rng.integers(0, len(pool), args.labels)
-        b = (a + pair_rng.integers(1, len(pool), args.labels)) % len(pool)
-        choices = [listener.answer_from_scores(scores[i], scores[j]) for i, j in zip(a, b, strict=True)]
-        truth = listener_scores(function, test)
-        delta = truth[0::2] - truth[1::2]
-        decided = np.abs(delta) >= listener.noise.tie_band * listener.spread
+        listener, function = calibrated_listener(spec, pool, args.seed, g)
+        name = listener.name
+        a, b, choices = noisy_pairs(listener, function, pool, args.labels, args.seed, g)
+        delta, decided = noiseless_truth(listener, function, test)
         labels = [PairLabel(pool[i], pool[j], c, listener.rater_name) for i, j, c in zip(a, b, choices, strict=True)]
         mlp = train_reward_model(labels, [], RewardModelConfig(seed=args.seed, cv_folds=2), prior, log=None)
         kept = np.array([c in CHOICE_SCORE for c in choices])
